@@ -1,0 +1,29 @@
+# snnc: `make demo` runs the main job, `make test` the whole suite. Both create .venv themselves.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.snnc-installed
+export PYTHONDONTWRITEBYTECODE :=
+export MPLBACKEND := Agg
+
+.PHONY: demo test bench venv clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@set -e; PY310=$$(tools/find_python310.sh); \
+	  [ -x $(PY) ] || $$PY310 -m venv $(VENV); \
+	  $(PY) -m pip install -q --upgrade pip; \
+	  $(PY) -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) examples/digits_conversion.py --out out/demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_sim.py
+
+clean:
+	rm -rf $(VENV) out build *.egg-info

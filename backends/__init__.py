@@ -1,0 +1,1 @@
+"""snnc.backends: executable targets for snnc graphs (reference, sim, lava)."""

@@ -1,0 +1,1 @@
+"""snnc.compiler: frontends, passes, pipeline, energy model, reports and the CLI."""

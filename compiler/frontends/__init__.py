@@ -1,0 +1,1 @@
+"""Frontends: turn models from other tools into NIR (or chip-level) graphs."""

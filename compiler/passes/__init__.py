@@ -1,0 +1,1 @@
+"""Compiler passes: small named graph-to-graph transformations run by the PassManager."""

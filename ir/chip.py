@@ -1,0 +1,381 @@
+"""Chip-level IR: what a Loihi-class core executes.
+
+A `ChipGraph` holds integer `InputPopulation`s (spike sources), `Population`s of CUBA neurons and
+`Projection`s (dense/sparse synapses with delays, or convolutions) between them. Every integer
+field is checked against its bit width (`snnc.ir.bits.SPECS`) when the object is built, so a value
+the chip cannot hold is an error here, never a silent clip later.
+
+Semantics are Lava 0.10.0's fixed-point models (see docs/loihi-fixed-point.md): a projection
+delivers what it accumulated at step t to its target at step t+1+delay; several projections into
+one population are summed. Neuron arrays are flattened in C order for dense/sparse projections;
+convolutions see their source and target as (C, H, W).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Iterator, Literal
+
+import numpy as np
+import scipy.sparse as sp
+
+from .bits import SPECS, sign_mode, truncate_weights
+from .errors import GraphError, ParameterError, ShapeError
+
+NeuronModel = Literal["lif", "lif_reset", "ternary"]
+OutputVar = Literal["s", "u", "v"]
+
+
+def _shape(shape, where: str) -> tuple[int, ...]:
+    try:
+        out = tuple(int(d) for d in (shape if np.ndim(shape) else [shape]))
+    except (TypeError, ValueError):
+        raise ShapeError("shape must be a tuple of positive integers", where=where, got=shape) from None
+    if not out or any(d <= 0 for d in out):
+        raise ShapeError("shape must be a tuple of positive integers", where=where, got=out)
+    return out
+
+
+def _per_neuron(name: str, value, shape: tuple[int, ...], where: str):
+    """Check a parameter that is either one value per layer or one per neuron."""
+    checked = SPECS[name].check(value, f"{where}.{name}")
+    if isinstance(checked, np.ndarray) and checked.shape != shape:
+        if checked.size == math.prod(shape):
+            checked = checked.reshape(shape)
+        else:
+            raise ShapeError(
+                f"per-neuron {name} does not match the population",
+                where=f"{where}.{name}",
+                expected=f"a scalar or shape {shape}",
+                got=checked.shape,
+            )
+    return checked
+
+
+@dataclass
+class InputPopulation:
+    """A spike source: the network's input port. Graded when `num_message_bits` > 0."""
+
+    name: str
+    shape: tuple[int, ...]
+    num_message_bits: int = 0
+
+    def __post_init__(self):
+        self.shape = _shape(self.shape, f"input {self.name!r}")
+        self.num_message_bits = SPECS["num_message_bits"].check(
+            self.num_message_bits, f"input {self.name!r}.num_message_bits"
+        )
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+
+@dataclass
+class Population:
+    """A layer of CUBA LIF compartments (Lava `LIF`, `LIFReset` or `TernaryLIF`).
+
+    `du`, `dv`, `vth`, `bias_mant`, `bias_exp` are scalars (one per layer, what real silicon
+    configurations want) or arrays of `shape` (per-neuron; costs compartment profiles).
+    For `ternary`, `vth_hi`/`vth_lo` replace `vth`. `meta` carries provenance (source NIR nodes,
+    float scale chosen by the quantizer) and is never read by a simulator.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    du: int | np.ndarray = 0
+    dv: int | np.ndarray = 0
+    vth: int | np.ndarray = 1
+    bias_mant: int | np.ndarray = 0
+    bias_exp: int | np.ndarray = 0
+    model: NeuronModel = "lif"
+    reset_interval: int = 1
+    reset_offset: int = 0
+    vth_hi: int = 0
+    vth_lo: int = 0
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        where = f"population {self.name!r}"
+        self.shape = _shape(self.shape, where)
+        for name in ("du", "dv", "vth", "bias_mant", "bias_exp"):
+            setattr(self, name, _per_neuron(name, getattr(self, name), self.shape, where))
+        if self.model not in ("lif", "lif_reset", "ternary"):
+            raise ParameterError(
+                "unknown neuron model", where=where, expected="lif, lif_reset or ternary", got=self.model
+            )
+        if self.model == "lif_reset":
+            self.reset_interval = SPECS["reset_interval"].check(self.reset_interval, f"{where}.reset_interval")
+            self.reset_offset = SPECS["reset_offset"].check(self.reset_offset, f"{where}.reset_offset")
+        if self.model == "ternary":
+            # Lava's TernaryLIF compares v against vth_hi << 6 and vth_lo << 6 (signed thresholds).
+            for name in ("vth_hi", "vth_lo"):
+                value = getattr(self, name)
+                if not isinstance(value, (int, np.integer)) or abs(int(value)) >= 2**17:
+                    raise ParameterError(
+                        f"{name} must be an integer of at most 17 bits plus sign",
+                        where=f"{where}.{name}",
+                        got=value,
+                    )
+            if self.vth_lo > self.vth_hi:
+                raise ParameterError(
+                    "vth_lo must not exceed vth_hi", where=where, got=(self.vth_lo, self.vth_hi)
+                )
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    def per_layer(self) -> bool:
+        """True when du, dv, vth are shared by the whole layer (one compartment profile)."""
+        return all(np.ndim(getattr(self, n)) == 0 for n in ("du", "dv", "vth"))
+
+
+@dataclass
+class ConvGeometry:
+    """A 2-D convolution from a (C, H, W) source onto a (C', H', W') target, torch conventions."""
+
+    in_shape: tuple[int, int, int]
+    out_shape: tuple[int, int, int]
+    kernel: tuple[int, int]
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+
+    def __post_init__(self):
+        self.in_shape = tuple(int(x) for x in self.in_shape)
+        self.out_shape = tuple(int(x) for x in self.out_shape)
+        self.kernel, self.stride, self.padding, self.dilation = (
+            tuple(int(x) for x in v) for v in (self.kernel, self.stride, self.padding, self.dilation)
+        )
+        self.groups = int(self.groups)
+
+    @staticmethod
+    def output_hw(in_hw, kernel, stride, padding, dilation) -> tuple[int, int]:
+        return tuple(
+            (in_hw[i] + 2 * padding[i] - dilation[i] * (kernel[i] - 1) - 1) // stride[i] + 1 for i in range(2)
+        )
+
+
+@dataclass
+class Projection:
+    """Synapses from `src` (input or population) onto population `dst`.
+
+    `kind` is 'dense' (weights [dst.size, src.size]), 'sparse' (a scipy CSR matrix of that shape)
+    or 'conv' (weights [C_out, C_in/groups, kh, kw] with `conv` geometry). Weights are the
+    integers handed to Lava (range -256..255); Dense/Sparse truncate them to `num_weight_bits`
+    for their sign mode exactly as Lava does (`effective_weights`). Lava's fixed-point Conv
+    applies neither `weight_exp` nor truncation, so a conv projection must have weight_exp 0 and
+    exact weights. `delay` (0..62) is a scalar or, for dense, one per synapse.
+    `num_message_bits` > 0 means the source sends graded spikes (the payload is multiplied).
+    """
+
+    name: str
+    src: str
+    dst: str
+    weights: np.ndarray | sp.csr_matrix
+    kind: Literal["dense", "sparse", "conv"] = "dense"
+    weight_exp: int = 0
+    num_weight_bits: int = 8
+    num_message_bits: int = 0
+    delay: int | np.ndarray = 0
+    conv: ConvGeometry | None = None
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        where = f"projection {self.name!r} ({self.src} -> {self.dst})"
+        if self.kind not in ("dense", "sparse", "conv"):
+            raise ParameterError("unknown projection kind", where=where, expected="dense, sparse or conv", got=self.kind)
+        for name in ("weight_exp", "num_weight_bits", "num_message_bits"):
+            setattr(self, name, SPECS[name].check(getattr(self, name), f"{where}.{name}"))
+        if self.kind == "sparse":
+            if not sp.issparse(self.weights):
+                self.weights = sp.csr_matrix(np.asarray(self.weights))
+            self.weights = sp.csr_matrix(self.weights)
+            self.weights.data = np.asarray(SPECS["weight"].check(self.weights.data, f"{where}.weights")).reshape(-1)
+            self.weights.data = self.weights.data.astype(np.int64)
+        else:
+            if sp.issparse(self.weights):
+                self.weights = self.weights.toarray()
+            self.weights = np.asarray(SPECS["weight"].check(self.weights, f"{where}.weights"))
+        want_ndim = 4 if self.kind == "conv" else 2
+        if self.weights.ndim != want_ndim:
+            raise ShapeError(
+                f"{self.kind} weights must have {want_ndim} dimensions", where=where, got=self.weights.shape
+            )
+        self.delay = SPECS["delay"].check(self.delay, f"{where}.delay")
+        if np.ndim(self.delay) and (self.kind != "dense" or self.delay.shape != self.weights.shape):
+            raise ShapeError(
+                "per-synapse delays must be a dense array shaped like the weights",
+                where=f"{where}.delay",
+                expected=self.weights.shape,
+                got=np.shape(self.delay),
+            )
+        if self.kind == "conv":
+            if self.conv is None:
+                raise ParameterError("conv projection without geometry", where=where)
+            if self.weight_exp != 0 or np.any(self.delay):
+                raise ParameterError(
+                    "Lava's fixed-point Conv applies no weight_exp and no delay",
+                    where=where,
+                    expected="weight_exp=0, delay=0",
+                    got=(self.weight_exp, self.delay),
+                    hint="fold the exponent into the weights and the target's threshold, or use a dense projection",
+                )
+            if not np.array_equal(truncate_weights(self.weights, self.num_weight_bits), self.weights):
+                raise ParameterError(
+                    f"conv weights are not exact at num_weight_bits={self.num_weight_bits}",
+                    where=where,
+                    hint="Lava's Conv does not truncate; quantize the kernel to the representable grid",
+                )
+            c_out = self.conv.out_shape[0]
+            c_in = self.conv.in_shape[0]
+            expect = (c_out, c_in // self.conv.groups, *self.conv.kernel)
+            if self.weights.shape != expect or c_in % self.conv.groups or c_out % self.conv.groups:
+                raise ShapeError("conv kernel does not match its geometry", where=where, expected=expect, got=self.weights.shape)
+
+    @property
+    def sign_mode(self) -> str:
+        return sign_mode(self.weights)
+
+    @property
+    def num_synapses(self) -> int:
+        """Stored synapses: nonzero weights (dense, sparse) or kernel entries (conv, shared)."""
+        if self.kind == "sparse":
+            return int(self.weights.nnz)
+        if self.kind == "conv":
+            return int(self.weights.size)
+        return int(np.count_nonzero(self.weights))
+
+    @property
+    def max_delay(self) -> int:
+        return int(np.max(self.delay)) if np.ndim(self.delay) else int(self.delay)
+
+    def effective_weights(self):
+        """Weights as the chip applies them (Lava's clip + truncation for dense/sparse)."""
+        if self.kind == "conv":
+            return self.weights
+        if self.kind == "sparse":
+            out = self.weights.copy()
+            out.data = truncate_weights(out.data, self.num_weight_bits, self.sign_mode)
+            return out
+        return truncate_weights(self.weights, self.num_weight_bits)
+
+
+@dataclass
+class OutputPort:
+    """A network output: a population's spikes ('s'), current ('u') or voltage ('v')."""
+
+    population: str
+    var: OutputVar = "s"
+
+
+@dataclass
+class ChipGraph:
+    """A whole chip-level network. `meta` holds dt, the target, and `time_shift`: how many steps
+    the chip's outputs lag the float reference (set by the timing pass)."""
+
+    inputs: dict[str, InputPopulation] = field(default_factory=dict)
+    populations: dict[str, Population] = field(default_factory=dict)
+    projections: dict[str, Projection] = field(default_factory=dict)
+    outputs: dict[str, OutputPort] = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+
+    # -- building ---------------------------------------------------------------------------------
+    def add(self, item):
+        """Add an input, population or projection; names are unique across the graph."""
+        table = {
+            InputPopulation: self.inputs,
+            Population: self.populations,
+            Projection: self.projections,
+        }.get(type(item))
+        if table is None:
+            raise TypeError(f"cannot add {type(item).__name__} to a ChipGraph")
+        if item.name in self.inputs or item.name in self.populations or item.name in self.projections:
+            raise GraphError("duplicate name", where=f"chip graph: {item.name!r}", hint="names must be unique")
+        table[item.name] = item
+        return item
+
+    # -- queries ----------------------------------------------------------------------------------
+    def source(self, name: str) -> InputPopulation | Population:
+        if name in self.inputs:
+            return self.inputs[name]
+        if name in self.populations:
+            return self.populations[name]
+        raise GraphError("unknown source", where=f"chip graph: {name!r}", expected=sorted([*self.inputs, *self.populations]))
+
+    def incoming(self, population: str) -> list[Projection]:
+        return [p for p in self.projections.values() if p.dst == population]
+
+    def outgoing(self, source: str) -> list[Projection]:
+        return [p for p in self.projections.values() if p.src == source]
+
+    def iter_nodes(self) -> Iterator[InputPopulation | Population]:
+        yield from self.inputs.values()
+        yield from self.populations.values()
+
+    @property
+    def num_neurons(self) -> int:
+        return sum(p.size for p in self.populations.values())
+
+    @property
+    def num_synapses(self) -> int:
+        return sum(p.num_synapses for p in self.projections.values())
+
+    def population_order(self) -> list[list[str]]:
+        """Populations grouped into strongly connected components, in topological order.
+
+        A component of more than one population, or one with a self-projection, is recurrent and
+        must be stepped one time step at a time; the others can be evaluated layer by layer.
+        """
+        import networkx as nx
+
+        g = nx.DiGraph()
+        g.add_nodes_from(self.populations)
+        for p in self.projections.values():
+            if p.src in self.populations:
+                g.add_edge(p.src, p.dst)
+        cond = nx.condensation(g)
+        order = list(nx.topological_sort(cond))
+        # Keep insertion order inside a component for determinism.
+        rank = {name: i for i, name in enumerate(self.populations)}
+        return [sorted(cond.nodes[c]["members"], key=rank.__getitem__) for c in order]
+
+    def is_recurrent(self, component: list[str]) -> bool:
+        members = set(component)
+        return len(component) > 1 or any(
+            p.src in members and p.dst in members for p in self.projections.values()
+        )
+
+    # -- checks -----------------------------------------------------------------------------------
+    def validate(self) -> "ChipGraph":
+        """Check that every projection connects existing nodes with matching sizes."""
+        for p in self.projections.values():
+            where = f"projection {p.name!r} ({p.src} -> {p.dst})"
+            src = self.source(p.src)
+            if p.dst not in self.populations:
+                raise GraphError("projection target is not a population", where=where, expected=sorted(self.populations), got=p.dst)
+            dst = self.populations[p.dst]
+            if p.kind == "conv":
+                if tuple(src.shape) != p.conv.in_shape or tuple(dst.shape) != p.conv.out_shape:
+                    raise ShapeError(
+                        "conv geometry does not match its source/target shapes",
+                        where=where,
+                        expected=(p.conv.in_shape, p.conv.out_shape),
+                        got=(src.shape, dst.shape),
+                    )
+            elif p.weights.shape != (dst.size, src.size):
+                raise ShapeError("weight matrix does not match source/target sizes", where=where, expected=(dst.size, src.size), got=p.weights.shape)
+            if p.num_message_bits == 0 and isinstance(src, InputPopulation) and src.num_message_bits:
+                raise ParameterError(
+                    "graded input feeds a binary projection",
+                    where=where,
+                    hint="set num_message_bits on the projection to the input's payload bits",
+                )
+        for name, port in self.outputs.items():
+            if port.population not in self.populations:
+                raise GraphError("output names an unknown population", where=f"output {name!r}", expected=sorted(self.populations), got=port.population)
+            if port.var not in ("s", "u", "v"):
+                raise GraphError("output variable must be s, u or v", where=f"output {name!r}", got=port.var)
+        return self
