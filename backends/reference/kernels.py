@@ -1,0 +1,395 @@
+"""One step of every NIR node type, vectorized over `[batch, *shape]` numpy arrays (float64).
+
+`make_kernel` turns a node into a `Kernel` once, at build time: parameters are converted to
+float64 and checked to broadcast against the node's shape (they are never broadcast in the graph
+itself), Euler coefficients such as `dt / tau` are precomputed, convolutions get their weights as
+torch tensors. The semantics (evaluation order, reset, dt) are documented in `backend.py`.
+Kernels never modify their input arrays and return a fresh output array every step.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import nir
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from snnc.ir import shapes as S
+from snnc.ir.errors import ParameterError, ShapeError, UnsupportedNodeError
+
+# A delay whose length in steps is further than this from an integer is an error, not rounded:
+# rounding 1.5 steps silently would simulate a different network.
+DELAY_TOLERANCE_STEPS = 1e-3
+
+
+class Kernel:
+    """A node compiled for the reference simulator.
+
+    `step(x, state)` consumes the summed input of this step and returns the output;
+    `rest(x)` is the output at the virtual step -1 (network at rest, see backend docstring).
+    `state_vars` names the probe-able state variables ("v", "i") kept in the `state` dict.
+    """
+
+    state_vars: tuple[str, ...] = ()
+    spiking: bool = False
+
+    def init(self, batch: int) -> dict[str, np.ndarray]:
+        return {}
+
+    def step(self, x: np.ndarray, state: dict[str, np.ndarray]) -> np.ndarray:
+        raise NotImplementedError
+
+    def rest(self, x: np.ndarray) -> np.ndarray:
+        return self.step(x, self.init(x.shape[0]))
+
+
+def _param(node: Any, field: str, shape: tuple[int, ...], where: str) -> np.ndarray:
+    """A parameter as float64, kept scalar or per-neuron; must broadcast to the node's shape."""
+    value = getattr(node, field)
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.ndim and arr.size == 1:
+        arr = arr.reshape(())
+    if arr.ndim:
+        try:
+            ok = np.broadcast_shapes(arr.shape, shape) == tuple(shape)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ShapeError(
+                f"parameter {field} does not fit the node's shape",
+                where=f"{where}.{field}",
+                expected=f"a scalar or shape {tuple(shape)}",
+                got=arr.shape,
+                hint="give one value per neuron or a single value for all",
+            )
+    return arr
+
+
+def _decay(dt: float, tau: np.ndarray, field: str, where: str) -> np.ndarray:
+    """dt / tau, the forward-Euler step of a leak; above 1 Euler overshoots the fixed point."""
+    a = dt / tau
+    if np.any(a > 1.0):
+        raise ParameterError(
+            f"time step dt is longer than the time constant {field}; forward Euler would overshoot",
+            where=f"{where}.{field}",
+            expected=f"{field} >= dt = {dt:g} s",
+            got=float(np.min(tau)),
+            hint="build with a smaller dt, or check the time constants are in seconds",
+        )
+    return a
+
+
+# -- neurons ------------------------------------------------------------------------------------
+class _Neuron(Kernel):
+    """Common state handling: v starts at `v0` (v_leak, or 0 without leak), i at 0."""
+
+    def __init__(self, shape: tuple[int, ...], v0: np.ndarray | float = 0.0, current: bool = False):
+        self.shape = tuple(shape)
+        self.v0 = np.broadcast_to(np.asarray(v0, dtype=np.float64), self.shape)
+        self.current = current
+        self.state_vars = ("v", "i") if current else ("v",)
+
+    def init(self, batch: int) -> dict[str, np.ndarray]:
+        state = {"v": np.broadcast_to(self.v0, (batch, *self.shape)).copy()}
+        if self.current:
+            state["i"] = np.zeros((batch, *self.shape))
+        return state
+
+    def rest(self, x: np.ndarray) -> np.ndarray:
+        # Spiking neurons emit nothing at rest; integrators emit their resting voltage.
+        if self.spiking:
+            return np.zeros((x.shape[0], *self.shape))
+        return np.broadcast_to(self.v0, (x.shape[0], *self.shape)).copy()
+
+
+class LIFKernel(_Neuron):
+    """v += dt/tau (v_leak - v + r x); z = v > v_th; v = v_reset where z."""
+
+    spiking = True
+
+    def __init__(self, node: nir.LIF, shape, dt, where):
+        p = lambda f: _param(node, f, shape, where)  # noqa: E731
+        self.a = _decay(dt, p("tau"), "tau", where)
+        self.r, self.v_leak, self.v_th, self.v_reset = p("r"), p("v_leak"), p("v_threshold"), p("v_reset")
+        super().__init__(shape, self.v_leak)
+
+    def step(self, x, state):
+        v = state["v"]
+        v = v + self.a * (self.v_leak - v + self.r * x)
+        z = v > self.v_th
+        state["v"] = np.where(z, self.v_reset, v)
+        return z.astype(np.float64)
+
+
+class CubaLIFKernel(_Neuron):
+    """i += dt/tau_syn (w_in x - i); v += dt/tau_mem (v_leak - v + r i_new); z; reset v."""
+
+    spiking = True
+
+    def __init__(self, node: nir.CubaLIF, shape, dt, where):
+        p = lambda f: _param(node, f, shape, where)  # noqa: E731
+        self.a_syn = _decay(dt, p("tau_syn"), "tau_syn", where)
+        self.a_mem = _decay(dt, p("tau_mem"), "tau_mem", where)
+        self.r, self.v_leak, self.w_in = p("r"), p("v_leak"), p("w_in")
+        self.v_th, self.v_reset = p("v_threshold"), p("v_reset")
+        super().__init__(shape, self.v_leak, current=True)
+
+    def step(self, x, state):
+        i = state["i"]
+        i = i + self.a_syn * (self.w_in * x - i)
+        v = state["v"]
+        v = v + self.a_mem * (self.v_leak - v + self.r * i)
+        z = v > self.v_th
+        state["i"] = i
+        state["v"] = np.where(z, self.v_reset, v)
+        return z.astype(np.float64)
+
+
+class IFKernel(_Neuron):
+    """v += r x (per step, no dt); z = v > v_th; v = v_reset where z."""
+
+    spiking = True
+
+    def __init__(self, node: nir.IF, shape, dt, where):
+        p = lambda f: _param(node, f, shape, where)  # noqa: E731
+        self.r, self.v_th, self.v_reset = p("r"), p("v_threshold"), p("v_reset")
+        super().__init__(shape, 0.0)
+
+    def step(self, x, state):
+        v = state["v"] + self.r * x
+        z = v > self.v_th
+        state["v"] = np.where(z, self.v_reset, v)
+        return z.astype(np.float64)
+
+
+class LIKernel(_Neuron):
+    """v += dt/tau (v_leak - v + r x); output v."""
+
+    def __init__(self, node: nir.LI, shape, dt, where):
+        p = lambda f: _param(node, f, shape, where)  # noqa: E731
+        self.a = _decay(dt, p("tau"), "tau", where)
+        self.r, self.v_leak = p("r"), p("v_leak")
+        super().__init__(shape, self.v_leak)
+
+    def step(self, x, state):
+        v = state["v"]
+        v = v + self.a * (self.v_leak - v + self.r * x)
+        state["v"] = v
+        return v.copy()
+
+
+class IKernel(_Neuron):
+    """v += r x (per step, no dt); output v. Probe "i" is the input x of the step."""
+
+    def __init__(self, node: nir.I, shape, dt, where):
+        self.r = _param(node, "r", shape, where)
+        super().__init__(shape, 0.0, current=True)
+
+    def step(self, x, state):
+        v = state["v"] + self.r * x
+        state["v"] = v
+        state["i"] = np.broadcast_to(x, v.shape).astype(np.float64, copy=True)
+        return v.copy()
+
+
+class CubaLIKernel(_Neuron):
+    """i += dt/tau_syn (w_in x - i); v += dt/tau_mem (v_leak - v + r i_new); output v."""
+
+    def __init__(self, node: nir.CubaLI, shape, dt, where):
+        p = lambda f: _param(node, f, shape, where)  # noqa: E731
+        self.a_syn = _decay(dt, p("tau_syn"), "tau_syn", where)
+        self.a_mem = _decay(dt, p("tau_mem"), "tau_mem", where)
+        self.r, self.v_leak, self.w_in = p("r"), p("v_leak"), p("w_in")
+        super().__init__(shape, self.v_leak, current=True)
+
+    def step(self, x, state):
+        i = state["i"]
+        i = i + self.a_syn * (self.w_in * x - i)
+        v = state["v"]
+        v = v + self.a_mem * (self.v_leak - v + self.r * i)
+        state["i"], state["v"] = i, v
+        return v.copy()
+
+
+# -- stateless nodes ----------------------------------------------------------------------------
+class AffineKernel(Kernel):
+    """y = x W^T (+ b), over the last dimension."""
+
+    def __init__(self, node, shape, dt, where):
+        self.wt = np.asarray(node.weight, dtype=np.float64).T.copy()
+        bias = getattr(node, "bias", None)
+        self.bias = None if bias is None or isinstance(node, nir.Linear) else np.asarray(bias, dtype=np.float64)
+
+    def step(self, x, state):
+        y = x @ self.wt
+        if self.bias is not None:
+            y += self.bias
+        return y
+
+
+class ScaleKernel(Kernel):
+    def __init__(self, node, shape, dt, where):
+        self.scale = _param(node, "scale", shape, where)
+
+    def step(self, x, state):
+        return x * self.scale
+
+
+class ThresholdKernel(Kernel):
+    """z = x > threshold (Heaviside, strict as in NIR's definition)."""
+
+    def __init__(self, node, shape, dt, where):
+        self.threshold = _param(node, "threshold", shape, where)
+
+    def step(self, x, state):
+        return (x > self.threshold).astype(np.float64)
+
+
+class IdentityKernel(Kernel):
+    """Output nodes: the summed input, unchanged."""
+
+    def __init__(self, *args):
+        pass
+
+    def step(self, x, state):
+        return x
+
+
+class FlattenKernel(Kernel):
+    def __init__(self, node, shape, dt, where, out_shape=None):
+        self.out_shape = tuple(out_shape)
+
+    def step(self, x, state):
+        return x.reshape(x.shape[0], *self.out_shape)
+
+
+def _ints(value, n: int, name: str, where: str) -> tuple[int, ...]:
+    if n == 2:
+        return S.pair(value, name, where)
+    return (int(np.ravel(value)[0]),)
+
+
+class ConvKernel(Kernel):
+    """Conv1d/Conv2d through torch in float64; 'same'/'valid' resolved by `ir.shapes`."""
+
+    def __init__(self, node, shape, dt, where):
+        dims = 1 if isinstance(node, nir.Conv1d) else 2
+        self.fn = F.conv1d if dims == 1 else F.conv2d
+        self.weight = torch.from_numpy(np.asarray(node.weight, dtype=np.float64).copy())
+        bias = np.asarray(node.bias, dtype=np.float64)
+        out_ch = self.weight.shape[0]
+        self.bias = torch.from_numpy(np.broadcast_to(bias, (out_ch,)).copy())
+        self.stride = _ints(node.stride, dims, "stride", where)
+        self.dilation = _ints(node.dilation, dims, "dilation", where)
+        self.padding = tuple(S.conv_padding(node, tuple(shape[1:]), where))
+        self.groups = int(np.ravel(node.groups)[0])
+
+    def step(self, x, state):
+        t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
+        y = self.fn(t, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        return y.numpy()
+
+
+class PoolKernel(Kernel):
+    """SumPool2d / AvgPool2d; zero padding, counted in the average (torch's default)."""
+
+    def __init__(self, node, shape, dt, where):
+        self.kernel = S.pair(node.kernel_size, "kernel_size", where)
+        self.stride = S.pair(node.stride, "stride", where)
+        self.padding = S.pair(node.padding, "padding", where)
+        if any(2 * p > k for p, k in zip(self.padding, self.kernel)):
+            raise ShapeError(
+                "pooling padding must be at most half the kernel",
+                where=f"{where}.padding",
+                expected=f"<= {tuple(k // 2 for k in self.kernel)}",
+                got=self.padding,
+            )
+        self.divisor = 1 if isinstance(node, nir.SumPool2d) else None
+
+    def step(self, x, state):
+        t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
+        y = F.avg_pool2d(t, self.kernel, self.stride, self.padding, count_include_pad=True, divisor_override=self.divisor)
+        return y.numpy()
+
+
+class DelayKernel(Kernel):
+    """y[t] = x[t - d], d = round(delay / dt) steps (scalar or per neuron); zero before t = d."""
+
+    def __init__(self, node, shape, dt, where):
+        delay = _param(node, "delay", shape, where)
+        steps_f = delay / dt
+        steps = np.rint(steps_f)
+        off = np.abs(steps_f - steps)
+        if np.any(off > DELAY_TOLERANCE_STEPS):
+            bad = float(np.broadcast_to(delay, off.shape).ravel()[int(np.argmax(off))])
+            raise ParameterError(
+                "delay is not a whole number of time steps",
+                where=f"{where}.delay",
+                expected=f"a multiple of dt = {dt:g} s",
+                got=bad,
+                hint="build with a dt that divides every delay",
+            )
+        self.shape = tuple(shape)
+        self.steps = steps.astype(np.int64)
+        self.length = int(self.steps.max()) + 1 if self.steps.size else 1
+        self.per_neuron = self.steps.ndim > 0
+        if self.per_neuron:
+            flat = np.broadcast_to(self.steps, self.shape).ravel()
+            self.flat_steps = flat
+            self.flat_index = np.arange(flat.size)
+
+    def init(self, batch):
+        return {"buffer": np.zeros((self.length, batch, *self.shape)), "t": np.zeros((), np.int64)}
+
+    def step(self, x, state):
+        buf, t = state["buffer"], int(state["t"])
+        buf[t % self.length] = x
+        state["t"] = np.asarray(t + 1)
+        if not self.per_neuron:
+            return buf[(t - int(self.steps)) % self.length].copy()
+        batch = buf.shape[1]
+        flat = buf.reshape(self.length, batch, -1)
+        out = flat[(t - self.flat_steps) % self.length, :, self.flat_index]  # [n, batch]
+        return np.ascontiguousarray(out.T).reshape(batch, *self.shape)
+
+    def rest(self, x):
+        return np.zeros((x.shape[0], *self.shape))
+
+
+_KERNELS = {
+    nir.LIF: LIFKernel,
+    nir.CubaLIF: CubaLIFKernel,
+    nir.IF: IFKernel,
+    nir.LI: LIKernel,
+    nir.I: IKernel,
+    nir.CubaLI: CubaLIKernel,
+    nir.Affine: AffineKernel,
+    nir.Linear: AffineKernel,
+    nir.Scale: ScaleKernel,
+    nir.Threshold: ThresholdKernel,
+    nir.Conv1d: ConvKernel,
+    nir.Conv2d: ConvKernel,
+    nir.SumPool2d: PoolKernel,
+    nir.AvgPool2d: PoolKernel,
+    nir.Flatten: FlattenKernel,
+    nir.Delay: DelayKernel,
+    nir.Output: IdentityKernel,
+}
+
+SUPPORTED = tuple(_KERNELS) + (nir.Input,)
+
+
+def make_kernel(node: nir.NIRNode, in_shape, out_shape, dt: float, where: str) -> Kernel:
+    """Compile one node; `in_shape` is its input shape without batch."""
+    cls = _KERNELS.get(type(node))
+    if cls is None:
+        raise UnsupportedNodeError(
+            f"the reference backend cannot run {type(node).__name__} nodes",
+            where=where,
+            expected=", ".join(sorted(t.__name__ for t in SUPPORTED)),
+            hint="flatten nested graphs with snnc.ir.Graph.from_nir",
+        )
+    if cls is FlattenKernel:
+        return FlattenKernel(node, in_shape, dt, where, out_shape=out_shape)
+    return cls(node, tuple(in_shape), dt, where)
