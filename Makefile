@@ -20,6 +20,7 @@ demo: $(STAMP)
 	$(PY) examples/digits_conversion.py --out out/demo
 
 test: $(STAMP)
+	@bash tools/install_chromium.sh >/dev/null
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
