@@ -1,0 +1,428 @@
+"""Bit budget vs. fidelity: compile one model at several weight widths and compare with float.
+
+This is the trade-off Shen et al. argue about (G. Shen, D. Zhao, T. Li, J. Li, Y. Zeng, "Are
+Conventional SNNs Really Efficient? A Perspective from Network Quantization", CVPR 2024,
+arXiv:2311.10802, which introduces the "Bit Budget"): bits spent on weights, state and spikes
+against what the network still computes. For each width the model is compiled with
+`snnc.compiler.pipeline.compile(model, weight_bits=N, **compile_opts)`, run on the bit-exact `sim`
+backend, and compared with the float `reference` backend on the same inputs.
+
+Fidelity (per output port and per hidden population whose name is also a spiking node of the
+float graph), on the chip's outputs shifted back by `time_shift` (`RunResult.aligned`) and a hidden
+population's spikes shifted back by its own `meta["latency"]` (set by the timing pass: chip step
+t + latency computes float step t; `time_shift` when absent). The chip runs `steps + time_shift`
+steps so that all `steps` aligned steps are compared (so its bit budget counts the spikes of those
+`steps + time_shift` steps, what the chip needs for the same answer):
+  agreement        Dice coefficient of the spike sets, exact timing:
+                   2 x |chip AND ref| / (|chip| + |ref|) over (sample, step, neuron); 1 if both
+                   are silent. 1 means identical spikes; a spike one step late costs two.
+  count_agreement  1 - sum |n_chip - n_ref| / sum (n_chip + n_ref) over (sample, neuron) spike
+                   counts; 1 if both silent. Insensitive to timing.
+  mismatches       entries (sample, step, neuron) where the two differ.
+Accuracy (with labels): argmax over output neurons of the spike count of each sample (ties and
+silence pick the lowest index, as numpy's argmax) compared with the label.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from snnc.ir.bits import SPECS
+from snnc.ir.errors import ModelFileError, ParameterError, ShapeError, SnncError
+
+from .budget import BitBudget, bit_budget
+
+DEFAULT_WEIGHT_BITS = (2, 4, 6, 8)
+
+
+# -- metrics ---------------------------------------------------------------------------------------
+@dataclass
+class SpikeFidelity:
+    """How closely one chip spike train [batch, T, ...] follows the float one (module docstring)."""
+
+    name: str
+    agreement: float
+    count_agreement: float
+    mismatches: int
+    chip_spikes: int
+    reference_spikes: int
+
+
+def spike_fidelity(name: str, chip: np.ndarray, reference: np.ndarray) -> SpikeFidelity:
+    """Compare two aligned spike arrays of the same shape (nonzero = spike)."""
+    chip, reference = np.asarray(chip) != 0, np.asarray(reference) != 0
+    if chip.shape != reference.shape:
+        raise ShapeError(
+            "chip and reference spike arrays differ in shape",
+            where=f"fidelity of {name!r}",
+            expected=reference.shape,
+            got=chip.shape,
+            hint="the chip population must have the float node's shape",
+        )
+    n_chip, n_ref = int(chip.sum()), int(reference.sum())
+    both = int(np.logical_and(chip, reference).sum())
+    agreement = 1.0 if n_chip + n_ref == 0 else 2.0 * both / (n_chip + n_ref)
+    counts_chip = chip.reshape(chip.shape[0], chip.shape[1], -1).sum(axis=1)
+    counts_ref = reference.reshape(reference.shape[0], reference.shape[1], -1).sum(axis=1)
+    total = int(counts_chip.sum() + counts_ref.sum())
+    count_agreement = 1.0 if total == 0 else 1.0 - int(np.abs(counts_chip - counts_ref).sum()) / total
+    return SpikeFidelity(
+        name=name,
+        agreement=agreement,
+        count_agreement=count_agreement,
+        mismatches=int(np.count_nonzero(chip != reference)),
+        chip_spikes=n_chip,
+        reference_spikes=n_ref,
+    )
+
+
+def predictions(spikes: np.ndarray) -> np.ndarray:
+    """Class per sample: argmax of the output spike counts over time ([batch, T, classes])."""
+    spikes = np.asarray(spikes)
+    return spikes.reshape(spikes.shape[0], spikes.shape[1], -1).sum(axis=1).argmax(axis=1)
+
+
+def accuracy(spikes: np.ndarray, labels: np.ndarray) -> float:
+    return float(np.mean(predictions(spikes) == np.asarray(labels).reshape(-1)))
+
+
+# -- result ----------------------------------------------------------------------------------------
+@dataclass
+class SweepRow:
+    """One weight width: its bit budget and how well the chip follows the float model."""
+
+    weight_bits: int
+    budget: BitBudget | None = None
+    outputs: dict[str, SpikeFidelity] = field(default_factory=dict)
+    hidden: dict[str, SpikeFidelity] = field(default_factory=dict)
+    accuracy: float | None = None
+    time_shift: int = 0
+    error: str | None = None  # a compile/run error at this width (an snnc error), else None
+
+    @property
+    def fidelity(self) -> float | None:
+        """Output agreement (Dice, exact timing), pooled over all output ports."""
+        if not self.outputs:
+            return None
+        chip = sum(f.chip_spikes for f in self.outputs.values())
+        ref = sum(f.reference_spikes for f in self.outputs.values())
+        if chip + ref == 0:
+            return 1.0
+        both = sum(f.agreement * (f.chip_spikes + f.reference_spikes) / 2 for f in self.outputs.values())
+        return 2 * both / (chip + ref)
+
+    def to_dict(self) -> dict:
+        from dataclasses import asdict
+
+        return {
+            "weight_bits": self.weight_bits,
+            "error": self.error,
+            "time_shift": self.time_shift,
+            "fidelity": self.fidelity,
+            "accuracy": self.accuracy,
+            "outputs": {k: asdict(v) for k, v in self.outputs.items()},
+            "hidden": {k: asdict(v) for k, v in self.hidden.items()},
+            "budget": None if self.budget is None else self.budget.to_dict(),
+        }
+
+
+@dataclass
+class SweepResult:
+    """The rows of a sweep, in the order of the requested widths."""
+
+    rows: list[SweepRow]
+    steps: int
+    batch: int
+    reference_accuracy: float | None = None
+
+    def row(self, weight_bits: int) -> SweepRow:
+        for r in self.rows:
+            if r.weight_bits == weight_bits:
+                return r
+        raise KeyError(weight_bits)
+
+    def to_dict(self) -> dict:
+        return {
+            "steps": self.steps,
+            "batch": self.batch,
+            "reference_accuracy": self.reference_accuracy,
+            "rows": [r.to_dict() for r in self.rows],
+        }
+
+    def render(self):
+        """A rich Table: one row per width, budget columns then fidelity columns."""
+        from rich.table import Table
+
+        hidden = sorted({name for r in self.rows for name in r.hidden})
+        title = f"Bit budget vs. fidelity ({self.steps} steps, batch {self.batch})"
+        caption = "agreement: Dice of spike sets vs. the float reference (1 = identical); bits per whole network"
+        if self.reference_accuracy is not None:
+            caption += f"; float reference accuracy {self.reference_accuracy:.3f}"
+        table = Table(title=title, caption=caption, caption_justify="left")
+        cols = ["weight bits", "weight memory", "state bits", "spike bits/sample", "min margin", "output agreement"]
+        cols += [f"{name} agreement" for name in hidden]
+        if any(r.accuracy is not None for r in self.rows):
+            cols.append("accuracy")
+        for col in cols:
+            table.add_column(col, justify="right")
+        for r in self.rows:
+            if r.error is not None:
+                table.add_row(str(r.weight_bits), f"[red]{r.error}[/]", *[""] * (len(cols) - 2))
+                continue
+            b = r.budget
+            cells = [
+                str(r.weight_bits),
+                f"{b.weight_memory_bits:,}",
+                f"{b.state_bits:,}",
+                _fmt(b.spike_bits_per_sample, "{:,.0f}"),
+                f"{b.min_margin_bits} b",
+                _fmt(r.fidelity, "{:.3f}"),
+            ]
+            cells += [_fmt(r.hidden[n].agreement if n in r.hidden else None, "{:.3f}") for n in hidden]
+            if "accuracy" in cols:
+                cells.append(_fmt(r.accuracy, "{:.3f}"))
+            table.add_row(*cells)
+        return table
+
+
+def _fmt(value, spec: str) -> str:
+    return "-" if value is None else spec.format(value)
+
+
+# -- the sweep -------------------------------------------------------------------------------------
+def _check_widths(weight_bits: Sequence[int]) -> list[int]:
+    spec = SPECS["num_weight_bits"]
+    widths = []
+    for w in weight_bits:
+        try:
+            value = int(w)
+        except (TypeError, ValueError):
+            value = None
+        if value is None or value != w or not spec.lo <= value <= spec.hi:
+            raise ParameterError(
+                "weight width out of range",
+                where="budget sweep: weight_bits",
+                expected=f"integers {spec.lo}..{spec.hi}",
+                got=w,
+                hint="e.g. --weight-bits 2,4,6,8",
+            )
+        widths.append(value)
+    if not widths:
+        raise ParameterError("no weight widths to sweep", where="budget sweep: weight_bits", hint="e.g. --weight-bits 2,4,6,8")
+    return widths
+
+
+def _float_graph(model: Any, compiled: Any):
+    """The float graph the reference backend runs: the model as the compiler loaded it
+    (`CompileResult.source`), else the model itself."""
+    from snnc.ir.graph import Graph
+
+    for attr in ("source", "graph"):
+        value = getattr(compiled, attr, None)
+        if isinstance(value, Graph):
+            return value
+    import nir
+
+    if isinstance(model, (str, Path, nir.NIRGraph, Graph)):
+        return model if isinstance(model, Graph) else Graph.from_nir(model)
+    raise ParameterError(
+        "cannot find the float graph of this model for the reference backend",
+        where="budget sweep",
+        got=type(model).__name__,
+        hint="pass a NIR file or nir.NIRGraph",
+    )
+
+
+def _spike_outputs(chip) -> list[str]:
+    return [name for name, port in chip.outputs.items() if port.var == "s"]
+
+
+def _pair_outputs(chip_names: list[str], ref_names: list[str]) -> list[tuple[str, str]]:
+    """Chip output -> float output: by equal name, else the single output of each."""
+    pairs = [(n, n) for n in chip_names if n in ref_names]
+    if not pairs and len(chip_names) == 1 and len(ref_names) == 1:
+        pairs = [(chip_names[0], ref_names[0])]
+    return pairs
+
+
+def budget_sweep(
+    model: Any,
+    weight_bits: Sequence[int] = DEFAULT_WEIGHT_BITS,
+    inputs: Any = None,
+    steps: int | None = None,
+    labels: Any = None,
+    *,
+    compile_fn: Callable[..., Any] | None = None,
+    **compile_opts: Any,
+) -> SweepResult:
+    """Compile `model` at each weight width, run `sim` and `reference`, and tabulate budget vs. fidelity.
+
+    `inputs`: `[T, *shape]`, `[batch, T, *shape]` or a dict of those; `labels`: one class per sample.
+    `compile_fn` defaults to `snnc.compiler.pipeline.compile`; `compile_opts` (e.g. `dt`) go to it,
+    and `dt` also to the reference backend. An snnc error at one width is recorded in its row
+    (`SweepRow.error`) so the other widths still report; other exceptions propagate.
+    """
+    from snnc.backends.base import get_backend, normalize_inputs
+
+    widths = _check_widths(weight_bits)
+    if inputs is None:
+        raise ParameterError("the sweep needs inputs to simulate", where="budget sweep", hint="pass --input IN.npy")
+    if compile_fn is None:
+        from snnc.compiler.pipeline import compile as compile_fn
+    dt = compile_opts.get("dt")
+
+    reference = get_backend("reference")
+    sim = get_backend("sim")
+    ref_prog = ref_graph = ref_run = None
+    result_rows: list[SweepRow] = []
+    ref_accuracy = None
+    batch = length = None
+    label_arr = None
+    for bits in widths:
+        row = SweepRow(weight_bits=bits)
+        result_rows.append(row)
+        try:
+            compiled = compile_fn(model, weight_bits=bits, **compile_opts)
+        except SnncError as err:
+            row.error = str(err)
+            continue
+        chip = compiled.chip
+        if ref_prog is None:
+            ref_graph = _float_graph(model, compiled)
+            ref_dt = dt if dt is not None else chip.meta.get("dt")
+            ref_prog = reference.build(ref_graph, **({} if ref_dt is None else {"dt": ref_dt}))
+            data, batch, length = normalize_inputs(inputs, ref_prog.input_shapes, steps)
+            label_arr = _check_labels(labels, batch)
+            probes = [n for n in ref_prog.kernels if getattr(ref_prog.kernels[n], "spiking", False)]
+            ref_run = ref_prog.run(data, steps=length, probes=probes)
+        shift = int(chip.meta.get("time_shift", 0) or 0)
+        row.time_shift = shift
+        out_pops = {port.population for port in chip.outputs.values()}
+        hidden = [n for n in chip.populations if n in ref_run.probes and n not in out_pops]
+        try:
+            prog = sim.build(chip)
+            chip_data = _chip_inputs(data, chip)
+            if hasattr(compiled, "encode_inputs"):  # graded inputs: scaled and rounded as compiled
+                chip_data = compiled.encode_inputs(chip_data)
+            run = prog.run(chip_data, steps=length + shift, probes=hidden)
+        except SnncError as err:
+            row.error = str(err)
+            continue
+        row.time_shift = shift = int(run.time_shift)
+        row.budget = bit_budget(chip, run.activity, warn=False)
+        ref_outputs = [n for n in ref_run.outputs]
+        for chip_name, ref_name in _pair_outputs(_spike_outputs(chip), ref_outputs):
+            chip_out = run.aligned(run.outputs[chip_name])[:, :length]
+            row.outputs[chip_name] = spike_fidelity(chip_name, chip_out, ref_run.outputs[ref_name])
+        for name in hidden:
+            latency = int(chip.populations[name].meta.get("latency", shift))
+            chip_spikes = _window(run.probes[name], latency, length)
+            row.hidden[name] = spike_fidelity(name, chip_spikes, ref_run.probes[name])
+        if label_arr is not None:
+            spike_outs = _spike_outputs(chip)
+            if len(spike_outs) != 1:
+                raise ParameterError(
+                    "accuracy needs exactly one spiking output",
+                    where="budget sweep: labels",
+                    got=spike_outs,
+                    hint="drop --labels for networks with several outputs",
+                )
+            row.accuracy = accuracy(run.aligned(run.outputs[spike_outs[0]])[:, :length], label_arr)
+            if ref_accuracy is None and len(ref_run.outputs) == 1:
+                ref_accuracy = accuracy(next(iter(ref_run.outputs.values())), label_arr)
+    return SweepResult(rows=result_rows, steps=length or 0, batch=batch or 0, reference_accuracy=ref_accuracy)
+
+
+def _window(array: np.ndarray, start: int, length: int) -> np.ndarray:
+    """`array[:, start:start + length]`, zero-padded at the end if the run was shorter."""
+    out = np.zeros((array.shape[0], length, *array.shape[2:]), dtype=array.dtype)
+    part = array[:, start : start + length]
+    out[:, : part.shape[1]] = part
+    return out
+
+
+def _chip_inputs(data: dict[str, np.ndarray], chip) -> dict[str, np.ndarray] | np.ndarray:
+    """The float graph's inputs under the chip's input names (the single input pairs by position)."""
+    if set(data) == set(chip.inputs):
+        return data
+    if len(data) == 1 and len(chip.inputs) == 1:
+        return {next(iter(chip.inputs)): next(iter(data.values()))}
+    raise ShapeError(
+        "the chip's input ports do not match the float graph's",
+        where="budget sweep",
+        expected=sorted(data),
+        got=sorted(chip.inputs),
+    )
+
+
+def _check_labels(labels: Any, batch: int) -> np.ndarray | None:
+    if labels is None:
+        return None
+    arr = np.atleast_1d(np.asarray(labels))
+    if arr.dtype.kind not in "iu" and not (arr.dtype.kind == "f" and np.all(arr == np.round(arr))):
+        raise ShapeError("labels must be integer class indices", where="budget sweep: labels", got=str(arr.dtype))
+    if arr.shape != (batch,):
+        raise ShapeError(
+            "one label per input sample",
+            where="budget sweep: labels",
+            expected=(batch,),
+            got=arr.shape,
+            hint="labels.npy holds one integer class per sample of the input batch",
+        )
+    return arr.astype(np.int64)
+
+
+# -- CLI -------------------------------------------------------------------------------------------
+def _width_list(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--weight-bits wants comma-separated integers, e.g. 2,4,6,8; got {text!r}") from None
+
+
+def add_budget_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options of `snnc budget MODEL --weight-bits 2,4,6,8 --input IN.npy [--labels L.npy]`."""
+    parser.add_argument("model", help="model to compile (a .nir file, or what `snnc compile` accepts)")
+    parser.add_argument("--weight-bits", type=_width_list, default=list(DEFAULT_WEIGHT_BITS),
+                        help="comma-separated weight widths to compile at (1..8; default 2,4,6,8)")
+    parser.add_argument("--input", required=True, help="input spikes .npy, [T, *shape] or [batch, T, *shape]")
+    parser.add_argument("--labels", help="optional .npy of one integer class per sample: adds accuracy")
+    parser.add_argument("--steps", type=int, help="time steps to simulate (default: the input's length)")
+    parser.add_argument("--dt", type=float, help="simulation step in seconds (default: the compiler's)")
+    parser.add_argument("--json", dest="json_out", help="also write the sweep, with every bit budget, as JSON here")
+    return parser
+
+
+def _load_npy(path: str, what: str) -> np.ndarray:
+    p = Path(path)
+    if not p.is_file():
+        raise ModelFileError(f"{what} file not found", where=str(p), hint=f"pass an existing .npy file as --{what}")
+    try:
+        return np.load(p, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise ModelFileError(f"cannot read {what} as a .npy array: {exc}", where=str(p), hint="save it with numpy.save") from None
+
+
+def run_budget_command(args: argparse.Namespace, console=None) -> int:
+    """Run the sweep the parsed `args` describe and print its table; snnc errors propagate to the CLI."""
+    from rich.console import Console
+
+    console = console or Console()
+    inputs = _load_npy(args.input, "input")
+    labels = _load_npy(args.labels, "labels") if getattr(args, "labels", None) else None
+    opts = {} if getattr(args, "dt", None) is None else {"dt": args.dt}
+    result = budget_sweep(args.model, args.weight_bits, inputs, getattr(args, "steps", None), labels, **opts)
+    console.print(result.render())
+    for row in result.rows:
+        if row.budget is not None:
+            for warning in row.budget.warnings:
+                console.print(f"[yellow]warning[/] ({row.weight_bits} bits): {warning}")
+    if getattr(args, "json_out", None):
+        Path(args.json_out).write_text(json.dumps(result.to_dict(), indent=2))
+        console.print(f"wrote {args.json_out}")
+    return 0
