@@ -1,0 +1,655 @@
+"""lava-dl netx frontend: a `.net` HDF5 file straight into the chip-level graph.
+
+lava-dl's slayer exports trained networks as HDF5 (`layer/<i>/...`, read by lava-dl's
+`netx.hdf5.Network`). The file already holds the integers Loihi runs, so this frontend builds a
+`ChipGraph` directly, with no float round trip, using the mapping netx itself applies when it
+builds Lava processes (lava-dl `netx/hdf5.py`, `netx/blocks/process.py`, `netx/utils.py`):
+
+    neuron (type LOIHI or CUBA)  -> Lava LIF: du = iDecay - 1, dv = vDecay, vth = vThMant,
+                                    bias_mant = layer bias, bias_exp = 6
+    dense  weight [out, in]      -> dense projection; weights, num_weight_bits and weight_exp from
+                                    netx's `optimize_weight_bits` (exact: acc >> -weight_exp
+                                    returns the file's integers)
+    conv   weight [Cout, Cin/g, kH, kW, 1]
+                                 -> conv projection with kernel weight[..., 0] in torch layout
+                                    (netx flips and transposes to Lava's XY layout and Lava's Conv
+                                    flips back, so the torch cross-correlation kernel is the file's)
+                                    stride/padding/dilation as stored (H, W order)
+    pool   weight [1, 1, kH, kW] -> depthwise conv projection (groups = C) with that kernel
+    flatten                      -> nothing: dense projections read their source flattened in
+                                    C, H, W order, as netx's transpose([2, 1, 0]).flatten()
+    delay  (per neuron, steps)   -> axonal delay: per-synapse delay of the outgoing dense projection
+
+Shapes: files store (C, H, W); netx reverses them to Lava's (X, Y, Z) = (W, H, C). Populations
+here are (C, H, W), so recordings made in Lava's layout need `.transpose(2, 1, 0)`.
+
+The input layer: in netx it is a LIF population driven only by its bias (the image is written into
+`bias_mant`, bias_exp 6, as lava-dl's tests do with `input_bias.npy`). Here it is the population
+`layer0`; `input_bias` sets its bias, and the graph also gets a graded input `input` feeding
+`layer0`'s current one-to-one with weight 1, so a value a sent at index t adds a << 6 to u one
+step later (with iDecay = 4096, i.e. du = 4095, that is the same as bias_mant = a for one step).
+The scalars `weight`/`bias` of the input layer are netx's input transform; they are kept in
+`meta['netx']['input_transform']`.
+
+What Lava 0.10.0 or the chip IR cannot express is an error naming the layer and field: refDelay > 1
+(no fixed-point refractory LIF), graded spikes (gradedSpike, messageBits), non-CUBA neurons,
+wgtExp != 0 (netx would silently ignore it), delays into conv/pool projections, layer types netx
+does not build (average, concat, convT, unpool, complex dense).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from snnc.ir.bits import SPECS, truncate_weights
+from snnc.ir.chip import ChipGraph, ConvGeometry, InputPopulation, OutputPort, Population, Projection
+from snnc.ir.errors import ModelFileError, ParameterError, QuantizationError, SnncError, UnsupportedNodeError
+
+NETX_BIAS_EXP = 6
+"""netx hands every layer's bias to Lava as bias_mant with bias_exp = 6."""
+
+_NEURON_TYPES = ("LOIHI", "CUBA")
+_LAYER_TYPES = ("input", "dense", "conv", "pool", "flatten")
+_NOT_BUILT = {
+    "average": "netx does not build 'average' layers either; read the output population's spikes and average them",
+    "concat": "netx does not build 'concat' layers; export a sequential network",
+    "convT": "transposed convolutions are not supported; use a conv layer",
+    "unpool": "unpooling is not supported",
+    "dense_comp": "complex-valued (resonate-and-fire) layers have no CUBA LIF equivalent",
+}
+
+
+def load_netx(
+    path: str | Path,
+    *,
+    input_bias: np.ndarray | None = None,
+    input_message_bits: int | None = None,
+    num_layers: int | None = None,
+) -> ChipGraph:
+    """Read a lava-dl netx `.net` file into a validated `ChipGraph` (trained integers kept exactly).
+
+    `input_bias`: bias_mant of the input layer's neurons, shape (C, H, W) (or Lava's (W, H, C)
+    when C, H, W differ), the way netx feeds an image. `input_message_bits`: payload bits of the
+    graph input `input` (default 24 when the file has an input layer with neurons, whose input is
+    graded; 0, binary spikes, when the first layer is a synaptic layer). `num_layers`: read only the
+    first layers, like netx's `Network(num_layers=...)`.
+    """
+    path = Path(path)
+    where = str(path)
+    if not path.exists():
+        raise ModelFileError("file not found", where=where, hint="check the path")
+    if path.is_dir():
+        raise ModelFileError("is a directory, not a netx file", where=where)
+    import h5py
+
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as exc:
+        raise ModelFileError(
+            "cannot read as HDF5 (truncated, corrupt, or not a lava-dl .net file)",
+            where=where,
+            got=str(exc).split("(")[0].strip() or type(exc).__name__,
+        ) from exc
+    try:
+        with handle:
+            layers = _read_layers(handle, where, num_layers)
+            return _build(layers, where, input_bias, input_message_bits)
+    except SnncError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - h5py raises many types on damaged content
+        raise ModelFileError(
+            f"malformed netx file ({type(exc).__name__}: {exc})",
+            where=where,
+            hint="the file is incomplete or was not written by lava-dl's export_hdf5",
+        ) from exc
+
+
+# -- reading ------------------------------------------------------------------------------------
+class _Layer(dict):
+    """The datasets of one layer as numpy values, plus where it came from."""
+
+    index: int
+    kind: str
+    where: str
+
+
+def _read_layers(f, where: str, num_layers: int | None) -> list[_Layer]:
+    import h5py
+
+    if "layer" not in f or not isinstance(f["layer"], h5py.Group):
+        raise ModelFileError(
+            "not a lava-dl netx file (no 'layer' group)",
+            where=where,
+            got=sorted(f.keys())[:8],
+            hint="netx files are written by lava-dl slayer's export_hdf5",
+        )
+    group = f["layer"]
+    keys = list(group.keys())
+    if not keys:
+        raise ModelFileError("netx file has no layers", where=f"{where}: layer/")
+    if not all(k.isdigit() for k in keys) or sorted(int(k) for k in keys) != list(range(len(keys))):
+        raise ModelFileError(
+            "layers must be numbered 0, 1, 2, ... without gaps",
+            where=f"{where}: layer/",
+            got=sorted(keys)[:12],
+        )
+    count = len(keys) if num_layers is None else min(len(keys), int(num_layers))
+    if count <= 0:
+        raise ParameterError("num_layers must be positive", where=where, got=num_layers)
+    layers = []
+    for i in range(count):
+        g = group[str(i)]
+        if not isinstance(g, h5py.Group):
+            raise ModelFileError("layer entry is not a group", where=f"{where}: layer/{i}")
+        layer = _Layer()
+        layer.index = i
+        layer.where = f"{where}: layer {i}"
+        layer.kind = _read_str(g, "type", layer.where)
+        layer.update(_read_group(g, layer.where))
+        layers.append(layer)
+    return layers
+
+
+def _read_group(g, where: str) -> dict[str, Any]:
+    """Every dataset of a group (recursively, keys joined by '/'), as numpy values."""
+    import h5py
+
+    out: dict[str, Any] = {}
+    for key, item in g.items():
+        if isinstance(item, h5py.Group):
+            for sub, value in _read_group(item, f"{where}.{key}").items():
+                out[f"{key}/{sub}"] = value
+        elif isinstance(item, h5py.Dataset):
+            try:
+                out[key] = item[()]
+            except Exception as exc:  # noqa: BLE001 - truncated or unreadable dataset
+                raise ModelFileError(f"cannot read dataset {key!r} ({exc})", where=f"{where}.{key}") from exc
+    return out
+
+
+def _read_str(g, key: str, where: str) -> str:
+    if key not in g:
+        raise ModelFileError(f"missing dataset {key!r}", where=f"{where}.{key}", hint="every netx layer has a 'type'")
+    return _as_str(g[key][()], f"{where}.{key}")
+
+
+def _as_str(value: Any, where: str) -> str:
+    arr = np.asarray(value)
+    if arr.ndim > 0:
+        if arr.size != 1:
+            raise ModelFileError("expected one string", where=where, got=arr.shape)
+        value = arr.reshape(-1)[0]
+    if isinstance(value, np.ndarray):
+        value = value.item()
+    if isinstance(value, (bytes, np.bytes_)):
+        try:
+            return bytes(value).decode("ascii").strip("\x00").strip()
+        except UnicodeDecodeError:
+            raise ModelFileError("string is not ASCII", where=where, got=bytes(value)[:20]) from None
+    if isinstance(value, str):
+        return value.strip()
+    raise ModelFileError("expected a string", where=where, got=type(value).__name__)
+
+
+def _num(layer: _Layer, key: str, *, required: bool = True, default: Any = None) -> np.ndarray | None:
+    """A numeric dataset as an array; missing -> error (or default), non-numeric -> error."""
+    where = f"{layer.where}.{key}"
+    if key not in layer:
+        if required:
+            raise ModelFileError(f"missing dataset {key!r}", where=where, hint=f"a netx '{layer.kind}' layer stores {key}")
+        return None if default is None else np.asarray(default)
+    arr = np.asarray(layer[key])
+    if arr.dtype == object or arr.dtype.kind not in "biuf":
+        raise ModelFileError(f"{key} must be numeric", where=where, got=str(arr.dtype))
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        raise ModelFileError(f"{key} holds NaN or inf", where=where)
+    return arr
+
+
+def _ints(layer: _Layer, key: str, *, required: bool = True, default: Any = None) -> np.ndarray | None:
+    """A dataset that must hold integers (netx casts with astype(int); a fraction would be lost)."""
+    arr = _num(layer, key, required=required, default=default)
+    if arr is None:
+        return None
+    if arr.dtype.kind == "f" and np.any(arr != np.round(arr)):
+        bad = arr[arr != np.round(arr)].ravel()[:3]
+        raise QuantizationError(
+            f"{key} must hold integers (the trained fixed-point values)",
+            where=f"{layer.where}.{key}",
+            got=bad.tolist(),
+            hint="lava-dl exports quantized integers; netx would truncate these toward zero",
+        )
+    return arr.astype(np.int64)
+
+
+def _scalar(layer: _Layer, key: str, **kw) -> int | None:
+    arr = _ints(layer, key, **kw)
+    if arr is None:
+        return None
+    if arr.size != 1:
+        raise ModelFileError(f"{key} must be a single value", where=f"{layer.where}.{key}", got=arr.shape)
+    return int(arr.reshape(-1)[0])
+
+
+def _pair(layer: _Layer, key: str, default: int) -> tuple[int, int]:
+    arr = _ints(layer, key, required=False, default=default)
+    flat = arr.reshape(-1)
+    if flat.size == 1:
+        flat = np.repeat(flat, 2)
+    if flat.size != 2:
+        raise ModelFileError(f"{key} must be one value or a pair", where=f"{layer.where}.{key}", got=arr.shape)
+    return int(flat[0]), int(flat[1])
+
+
+def _shape(layer: _Layer) -> tuple[int, ...]:
+    arr = _ints(layer, "shape")
+    shape = tuple(int(d) for d in arr.reshape(-1))
+    if not shape or any(d <= 0 for d in shape):
+        raise ModelFileError("shape must be positive integers", where=f"{layer.where}.shape", got=shape)
+    return shape
+
+
+# -- neurons ------------------------------------------------------------------------------------
+def _neuron(layer: _Layer) -> dict[str, int]:
+    """Lava LIF parameters of a layer's neuron group, as netx's get_neuron_params maps them."""
+    where = f"{layer.where} ({layer.kind}) neuron"
+    if "neuron/type" not in layer:
+        raise ModelFileError("missing neuron description", where=f"{where}.type", hint=f"a netx '{layer.kind}' layer has a neuron group")
+    ntype = _as_str(layer["neuron/type"], f"{where}.type")
+    if ntype not in _NEURON_TYPES:
+        raise UnsupportedNodeError(
+            f"neuron type {ntype!r} is not supported",
+            where=f"{where}.type",
+            expected=" or ".join(_NEURON_TYPES),
+            hint="snnc maps CUBA LIF neurons (Lava LIF); sigma-delta and resonate-and-fire neurons have no chip-IR population",
+        )
+
+    def field(key: str, required: bool = True):
+        value = _scalar(layer, f"neuron/{key}", required=required)
+        return value
+
+    ref = field("refDelay", required=False)
+    if ref is not None and ref > 1:
+        raise UnsupportedNodeError(
+            f"refractory delay refDelay={ref} is not supported",
+            where=f"{where}.refDelay",
+            expected="refDelay <= 1",
+            got=ref,
+            hint="Lava 0.10.0 has no fixed-point refractory LIF model; retrain with refDelay=1",
+        )
+    if "neuron/gradedSpike" in layer and bool(np.any(np.asarray(layer["neuron/gradedSpike"]))):
+        raise UnsupportedNodeError(
+            "graded spikes are not supported on CUBA LIF populations",
+            where=f"{where}.gradedSpike",
+            expected="gradedSpike = False",
+            got=True,
+            hint="snnc's LIF populations send binary spikes (Lava LIF has no graded output); retrain without graded spikes",
+        )
+    bits = field("messageBits", required=False)
+    if bits:
+        raise UnsupportedNodeError(
+            "graded spike messages are not supported on CUBA LIF populations",
+            where=f"{where}.messageBits",
+            expected=0,
+            got=bits,
+            hint="snnc's LIF populations send binary spikes; retrain without graded spikes",
+        )
+    for key in ("wgtExp", "weight_exp"):
+        value = field(key, required=False)
+        if value:
+            raise UnsupportedNodeError(
+                f"neuron {key} = {value} is not supported",
+                where=f"{where}.{key}",
+                expected=0,
+                got=value,
+                hint="lava-dl netx ignores this field, which would change the trained network; fold it into the weights and re-export",
+            )
+    i_decay = field("iDecay")
+    if not 1 <= i_decay <= 4096:
+        raise ParameterError(
+            "iDecay out of range",
+            where=f"{where}.iDecay",
+            expected="1..4096 (Lava du = iDecay - 1, 12 bits)",
+            got=i_decay,
+            hint="iDecay = 0 (no current decay) has no Lava LIF equivalent",
+        )
+    v_decay = field("vDecay")
+    if not 0 <= v_decay <= 4095:
+        raise ParameterError(
+            "vDecay out of range", where=f"{where}.vDecay", expected="0..4095 (Lava dv, 12 bits)", got=v_decay
+        )
+    vth = field("vThMant")
+    spec = SPECS["vth"]
+    if not spec.lo <= vth <= spec.hi:
+        raise ParameterError(
+            "vThMant out of range", where=f"{where}.vThMant", expected=f"{spec.lo}..{spec.hi} (17 bits)", got=vth
+        )
+    return {"du": i_decay - 1, "dv": v_decay, "vth": vth}
+
+
+def _bias(layer: _Layer, shape: tuple[int, ...]) -> np.ndarray | int:
+    """The layer bias as bias_mant: scalar, per channel (conv/pool), or per neuron."""
+    b = _ints(layer, "bias", required=False)
+    if b is None:
+        return 0
+    flat = b.reshape(-1)
+    where = f"{layer.where}.bias"
+    if flat.size == 1:
+        out = np.full(shape, int(flat[0]), dtype=np.int64)
+    elif flat.size == math.prod(shape):
+        out = flat.reshape(shape)
+    elif len(shape) == 3 and flat.size == shape[0]:
+        out = np.broadcast_to(flat[:, None, None], shape).copy()
+    else:
+        raise ModelFileError(
+            "bias does not match the layer", where=where, expected=f"1, {shape[0]} (per channel) or {math.prod(shape)} values", got=flat.size
+        )
+    spec = SPECS["bias_mant"]
+    if out.size and (out.min() < spec.lo or out.max() > spec.hi):
+        worst = int(out.min() if out.min() < spec.lo else out.max())
+        raise QuantizationError(
+            "bias does not fit Lava's 13-bit bias_mant",
+            where=where,
+            expected=f"{spec.lo}..{spec.hi}",
+            got=worst,
+            hint="netx passes the bias unscaled as bias_mant (bias_exp 6); retrain with a smaller bias range",
+        )
+    return out
+
+
+def _delays(layer: _Layer, shape: tuple[int, ...]) -> np.ndarray | None:
+    """Axonal delays of the layer's neurons (flattened C, H, W), or None when all are zero."""
+    d = _ints(layer, "delay", required=False)
+    if d is None:
+        return None
+    flat = d.reshape(-1)
+    n = math.prod(shape)
+    if flat.size == 1:
+        flat = np.full(n, flat[0])
+    elif len(shape) == 3 and flat.size == shape[0]:
+        flat = np.repeat(flat, shape[1] * shape[2])
+    elif flat.size != n:
+        raise ModelFileError("delay does not match the layer", where=f"{layer.where}.delay", expected=f"1, channels or {n} values", got=flat.size)
+    spec = SPECS["delay"]
+    if flat.min() < spec.lo or flat.max() > spec.hi:
+        raise ParameterError(
+            "delay out of range",
+            where=f"{layer.where}.delay",
+            expected=f"{spec.lo}..{spec.hi} steps",
+            got=int(flat.min() if flat.min() < spec.lo else flat.max()),
+        )
+    return flat if np.any(flat) else None
+
+
+# -- weights ------------------------------------------------------------------------------------
+def dense_weight_format(weight: np.ndarray, where: str = "dense weight") -> tuple[np.ndarray, int, int]:
+    """(weights for Lava, num_weight_bits, weight_exp) representing integer `weight` exactly.
+
+    Mirrors lava-dl netx's `optimize_weight_bits` (shift the weights up to use the 8-bit range, a
+    negative weight_exp shifts the accumulated sum back), then checks that Lava's truncation keeps
+    every weight; when netx's formula leaves the legal ranges (all-zero or out-of-range weights),
+    the smallest exact alternative is searched.
+    """
+    w = np.asarray(weight, dtype=np.int64)
+    candidates = []
+    netx = _netx_optimize(w)
+    if netx is not None:
+        candidates.append(netx)
+    for exp in range(0, -9, -1):  # w << -exp, then >> -exp in the accumulator
+        for bits in range(8, 0, -1):
+            candidates.append((w << -exp, bits, exp))
+    for exp in range(1, 8):  # weights too large: w = m << exp
+        if np.all(w % (1 << exp) == 0):
+            candidates.append((w >> exp, 8, exp))
+    for wl, bits, exp in candidates:
+        if _exact(w, wl, bits, exp):
+            return wl, bits, exp
+    raise QuantizationError(
+        "weights cannot be represented exactly by an 8-bit Lava Dense synapse",
+        where=where,
+        expected="integers in -256..255 (or multiples of a power of two beyond)",
+        got=(int(w.min()), int(w.max())),
+        hint="re-export the network with 8-bit weights",
+    )
+
+
+def _netx_optimize(w: np.ndarray):
+    if w.size == 0 or not np.any(w):
+        return None
+    hi, lo = int(w.max()), int(w.min())
+    if hi < 0:
+        signed, scale = 0, -256 / lo
+    elif lo >= 0:
+        signed, scale = 0, 255 / hi
+    else:
+        signed, scale = 1, min(127 / hi, -128 / lo)
+    scale_bits = int(np.floor(np.log2(scale))) + signed
+    n = 8
+    while n > 0 and np.any(w % (1 << n)):
+        n -= 1
+    n -= signed
+    bits = 8 - scale_bits - n
+    if scale_bits < 0:
+        return None
+    return w << scale_bits, int(bits), -scale_bits
+
+
+def _exact(w: np.ndarray, wl: np.ndarray, bits: int, exp: int) -> bool:
+    if not 1 <= bits <= 8 or not -8 <= exp <= 7:
+        return False
+    if wl.size and (wl.min() < -256 or wl.max() > 255):
+        return False
+    eff = truncate_weights(wl, bits)
+    if not np.array_equal(eff, wl):
+        return False
+    back = eff << exp if exp >= 0 else eff >> -exp
+    return bool(np.array_equal(back, w))
+
+
+# -- building -----------------------------------------------------------------------------------
+def _build(layers: list[_Layer], where: str, input_bias, input_message_bits) -> ChipGraph:
+    g = ChipGraph()
+    g.meta.update({"source": where, "format": "lava-dl netx", "netx": {"layers": [l.kind for l in layers]}})
+    src_name: str | None = None
+    src_shape: tuple[int, ...] | None = None
+    pending_delay: np.ndarray | None = None
+    pending_from = ""
+    last_pop = None
+    for layer in layers:
+        kind = layer.kind
+        if kind in _NOT_BUILT:
+            raise UnsupportedNodeError(f"layer type {kind!r} is not supported", where=f"{layer.where}.type", hint=_NOT_BUILT[kind])
+        if kind not in _LAYER_TYPES:
+            raise UnsupportedNodeError(
+                f"unknown layer type {kind!r}", where=f"{layer.where}.type", expected=", ".join(_LAYER_TYPES)
+            )
+        name = f"layer{layer.index}"
+        if kind == "input":
+            if src_name is not None:
+                raise ModelFileError("an input layer must come first", where=f"{layer.where}.type")
+            shape = _shape(layer)
+            transform = {k: float(np.asarray(layer[k]).reshape(-1)[0]) for k in ("weight", "bias") if k in layer}
+            if "neuron/type" not in layer:
+                if input_bias is not None:
+                    raise ParameterError(
+                        "input_bias given, but the input layer has no neurons to bias",
+                        where=f"{layer.where}",
+                        hint="feed the input as spikes through the 'input' port instead",
+                    )
+                bits = 0 if input_message_bits is None else input_message_bits
+                g.add(InputPopulation("input", shape, num_message_bits=bits))
+                src_name, src_shape = "input", shape
+                continue
+            params = _neuron(layer)
+            bias = 0 if input_bias is None else _input_bias(input_bias, shape, layer.where)
+            bits = 24 if input_message_bits is None else input_message_bits
+            g.add(InputPopulation("input", shape, num_message_bits=bits))
+            pop = g.add(Population(name, shape, bias_mant=bias, bias_exp=NETX_BIAS_EXP, meta=_meta(layer), **params))
+            n = pop.size
+            g.add(
+                Projection(
+                    f"input->{name}", "input", name, sp.identity(n, dtype=np.int64, format="csr"), kind="sparse",
+                    num_message_bits=bits, meta={"netx_layer": layer.index, "role": "input current, one-to-one"},
+                )
+            )
+            g.meta["netx"]["input_transform"] = transform
+            src_name, src_shape, last_pop = name, shape, pop
+            pending_delay, pending_from = _delays(layer, shape), layer.where
+            continue
+        if src_name is None:
+            raise ModelFileError(
+                f"the first layer is a {kind!r} layer without an input layer before it",
+                where=f"{layer.where}.type",
+                hint="netx files start with an 'input' layer that gives the input shape",
+            )
+        if kind == "flatten":
+            continue
+        shape = _shape(layer)
+        params = _neuron(layer)
+        if kind == "dense":
+            shape = (math.prod(shape),)
+            w = _ints(layer, "weight")
+            n_in = math.prod(src_shape)
+            if w.ndim == 1 or (w.ndim == 2 and w.shape != (shape[0], n_in) and w.size == shape[0] * n_in):
+                w = w.reshape(shape[0], -1)
+            if w.shape != (shape[0], n_in):
+                raise ModelFileError(
+                    "dense weight does not match the layer sizes",
+                    where=f"{layer.where}.weight",
+                    expected=(shape[0], n_in),
+                    got=w.shape,
+                )
+            wl, bits, exp = dense_weight_format(w, f"{layer.where}.weight")
+            delay = 0
+            if pending_delay is not None:
+                delay = np.broadcast_to(pending_delay[None, :], w.shape).copy()
+            pop = g.add(Population(name, shape, bias_mant=_bias(layer, shape), bias_exp=NETX_BIAS_EXP, meta=_meta(layer), **params))
+            g.add(
+                Projection(
+                    f"{src_name}->{name}", src_name, name, wl, kind="dense", weight_exp=exp, num_weight_bits=bits,
+                    num_message_bits=_message_bits(g, src_name), delay=delay, meta={"netx_layer": layer.index},
+                )
+            )
+        else:  # conv or pool
+            if pending_delay is not None:
+                raise UnsupportedNodeError(
+                    "axonal delays into a convolution are not supported",
+                    where=f"{pending_from}.delay",
+                    hint="Lava's Conv has no delays; export the network without delays on layers feeding conv/pool layers",
+                )
+            if len(src_shape) != 3 or len(shape) != 3:
+                raise ModelFileError(
+                    f"a {kind} layer needs (C, H, W) shapes", where=f"{layer.where}.shape", got=(src_shape, shape)
+                )
+            weight, geom = _conv(layer, kind, src_shape, shape)
+            pop = g.add(Population(name, shape, bias_mant=_bias(layer, shape), bias_exp=NETX_BIAS_EXP, meta=_meta(layer), **params))
+            try:
+                proj = Projection(
+                    f"{src_name}->{name}", src_name, name, weight, kind="conv", conv=geom,
+                    num_message_bits=_message_bits(g, src_name), meta={"netx_layer": layer.index},
+                )
+            except ParameterError as exc:
+                raise QuantizationError(
+                    f"{kind} weights are not exact on the chip IR's 8-bit grid ({exc.what})",
+                    where=f"{layer.where}.weight",
+                    got=(int(weight.min()), int(weight.max())),
+                    hint="mixed-sign kernels must be even (lava-dl's slayer quantizes them in steps of 2); re-export with 8-bit quantized weights",
+                ) from exc
+            g.add(proj)
+        src_name, src_shape, last_pop = name, shape, pop
+        pending_delay, pending_from = _delays(layer, shape), layer.where
+    if last_pop is None:
+        raise ModelFileError("netx file has no neuron layer", where=where, hint="the file needs at least one layer with neurons")
+    if pending_delay is not None:
+        raise UnsupportedNodeError(
+            "axonal delays on the output layer are not supported",
+            where=f"{pending_from}.delay",
+            hint="no projection leaves the last layer to carry them; shift the output in time instead",
+        )
+    g.outputs["output"] = OutputPort(last_pop.name, "s")
+    return g.validate()
+
+
+def _meta(layer: _Layer) -> dict:
+    return {"netx_layer": layer.index, "netx_type": layer.kind}
+
+
+def _message_bits(g: ChipGraph, src: str) -> int:
+    return int(g.inputs[src].num_message_bits) if src in g.inputs else 0
+
+
+def _input_bias(bias, shape: tuple[int, ...], where: str) -> np.ndarray:
+    arr = np.asarray(bias)
+    if arr.dtype.kind not in "biuf" or (arr.dtype.kind == "f" and np.any(arr != np.round(arr))):
+        raise ParameterError("input_bias must hold integers", where=f"{where}: input_bias", got=str(arr.dtype))
+    arr = arr.astype(np.int64)
+    if arr.shape == tuple(shape):
+        out = arr
+    elif len(shape) == 3 and arr.shape == tuple(shape[::-1]):
+        out = arr.transpose(2, 1, 0)  # Lava's (X, Y, Z) = (W, H, C) layout
+    elif arr.size == math.prod(shape) and arr.ndim == 1:
+        out = arr.reshape(shape)
+    else:
+        raise ParameterError(
+            "input_bias does not match the input layer",
+            where=f"{where}: input_bias",
+            expected=f"{tuple(shape)} (C, H, W) or {tuple(shape[::-1])} (Lava's W, H, C)",
+            got=arr.shape,
+        )
+    return np.ascontiguousarray(out)
+
+
+def _conv(layer: _Layer, kind: str, in_shape, out_shape) -> tuple[np.ndarray, ConvGeometry]:
+    w = _ints(layer, "weight")
+    where = f"{layer.where}.weight"
+    if w.ndim == 5:
+        if w.shape[4] != 1:
+            raise UnsupportedNodeError(
+                "temporal kernels are not supported", where=where, expected="last dimension 1", got=w.shape,
+                hint="the kernel's time dimension must be 1 (no temporal convolution on the chip)",
+            )
+        w = w[..., 0]
+    if w.ndim != 4:
+        raise ModelFileError(f"{kind} weight must have 4 or 5 dimensions", where=where, got=w.shape)
+    stride = _pair(layer, "stride", 1)
+    padding = _pair(layer, "padding", 0)
+    dilation = _pair(layer, "dilation", 1)
+    c_in = in_shape[0]
+    if kind == "pool":
+        if w.shape[:2] != (1, 1):
+            raise ModelFileError("pool weight must be [1, 1, kH, kW]", where=where, got=w.shape)
+        groups = c_in
+        w = np.broadcast_to(w, (c_in, 1, *w.shape[2:])).copy()
+    else:
+        groups = _scalar(layer, "groups", required=False) or 1
+        for key, expect in (("inChannels", c_in), ("outChannels", out_shape[0])):
+            value = _scalar(layer, key, required=False)
+            if value is not None and value != expect:
+                raise ModelFileError(f"{key} does not match the layer shapes", where=f"{layer.where}.{key}", expected=expect, got=value)
+    kernel = tuple(int(k) for k in w.shape[2:])
+    if "kernelSize" in layer:
+        ks = _pair(layer, "kernelSize", 1)
+        if ks != kernel:
+            raise ModelFileError("kernelSize does not match the weight", where=f"{layer.where}.kernelSize", expected=kernel, got=ks)
+    if groups <= 0 or c_in % groups or out_shape[0] % groups or w.shape[0] != out_shape[0] or w.shape[1] * groups != c_in:
+        raise ModelFileError(
+            f"{kind} weight does not match the layer shapes",
+            where=where,
+            expected=(out_shape[0], c_in // max(groups, 1), *kernel),
+            got=w.shape,
+        )
+    hw = ConvGeometry.output_hw(in_shape[1:], kernel, stride, padding, dilation)
+    if tuple(hw) != tuple(out_shape[1:]):
+        raise ModelFileError(
+            f"{kind} output shape does not follow from its geometry",
+            where=f"{layer.where}.shape",
+            expected=(out_shape[0], *hw),
+            got=out_shape,
+            hint="check stride, padding and dilation",
+        )
+    geom = ConvGeometry(in_shape, out_shape, kernel, stride, padding, dilation, groups)
+    return w, geom
