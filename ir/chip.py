@@ -167,7 +167,8 @@ class Projection:
     integers handed to Lava (range -256..255); Dense/Sparse truncate them to `num_weight_bits`
     for their sign mode exactly as Lava does (`effective_weights`). Lava's fixed-point Conv
     applies neither `weight_exp` nor truncation, so a conv projection must have weight_exp 0 and
-    exact weights. `delay` (0..62) is a scalar or, for dense, one per synapse.
+    uses its weights as given (any value in -256..255; num_weight_bits only counts memory).
+    `delay` (0..62) is a scalar or, for dense, one per synapse.
     `num_message_bits` > 0 means the source sends graded spikes (the payload is multiplied).
     """
 
@@ -222,12 +223,6 @@ class Projection:
                     expected="weight_exp=0, delay=0",
                     got=(self.weight_exp, self.delay),
                     hint="fold the exponent into the weights and the target's threshold, or use a dense projection",
-                )
-            if not np.array_equal(truncate_weights(self.weights, self.num_weight_bits), self.weights):
-                raise ParameterError(
-                    f"conv weights are not exact at num_weight_bits={self.num_weight_bits}",
-                    where=where,
-                    hint="Lava's Conv does not truncate; quantize the kernel to the representable grid",
                 )
             c_out = self.conv.out_shape[0]
             c_in = self.conv.in_shape[0]

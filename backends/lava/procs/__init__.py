@@ -1,0 +1,1 @@
+"""Lava processes snnc adds: host-streaming recorders (see tap.py)."""
