@@ -1,0 +1,533 @@
+"""The canonical NIR graph seen as populations and float projections (shared by timing/quantize).
+
+After canonicalize (and fuse), a graph is populations (Input nodes and canonical CubaLIF/CubaLI
+neurons) joined by chains of linear nodes (Affine, Conv, pooling, Flatten, Scale, Delay).
+`lower()` turns every chain into a float projection (src population -> dst population): the
+composed linear map (kept as a convolution when it is one, else a dense or sparse matrix over
+C-order flattened neurons, which is how the chip IR indexes neurons; that is also where Flatten
+disappears), the float delay in steps (recurrent edges count one step, Delay nodes their length)
+and the constant terms (biases) with the step from which the reference model applies them.
+
+`simulate()` runs the float recurrence of the canonical form (the reference backend's semantics)
+on this population view; the quantizer uses it to calibrate scales and measure the membrane-input
+error. It is not a backend: passes may not import backends.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import nir
+import numpy as np
+import scipy.sparse as sp
+
+from snnc.ir import shapes as S
+from snnc.ir.chip import ConvGeometry
+from snnc.ir.errors import GraphError, UnsupportedNodeError
+from snnc.ir.graph import Graph
+
+from .canonicalize import META_RELAY, Cuba, graph_dt, read_canonical
+
+NEURONS = (nir.CubaLIF, nir.CubaLI)
+
+
+# -- linear operators -------------------------------------------------------------------------------
+@dataclass
+class LinOp:
+    """A linear map from a flat source vector (n_in) to a flat target vector (n_out).
+
+    kind: "identity", "dense" (ndarray [n_out, n_in]), "sparse" (csr) or "conv" (kernel + geometry).
+    """
+
+    kind: str
+    n_in: int
+    n_out: int
+    data: Any = None
+    geom: ConvGeometry | None = None
+
+    def matrix(self) -> sp.csr_matrix | np.ndarray:
+        if self.kind == "identity":
+            return sp.identity(self.n_in, format="csr", dtype=np.float64)
+        if self.kind == "conv":
+            return conv_matrix(self.data, self.geom)
+        return self.data
+
+    def sparse(self) -> sp.csr_matrix:
+        m = self.matrix()
+        return sp.csr_matrix(m) if not sp.issparse(m) else m.tocsr()
+
+    def dense(self) -> np.ndarray:
+        m = self.matrix()
+        return m.toarray() if sp.issparse(m) else np.asarray(m)
+
+    def apply(self, vec: np.ndarray) -> np.ndarray:
+        if self.kind == "identity":
+            return vec.copy()
+        return np.asarray(self.matrix() @ vec).ravel()
+
+    def nnz(self) -> int:
+        if self.kind == "identity":
+            return self.n_in
+        if self.kind == "dense":
+            return int(np.count_nonzero(self.data))
+        return int(self.sparse().nnz)
+
+
+def conv_matrix(kernel: np.ndarray, g: ConvGeometry) -> sp.csr_matrix:
+    """The [out_size, in_size] matrix of a 2-D cross-correlation (torch conventions)."""
+    c_out, c_in_g, kh, kw = kernel.shape
+    ci, hi, wi = g.in_shape
+    co, ho, wo = g.out_shape
+    groups = g.groups
+    oc, oy, ox, ic, ky, kx = np.meshgrid(
+        np.arange(c_out), np.arange(ho), np.arange(wo), np.arange(c_in_g), np.arange(kh), np.arange(kw), indexing="ij"
+    )
+    iy = oy * g.stride[0] - g.padding[0] + ky * g.dilation[0]
+    ix = ox * g.stride[1] - g.padding[1] + kx * g.dilation[1]
+    cin = (oc // (c_out // groups)) * c_in_g + ic
+    ok = (iy >= 0) & (iy < hi) & (ix >= 0) & (ix < wi)
+    rows = ((oc * ho + oy) * wo + ox)[ok]
+    cols = ((cin * hi + iy) * wi + ix)[ok]
+    vals = kernel[oc[ok], ic[ok], ky[ok], kx[ok]].astype(np.float64)
+    m = sp.csr_matrix((vals, (rows, cols)), shape=(co * ho * wo, ci * hi * wi))
+    m.sum_duplicates()
+    return m
+
+
+def compose(after: LinOp, before: LinOp) -> LinOp:
+    """after o before, keeping the cheapest exact representation."""
+    if before.kind == "identity":
+        return LinOp(after.kind, before.n_in, after.n_out, after.data, after.geom)
+    if after.kind == "identity":
+        return LinOp(before.kind, before.n_in, after.n_out, before.data, before.geom)
+    if after.kind == "dense":
+        m = before.matrix()
+        out = (m.T @ after.data.T).T if sp.issparse(m) else after.data @ m
+        return LinOp("dense", before.n_in, after.n_out, np.asarray(out))
+    if before.kind == "dense":
+        m = after.matrix()
+        return LinOp("dense", before.n_in, after.n_out, np.asarray(m @ before.data))
+    return LinOp("sparse", before.n_in, after.n_out, (after.sparse() @ before.sparse()).tocsr())
+
+
+def add(a: LinOp, b: LinOp) -> LinOp:
+    if a.kind == "conv" and b.kind == "conv" and a.geom == b.geom:
+        return LinOp("conv", a.n_in, a.n_out, a.data + b.data, a.geom)
+    if a.kind == "dense" or b.kind == "dense":
+        return LinOp("dense", a.n_in, a.n_out, a.dense() + b.dense())
+    return LinOp("sparse", a.n_in, a.n_out, (a.sparse() + b.sparse()).tocsr())
+
+
+def node_op(node: nir.NIRNode, in_shape: tuple[int, ...], out_shape: tuple[int, ...], where: str) -> tuple[LinOp, np.ndarray]:
+    """The linear map and constant (bias, flat over out_shape) of one linear node."""
+    n_in, n_out = math.prod(in_shape), math.prod(out_shape)
+    zero = np.zeros(n_out)
+    if isinstance(node, (nir.Flatten, nir.Delay, nir.Output)):
+        return LinOp("identity", n_in, n_out), zero
+    if isinstance(node, nir.Scale):
+        s = np.broadcast_to(np.asarray(node.scale, dtype=np.float64), in_shape).ravel()
+        return LinOp("sparse", n_in, n_out, sp.diags(s, format="csr")), zero
+    if isinstance(node, (nir.Affine, nir.Linear)):
+        w = np.asarray(node.weight, dtype=np.float64)
+        b = np.zeros(w.shape[0]) if isinstance(node, nir.Linear) else np.broadcast_to(np.asarray(node.bias, dtype=np.float64), (w.shape[0],))
+        lead = math.prod(in_shape[:-1])
+        if lead == 1:
+            return LinOp("dense", n_in, n_out, w.copy()), np.asarray(b, dtype=np.float64).copy()
+        return LinOp("sparse", n_in, n_out, sp.kron(sp.identity(lead), sp.csr_matrix(w), format="csr")), np.tile(b, lead)
+    if isinstance(node, nir.Conv2d):
+        w = np.asarray(node.weight, dtype=np.float64)
+        geom = ConvGeometry(
+            in_shape=in_shape, out_shape=out_shape, kernel=w.shape[2:],
+            stride=S.pair(node.stride, "stride", where), padding=S.conv_padding(node, in_shape[1:], where),
+            dilation=S.pair(node.dilation, "dilation", where), groups=int(np.ravel(node.groups)[0]),
+        )
+        b = np.broadcast_to(np.asarray(node.bias, dtype=np.float64), (out_shape[0],))
+        return LinOp("conv", n_in, n_out, w.copy(), geom), np.repeat(b, out_shape[1] * out_shape[2])
+    if isinstance(node, nir.Conv1d):
+        w = np.asarray(node.weight, dtype=np.float64)[:, :, None, :]
+        pad = S.conv_padding(node, in_shape[1:], where)[0]
+        geom = ConvGeometry(
+            in_shape=(in_shape[0], 1, in_shape[1]), out_shape=(out_shape[0], 1, out_shape[1]), kernel=w.shape[2:],
+            stride=(1, int(np.ravel(node.stride)[0])), padding=(0, pad), dilation=(1, int(np.ravel(node.dilation)[0])),
+            groups=int(np.ravel(node.groups)[0]),
+        )
+        b = np.broadcast_to(np.asarray(node.bias, dtype=np.float64), (out_shape[0],))
+        return LinOp("sparse", n_in, n_out, conv_matrix(w, geom)), np.repeat(b, out_shape[1])
+    if isinstance(node, (nir.SumPool2d, nir.AvgPool2d)):
+        k = S.pair(node.kernel_size, "kernel_size", where)
+        c = in_shape[0]
+        value = 1.0 if isinstance(node, nir.SumPool2d) else 1.0 / (k[0] * k[1])
+        geom = ConvGeometry(
+            in_shape=in_shape, out_shape=out_shape, kernel=k, stride=S.pair(node.stride, "stride", where),
+            padding=S.pair(node.padding, "padding", where), dilation=(1, 1), groups=c,
+        )
+        return LinOp("conv", n_in, n_out, np.full((c, 1, *k), value), geom), zero
+    raise UnsupportedNodeError(f"{type(node).__name__} cannot sit between two populations", where=where)
+
+
+# -- the population view ----------------------------------------------------------------------------
+@dataclass
+class FloatPop:
+    """A population: an Input (kind 'input') or a canonical neuron (kind 'neuron')."""
+
+    name: str
+    shape: tuple[int, ...]
+    kind: str
+    cuba: Cuba | None = None
+    latency: int | None = None  # chip steps behind the float model (set by the timing pass)
+    relay: bool = False  # inserted by canonicalize to read an Output that no neuron fed
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+
+@dataclass
+class FloatProj:
+    """A float projection. `delay` is the float-model delay in steps: an int, or an int array
+    [n_out, n_in] per synapse. `nodes` are the NIR nodes it was composed from."""
+
+    name: str
+    src: str
+    dst: str
+    op: LinOp
+    delay: Any = 0
+    nodes: list[str] = field(default_factory=list)
+
+    @property
+    def min_delay(self) -> int:
+        return int(np.min(self.delay)) if np.ndim(self.delay) else int(self.delay)
+
+    @property
+    def max_delay(self) -> int:
+        return int(np.max(self.delay)) if np.ndim(self.delay) else int(self.delay)
+
+
+@dataclass
+class FloatNet:
+    dt: float
+    pops: dict[str, FloatPop]
+    projs: list[FloatProj]
+    biases: dict[str, dict[int, np.ndarray]]  # population -> {first step: flat vector}
+    outputs: dict[str, tuple[str, str]]  # Output node -> (population, "s" | "v")
+    time_shift: int | None = None
+
+    def incoming(self, pop: str) -> list[FloatProj]:
+        return [p for p in self.projs if p.dst == pop]
+
+    def neuron_order(self) -> list[str]:
+        """Neuron populations in an order where every zero-delay projection points forward."""
+        import networkx as nx
+
+        g = nx.DiGraph()
+        g.add_nodes_from(n for n, p in self.pops.items() if p.kind == "neuron")
+        for p in self.projs:
+            if p.min_delay == 0 and self.pops[p.src].kind == "neuron":
+                g.add_edge(p.src, p.dst)
+        rank = {n: i for i, n in enumerate(self.pops)}
+        try:
+            return list(nx.lexicographical_topological_sort(g, key=rank.__getitem__))
+        except nx.NetworkXUnfeasible:
+            raise GraphError("a loop of populations without delay", hint="a bug: recurrent edges should break it") from None
+
+
+@dataclass
+class _Contribution:
+    src: str
+    op: LinOp
+    delay: Any  # int, ("col", vec) or ("row", vec)
+    nodes: list[str]
+
+
+@dataclass
+class _Bias:
+    vec: np.ndarray
+    start: int
+    in_rest: bool  # still present in the network's rest state (no Delay passed)
+
+
+META_LATENCY = "snnc_latency"
+META_TIME_SHIFT = "snnc_time_shift"
+
+
+def lower(graph: Graph) -> FloatNet:
+    """The population view of a canonical graph (see module docstring)."""
+    dt = graph_dt(graph, graph.source)
+    pops: dict[str, FloatPop] = {}
+    for name, node in graph.nodes.items():
+        where = f"{graph.source}: node {name!r}"
+        if isinstance(node, nir.Input):
+            pops[name] = FloatPop(name, tuple(graph.out_shapes[name]), "input")
+        elif isinstance(node, NEURONS):
+            shape = tuple(graph.in_shapes[name])
+            lat = (node.metadata or {}).get(META_LATENCY)
+            pops[name] = FloatPop(
+                name, shape, "neuron", read_canonical(node, dt, shape, where), None if lat is None else int(np.asarray(lat)),
+                relay=bool((node.metadata or {}).get(META_RELAY, 0)),
+            )
+        elif isinstance(node, S.NEURON_TYPES + (nir.Threshold,)):
+            raise UnsupportedNodeError(
+                f"{type(node).__name__} is not in canonical form", where=where, hint="run the canonicalize pass first"
+            )
+    memo: dict[str, tuple[list[_Contribution], list[_Bias]]] = {}
+    steps_of = lambda node: np.rint(np.asarray(node.delay, dtype=np.float64) / dt).astype(np.int64)  # noqa: E731
+
+    def through_edge(contribs, biases, a, b):
+        rec = (a, b) in graph.recurrent
+        if rec:
+            contribs = [_Contribution(c.src, c.op, _shift(c.delay, 1), c.nodes) for c in contribs]
+            biases = [bz if bz.in_rest else _Bias(bz.vec, bz.start + 1, False) for bz in biases]
+        return contribs, biases
+
+    def visit(name: str, stack: tuple[str, ...]) -> tuple[list[_Contribution], list[_Bias]]:
+        if name in memo:
+            return memo[name]
+        if name in stack:
+            raise GraphError("a loop of linear nodes without a neuron", where=f"{graph.source}: node {name!r}")
+        node = graph.nodes[name]
+        where = f"{graph.source}: node {name!r}"
+        contribs: list[_Contribution] = []
+        biases: list[_Bias] = []
+        for pred in graph.predecessors(name):
+            if pred in pops:
+                pop = pops[pred]
+                if pop.kind == "neuron" and not pop.cuba.spiking:
+                    raise UnsupportedNodeError(
+                        "a non-spiking neuron (LI/CubaLI/I readout) feeds another node; Loihi "
+                        "compartments communicate only by spikes",
+                        where=f"{graph.source}: edge {pred!r} -> {name!r}",
+                        hint="use non-spiking neurons only as network outputs",
+                    )
+                c = [_Contribution(pred, LinOp("identity", pop.size, pop.size), 0, [])]
+                b: list[_Bias] = []
+            else:
+                c, b = visit(pred, stack + (name,))
+            c, b = through_edge(c, b, pred, name)
+            contribs.extend(c)
+            biases.extend(b)
+        if not isinstance(node, nir.NIRNode) or isinstance(node, NEURONS):
+            raise GraphError("internal: visit reached a population", where=where)
+        in_shape, out_shape = tuple(graph.in_shapes[name]), tuple(graph.out_shapes[name])
+        if isinstance(node, nir.Delay):
+            steps = steps_of(node)
+            flat = np.broadcast_to(steps, in_shape).ravel()
+            uniform = np.all(flat == flat[0])
+            new = []
+            for c in contribs:
+                if uniform:
+                    delay = _shift(c.delay, int(flat[0]))
+                elif c.op.kind == "identity" and not np.ndim(c.delay) and not isinstance(c.delay, tuple):
+                    delay = ("col", flat + int(c.delay))
+                else:
+                    delay = ("row", _add_row(c.delay, flat, where))
+                new.append(_Contribution(c.src, c.op, delay, c.nodes + [name]))
+            contribs = new
+            biases = [_Bias(bz.vec, bz.start + int(flat.max()), False) if not uniform else _Bias(bz.vec, bz.start + int(flat[0]), False) for bz in biases]
+            if not uniform and biases:
+                raise UnsupportedNodeError("a per-neuron Delay after a bias", where=where, hint="put the bias after the Delay")
+        else:
+            op, const = node_op(node, in_shape, out_shape, where)
+            new = []
+            for c in contribs:
+                if isinstance(c.delay, tuple) and c.delay[0] == "row" and op.kind != "identity":
+                    raise UnsupportedNodeError(
+                        "per-neuron Delay followed by a linear map mixes delays per synapse in a way a "
+                        "projection cannot store",
+                        where=where,
+                        hint="put per-neuron Delay nodes right after the source or right before the target neurons",
+                    )
+                new.append(_Contribution(c.src, compose(op, c.op), c.delay, c.nodes + [name]))
+            contribs = new
+            biases = [_Bias(op.apply(bz.vec), bz.start, bz.in_rest) for bz in biases]
+            if np.any(const != 0):
+                biases.append(_Bias(const, 0, True))
+        memo[name] = (contribs, biases)
+        return contribs, biases
+
+    projs: list[FloatProj] = []
+    biases_by_pop: dict[str, dict[int, np.ndarray]] = {}
+    taken = set(pops)
+    for dst, pop in pops.items():
+        if pop.kind != "neuron":
+            continue
+        contribs: list[_Contribution] = []
+        biases: list[_Bias] = []
+        for pred in graph.predecessors(dst):
+            if pred in pops:
+                src = pops[pred]
+                if src.kind == "neuron" and not src.cuba.spiking:
+                    raise UnsupportedNodeError(
+                        "a non-spiking neuron feeds another neuron; Loihi compartments communicate only by spikes",
+                        where=f"{graph.source}: edge {pred!r} -> {dst!r}",
+                    )
+                c, b = [_Contribution(pred, LinOp("identity", src.size, src.size), 0, [])], []
+            else:
+                c, b = visit(pred, (dst,))
+            c, b = through_edge(c, b, pred, dst)
+            contribs.extend(c)
+            biases.extend(b)
+        # A gain canonicalize could not fold into a single feeding node scales every input here.
+        gain = np.broadcast_to(pop.cuba.gain, pop.shape).ravel().astype(np.float64)
+        if not np.all(gain == 1.0):
+            contribs = [_Contribution(c.src, _scale_rows(c.op, gain), c.delay, c.nodes) for c in contribs]
+            biases = [_Bias(bz.vec * gain, bz.start, bz.in_rest) for bz in biases]
+            pop.cuba.gain = np.ones(pop.shape)
+        # Group by (source, delay) and sum.
+        groups: dict[tuple, _Contribution] = {}
+        for c in contribs:
+            if c.op.n_out != pop.size:
+                raise GraphError("internal: composed map does not match the population", where=dst)
+            key = (c.src, _delay_key(c.delay))
+            if key in groups:
+                old = groups[key]
+                groups[key] = _Contribution(c.src, add(old.op, c.op), c.delay, old.nodes + [n for n in c.nodes if n not in old.nodes])
+            else:
+                groups[key] = c
+        bases = [c.nodes[-1] if c.nodes else f"{src}->{dst}" for (src, _), c in groups.items()]
+        for ((src, _), c), base in zip(groups.items(), bases):
+            if bases.count(base) > 1:
+                base = f"{base}@{src}.d{_delay_name(c.delay)}"
+            name, i = base, 1
+            while name in taken:
+                name, i = f"{base}_{i}", i + 1
+            taken.add(name)
+            projs.append(FloatProj(name, src, dst, c.op, _delay_value(c.delay, c.op), c.nodes))
+        table: dict[int, np.ndarray] = {}
+        for bz in biases:
+            table[bz.start] = table.get(bz.start, 0) + bz.vec
+        table = {k: v for k, v in table.items() if np.any(v != 0)}
+        if table:
+            biases_by_pop[dst] = table
+    outputs: dict[str, tuple[str, str]] = {}
+    for name in graph.outputs:
+        preds = graph.predecessors(name)
+        if len(preds) != 1 or preds[0] not in pops or pops[preds[0]].kind != "neuron":
+            raise UnsupportedNodeError(
+                "output is not read from a single neuron population",
+                where=f"{graph.source}: node {name!r}",
+                hint="run the canonicalize pass, which inserts a relay population",
+            )
+        if (preds[0], name) in graph.recurrent:
+            raise GraphError("output behind a recurrent edge", where=f"{graph.source}: node {name!r}")
+        pop = pops[preds[0]]
+        outputs[name] = (preds[0], "s" if pop.cuba.spiking else "v")
+    shift = graph.metadata.get(META_TIME_SHIFT)
+    return FloatNet(dt, pops, projs, biases_by_pop, outputs, None if shift is None else int(np.asarray(shift)))
+
+
+def _scale_rows(op: LinOp, gain: np.ndarray) -> LinOp:
+    """diag(gain) o op, keeping a convolution when the gain is constant per output channel."""
+    if op.kind == "conv":
+        per = gain.reshape(op.geom.out_shape)
+        if np.all(per == per[:, :1, :1]):
+            return LinOp("conv", op.n_in, op.n_out, op.data * per[:, 0, 0][:, None, None, None], op.geom)
+    if op.kind == "dense":
+        return LinOp("dense", op.n_in, op.n_out, op.data * gain[:, None])
+    return LinOp("sparse", op.n_in, op.n_out, (sp.diags(gain) @ op.sparse()).tocsr())
+
+
+def _shift(delay, k: int):
+    if isinstance(delay, tuple):
+        return (delay[0], delay[1] + k)
+    return int(delay) + k
+
+
+def _add_row(delay, flat, where):
+    if isinstance(delay, tuple):
+        if delay[0] == "row":
+            return delay[1] + flat
+        raise UnsupportedNodeError("per-neuron Delay nodes on both ends of a projection", where=where)
+    return flat + int(delay)
+
+
+def _delay_key(delay):
+    if isinstance(delay, tuple):
+        return (delay[0], tuple(int(x) for x in delay[1]))
+    return int(delay)
+
+
+def _delay_name(delay) -> str:
+    return "var" if isinstance(delay, tuple) else str(int(delay))
+
+
+def _delay_value(delay, op: LinOp):
+    """Per-synapse delays as an [n_out, n_in] array (dense), or a scalar."""
+    if not isinstance(delay, tuple):
+        return int(delay)
+    kind, vec = delay
+    vec = np.asarray(vec, dtype=np.int64)
+    if np.all(vec == vec[0]):
+        return int(vec[0])
+    if kind == "col":
+        return np.broadcast_to(vec[None, :], (op.n_out, op.n_in)).copy()
+    return np.broadcast_to(vec[:, None], (op.n_out, op.n_in)).copy()
+
+
+# -- float simulation of the canonical form -------------------------------------------------------
+@dataclass
+class FloatRun:
+    """What a float run recorded: every population's output [T, B, n] and per-population state ranges."""
+
+    outputs: dict[str, np.ndarray]
+    i_absmax: dict[str, np.ndarray]  # per neuron, max |i| over time and batch
+    v_max: dict[str, np.ndarray]
+    v_min: dict[str, np.ndarray]
+    params: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # (alpha, beta) per population
+
+
+def simulate(net: FloatNet, inputs: dict[str, np.ndarray]) -> FloatRun:
+    """Float recurrence of the canonical form; `inputs[name]` is [B, T, *shape].
+
+    Same semantics as the reference backend: zero-delay projections act within the step in
+    population order, delayed ones read the history, constants start at their recorded step.
+    """
+    first = next(iter(inputs.values()))
+    batch, steps = first.shape[0], first.shape[1]
+    order = net.neuron_order()
+    out: dict[str, np.ndarray] = {}
+    for name, pop in net.pops.items():
+        if pop.kind == "input":
+            out[name] = np.asarray(inputs[name], dtype=np.float64).reshape(batch, steps, -1).transpose(1, 0, 2).copy()
+        else:
+            out[name] = np.zeros((steps, batch, pop.size))
+    mats = {}
+    for p in net.projs:
+        if np.ndim(p.delay):
+            mats[p.name] = [(int(d), sp.csr_matrix(np.where(p.delay == d, p.op.dense(), 0.0))) for d in np.unique(p.delay)]
+        else:
+            mats[p.name] = [(int(p.delay), p.op.sparse())]
+    incoming = {n: net.incoming(n) for n in order}
+    i_state = {n: np.zeros((batch, net.pops[n].size)) for n in order}
+    v_state = {n: np.zeros((batch, net.pops[n].size)) for n in order}
+    params = {}
+    for n in order:
+        c = net.pops[n].cuba
+        params[n] = (c.alpha.ravel(), c.beta.ravel(), None if c.thr is None else c.thr.ravel())
+    i_abs = {n: np.zeros(net.pops[n].size) for n in order}
+    v_hi = {n: np.full(net.pops[n].size, -np.inf) for n in order}
+    v_lo = {n: np.full(net.pops[n].size, np.inf) for n in order}
+    for t in range(steps):
+        for n in order:
+            x = np.zeros((batch, net.pops[n].size))
+            for p in incoming[n]:
+                for d, m in mats[p.name]:
+                    if t - d >= 0:
+                        x += (m @ out[p.src][t - d].T).T
+            for start, vec in net.biases.get(n, {}).items():
+                if t >= start:
+                    x += vec
+            alpha, beta, thr = params[n]
+            i = alpha * i_state[n] + x
+            v = beta * v_state[n] + i
+            i_abs[n] = np.maximum(i_abs[n], np.abs(i).max(axis=0))
+            v_hi[n] = np.maximum(v_hi[n], v.max(axis=0))
+            v_lo[n] = np.minimum(v_lo[n], v.min(axis=0))
+            if thr is not None:
+                z = v > thr
+                v = np.where(z, 0.0, v)
+                out[n][t] = z
+            else:
+                out[n][t] = v
+            i_state[n], v_state[n] = i, v
+    return FloatRun(out, i_abs, v_hi, v_lo, {n: (params[n][0], params[n][1]) for n in order})

@@ -1,0 +1,889 @@
+"""Quantize: lower the canonical NIR graph to an integer ChipGraph.
+
+Why here and how: each canonical population (see `canonicalize`) runs
+
+    i[t] = alpha i[t-1] + sum_k W_k x_k[t - f_k] + b(t);   v[t] = beta v[t-1] + i[t];   v > thr
+
+and a Lava/Loihi compartment runs (docs/loihi-fixed-point.md)
+
+    u = u (4095 - du) / 4096 + (sum_j w_q x_j  shifted by weight_exp) << 6;  v = v (4096 - dv) / 4096 + u;  v > vth << 6
+
+One float-to-chip factor K per layer (chip units of u and v per float unit) makes them the same
+network: w_q << (6 + e) = K W, vth << 6 = K thr, du = round(4096 (1 - alpha)) - 1,
+dv = round(4096 (1 - beta)).
+
+Weights. Each weight is rounded onto the grid Lava really applies for its sign mode and
+`num_weight_bits` (`bits.representable_weight_range`; mixed-sign weights are even because Lava
+drops their lowest bit). By default (`split_sign`) positive and negative weights of a projection go
+to separate excitatory / inhibitory projections, so both keep all their magnitude bits, and each
+sign part is cut into up to `exponent_groups` projections with consecutive weight exponents, every
+weight in the finest group that holds it: a block-floating-point code (Loihi's synapse formats
+carry their own exponent; in Lava each group is one Sparse process). The synapse count does not
+change, and every synapse still stores `weight_bits` bits. With one group the exponent is searched
+for the smallest error, not taken as the first that fits. Exponents below `min_weight_exp` (0) are
+not used: with weight_exp < 0 Lava floors the accumulated sum, a systematic bias a larger K avoids.
+Lava's fixed-point Conv applies no weight_exp and keeps one kernel: conv projections use e = 0 and
+are not split, so their K is set by the kernel.
+
+The chip factor K. Larger K means finer thresholds, biases and state (one synaptic input unit is
+64/K in float units) until the 24-bit current u would wrap. K is searched over the values where a
+projection's largest weight lands on the top of its grid and the largest K the headroom allows,
+keeping the smallest error of W/thr as the chip applies it. Headroom: |i| is bounded by the worst
+case (every input active every step: (sum |W| + |b|) / (1 - alpha)) or, with `calibrate` (sample
+inputs), by a float run of the canonical network; K keeps |i| K below 2**23 / headroom. Negative v
+saturating at -2**23 is allowed for leaky neurons (they recover towards rest as in the float model;
+reported) but not for neurons without leak (IF), whose range is then taken from calibration.
+With calibration data the quantizer also refines K (`refine`): among a fine grid of K it keeps the
+one whose integer layer, fed the float run's own input spikes, takes the same spike decisions as
+the float layer most often. Recurrent spiking networks are chaotic (one flipped decision changes
+all later spikes), and which weights round up or down depends on K. `per_channel` gives dense/
+sparse layers one K per neuron (per-neuron vth, which Lava's LIF cannot hold: see `legalize`).
+
+Constant drive (Affine/Conv biases, which NIR adds to the synaptic current every step from step
+0) becomes, with `bias="neuron"` (default, exact), projections from one always-firing bias neuron
+(population "snnc.bias") whose delay makes them start at the population's first float step, with
+up to `bias_groups` exponent groups (one synapse per neuron); `bias="mant"` uses Loihi's bias_mant
+instead (exact for current-less layers except that it starts `latency` steps early; the
+steady-state value b / (1 - alpha) for CUBA layers).
+
+Inputs: binary spike inputs become InputPopulation(num_message_bits=0). Non-binary inputs
+(analog values, e.g. a constant-current encoding, or event counts per bin) become graded:
+`num_message_bits = input_bits`, and the host sends round(x * meta["input_scale"][name])
+(integer data is sent as it is, scale 1); `input_encoding` chooses: "spikes", "graded", or
+"auto" (graded when the calibration data is not all 0/1).
+
+Outputs: a spiking population is read as spikes ("s"); a non-spiking readout (canonical CubaLI)
+as its voltage ("v"), with vth at the maximum so it never fires, `meta["output_scale"][port]`
+(float per chip unit) and `meta["output_offset"][port]` (v_leak) to convert back.
+
+Reported per layer: K, vth, du, dv, relative RMS weight error (and of W/thr as applied), the
+error of the membrane input sum_k W_k x_k + b over the calibration run (when given), decay and
+bias errors, the calibration refinement, and every approximation made.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from snnc.ir.bits import SPECS, representable_weight_range, sign_mode
+from snnc.ir.chip import ChipGraph, InputPopulation, OutputPort, Population, Projection
+from snnc.ir.errors import ParameterError, QuantizationError, ShapeError
+from snnc.ir.graph import Graph
+
+from .base import Pass, PassResult
+from .netlist import FloatNet, FloatPop, FloatProj, FloatRun, LinOp, conv_matrix, lower, simulate
+
+E_RANGE = range(SPECS["weight_exp"].lo, SPECS["weight_exp"].hi + 1)
+STATE_MAX = 2**23
+VTH_MAX = SPECS["vth"].hi
+BIAS_POP = "snnc.bias"
+
+
+@dataclass
+class _Weights:
+    """Float weights of one projection, per message unit, in a form the quantizer can vectorize."""
+
+    proj: FloatProj
+    values: np.ndarray  # dense [n_out, n_in], sparse data, or conv kernel
+    rows: np.ndarray | None  # target neuron of each value (dense/sparse), None for conv
+    kind: str  # "dense", "sparse", "conv"
+    msg_scale: float  # payload units per float unit of the source (graded inputs), else 1
+    bits: int
+
+    @property
+    def mode(self) -> str:
+        v = self.values
+        if v.size == 0 or np.all(v >= 0):
+            return "excitatory"
+        if np.all(v <= 0):
+            return "inhibitory"
+        return "mixed"
+
+
+def quantize_values(values: np.ndarray, scale, e, bits: int, mode: str) -> np.ndarray:
+    """Integer weights on Lava's grid for `mode`: round(values * scale / 2**(6+e)), clipped."""
+    lo, hi, step = representable_weight_range(bits, mode)
+    t = values * scale / np.exp2(6 + np.asarray(e, dtype=np.float64))
+    return np.clip(np.rint(t / step) * step, lo, hi).astype(np.int64)
+
+
+def _sq_error(values, scale, q, e) -> float:
+    return float(np.sum((q * np.exp2(6 + np.asarray(e, dtype=np.float64)) / scale - values) ** 2))
+
+
+def _best_exponent(values, scale, bits: int, mode: str, exps) -> tuple[int, np.ndarray, float]:
+    """The exponent with the smallest squared error at chip factor `scale` (not the first that fits)."""
+    best = None
+    for e in exps:
+        q = quantize_values(values, scale, e, bits, mode)
+        err = _sq_error(values, scale, q, e)
+        if best is None or err < best[2] * (1 - 1e-12):
+            best = (e, q, err)
+    return best
+
+
+def quantize_weights(values: np.ndarray, scale, bits: int, mode: str, groups: int, split_sign: bool, fixed_e: int | None = None,
+                     e_min: int = E_RANGE.start):
+    """Integer mantissas q and exponents e (arrays like `values`) for one projection.
+
+    One group: one exponent per sign part, searched for the smallest error. Several groups: each
+    weight takes the smallest exponent (finest step) among `groups` consecutive exponents that
+    holds it without clipping, the top one set by the largest weight: a shared-exponent
+    ("block floating point") code per synapse group, as Loihi's synapse formats allow.
+    `split_sign` gives positive and negative weights their own (excitatory / inhibitory) parts,
+    so they keep all `bits` of magnitude (Lava drops the lowest bit of mixed-sign weights).
+    Exponents below `e_min` are not used: with weight_exp < 0 Lava shifts the accumulated sum right
+    (floor), a systematic error of up to one unit per step that a larger chip factor avoids.
+    """
+    q = np.zeros(values.shape, np.int64)
+    e = np.zeros(values.shape, np.int64)
+    if fixed_e is not None:
+        return quantize_values(values, scale, fixed_e, bits, mode), np.full(values.shape, fixed_e, np.int64)
+    sides = [(values > 0, "excitatory"), (values < 0, "inhibitory")] if (split_sign and mode == "mixed") else [(values != 0, mode)]
+    scale_arr = np.broadcast_to(np.asarray(scale, dtype=np.float64), values.shape)
+    for mask, side_mode in sides:
+        if not np.any(mask):
+            continue
+        v, sc = values[mask], scale_arr[mask]
+        if groups <= 1:
+            ei, qi, _ = _best_exponent(v, sc, bits, side_mode, range(e_min, E_RANGE.stop))
+            q[mask], e[mask] = qi, ei
+            continue
+        lo, hi, step = representable_weight_range(bits, side_mode)
+        top = max(abs(lo), abs(hi))
+        need = np.ceil(np.log2(np.maximum(np.abs(v) * sc / 64.0, 1e-300) / top)).astype(np.int64)
+        e_top = int(min(max(need.max(), e_min), E_RANGE.stop - 1))
+        ei = np.clip(need, max(e_top - groups + 1, e_min), e_top)
+        q[mask], e[mask] = quantize_values(v, sc, ei, bits, side_mode), ei
+    return q, e
+
+
+@dataclass(frozen=True)
+class Quantize(Pass):
+    """NIR canonical graph -> integer ChipGraph (see module docstring for every option)."""
+
+    weight_bits: int = 8
+    per_channel: bool = False
+    calibrate: Any = field(default=None, compare=False, repr=False)
+    input_encoding: str = "auto"
+    input_bits: int = 8
+    input_range: float | None = None
+    headroom: float = 2.0
+    bias: str = "neuron"
+    bias_bits: int = 8
+    exponent_groups: int = 4
+    split_sign: bool = True
+    bias_groups: int = 16
+    refine: bool = True
+    min_weight_exp: int = 0
+    refine_budget: float = 3e8
+
+    name: ClassVar[str] = "quantize"
+
+    def run(self, graph: Graph) -> PassResult:
+        self.check_level(graph)
+        SPECS["num_weight_bits"].check(self.weight_bits, "compile option weight_bits")
+        if self.input_encoding not in ("auto", "spikes", "graded"):
+            raise ParameterError("input_encoding must be 'auto', 'spikes' or 'graded'", where="quantize option", got=self.input_encoding)
+        if self.bias not in ("neuron", "mant"):
+            raise ParameterError("bias must be 'neuron' or 'mant'", where="quantize option", got=self.bias)
+        if not self.headroom >= 1.0:
+            raise ParameterError("headroom must be >= 1", where="quantize option", got=self.headroom)
+        net = lower(graph)
+        notes: list[str] = []
+        timed = all(p.latency is not None for p in net.pops.values() if p.kind == "neuron") and net.time_shift is not None
+        if not timed:
+            notes.append("timing pass not run: delays only model the float graph's delays, outputs are not aligned")
+        calib = self._calibration_inputs(net)
+        run = simulate(net, calib) if calib is not None else None
+
+        chip = ChipGraph(meta={"dt": net.dt, "time_shift": int(net.time_shift or 0), "weight_bits": int(self.weight_bits)})
+        msg_scale: dict[str, float] = {}
+        input_report = {}
+        for name, pop in net.pops.items():
+            if pop.kind != "input":
+                continue
+            graded, s_in, info = self._input_encoding(name, pop, calib)
+            chip.add(InputPopulation(name, pop.shape, num_message_bits=self.input_bits if graded else 0))
+            msg_scale[name] = s_in
+            input_report[name] = info
+            if graded:
+                chip.meta.setdefault("input_scale", {})[name] = s_in
+        need_bias_pop = self.bias == "neuron" and any(net.biases.values())
+        if need_bias_pop:
+            chip.add(Population(BIAS_POP, (1,), du=4095, dv=0, vth=0, bias_mant=1, bias_exp=0, meta={"role": "bias", "latency": 0}))
+
+        layers = {}
+        for name, pop in net.pops.items():
+            if pop.kind != "neuron":
+                continue
+            layers[name] = self._layer(chip, net, pop, msg_scale, run, timed, notes)
+
+        for port, (pop, var) in net.outputs.items():
+            chip.outputs[port] = OutputPort(pop, var)
+            if var == "v":
+                p = chip.populations[pop]
+                chip.meta.setdefault("output_scale", {})[port] = _jsonable_scale(1.0 / np.asarray(p.meta["scale"]))
+                off = np.asarray(net.pops[pop].cuba.offset)
+                chip.meta.setdefault("output_offset", {})[port] = float(off.ravel()[0]) if np.all(off == off.ravel()[0]) else off.tolist()
+        chip.validate()
+        report = {
+            "weight_bits": int(self.weight_bits),
+            "per_channel": bool(self.per_channel),
+            "calibrated": run is not None,
+            "inputs": input_report,
+            "layers": layers,
+            "time_shift": chip.meta["time_shift"],
+            "bias_population": BIAS_POP if need_bias_pop else None,
+            "notes": notes,
+        }
+        return PassResult(chip, report)
+
+    # -- inputs -----------------------------------------------------------------------------------
+    def _calibration_inputs(self, net: FloatNet) -> dict[str, np.ndarray] | None:
+        if self.calibrate is None:
+            return None
+        names = [n for n, p in net.pops.items() if p.kind == "input"]
+        data = self.calibrate if isinstance(self.calibrate, dict) else {names[0]: self.calibrate} if len(names) == 1 else None
+        if data is None:
+            raise ShapeError("the network has several inputs; pass calibrate as a dict", where="compile option calibrate", expected=names)
+        out = {}
+        length = None
+        for name in names:
+            if name not in data:
+                raise ShapeError("calibration data misses an input", where="compile option calibrate", expected=names, got=sorted(data))
+            arr = np.asarray(data[name], dtype=np.float64)
+            shape = net.pops[name].shape
+            if arr.shape[1:] == shape:
+                arr = arr[None]
+            if arr.ndim != len(shape) + 2 or arr.shape[2:] != shape:
+                raise ShapeError(
+                    "calibration data has the wrong shape",
+                    where=f"compile option calibrate[{name!r}]",
+                    expected=f"[T, {', '.join(map(str, shape))}] or [batch, T, ...]",
+                    got=list(arr.shape),
+                )
+            if not np.all(np.isfinite(arr)):
+                raise ShapeError("calibration data holds NaN or inf", where=f"compile option calibrate[{name!r}]")
+            if length is not None and arr.shape[:2] != length:
+                raise ShapeError("calibration inputs disagree on batch/time", where="compile option calibrate")
+            length = arr.shape[:2]
+            out[name] = arr
+        return out
+
+    def _input_encoding(self, name: str, pop: FloatPop, calib) -> tuple[bool, float, dict]:
+        arr = None if calib is None else calib[name]
+        binary = arr is None or bool(np.all((arr == 0) | (arr == 1)))
+        graded = self.input_encoding == "graded" or (self.input_encoding == "auto" and not binary)
+        if not graded:
+            return False, 1.0, {"encoding": "spikes", "num_message_bits": 0}
+        SPECS["num_message_bits"].check(self.input_bits, "compile option input_bits")
+        if self.input_bits < 1:
+            raise ParameterError("graded inputs need input_bits >= 1", where="compile option input_bits", got=self.input_bits)
+        if self.input_range is not None:
+            xmax, signed = float(self.input_range), True
+        elif arr is not None:
+            xmax, signed = float(np.max(np.abs(arr))), bool(np.any(arr < 0))
+        else:
+            xmax, signed = 1.0, True
+        xmax = xmax if xmax > 0 else 1.0
+        levels = 2 ** (self.input_bits - 1) - 1 if signed else 2**self.input_bits - 1
+        if arr is not None and self.input_range is None and np.all(arr == np.rint(arr)) and xmax <= levels:
+            s_in = 1.0  # integer data (e.g. event counts) is sent as it is: exact
+        else:
+            s_in = levels / xmax
+        return True, s_in, {"encoding": "graded", "num_message_bits": int(self.input_bits), "input_scale": s_in, "range": xmax}
+
+    # -- one layer ----------------------------------------------------------------------------------
+    def _layer(self, chip: ChipGraph, net: FloatNet, pop: FloatPop, msg_scale, run: FloatRun | None, timed: bool, notes: list) -> dict:
+        name, c, n = pop.name, pop.cuba, pop.size
+        where = f"layer {name!r}"
+        alpha, beta = c.alpha.ravel(), c.beta.ravel()
+        thr = None if c.thr is None else c.thr.ravel()
+        projs = net.incoming(name)
+        weights = [self._weights(p, msg_scale) for p in projs]
+        biases = net.biases.get(name, {})
+        bias_total = sum(biases.values()) if biases else np.zeros(n)
+        layer_notes: list[str] = []
+
+        # -- headroom: bound on |i| and |v| in float units --------------------------------------------
+        if run is not None:
+            u_bound = run.i_absmax[name]
+            v_bound = np.maximum(np.abs(run.v_max[name]), np.abs(run.v_min[name]))
+            if thr is not None:
+                # Below threshold, a leaky v that saturates recovers towards rest as in the float
+                # model; a neuron without leak (IF) would keep the clipped value, so it needs room.
+                v_bound = np.where(beta >= 1.0, np.maximum(thr, np.abs(run.v_min[name])), thr)
+        else:
+            drive = np.abs(bias_total).astype(np.float64)
+            for p in projs:
+                drive = drive + _abs_row_sum(p) * self._src_max(p, net, msg_scale)
+            u_bound = drive / np.maximum(1.0 - alpha, 1.0 / 4096)
+            if thr is not None:
+                v_bound = thr
+            else:
+                leak = 1.0 - beta
+                v_bound = np.where(leak > 0, u_bound / np.maximum(leak, 1e-12), 256.0 * u_bound)
+                if np.any(leak <= 0):
+                    layer_notes.append("no-leak readout without calibration: assumed |v| <= 256 x the per-step input bound")
+        row_bound = np.maximum(np.maximum(u_bound, v_bound), 1e-12)
+        bound = float(np.max(row_bound, initial=1e-12))
+        k_max = STATE_MAX / (self.headroom * bound)
+        if thr is not None and np.any(thr > 0):
+            k_max = min(k_max, VTH_MAX * 64.0 / float(np.max(thr)))
+        if self.bias == "mant" and np.any(bias_total != 0):
+            steady = np.abs(bias_total) / np.where(alpha > 0, 1.0 - alpha, 1.0)
+            k_max = min(k_max, (2**12 - 1) * 2**7 / float(np.max(steady)))
+        k_min = 32.0 / float(np.min(thr[thr > 0])) if thr is not None and np.any(thr > 0) else 0.0
+        if k_max < k_min:
+            raise QuantizationError(
+                "the layer's input range is too large for its threshold in 24-bit state",
+                where=where,
+                expected=f"chip scale >= {k_min:.3g} (vth >= 1)",
+                got=f"at most {k_max:.3g}",
+                hint="lower the weights relative to the threshold, or calibrate with real inputs",
+            )
+
+        # -- decays (independent of K) ------------------------------------------------------------------
+        du = np.rint(4096.0 * (1.0 - alpha)).astype(np.int64) - 1
+        if np.any(du < 0):
+            layer_notes.append("tau_syn longer than 8192 dt: du = 0 (Loihi still decays u by 1/4096 per step)")
+            du = np.maximum(du, 0)
+        dv = np.rint(4096.0 * (1.0 - beta)).astype(np.int64)
+        model = "lif"
+        if np.any(dv >= 4096):
+            if np.all(dv >= 4096) and np.all(alpha == 0):
+                model, dv, du = "lif_reset", np.zeros(n, np.int64), np.full(n, 4095)
+                layer_notes.append("no voltage memory (beta = 0): LIFReset with reset_interval 1 (exact)")
+            else:
+                dv = np.minimum(dv, 4095)
+                layer_notes.append("beta = 0 with a synaptic current: dv = 4095 keeps v/4096 of the previous step")
+        decay_err = {
+            "alpha": float(np.max(np.abs((4095 - du) / 4096.0 - alpha))) if model == "lif" else 0.0,
+            "beta": float(np.max(np.abs((4096 - dv) / 4096.0 - beta))) if model == "lif" else 0.0,
+        }
+        # -- search the chip factor K (and, inside, each projection's exponents) ---------------------
+        candidates = {k_max}
+        for w in weights:
+            vmax = float(np.max(np.abs(w.values), initial=0.0))
+            if vmax == 0:
+                continue
+            top = max(abs(x) for x in representable_weight_range(w.bits, w.mode)[:2])
+            for e in ([0] if w.kind == "conv" else range(self._e_min(w), E_RANGE.stop)):
+                for frac in (1.0, 0.875, 0.75, 0.625, 0.5):
+                    k = top * 2.0 ** (6 + e) / vmax * frac
+                    if k_min <= k <= k_max:
+                        candidates.add(k)
+        # Larger K also refines state, threshold and every synaptic unit (64/K): keep the largest K
+        # whose error is within 10% of the smallest.
+        trials = [self._evaluate(k, weights, thr, bias_total) for k in sorted(candidates, reverse=True)]
+        floor = min(t["error"] for t in trials)
+        best = next(t for t in trials if t["error"] <= floor * 1.1 + 1e-15)
+        k = best["k"]
+        refine_info = None
+        if run is not None and thr is not None and self.refine:
+            best, refine_info = self._refine(name, projs, weights, best, thr, du, dv, model, biases, bias_total, run, msg_scale,
+                                             k_min, k_max, layer_notes)
+            k = best["k"]
+
+        # -- per-channel refinement (dense/sparse layers): one K per neuron ---------------------------
+        k_rows = np.full(n, float(k))
+        if self.per_channel and weights and all(w.kind != "conv" for w in weights):
+            limit = STATE_MAX / (self.headroom * row_bound)
+            if thr is not None:
+                limit = np.minimum(limit, np.where(thr > 0, VTH_MAX * 64.0 / np.where(thr > 0, thr, 1.0), np.inf))
+            # grow each neuron's K until its largest weight needs the largest exponent the layer uses
+            for w, e in zip(weights, best["e"]):
+                top = max(abs(x) for x in representable_weight_range(w.bits, w.mode)[:2])
+                rowmax = np.zeros(n)
+                np.maximum.at(rowmax, w.rows.ravel(), np.abs(w.values).ravel())
+                e_top = int(np.max(e)) if np.size(e) else 0
+                with np.errstate(divide="ignore"):
+                    limit = np.minimum(limit, np.where(rowmax > 0, top * 2.0 ** (6 + e_top) / rowmax, np.inf))
+            k_rows = np.where(np.isfinite(limit), np.maximum(limit, k), k)
+            best = self._evaluate(k_rows, weights, thr, bias_total)
+
+        if thr is not None:
+            floor_v = -(2**23 - 1) / k_rows
+            if run is not None:
+                low = run.v_min[name]
+                if np.any(low < floor_v):
+                    layer_notes.append(
+                        f"v saturates at {float(np.max(floor_v)):.3g} (float units) where the float model reaches "
+                        f"{float(low.min()):.3g}; only deeply inhibited neurons are affected"
+                    )
+            else:
+                neg = np.maximum(-bias_total, 0.0)
+                for p in projs:
+                    neg = neg + _neg_row_sum(p) * self._src_max(p, net, msg_scale)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    low = np.where(neg > 0, -neg / np.maximum(1.0 - alpha, 1.0 / 4096) / (1.0 - beta), 0.0)
+                if np.any(low < floor_v):
+                    layer_notes.append(f"v below {float(np.max(floor_v)):.3g} (float units) saturates and strong inhibition could "
+                                       "reach it; calibrate to check")
+        # -- neuron parameters -----------------------------------------------------------------------
+        if thr is not None:
+            vth = np.where(thr > 0, np.maximum(np.rint(k_rows * thr / 64.0), 1), 0).astype(np.int64)
+        else:
+            vth = np.full(n, VTH_MAX, np.int64)
+        bias_mant = np.zeros(n, np.int64)
+        bias_exp = np.zeros(n, np.int64)
+        if biases and self.bias == "mant":
+            steady = bias_total / np.where(alpha > 0, 1.0 - alpha, 1.0)
+            target = steady * k_rows
+            bias_exp = np.clip(np.ceil(np.log2(np.maximum(np.abs(target), 1e-300) / (2**12 - 1))), 0, 7).astype(np.int64)
+            bias_mant = np.clip(np.rint(target / 2.0**bias_exp), -(2**12), 2**12 - 1).astype(np.int64)
+            if np.any(alpha > 0):
+                layer_notes.append("bias='mant' on a CUBA layer: constant drive b/(1-alpha) added to v (steady state only)")
+            layer_notes.append(f"bias_mant starts {pop.latency or 0} step(s) before the layer's first float step")
+        latency = pop.latency if timed else None
+        chip.add(
+            Population(
+                name, pop.shape, du=_collapse(du, pop.shape), dv=_collapse(dv, pop.shape), vth=_collapse(vth, pop.shape),
+                bias_mant=_collapse(bias_mant, pop.shape), bias_exp=_collapse(bias_exp, pop.shape), model=model,
+                reset_interval=1, reset_offset=0,
+                meta={
+                    "role": "relay" if pop.relay else "neuron",
+                    "scale": _jsonable_scale(k_rows),
+                    **({"latency": int(latency)} if latency is not None else {}),
+                    "spiking": thr is not None,
+                    "nir_node": name,
+                },
+            )
+        )
+
+        # -- projections -----------------------------------------------------------------------------
+        proj_report = {}
+        synapses = 0
+        for p, w, q, e in zip(projs, weights, best["q"], best["e"]):
+            src_lat = 0 if net.pops[p.src].kind == "input" else (net.pops[p.src].latency if timed else None)
+            delay = self._chip_delay(p, latency, src_lat)
+            nmb = int(chip.inputs[p.src].num_message_bits) if p.src in chip.inputs else 0
+            parts = self._projections(p, w, q, e, delay, nmb)
+            for part in parts:
+                chip.add(part)
+                synapses += part.num_synapses
+            scale = _row_scale(w, k_rows)
+            proj_report[p.name] = {
+                "src": p.src,
+                "kind": p.op.kind if len(parts) == 1 else "split",
+                "parts": {pp.name: {"kind": pp.kind, "weight_exp": int(pp.weight_exp), "sign_mode": pp.sign_mode,
+                                    "synapses": int(pp.num_synapses)} for pp in parts},
+                "num_weight_bits": int(w.bits),
+                "delay": _delay_summary(parts[0].delay) if parts else 0,
+                "float_delay": _delay_summary(p.delay),
+                "synapses": int(sum(pp.num_synapses for pp in parts)),
+                "weight_error": _rel(_sq_error(w.values, scale, q, e), float(np.sum(w.values**2))),
+                "from": list(p.nodes),
+            }
+        bias_err = None
+        if self.bias == "neuron":
+            for start, vec in sorted(biases.items()):
+                bp = FloatProj(_unique(chip, f"{name}.bias" if start == 0 else f"{name}.bias@{start}"), BIAS_POP, name,
+                               LinOp("dense", 1, n, vec.reshape(n, 1).astype(np.float64)), int(start), [])
+                bw = _Weights(bp, bp.op.data, np.broadcast_to(np.arange(n)[:, None], (n, 1)), "dense", 1.0, self.bias_bits)
+                scale = k_rows[:, None]
+                bq, be = quantize_weights(bw.values, scale, bw.bits, bw.mode, self.bias_groups, self.split_sign, e_min=self.min_weight_exp)
+                d = start + (latency if latency is not None else 1) - 1
+                parts = self._projections(bp, bw, bq, be, d, 0)
+                for part in parts:
+                    part.meta["role"] = "bias"
+                    chip.add(part)
+                bias_err = _rel(_sq_error(bw.values, scale, bq, be), float(np.sum(bw.values**2)))
+                proj_report[bp.name] = {
+                    "src": BIAS_POP, "kind": "dense" if len(parts) == 1 else "split",
+                    "parts": {pp.name: {"weight_exp": int(pp.weight_exp), "sign_mode": pp.sign_mode} for pp in parts},
+                    "num_weight_bits": self.bias_bits, "delay": int(d), "float_delay": int(start),
+                    "synapses": int(sum(pp.num_synapses for pp in parts)), "weight_error": bias_err,
+                }
+        out = {
+            "neurons": int(n),
+            "synapses": int(synapses),
+            "weight_bits": int(max((w.bits for w in weights), default=0)),
+            "scale": float(k) if not self.per_channel else {"min": float(k_rows.min()), "max": float(k_rows.max())},
+            "vth": _collapse_report(vth),
+            "du": _collapse_report(du),
+            "dv": _collapse_report(dv),
+            "model": model,
+            "latency": latency,
+            "weight_error": best["weight_error"],
+            "threshold_error": best["threshold_error"],
+            "effective_error": best["error"],
+            "bias_error": bias_err,
+            "decay_error": decay_err,
+            "headroom_bound": bound,
+            "calibration_refinement": refine_info,
+            "projections": proj_report,
+            "notes": layer_notes,
+        }
+        if run is not None:
+            out["membrane_input_error"] = self._membrane_error(pop, projs, weights, best, k_rows, run, msg_scale)
+            out["float_spikes"] = int(run.outputs[name].sum()) if thr is not None else None
+        notes.extend(f"{where}: {m}" for m in layer_notes if "worst case" not in m)
+        return out
+
+    def _refine(self, name, projs, weights, best, thr, du, dv, model, biases, bias_total, run, msg_scale, k_min, k_max, notes):
+        """With calibration data: among chip factors K in a fine grid, keep the one whose integer
+        layer, fed the float model's own input spikes (teacher forcing), takes the same spike
+        decisions as the float layer most often (ties: smallest voltage error near threshold).
+
+        Why: spiking networks with recurrence are chaotic; one flipped threshold decision changes
+        every later spike. The RMS weight error barely depends on K (each projection has its own
+        exponents), but which individual weights and thresholds round which way does."""
+        steps, batch = run.outputs[name].shape[:2]
+        nnz = sum(p.op.nnz() for p in projs) + pop_size(run, name)
+        has_conv = any(w.kind == "conv" for w in weights)
+        grid = [best["k"] * 2.0 ** (j / 64) for j in range(-16, 17)] if has_conv else [k_max * 2.0 ** (-j / 32) for j in range(33)]
+        grid = sorted({float(np.clip(x, k_min, k_max)) for x in grid} | {float(best["k"])}, reverse=True)
+        if steps * batch * nnz * len(grid) > self.refine_budget or any(np.ndim(p.delay) for p in projs):
+            notes.append("calibration refinement skipped (layer too large for the refine_budget, or per-synapse delays)")
+            return best, None
+        float_terms = self._float_drive(name, projs, biases, run, steps, batch)
+        v_float = _teacher_float(run, name, float_terms, steps)
+        scored = []
+        for k in grid:
+            trial = best if k == best["k"] else self._evaluate(k, weights, thr, bias_total)
+            flips, near = self._teacher_chip(name, projs, weights, trial, k, thr, du, dv, model, biases, run, msg_scale, v_float)
+            scored.append((flips, near, -k, trial))
+        base = next(sc for sc in scored if sc[3] is best)
+        flips, near, _, chosen = min(scored, key=lambda sc: (sc[0], sc[1], sc[2]))
+        info = {"candidates": len(grid), "flips_before": int(base[0]), "flips": int(flips), "near_threshold_error": float(near),
+                "decisions": int(steps * batch * pop_size(run, name))}
+        return chosen, info
+
+    @staticmethod
+    def _float_drive(name, projs, biases, run, steps, batch):
+        n = pop_size(run, name)
+        drive = np.zeros((steps, batch, n))
+        for p in projs:
+            m = p.op.sparse()
+            src = run.outputs[p.src]
+            d = int(p.delay)
+            flat = src.reshape(steps * batch, -1)
+            acc = np.asarray((m @ flat.T).T).reshape(steps, batch, n)
+            if d < steps:
+                drive[d:] += acc[: steps - d]
+        for start, vec in biases.items():
+            drive[start:] += vec
+        return drive
+
+    def _teacher_chip(self, name, projs, weights, trial, k, thr, du, dv, model, biases, run, msg_scale, v_float):
+        """Integer emulation of one layer (Lava fixed-point LIF, docs/loihi-fixed-point.md) driven
+        by the float run's spikes and reset where the float layer spiked."""
+        teacher = run.outputs[name]
+        steps, batch, n = teacher.shape
+        contrib = np.zeros((steps, batch, n), np.int64)
+        for p, w, q, e in zip(projs, weights, trial["q"], trial["e"]):
+            src = run.outputs[p.src]
+            s = msg_scale.get(p.src, 1.0)
+            x = (np.rint(src * s) if s != 1.0 else src).reshape(steps * batch, -1)
+            d = int(p.delay)
+            for ee in np.unique(e[q != 0]) if np.any(q != 0) else []:
+                qe = np.where(e == ee, q, 0).astype(np.float64)
+                if w.kind == "conv":
+                    m = conv_matrix(qe, p.op.geom)
+                elif w.kind == "sparse":
+                    mm = p.op.sparse().tocsr()
+                    mm.sum_duplicates()
+                    m = sp.csr_matrix((qe, mm.indices, mm.indptr), shape=mm.shape)
+                else:
+                    m = qe
+                acc = np.rint(np.asarray((m @ x.T).T)).astype(np.int64).reshape(steps, batch, n)
+                acc = acc << int(ee) if ee > 0 else acc >> int(-ee)
+                if d < steps:
+                    contrib[d:] += acc[: steps - d]
+        k_rows = np.full(n, float(k))
+        for start, vec in biases.items():
+            values = vec.reshape(n, 1)
+            bq, be = quantize_weights(values, k_rows[:, None], self.bias_bits, sign_mode(values), self.bias_groups, self.split_sign,
+                                      e_min=self.min_weight_exp)
+            bq, be = bq.ravel(), be.ravel()
+            add = np.where(be > 0, bq << np.maximum(be, 0), bq >> np.maximum(-be, 0))
+            contrib[start:] += add
+        vth_e = np.where(thr > 0, np.maximum(np.rint(k * thr / 64.0), 1), 0).astype(np.int64) * 64
+        du, dv = np.asarray(du, np.int64), np.asarray(dv, np.int64)
+        u = np.zeros((batch, n), np.int64)
+        v = np.zeros((batch, n), np.int64)
+        flips = 0
+        near = 0.0
+        for t in range(steps):
+            if model == "lif_reset":
+                u[:] = 0
+                v[:] = 0
+            pu = u * (4096 - (du + 1))
+            u = np.sign(pu) * (np.abs(pu) >> 12) + (contrib[t] << 6)
+            u = np.where(u > 2**23, u - 2**24, u)
+            u = np.where(u <= -(2**23), u + 2**24, u)
+            pv = v * (4096 - dv)
+            v = np.clip(np.sign(pv) * (np.abs(pv) >> 12) + u, -(2**23 - 1), 2**23 - 1)
+            spikes = v > vth_e
+            fired = teacher[t] > 0
+            flips += int(np.count_nonzero(spikes != fired))
+            close = np.abs(v_float[t] - thr) < 0.05 * np.maximum(thr, 1e-12)
+            if np.any(close):
+                near = max(near, float(np.max(np.abs(v[close] / k - v_float[t][close]))))
+            v = np.where(fired, 0, v)
+        return flips, near
+
+    def _e_min(self, w: _Weights) -> int:
+        """Smallest weight exponent for a projection: graded payloads of s units per float unit
+        make the accumulated sum s times larger, so its floor after a right shift of up to
+        log2(s) bits costs nothing."""
+        extra = int(np.floor(np.log2(w.msg_scale))) if w.msg_scale > 1 else 0
+        return max(E_RANGE.start, self.min_weight_exp - extra)
+
+    def _src_max(self, p: FloatProj, net: FloatNet, msg_scale) -> float:
+        """Largest message a source sends, in float units (spikes: 1; graded inputs: their range)."""
+        s = msg_scale.get(p.src, 1.0)
+        return 1.0 if s == 1.0 else (2**self.input_bits - 1) / s
+
+    def _weights(self, p: FloatProj, msg_scale) -> _Weights:
+        s = msg_scale.get(p.src, 1.0)
+        op = p.op
+        if op.kind == "conv" and not np.ndim(p.delay):
+            return _Weights(p, op.data / s, None, "conv", s, self.weight_bits)
+        dense_rows = lambda m: np.broadcast_to(np.arange(m.shape[0])[:, None], m.shape)  # noqa: E731
+        if op.kind == "dense" or np.ndim(p.delay) or (op.kind == "identity" and op.n_in <= 1024):
+            m = op.dense() / s
+            return _Weights(p, m, dense_rows(m), "dense", s, self.weight_bits)
+        m = op.sparse().tocsr()
+        m.sum_duplicates()
+        if m.nnz > 0.25 * m.shape[0] * m.shape[1]:
+            d = m.toarray() / s
+            return _Weights(p, d, dense_rows(d), "dense", s, self.weight_bits)
+        return _Weights(p, m.data / s, np.repeat(np.arange(m.shape[0]), np.diff(m.indptr)), "sparse", s, self.weight_bits)
+
+    def _evaluate(self, k, weights: list[_Weights], thr, bias: np.ndarray | None = None) -> dict:
+        """The layer at chip factor k (scalar or per neuron): integer weights, and the error of the
+        weights (and constant drive) as the chip applies them relative to the threshold it applies."""
+        k_arr = np.asarray(k, dtype=np.float64)
+        if thr is not None:
+            vth = np.where(thr > 0, np.maximum(np.rint(k_arr * thr / 64.0), 1.0), 0.0)
+            ratio = np.where(thr > 0, thr * k_arr / np.where(vth > 0, vth * 64.0, 1.0), 1.0)  # true / applied threshold
+            thr_err = float(np.max(np.abs(ratio - 1.0)))
+        else:
+            ratio, thr_err = np.ones(1), 0.0
+        err2 = norm2 = werr2 = 0.0
+        qs, es = [], []
+        for w in weights:
+            scale = _row_scale(w, k_arr)
+            if w.kind == "conv":
+                q, e = quantize_weights(w.values, scale, w.bits, w.mode, 1, False, fixed_e=0)
+            else:
+                q, e = quantize_weights(w.values, scale, w.bits, w.mode, self.exponent_groups, self.split_sign, e_min=self._e_min(w))
+            deq = q * np.exp2(6 + e.astype(np.float64)) / scale
+            r = _row_scale(w, ratio) if np.size(ratio) > 1 else float(ratio.ravel()[0])
+            err2 += float(np.sum((deq * r - w.values) ** 2))
+            werr2 += float(np.sum((deq - w.values) ** 2))
+            norm2 += float(np.sum(w.values**2))
+            qs.append(q)
+            es.append(e)
+        if bias is not None and self.bias == "neuron" and np.any(bias != 0):
+            values = bias.reshape(-1, 1)
+            scale = np.broadcast_to(k_arr, values.shape[:1])[:, None] if k_arr.ndim else float(k_arr)
+            bq, be = quantize_weights(values, scale, self.bias_bits, sign_mode(values), self.bias_groups, self.split_sign,
+                                      e_min=self.min_weight_exp)
+            deq = bq * np.exp2(6 + be.astype(np.float64)) / scale
+            r = ratio.reshape(-1, 1) if np.size(ratio) > 1 else float(ratio.ravel()[0])
+            err2 += float(np.sum((deq * r - values) ** 2))
+            norm2 += float(np.sum(values**2))
+        return {
+            "k": k, "q": qs, "e": es,
+            "error": math.sqrt(err2 / norm2) if norm2 > 0 else thr_err,
+            "weight_error": math.sqrt(werr2 / norm2) if norm2 > 0 else 0.0,
+            "threshold_error": thr_err,
+        }
+
+    @staticmethod
+    def _chip_delay(p: FloatProj, dst_lat, src_lat):
+        f = p.delay
+        if dst_lat is None or src_lat is None:
+            return np.maximum(np.asarray(f) - 1, 0) if np.ndim(f) else max(int(f) - 1, 0)
+        base = int(dst_lat) - int(src_lat) - 1
+        return base + (np.asarray(f, dtype=np.int64) if np.ndim(f) else int(f))
+
+    def _projections(self, p: FloatProj, w: _Weights, q: np.ndarray, e: np.ndarray, delay, nmb: int) -> list[Projection]:
+        """The chip projection(s) of one float projection: one per (sign part, exponent) group."""
+        where = f"projection {p.name!r} ({p.src} -> {p.dst})"
+        if np.any(np.asarray(delay) < 0):
+            raise QuantizationError("negative synaptic delay (timing pass inconsistent)", where=where)
+        if np.any(np.asarray(delay) > SPECS["delay"].hi):
+            raise QuantizationError(
+                "synaptic delay beyond the chip's range", where=where, expected=f"<= {SPECS['delay'].hi}",
+                got=int(np.max(delay)), hint="shorten Delay nodes, or compile with a larger dt",
+            )
+        meta = {"float_delay": p.delay if not np.ndim(p.delay) else np.asarray(p.delay), "nir_nodes": list(p.nodes), "part_of": p.name}
+        common = dict(num_weight_bits=w.bits, num_message_bits=nmb)
+        if w.kind == "conv":
+            if np.any(np.asarray(delay) != 0):
+                m = conv_matrix(q.astype(np.float64), p.op.geom).astype(np.int64).tocsr()
+                m.eliminate_zeros()
+                return [Projection(p.name, p.src, p.dst, m, kind="sparse", weight_exp=0, delay=int(delay), meta=meta, **common)]
+            return [Projection(p.name, p.src, p.dst, q, kind="conv", weight_exp=0, delay=0, conv=p.op.geom, meta=meta, **common)]
+        nz = q != 0
+        signs = np.sign(q[nz]).astype(np.int64) if self.split_sign else np.zeros(int(nz.sum()), np.int64)
+        keys = sorted({(int(a), int(b)) for a, b in zip(signs, e[nz])}, key=lambda t: (-t[0], -t[1]))
+        exps = sorted({k[1] for k in keys})
+        if len(exps) <= 1 and not (self.split_sign and len({k[0] for k in keys}) > 1):
+            e0 = exps[0] if exps else 0
+            if w.kind == "dense":
+                return [Projection(p.name, p.src, p.dst, q, kind="dense", weight_exp=e0, delay=delay, meta=meta, **common)]
+            return [Projection(p.name, p.src, p.dst, _sparse_like(p, q), kind="sparse", weight_exp=e0, delay=int(delay), meta=meta, **common)]
+        # several parts: each a sparse projection holding only its own synapses
+        if w.kind == "dense":
+            rows, cols = np.nonzero(q)
+            qv, ev = q[rows, cols], e[rows, cols]
+        else:
+            m = p.op.sparse().tocsr()
+            m.sum_duplicates()
+            rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+            cols = m.indices
+            keep = q != 0
+            rows, cols, qv, ev = rows[keep], cols[keep], q[keep], e[keep]
+        top = max(exps)
+        out = []
+        for sgn, ee in keys:
+            sel = ((np.sign(qv) == sgn) if self.split_sign else True) & (ev == ee)
+            label = ("exc" if sgn > 0 else "inh") if self.split_sign else "w"
+            pname = f"{p.name}.{label}{top - ee}"
+            shape = (p.op.n_out, p.op.n_in)
+            if np.ndim(delay):
+                dense = np.zeros(shape, np.int64)
+                dense[rows[sel], cols[sel]] = qv[sel]
+                out.append(Projection(pname, p.src, p.dst, dense, kind="dense", weight_exp=ee, delay=np.where(dense != 0, delay, 0),
+                                      meta=dict(meta), **common))
+            else:
+                m = sp.csr_matrix((qv[sel], (rows[sel], cols[sel])), shape=shape, dtype=np.int64)
+                out.append(Projection(pname, p.src, p.dst, m, kind="sparse", weight_exp=ee, delay=int(delay), meta=dict(meta), **common))
+        return out
+
+    def _membrane_error(self, pop, projs, weights, best, k_rows, run: FloatRun, msg_scale) -> float:
+        """||m_chip - m_float|| / ||m_float|| of the layer's summed synaptic input over the calibration
+        run (same source activity for both; graded inputs rounded as the host would send them)."""
+        n = pop.size
+        steps, batch = next(iter(run.outputs.values())).shape[:2]
+        diff2 = norm2 = 0.0
+        terms = []
+        for p, w, q, e in zip(projs, weights, best["q"], best["e"]):
+            deq = q * np.exp2(6 + e.astype(np.float64)) / _row_scale(w, k_rows) * w.msg_scale
+            if w.kind == "conv":
+                dq, df = conv_matrix(deq, p.op.geom), p.op.sparse()
+            elif w.kind == "sparse":
+                m = p.op.sparse().tocsr()
+                m.sum_duplicates()
+                dq, df = sp.csr_matrix((deq, m.indices, m.indptr), shape=m.shape), m
+            else:
+                dq, df = deq, p.op.dense()
+            src = run.outputs[p.src]
+            s = msg_scale.get(p.src, 1.0)
+            src_q = np.rint(src * s) / s if s != 1.0 else src
+            delays = [(int(d), np.asarray(p.delay) == d) for d in np.unique(p.delay)] if np.ndim(p.delay) else [(int(p.delay), None)]
+            for d, mask in delays:
+                a = dq if mask is None else np.where(mask, dq, 0)
+                b = df if mask is None else np.where(mask, df, 0)
+                terms.append((d, a, b, src, src_q))
+        for t in range(steps):
+            mf = np.zeros((batch, n))
+            mq = np.zeros((batch, n))
+            for d, a, b, src, src_q in terms:
+                if t - d >= 0:
+                    mf += np.asarray(b @ src[t - d].T).T
+                    mq += np.asarray(a @ src_q[t - d].T).T
+            diff2 += float(np.sum((mq - mf) ** 2))
+            norm2 += float(np.sum(mf**2))
+        return math.sqrt(diff2 / norm2) if norm2 > 0 else 0.0
+
+
+def pop_size(run: FloatRun, name: str) -> int:
+    return int(run.outputs[name].shape[2])
+
+
+def _teacher_float(run: FloatRun, name: str, drive: np.ndarray, steps: int) -> np.ndarray:
+    """The float layer's voltage (before reset) when fed its recorded inputs and reset at its own spikes."""
+    alpha, beta = run.params[name]
+    teacher = run.outputs[name]
+    i = np.zeros(teacher.shape[1:])
+    v = np.zeros(teacher.shape[1:])
+    out = np.zeros(teacher.shape)
+    for t in range(steps):
+        i = alpha * i + drive[t]
+        v = beta * v + i
+        out[t] = v
+        v = np.where(teacher[t] > 0, 0.0, v)
+    return out
+
+
+def _sparse_like(p: FloatProj, q: np.ndarray) -> sp.csr_matrix:
+    m = p.op.sparse().tocsr()
+    m.sum_duplicates()
+    out = sp.csr_matrix((q.astype(np.int64), m.indices.copy(), m.indptr.copy()), shape=m.shape)
+    out.eliminate_zeros()
+    return out
+
+
+def _row_scale(w: _Weights, k) -> Any:
+    """The chip factor for each weight value of `w` (k scalar or per target neuron)."""
+    k = np.asarray(k, dtype=np.float64)
+    if k.ndim == 0:
+        return float(k)
+    if np.all(k == k.ravel()[0]):
+        return float(k.ravel()[0])
+    if w.rows is None:
+        raise QuantizationError("per-neuron scales on a conv projection", where=f"projection {w.proj.name!r}")
+    return k[w.rows]
+
+
+def _neg_row_sum(p: FloatProj) -> np.ndarray:
+    m = p.op.matrix()
+    if sp.issparse(m):
+        m = m.tocsr().copy()
+        m.data = np.minimum(m.data, 0.0)
+        return -np.asarray(m.sum(axis=1)).ravel()
+    return -np.minimum(np.asarray(m), 0.0).sum(axis=1)
+
+
+def _abs_row_sum(p: FloatProj) -> np.ndarray:
+    m = p.op.matrix()
+    return np.asarray(abs(m).sum(axis=1)).ravel() if sp.issparse(m) else np.abs(np.asarray(m)).sum(axis=1)
+
+
+def _rel(err2: float, norm2: float) -> float:
+    return math.sqrt(err2 / norm2) if norm2 > 0 else 0.0
+
+
+def _collapse(a: np.ndarray, shape) -> Any:
+    a = np.asarray(a)
+    if a.size and np.all(a == a.ravel()[0]):
+        return int(a.ravel()[0])
+    return a.reshape(shape)
+
+
+def _collapse_report(a: np.ndarray) -> Any:
+    a = np.asarray(a)
+    if a.size and np.all(a == a.ravel()[0]):
+        return int(a.ravel()[0])
+    return {"min": int(a.min()), "max": int(a.max())}
+
+
+def _jsonable_scale(k) -> Any:
+    k = np.asarray(k, dtype=np.float64)
+    if k.ndim == 0 or np.all(k == k.ravel()[0]):
+        return float(k.ravel()[0])
+    return k.tolist()
+
+
+def _delay_summary(d) -> Any:
+    if np.ndim(d):
+        return {"min": int(np.min(d)), "max": int(np.max(d))}
+    return int(d)
+
+
+def _unique(chip: ChipGraph, base: str) -> str:
+    name, i = base, 1
+    while name in chip.inputs or name in chip.populations or name in chip.projections:
+        name, i = f"{base}_{i}", i + 1
+    return name

@@ -1,0 +1,297 @@
+"""`compile()`: a model in, a chip-level graph plus a report of every pass out.
+
+The pipeline is canonicalize -> fuse -> timing -> quantize -> legalize (see each pass's module
+for why it exists), run by the `PassManager` which validates the graph after every pass, times
+the passes and can dump the graph after any of them. `CompileResult` holds the ChipGraph, the
+NIR-level graph the quantizer saw, per-pass reports and per-layer quantization errors, renders a
+summary table (rich), serializes to JSON (`to_dict`), and can run the compiled graph on a backend
+with the input encoding the quantizer chose (`run`).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import nir
+import numpy as np
+
+from snnc.ir.chip import ChipGraph
+from snnc.ir.errors import ParameterError, ShapeError
+from snnc.ir.graph import Graph
+
+from .passes.base import Pass, PassManager, PassRecord, jsonable
+from .passes.canonicalize import Canonicalize
+from .passes.fuse import Fuse
+from .passes.legalize import Legalize
+from .passes.quantize import Quantize
+from .passes.timing import Timing
+
+DEFAULT_DT = 1e-4
+
+
+def load(model: Any) -> Graph:
+    """A validated NIR-level Graph from a Graph, a nir.NIRGraph or a path."""
+    try:
+        from snnc.compiler.frontends.loader import load_model
+    except ImportError:  # pragma: no cover - the frontends are part of the project
+        load_model = None
+    if isinstance(model, Graph):
+        graph = model
+    elif load_model is not None:
+        graph = load_model(model)
+    elif isinstance(model, (nir.NIRGraph, str, Path)):
+        graph = Graph.from_nir(model)
+    else:
+        raise ParameterError("cannot compile this object", got=type(model).__name__, hint="pass a Graph, nir.NIRGraph or .nir path")
+    if isinstance(graph, ChipGraph):
+        raise ParameterError(
+            "the model is already a chip-level graph",
+            where="compile(model)",
+            hint="run it directly on the 'sim' or 'lava' backend; compile takes NIR-level models",
+        )
+    return graph
+
+
+def default_passes(
+    *,
+    target: str = "loihi2",
+    weight_bits: int = 8,
+    dt: float = DEFAULT_DT,
+    calibrate: Any = None,
+    per_channel: bool = False,
+    reset: str = "exact",
+    input_encoding: str = "auto",
+    input_bits: int = 8,
+    bias: str = "neuron",
+    exponent_groups: int = 4,
+    split_sign: bool = True,
+    headroom: float = 2.0,
+    refine: bool = True,
+    shared: Sequence[str] | None = None,
+    tolerance: float = 0.01,
+) -> list[Pass]:
+    """The standard pass list with its options (see `compile`)."""
+    if shared is None:
+        shared = ("du", "dv") if per_channel else ("du", "dv", "vth")
+    return [
+        Canonicalize(dt=dt, reset=reset),
+        Fuse(),
+        Timing(),
+        Quantize(
+            weight_bits=weight_bits, per_channel=per_channel, calibrate=calibrate, input_encoding=input_encoding,
+            input_bits=input_bits, headroom=headroom, bias=bias, exponent_groups=exponent_groups,
+            split_sign=split_sign, refine=refine,
+        ),
+        Legalize(target=target, shared=tuple(shared), tolerance=tolerance),
+    ]
+
+
+def compile(  # noqa: A001 - the verb users expect
+    model: Any,
+    target: str = "loihi2",
+    weight_bits: int = 8,
+    dt: float = DEFAULT_DT,
+    calibrate: Any = None,
+    *,
+    per_channel: bool = False,
+    reset: str = "exact",
+    input_encoding: str = "auto",
+    input_bits: int = 8,
+    bias: str = "neuron",
+    exponent_groups: int = 4,
+    split_sign: bool = True,
+    headroom: float = 2.0,
+    refine: bool = True,
+    shared: Sequence[str] | None = None,
+    tolerance: float = 0.01,
+    passes: Sequence[Pass] | None = None,
+    extra_passes: Sequence[Pass] = (),
+    dump_after: str | Iterable[str] | None = None,
+    dump_dir: str | Path | None = None,
+    validate: bool = True,
+) -> "CompileResult":
+    """Compile `model` (Graph, nir.NIRGraph or .nir path) for `target` ("loihi2", "loihi1").
+
+    weight_bits: bits per synaptic weight (1..8). dt: seconds per time step (NIR is continuous;
+    the NIR paper's models assume 1e-4). calibrate: sample inputs [T, *shape] / [batch, T, *shape]
+    (a dict for several inputs) to size scales from real ranges, refine them on the float model's
+    spike decisions and report membrane-input errors. per_channel: one scale per neuron (needs
+    per-neuron vth; implies shared=("du", "dv")). reset: "exact" or "shift" (v_reset != v_leak).
+    input_encoding: "auto", "spikes" or "graded"; input_bits: graded payload bits. bias: "neuron"
+    (exact) or "mant". exponent_groups / split_sign: weight coding (see quantize). shared: neuron
+    parameters the target holds once per layer; tolerance: how far per-neuron values may be
+    collapsed. passes: replace the pass list; extra_passes: run after legalize (e.g. mapping).
+    dump_after/dump_dir: write (or keep in memory) the graph after the named passes.
+    """
+    source = load(model)
+    if passes is None:
+        passes = default_passes(
+            target=target, weight_bits=weight_bits, dt=dt, calibrate=calibrate, per_channel=per_channel, reset=reset,
+            input_encoding=input_encoding, input_bits=input_bits, bias=bias, exponent_groups=exponent_groups,
+            split_sign=split_sign, headroom=headroom, refine=refine, shared=shared, tolerance=tolerance,
+        )
+    passes = list(passes) + list(extra_passes)
+    # keep the NIR-level graph the quantizer lowered (the output of the pass before it)
+    names = [p.name for p in passes]
+    keep = [names[names.index("quantize") - 1]] if "quantize" in names[1:] else []
+    manager = PassManager(passes, validate=validate, dump_after=dump_after, dump_dir=dump_dir, keep=keep)
+    result = manager.run(source)
+    nir_graph = result.dumps.get(keep[0]) if keep else None
+    return CompileResult(
+        chip=result.graph, graph=nir_graph, source=source, records=result.records, dumps=result.dumps,
+        target=target, dt=float(dt), weight_bits=int(weight_bits),
+    )
+
+
+@dataclass
+class CompileResult:
+    """What `compile` produced (see module docstring)."""
+
+    chip: Any
+    graph: Graph | None
+    source: Graph
+    records: list[PassRecord]
+    dumps: dict = field(default_factory=dict)
+    target: str = "loihi2"
+    dt: float = DEFAULT_DT
+    weight_bits: int = 8
+
+    # -- reports ----------------------------------------------------------------------------------
+    def report(self, name: str) -> dict:
+        for rec in self.records:
+            if rec.name == name:
+                return rec.report
+        raise KeyError(f"no pass named {name!r} ran (passes: {[r.name for r in self.records]})")
+
+    @property
+    def layers(self) -> dict[str, dict]:
+        """Per-layer quantization report (population name -> dict)."""
+        return self.report("quantize").get("layers", {})
+
+    @property
+    def time_shift(self) -> int:
+        return int(self.chip.meta.get("time_shift", 0) or 0)
+
+    def latency(self, population: str) -> int:
+        """Steps by which `population` lags the float model (its own shift; outputs: time_shift)."""
+        pop = self.chip.populations.get(population)
+        if pop is None:
+            raise ShapeError("unknown population", where=f"latency({population!r})", expected=sorted(self.chip.populations))
+        return int(pop.meta.get("latency") or 0)
+
+    def align(self, array: np.ndarray, population: str | None = None) -> np.ndarray:
+        """`array` [batch, T, ...] shifted back by the population's latency (default: time_shift)."""
+        shift = self.time_shift if population is None else self.latency(population)
+        if not shift:
+            return array
+        out = np.zeros_like(array)
+        out[:, : array.shape[1] - shift] = array[:, shift:]
+        return out
+
+    def totals(self) -> dict:
+        layers = self.layers
+        return {
+            "neurons": int(sum(p.size for p in self.chip.populations.values())),
+            "synapses": int(self.chip.num_synapses),
+            "weight_memory_bits": int(sum(p.num_synapses * int(p.num_weight_bits) for p in self.chip.projections.values())),
+            "projections": len(self.chip.projections),
+            "layers": len(layers),
+            "time_shift": self.time_shift,
+            "compile_seconds": round(sum(r.seconds for r in self.records), 4),
+        }
+
+    def to_dict(self) -> dict:
+        """Everything as plain JSON values."""
+        return jsonable(
+            {
+                "target": self.target,
+                "dt": self.dt,
+                "weight_bits": self.weight_bits,
+                "totals": self.totals(),
+                "layers": self.layers,
+                "inputs": self.report("quantize").get("inputs", {}),
+                "meta": {k: v for k, v in self.chip.meta.items()},
+                "passes": [r.to_dict() for r in self.records],
+            }
+        )
+
+    def summary(self):
+        """A rich Table: per layer neurons, synapses, bits, threshold/decays, errors; totals."""
+        from rich.table import Table
+
+        calibrated = any("membrane_input_error" in l for l in self.layers.values())
+        table = Table(title=f"snnc compile: {self.target}, {self.weight_bits}-bit weights, dt={self.dt:g} s, time shift {self.time_shift}")
+        for col, just in [("layer", "left"), ("neurons", "right"), ("synapses", "right"), ("bits", "right"),
+                          ("projections", "right"), ("vth", "right"), ("du/dv", "right"), ("latency", "right"),
+                          ("weight err", "right")] + ([("input err", "right")] if calibrated else []):
+            table.add_column(col, justify=just)
+        for name, l in self.layers.items():
+            nproj = sum(len(p.get("parts", {})) or 1 for p in l["projections"].values())
+            row = [
+                name, f"{l['neurons']:,}", f"{l['synapses']:,}", str(l["weight_bits"]), str(nproj),
+                _fmt(l["vth"]), f"{_fmt(l['du'])}/{_fmt(l['dv'])}", str(l.get("latency")),
+                f"{100 * l['weight_error']:.2f}%",
+            ]
+            if calibrated:
+                m = l.get("membrane_input_error")
+                row.append("-" if m is None else f"{100 * m:.2f}%")
+            table.add_row(*row)
+        t = self.totals()
+        table.add_section()
+        row = ["total", f"{t['neurons']:,}", f"{t['synapses']:,}", f"{t['weight_memory_bits']:,} b", str(t["projections"]), "", "", "", ""]
+        if calibrated:
+            row.append("")
+        table.add_row(*row)
+        return table
+
+    def summary_text(self, width: int = 120) -> str:
+        """The summary table as plain text."""
+        from rich.console import Console
+
+        console = Console(record=True, width=width, file=_Null())
+        console.print(self.summary())
+        notes = [n for r in self.records for n in r.report.get("notes", []) + r.report.get("approximations", [])]
+        for n in notes:
+            console.print(f"note: {n}", highlight=False, markup=False)
+        return console.export_text()
+
+    def __str__(self) -> str:
+        return self.summary_text()
+
+    # -- running ------------------------------------------------------------------------------------
+    def encode_inputs(self, inputs: np.ndarray | Mapping[str, np.ndarray]) -> np.ndarray | dict[str, np.ndarray]:
+        """Inputs as the chip takes them: graded inputs scaled by meta["input_scale"] and rounded."""
+        scales = self.chip.meta.get("input_scale", {})
+        if not scales:
+            return inputs
+        if isinstance(inputs, Mapping):
+            return {k: (np.rint(np.asarray(v, dtype=np.float64) * scales[k]) if k in scales else v) for k, v in inputs.items()}
+        (name,) = list(self.chip.inputs)
+        return np.rint(np.asarray(inputs, dtype=np.float64) * scales[name]) if name in scales else inputs
+
+    def run(self, inputs, backend: str = "sim", steps: int | None = None, probes: Sequence[str] = (), **options):
+        """Run the compiled graph on a chip-level backend (inputs encoded as compiled)."""
+        from snnc.backends.base import get_backend
+
+        program = get_backend(backend).build(self.chip, **options)
+        result = program.run(self.encode_inputs(inputs), steps=steps, probes=probes)
+        result.time_shift = self.time_shift
+        return result
+
+
+class _Null:
+    def write(self, _text):
+        return 0
+
+    def flush(self):
+        pass
+
+
+def _fmt(value) -> str:
+    if isinstance(value, dict):
+        return f"{value.get('min')}..{value.get('max')}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return str(value)
