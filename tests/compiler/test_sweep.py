@@ -146,9 +146,9 @@ def test_sweep_with_real_backends_on_an_exact_chip_twin():
     assert exact.accuracy == 1.0 and result.reference_accuracy == 1.0
     # 2 bits mixed keeps multiples of 128 only: the chip drifts away from the float model
     assert result.row(2).fidelity < 1.0
-    # weight memory = (bits + sign) x all dense entries (12 + 8)
-    assert result.row(2).budget.weight_memory_bits == 3 * 20
-    assert exact.budget.weight_memory_bits == 9 * 20
+    # weight memory = num_weight_bits (sign included) x all dense entries (12 + 8)
+    assert result.row(2).budget.weight_memory_bits == 2 * 20
+    assert exact.budget.weight_memory_bits == 8 * 20
     # the budget counts the chip's run: 30 + 2 steps
     assert exact.budget.steps == 32 and exact.budget.spike_bits > 0
     d = json.loads(json.dumps(result.to_dict()))
