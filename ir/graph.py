@@ -46,9 +46,12 @@ class Graph:
 
     # -- construction ---------------------------------------------------------------------------
     @classmethod
-    def from_nir(cls, model: "nir.NIRGraph | str | Path", *, validate: bool = True) -> "Graph":
-        """Read a NIR graph (object or file path), flatten it, infer shapes, validate it."""
-        source = "<graph>"
+    def from_nir(cls, model: "nir.NIRGraph | str | Path", *, validate: bool = True, source: str | None = None) -> "Graph":
+        """Read a NIR graph (object or file path), flatten it, infer shapes, validate it.
+
+        `source` names the graph in error messages (default: the path, or "<graph>").
+        """
+        source = source or "<graph>"
         if isinstance(model, (str, Path)):
             source = str(model)
             model = read_nir_file(model)
@@ -57,7 +60,14 @@ class Graph:
                 "not a NIR graph", where=source, got=type(model).__name__, hint="pass a nir.NIRGraph or a .nir file"
             )
         nodes, edges = _flatten(model, prefix="", where=source)
-        graph = cls(nodes=nodes, edges=edges, metadata=dict(model.metadata or {}), source=source)
+        seen: set[int] = set()
+        for name, node in nodes.items():  # one subgraph object used twice: give each use its own nodes
+            if id(node) in seen:
+                nodes[name] = copy.deepcopy(node)
+            seen.add(id(node))
+        metadata = getattr(model, "metadata", None)
+        metadata = metadata if isinstance(metadata, dict) else {}
+        graph = cls(nodes=nodes, edges=edges, metadata=dict(metadata), source=source)
         if validate:
             graph.validate()
         return graph
@@ -66,18 +76,31 @@ class Graph:
         return copy.deepcopy(self)
 
     def to_nir(self) -> nir.NIRGraph:
-        """The graph as a flat `nir.NIRGraph` (shapes written into Input/Output and Conv nodes)."""
+        """The graph as a flat `nir.NIRGraph`.
+
+        Parameters are copied unchanged. Shapes NIR leaves optional are filled in from inference
+        when missing (Output shape, Conv `input_shape`, Flatten `input_type`), so that `nir.read`
+        and other NIR tools can load the written file.
+        """
         nodes = {}
         for name, node in self.nodes.items():
             node = copy.deepcopy(node)
-            if isinstance(node, nir.Output) and name in self.in_shapes:
-                node.output_type = {"output": np.array(self.in_shapes[name])}
-                node.input_type = {"input": np.array(self.in_shapes[name])}
+            shape_in, shape_out = self.in_shapes.get(name), self.out_shapes.get(name)
+            if isinstance(node, nir.Output) and shape_in is not None:
+                node.output_type = {"output": np.array(shape_in)}
+                node.input_type = {"input": np.array(shape_in)}
+            if isinstance(node, (nir.Conv1d, nir.Conv2d)) and node.input_shape is None and shape_in is not None:
+                node.input_shape = int(shape_in[1]) if isinstance(node, nir.Conv1d) else np.array(shape_in[1:])
+            for attr, key, shape in (("input_type", "input", shape_in), ("output_type", "output", shape_out)):
+                current = getattr(node, attr, None)
+                if shape is not None and (not isinstance(current, dict) or current.get(key) is None):
+                    setattr(node, attr, {key: np.array(shape)})
             nodes[name] = node
         return nir.NIRGraph(nodes=nodes, edges=list(self.edges), metadata=dict(self.metadata), type_check=False)
 
     def write(self, path: str | Path) -> None:
-        nir.write(str(path), self.to_nir())
+        """Write the graph as a NIR file (see `write_nir`)."""
+        write_nir(self.to_nir(), path)
 
     # -- structure ------------------------------------------------------------------------------
     @property
@@ -163,7 +186,22 @@ class Graph:
     # -- validation -----------------------------------------------------------------------------
     def validate(self) -> "Graph":
         """Check types, edges, parameters and shapes; fill `in_shapes`, `out_shapes`, `recurrent`."""
+        if not isinstance(self.nodes, dict) or any(not isinstance(n, str) for n in self.nodes):
+            raise GraphError("graph nodes must be a dict of name -> nir node with string names", where=self.source)
+        try:
+            self.edges = [tuple(e) for e in self.edges]
+        except TypeError:
+            raise GraphError("graph edges must be (source, target) pairs", where=self.source, got=self.edges) from None
+        for edge in self.edges:
+            if len(edge) != 2:
+                raise GraphError("malformed edge", where=self.source, expected="a (source, target) pair", got=edge)
         for name, node in self.nodes.items():
+            if isinstance(node, nir.NIRGraph):
+                raise GraphError(
+                    "nested NIRGraph inside a flat Graph",
+                    where=f"{self.source}: node {name!r}",
+                    hint="build the Graph with Graph.from_nir, which flattens subgraphs",
+                )
             if not isinstance(node, S.SUPPORTED_TYPES):
                 raise UnsupportedNodeError(
                     f"node type {type(node).__name__} is not supported",
@@ -178,7 +216,7 @@ class Graph:
                         "edge refers to a node that does not exist",
                         where=f"{self.source}: edge {a!r} -> {b!r}",
                         got=end,
-                        hint=f"known nodes: {', '.join(sorted(self.nodes)[:12])}",
+                        hint=f"known nodes: {', '.join(sorted(map(str, self.nodes))[:12])}",
                     )
         if len(set(self.edges)) != len(self.edges):
             dup = next(e for e in self.edges if self.edges.count(e) > 1)
@@ -210,6 +248,8 @@ class Graph:
             if shape is None:
                 return False
             shape = tuple(int(d) for d in shape)
+            if not shape or any(d <= 0 for d in shape):
+                raise ShapeError("shape must be non-empty with positive sizes", where=f"{self.source}: {why}", got=shape)
             old = table.get(name)
             if old is None:
                 table[name] = shape
@@ -266,83 +306,288 @@ class Graph:
         self.in_shapes, self.out_shapes = ins, outs
 
 
-def read_nir_file(path: str | Path) -> nir.NIRGraph:
-    """`nir.read` with every failure turned into a ModelFileError/UnsupportedNodeError."""
-    path = Path(path)
-    if not path.exists():
-        raise ModelFileError("file not found", where=str(path), hint="check the path")
-    if path.is_dir():
-        raise ModelFileError("is a directory, not a NIR file", where=str(path))
-    try:
-        import h5py
+# -- reading ------------------------------------------------------------------------------------
+# Parameters a node type may omit in a file (nir fills them in) and the fields it stores.
+_OPTIONAL = {"input_shape", "v_reset", "w_in", "input_type", "start_dim", "end_dim"}
+_STRING_OK = {"padding"}  # Conv padding may be 'same' / 'valid'
 
-        with h5py.File(path, "r") as f:
-            if "node" not in f:
+
+def _file_fields(cls) -> tuple[set[str], set[str]]:
+    """(required, allowed) field names of a nir node type as stored in a file."""
+    import dataclasses
+
+    if cls in (nir.Input, nir.Output):
+        return {"shape"}, {"shape"}
+    if cls is nir.NIRGraph:
+        return {"nodes", "edges"}, {"nodes", "edges"}
+    allowed = {f.name for f in dataclasses.fields(cls) if f.init and f.name != "metadata"}
+    required = {n for n in allowed if n not in _OPTIONAL}
+    return required, allowed
+
+
+NODE_TYPES: dict[str, type] = {t.__name__: t for t in (*S.SUPPORTED_TYPES, nir.NIRGraph)}
+"""Every node type of nir 1.0.8 by its name in a file."""
+
+
+def read_nir_file(path: str | Path) -> nir.NIRGraph:
+    """Read a NIR file like `nir.read(path, type_check=False)`, with precise errors.
+
+    nir's own HDF5 parser (`nir.serialization.hdf2dict`) and node classes (`from_dict`) do the
+    work; this function checks the parsed structure node by node first, so a bad file names the
+    node and parameter instead of surfacing a KeyError/AssertionError/h5py trace. Type checking
+    is left to `Graph.validate` (nir's would reject scalar parameters, NIR issue #176, and
+    would add nodes).
+    """
+    import h5py
+    from nir.serialization import hdf2dict
+
+    path = Path(path)
+    where = str(path)
+    if not path.exists():
+        raise ModelFileError("file not found", where=where, hint="check the path")
+    if path.is_dir():
+        raise ModelFileError("is a directory, not a NIR file", where=where)
+    try:
+        f = h5py.File(path, "r")
+    except Exception as exc:  # noqa: BLE001 - h5py raises OSError and others on non-HDF5 input
+        raise ModelFileError(
+            "cannot read as HDF5 (truncated, corrupt, or not a NIR file)",
+            where=where,
+            got=str(exc).split("(")[0].strip() or type(exc).__name__,
+            hint="NIR files are HDF5 files written by nir.write",
+        ) from exc
+    try:
+        with f:
+            node = f["node"] if "node" in f else None
+            if node is None or not isinstance(node, h5py.Group):
                 raise ModelFileError(
                     "HDF5 file is not a NIR graph (no 'node' group)",
-                    where=str(path),
+                    where=where,
+                    expected="a group 'node' holding the graph",
                     got=sorted(f.keys())[:8],
                     hint="write NIR files with nir.write",
                 )
-        return nir.read(str(path))
+            _check_dataset_sizes(node, where)
+            data = hdf2dict(node)
     except ModelFileError:
         raise
-    except OSError as exc:
+    except Exception as exc:  # noqa: BLE001 - corrupt chunks surface as many h5py/OS/Memory errors
         raise ModelFileError(
-            "cannot read as HDF5 (truncated, corrupt, or not a NIR file)",
-            where=str(path),
-            got=str(exc).split("(")[0].strip() or type(exc).__name__,
+            f"corrupt HDF5 content ({type(exc).__name__}: {_first_line(exc)})",
+            where=where,
+            hint="the file is truncated or damaged; export it again",
         ) from exc
-    except (AssertionError, ValueError) as exc:
-        msg = str(exc)
-        if "Unknown unit type" in msg or isinstance(exc, AssertionError):
-            raise UnsupportedNodeError(
-                "file contains a node type nir 1.0.8 does not define",
-                where=str(path),
-                got=msg or "unknown type",
-                hint="export with nir 1.0.8 node types",
-            ) from exc
-        raise ModelFileError(f"invalid NIR content: {msg}", where=str(path)) from exc
-    except Exception as exc:  # noqa: BLE001 - h5py/nir raise many types on malformed content
+    node = nir_node_from_dict(data, where=where, name="<root>")
+    if not isinstance(node, nir.NIRGraph):
         raise ModelFileError(
-            f"malformed NIR file ({type(exc).__name__}: {exc})",
-            where=str(path),
-            hint="the file is incomplete or was written by an incompatible tool",
+            "the file's root node is not a NIRGraph", where=where, got=type(node).__name__
+        )
+    return node
+
+
+MAX_DATASET_BYTES = 4 * 2**30
+"""Largest array read from a NIR file; a corrupt header can claim terabytes."""
+
+
+def _check_dataset_sizes(group, where: str) -> None:
+    import h5py
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Dataset):
+            nbytes = int(np.prod(obj.shape or (1,), dtype=np.float64) * obj.dtype.itemsize)
+            if nbytes > MAX_DATASET_BYTES:
+                raise ModelFileError(
+                    "dataset too large (corrupt file?)",
+                    where=f"{where}: {obj.name}",
+                    expected=f"at most {MAX_DATASET_BYTES} bytes",
+                    got=f"shape {obj.shape}, {nbytes} bytes",
+                )
+
+    group.visititems(visit)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+def nir_node_from_dict(data, *, where: str, name: str) -> nir.NIRNode:
+    """Build one nir node (recursively for NIRGraph) from nir's dict form, checking it first."""
+    here = f"{where}: node {name!r}" if name != "<root>" else where
+    if not isinstance(data, dict):
+        raise ModelFileError("node is not an HDF5 group", where=here, got=type(data).__name__)
+    type_name = data.get("type")
+    if type_name is None:
+        raise ModelFileError("node has no 'type' entry", where=here, got=sorted(data)[:8])
+    if not isinstance(type_name, str):
+        raise ModelFileError("node 'type' is not a string", where=here, got=repr(type_name))
+    cls = NODE_TYPES.get(type_name)
+    if cls is None:
+        raise UnsupportedNodeError(
+            f"unknown node type {type_name!r}",
+            where=here,
+            expected=", ".join(sorted(NODE_TYPES)),
+            hint="snnc reads the node types of nir 1.0.8; export with those",
+        )
+    here = f"{where}: node {name!r} ({type_name})" if name != "<root>" else where
+    required, allowed = _file_fields(cls)
+    present = set(data) - {"type", "metadata"}
+    missing = sorted(required - present)
+    if missing:
+        raise ModelFileError(
+            f"parameter {missing[0]!r} is missing", where=here, expected=sorted(required), got=sorted(present)
+        )
+    extra = sorted(present - allowed)
+    if extra:
+        raise ModelFileError(
+            f"unknown parameter {extra[0]!r} for a {type_name} node",
+            where=here,
+            expected=sorted(allowed),
+            hint="the file was written by a NIR version other than 1.0.8",
+        )
+    metadata = data.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise ModelFileError("metadata is not a group", where=here, got=type(metadata).__name__)
+    if cls is nir.NIRGraph:
+        nodes = data["nodes"]
+        if not isinstance(nodes, dict):
+            raise ModelFileError("'nodes' is not a group", where=here, got=type(nodes).__name__)
+        children = {str(k): nir_node_from_dict(v, where=where, name=_join(name, k)) for k, v in nodes.items()}
+        edges = _parse_edges(data["edges"], here)
+        return nir.NIRGraph(nodes=children, edges=edges, metadata=metadata, type_check=False)
+    kwargs = {}
+    for key in present:
+        value = data[key]
+        if isinstance(value, str) and key in _STRING_OK:
+            kwargs[key] = value
+            continue
+        arr = np.asarray(value) if not isinstance(value, (str, bytes, dict)) else None
+        if arr is None or arr.dtype.kind not in "biuf":
+            raise ParameterError(
+                f"parameter {key!r} must be numeric",
+                where=f"{here}.{key}",
+                got=type(value).__name__ if arr is None else str(arr.dtype),
+            )
+        kwargs[key] = value
+    kwargs["type"] = type_name
+    kwargs["metadata"] = metadata
+    if cls in (nir.Conv1d, nir.Conv2d):
+        kwargs.setdefault("input_shape", None)
+    if cls is nir.Flatten:  # nir computes the output type in its constructor: check first
+        for key in ("start_dim", "end_dim"):
+            if key in kwargs:
+                _int_field(kwargs[key], key, here, lo=None, sizes=(1,))
+                kwargs[key] = int(np.ravel(kwargs[key])[0])
+        if kwargs.get("input_type") is not None:
+            _shape_field(kwargs["input_type"], "Flatten input_type", here, optional=True)
+    try:
+        with np.errstate(all="ignore"):
+            return cls.from_dict(kwargs)
+    except AssertionError as exc:
+        raise ShapeError(
+            f"inconsistent parameters: {_first_line(exc) if str(exc) else 'parameter shapes differ'}",
+            where=here,
+            got={k: np.shape(v) for k, v in kwargs.items() if k not in ("type", "metadata")},
         ) from exc
+    except (ValueError, TypeError, AttributeError, IndexError, OverflowError, ZeroDivisionError, MemoryError) as exc:
+        raise ModelFileError(f"invalid parameters ({_first_line(exc)})", where=here) from exc
+
+
+def _join(prefix: str, name) -> str:
+    return str(name) if prefix == "<root>" else f"{prefix}.{name}"
+
+
+def _parse_edges(raw, where: str) -> list[tuple[str, str]]:
+    arr = np.asarray(raw, dtype=object) if not isinstance(raw, str) else None
+    if arr is None or (arr.size and (arr.ndim != 2 or arr.shape[1] != 2)):
+        raise ModelFileError("edges must be a list of (source, target) pairs", where=where, got=np.shape(raw))
+    edges = []
+    for a, b in arr.reshape(-1, 2):
+        ends = []
+        for end in (a, b):
+            if isinstance(end, bytes):
+                try:
+                    end = end.decode("utf8")
+                except UnicodeDecodeError:
+                    raise ModelFileError("edge end is not valid UTF-8", where=where, got=end) from None
+            if not isinstance(end, str):
+                raise ModelFileError("edge ends must be node names", where=where, got=repr(end))
+            ends.append(end)
+        edges.append((ends[0], ends[1]))
+    return edges
 
 
 def _flatten(graph: nir.NIRGraph, prefix: str, where: str) -> tuple[dict, list]:
-    """Inline nested NIRGraphs; their inner Input/Output nodes become pass-throughs and vanish."""
+    """Inline nested NIRGraphs as `outer.inner`; their inner Input/Output nodes are bridged away.
+
+    An edge may name a subgraph ("sub": its only Input/Output) or a node inside it
+    ("sub.inner", "sub.input").
+    """
     nodes: dict[str, nir.NIRNode] = {}
     edges: list[tuple[str, str]] = []
     entry: dict[str, list[str]] = {}  # subgraph name -> its inner input-node names (flattened)
     exit_: dict[str, list[str]] = {}
-    if not isinstance(graph.nodes, dict):
-        raise ModelFileError("graph nodes must be a mapping", where=where)
+    if not isinstance(getattr(graph, "nodes", None), dict):
+        raise GraphError("graph nodes must be a mapping of names to nodes", where=where, got=type(getattr(graph, "nodes", None)).__name__)
+    raw_edges = getattr(graph, "edges", None)
+    if raw_edges is None or isinstance(raw_edges, (str, bytes, dict)):
+        raise GraphError("graph edges must be a list of (source, target) pairs", where=where, got=type(raw_edges).__name__)
+
+    def put(name: str, node) -> None:
+        if name in nodes:
+            raise GraphError(
+                "two nodes get the same name after flattening nested graphs",
+                where=f"{where}: node {name!r}",
+                hint="rename the node or the subgraph",
+            )
+        nodes[name] = node
+
     for name, node in graph.nodes.items():
+        if isinstance(name, bytes):
+            name = name.decode("utf8", "replace")
+        if not isinstance(name, str):
+            raise GraphError("node names must be strings", where=where, got=repr(name))
         full = f"{prefix}{name}"
         if isinstance(node, nir.NIRGraph):
             inner_nodes, inner_edges = _flatten(node, prefix=f"{full}.", where=where)
-            ins = [n for n, v in inner_nodes.items() if isinstance(v, nir.Input) and n.count(".") == full.count(".") + 1]
-            outs = [n for n, v in inner_nodes.items() if isinstance(v, nir.Output) and n.count(".") == full.count(".") + 1]
-            entry[full], exit_[full] = ins, outs
-            nodes.update(inner_nodes)
+            if not isinstance(node.nodes, dict):
+                raise GraphError("graph nodes must be a mapping", where=f"{where}: node {full!r}")
+            entry[full] = [f"{full}.{k}" for k, v in node.nodes.items() if isinstance(v, nir.Input)]
+            exit_[full] = [f"{full}.{k}" for k, v in node.nodes.items() if isinstance(v, nir.Output)]
+            for inner, inner_node in inner_nodes.items():
+                put(inner, inner_node)
             edges.extend(inner_edges)
         else:
-            nodes[full] = node
-    for edge in graph.edges:
+            put(full, node)
+    try:
+        edge_list = list(raw_edges)
+    except TypeError:
+        raise GraphError("graph edges must be a list of (source, target) pairs", where=where, got=type(raw_edges).__name__) from None
+    for edge in edge_list:
         try:
-            a, b = (str(x.decode() if isinstance(x, bytes) else x) for x in edge)
-        except (TypeError, ValueError):
-            raise GraphError("malformed edge", where=f"{where}", got=edge) from None
+            a, b = (x.decode() if isinstance(x, bytes) else x for x in edge)
+        except (TypeError, ValueError, UnicodeDecodeError):
+            raise GraphError("malformed edge", where=where, expected="a (source, target) pair", got=edge) from None
+        if not isinstance(a, str) or not isinstance(b, str):
+            raise GraphError("edge ends must be node names (strings)", where=where, got=(a, b))
         a, b = f"{prefix}{a}", f"{prefix}{b}"
         if a in exit_:
             if len(exit_[a]) != 1:
-                raise GraphError("edge from a subgraph with several outputs must name one", where=f"{where}: edge {a} -> {b}")
+                raise GraphError(
+                    "edge from a subgraph without exactly one Output must name the inner node",
+                    where=f"{where}: edge {a!r} -> {b!r}",
+                    got=exit_[a],
+                    hint=f"write the edge as ('{a}.<output>', ...)",
+                )
             a = exit_[a][0]
         if b in entry:
             if len(entry[b]) != 1:
-                raise GraphError("edge into a subgraph with several inputs must name one", where=f"{where}: edge {a} -> {b}")
+                raise GraphError(
+                    "edge into a subgraph without exactly one Input must name the inner node",
+                    where=f"{where}: edge {a!r} -> {b!r}",
+                    got=entry[b],
+                    hint=f"write the edge as (..., '{b}.<input>')",
+                )
             b = entry[b][0]
         edges.append((a, b))
     # Remove the inner Input/Output nodes of inlined subgraphs by bridging across them.
@@ -356,17 +601,54 @@ def _flatten(graph: nir.NIRGraph, prefix: str, where: str) -> tuple[dict, list]:
     return nodes, edges
 
 
+# -- parameter checks -----------------------------------------------------------------------------
+def _int_field(value, field_name: str, where: str, *, lo: int | None, sizes: tuple[int, ...]) -> None:
+    """An integer scalar or short vector (stride, padding, ...) with every entry >= lo."""
+    arr = np.asarray(value) if not isinstance(value, (str, bytes, dict)) else np.asarray([], dtype=object)
+    ok = arr.dtype.kind in "biuf" and arr.ndim <= 1 and arr.size in sizes
+    if ok and arr.dtype.kind == "f":
+        ok = bool(np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)))
+    if not ok:
+        raise ParameterError(
+            f"{field_name} must be an integer" + (" or a pair of integers" if 2 in sizes else ""),
+            where=f"{where}.{field_name}",
+            got=value,
+        )
+    if lo is not None and np.any(arr < lo):
+        raise ParameterError(f"{field_name} must be at least {lo}", where=f"{where}.{field_name}", got=value)
+
+
+def _shape_field(value, what: str, where: str, *, optional: bool) -> None:
+    """A node's declared shape: a 1-D array of positive integers (None/empty if optional)."""
+    if value is None or (optional and np.size(value) == 0 and not isinstance(value, (str, bytes, dict))):
+        if optional:
+            return
+        raise ShapeError(f"{what} is missing", where=where, hint="give the node a shape, e.g. np.array([2, 34, 34])")
+    arr = np.asarray(value) if not isinstance(value, (str, bytes, dict)) else np.asarray([], dtype=object)
+    arr = np.atleast_1d(arr) if arr.ndim == 0 else arr  # a scalar n means (n,)
+    ok = arr.dtype.kind in "biuf" and arr.ndim == 1 and arr.size >= 1
+    if ok and arr.dtype.kind == "f":
+        ok = bool(np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)))
+    if not ok or np.any(arr <= 0):
+        raise ShapeError(f"{what} must be a non-empty list of positive integers", where=where, got=value)
+
+
 def _check_parameters(name: str, node: nir.NIRNode, source: str) -> None:
     where = f"{source}: node {name!r}"
-    for field_name in _NUMERIC_FIELDS:
+    for field_name in sorted(_NUMERIC_FIELDS):
         if not hasattr(node, field_name):
             continue
         value = getattr(node, field_name)
-        if value is None:
-            continue
-        arr = np.asarray(value)
-        if arr.dtype == object or arr.dtype.kind not in "biuf":
-            raise ParameterError(f"{field_name} must be numeric", where=f"{where}.{field_name}", got=str(arr.dtype))
+        try:
+            arr = np.asarray(value) if not isinstance(value, (str, bytes, dict)) else None
+        except Exception:  # noqa: BLE001 - ragged sequences and other non-arrays
+            arr = None
+        if arr is None or arr.dtype == object or arr.dtype.kind not in "biuf":
+            raise ParameterError(
+                f"{field_name} must be numeric",
+                where=f"{where}.{field_name}",
+                got=type(value).__name__ if arr is None else str(arr.dtype),
+            )
         if not np.all(np.isfinite(arr)):
             raise ParameterError(
                 f"{field_name} holds NaN or inf", where=f"{where}.{field_name}", hint="fix the exported model"
@@ -380,16 +662,116 @@ def _check_parameters(name: str, node: nir.NIRNode, source: str) -> None:
             )
         if field_name == "delay" and np.any(arr < 0):
             raise ParameterError("delay must be non-negative", where=f"{where}.delay", got=float(arr.min()))
-    for field_name in ("weight",):
-        if hasattr(node, field_name):
-            w = np.asarray(getattr(node, field_name))
-            need = 4 if isinstance(node, nir.Conv2d) else 3 if isinstance(node, nir.Conv1d) else 2
-            if w.ndim != need:
-                raise ShapeError(f"weight must have {need} dimensions", where=f"{where}.weight", got=w.shape)
+    if isinstance(node, S.NEURON_TYPES + (nir.Scale, nir.Delay, nir.Threshold)):
+        shapes = {
+            f: np.shape(getattr(node, f))
+            for f in sorted(_NUMERIC_FIELDS)
+            if getattr(node, f, None) is not None and np.ndim(getattr(node, f)) > 0 and np.size(getattr(node, f)) > 1
+        }
+        if len(set(shapes.values())) > 1:
+            raise ShapeError(
+                "per-neuron parameters have different shapes",
+                where=where,
+                got=shapes,
+                hint="give every parameter one shape, or use scalars",
+            )
+        if any(np.size(getattr(node, f)) == 0 for f in _NUMERIC_FIELDS if getattr(node, f, None) is not None):
+            raise ShapeError("a parameter array is empty", where=where)
+    if hasattr(node, "weight"):
+        w = np.asarray(node.weight)
+        need = 4 if isinstance(node, nir.Conv2d) else 3 if isinstance(node, nir.Conv1d) else 2
+        if w.ndim != need:
+            raise ShapeError(f"weight must have {need} dimensions", where=f"{where}.weight", got=w.shape)
+        if 0 in w.shape:
+            raise ShapeError("weight has an empty dimension", where=f"{where}.weight", got=w.shape)
     if isinstance(node, nir.Affine):
         b = np.asarray(node.bias)
         if b.ndim > 1 or (b.ndim == 1 and b.size not in (1, np.asarray(node.weight).shape[0])):
             raise ShapeError("bias does not match the weight's output size", where=f"{where}.bias", expected=np.asarray(node.weight).shape[0], got=b.shape)
+    if isinstance(node, (nir.Conv1d, nir.Conv2d)):
+        dims = 2 if isinstance(node, nir.Conv2d) else 1
+        sizes = (1, 2) if dims == 2 else (1,)
+        _int_field(node.stride, "stride", where, lo=1, sizes=sizes)
+        _int_field(node.dilation, "dilation", where, lo=1, sizes=sizes)
+        _int_field(node.groups, "groups", where, lo=1, sizes=(1,))
+        if isinstance(node.padding, str):
+            if node.padding not in ("same", "valid"):
+                raise ParameterError("padding must be 'same', 'valid' or integers", where=f"{where}.padding", got=node.padding)
+        else:
+            _int_field(node.padding, "padding", where, lo=0, sizes=sizes)
+        if node.input_shape is not None:
+            _int_field(node.input_shape, "input_shape", where, lo=1, sizes=(dims,))
+        w = np.asarray(node.weight)
+        groups = int(np.ravel(node.groups)[0])
+        if w.shape[0] % groups:
+            raise ShapeError(
+                "output channels are not a multiple of groups", where=f"{where}.weight", expected=f"multiple of {groups}", got=w.shape[0]
+            )
+        b = np.asarray(node.bias)
+        if b.ndim > 1 or (b.ndim == 1 and b.size not in (1, w.shape[0])):
+            raise ShapeError("bias does not match the output channels", where=f"{where}.bias", expected=w.shape[0], got=b.shape)
+    if isinstance(node, (nir.SumPool2d, nir.AvgPool2d)):
+        _int_field(node.kernel_size, "kernel_size", where, lo=1, sizes=(1, 2))
+        _int_field(node.stride, "stride", where, lo=1, sizes=(1, 2))
+        _int_field(node.padding, "padding", where, lo=0, sizes=(1, 2))
+    if isinstance(node, nir.Flatten):
+        _int_field(node.start_dim, "start_dim", where, lo=None, sizes=(1,))
+        _int_field(node.end_dim, "end_dim", where, lo=None, sizes=(1,))
+    if isinstance(node, nir.Input):
+        t = getattr(node, "input_type", None)
+        if not isinstance(t, dict) or "input" not in t:
+            raise ShapeError("Input node has no input_type {'input': shape}", where=where, got=t)
+        _shape_field(t["input"], "Input shape", where, optional=False)
+    if isinstance(node, nir.Output):
+        t = getattr(node, "output_type", None)
+        if not isinstance(t, dict):
+            raise ShapeError("Output node has no output_type {'output': shape}", where=where, got=t)
+        _shape_field(t.get("output"), "Output shape", where, optional=True)
+
+
+# -- writing ------------------------------------------------------------------------------------
+def write_nir(graph: nir.NIRGraph, path: str | Path) -> None:
+    """`nir.write` that also stores what nir 1.0.8's writer chokes on, and keeps node order.
+
+    nir writes 0-d arrays with compression, which h5py refuses, and cannot store None; here 0-d
+    arrays become numpy scalars (read back as scalars: scalars stay scalars) and None fields are
+    left out (nir's readers fill in their defaults). Failures become ModelFileError.
+    """
+
+    class _Prepared:
+        def __init__(self, data):
+            self.data = data
+
+        def to_dict(self):
+            return self.data
+
+    try:
+        data = _storable(graph.to_dict())
+    except Exception as exc:  # noqa: BLE001 - arbitrary user objects in nodes/metadata
+        raise ModelFileError(f"cannot serialize the graph ({_first_line(exc)})", where=str(path)) from exc
+    import h5py
+
+    config = h5py.get_config()
+    old_order = config.track_order
+    config.track_order = True  # keep node order (HDF5 lists group members alphabetically otherwise)
+    try:
+        nir.write(str(path), _Prepared(data))
+    except Exception as exc:  # noqa: BLE001 - h5py: OSError (path), TypeError (unstorable value)
+        raise ModelFileError(
+            f"cannot write the NIR file ({type(exc).__name__}: {_first_line(exc)})",
+            where=str(path),
+            hint="check the directory is writable and metadata holds only strings, numbers, arrays and dicts",
+        ) from exc
+    finally:
+        config.track_order = old_order
+
+
+def _storable(value):
+    if isinstance(value, dict):
+        return {k: _storable(v) for k, v in value.items() if v is not None}
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        return value[()]
+    return value
 
 
 def node_param_count(node: nir.NIRNode) -> int:

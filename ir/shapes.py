@@ -29,19 +29,6 @@ SUPPORTED_TYPES = SHAPE_PRESERVING + (
     nir.Flatten,
 )
 
-# The parameter whose (non-scalar) shape fixes a shape-preserving node's shape.
-_SHAPE_PARAM = {
-    nir.LIF: "v_threshold",
-    nir.CubaLIF: "v_threshold",
-    nir.IF: "v_threshold",
-    nir.LI: "tau",
-    nir.I: "r",
-    nir.CubaLI: "tau_mem",
-    nir.Scale: "scale",
-    nir.Delay: "delay",
-    nir.Threshold: "threshold",
-}
-
 
 def pair(value, name: str, where: str) -> tuple[int, int]:
     """Normalize an int / 1- or 2-element sequence to a pair of ints."""
@@ -53,15 +40,34 @@ def pair(value, name: str, where: str) -> tuple[int, int]:
     return int(arr[0]), int(arr[1])
 
 
+# Every per-neuron parameter of a node type: any of them being an array fixes the node's shape.
+_PARAMS = {
+    nir.LIF: ("tau", "r", "v_leak", "v_threshold", "v_reset"),
+    nir.CubaLIF: ("tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "v_reset", "w_in"),
+    nir.IF: ("r", "v_threshold", "v_reset"),
+    nir.LI: ("tau", "r", "v_leak"),
+    nir.I: ("r",),
+    nir.CubaLI: ("tau_syn", "tau_mem", "r", "v_leak", "w_in"),
+    nir.Scale: ("scale",),
+    nir.Delay: ("delay",),
+    nir.Threshold: ("threshold",),
+}
+
+
 def own_shape(node: nir.NIRNode) -> Shape | None:
-    """The shape a node's own parameters imply, or None when they are scalars."""
+    """The shape a node's own parameters imply, or None when they are all scalars.
+
+    A parameter of shape (1,) counts as a scalar (it broadcasts).
+    """
     if isinstance(node, nir.Input):
         return tuple(int(d) for d in np.atleast_1d(node.input_type["input"]))
     if isinstance(node, (nir.Affine, nir.Linear)):
         return None
-    param = _SHAPE_PARAM.get(type(node))
-    if param is not None:
-        arr = np.asarray(getattr(node, param))
+    for param in _PARAMS.get(type(node), ()):
+        value = getattr(node, param, None)
+        if value is None:
+            continue
+        arr = np.asarray(value)
         if arr.ndim > 0 and not (arr.ndim == 1 and arr.size == 1):
             return tuple(int(d) for d in arr.shape)
     return None
@@ -82,30 +88,54 @@ def _conv_out(length: int, kernel: int, stride: int, pad: int, dilation: int) ->
     return (length + 2 * pad - dilation * (kernel - 1) - 1) // stride + 1
 
 
-def conv_padding(node, in_hw: Shape, where: str) -> tuple[int, ...]:
-    """Explicit per-dimension padding of a Conv1d/Conv2d, resolving 'same' and 'valid'."""
+def conv_padding_pairs(node, in_hw: Shape, where: str) -> tuple[tuple[int, int], ...]:
+    """(before, after) padding per spatial dimension of a Conv1d/Conv2d.
+
+    'same' follows torch: total padding d*(k-1), the extra element (odd total) goes after;
+    torch allows 'same' only with stride 1, and so does snnc (NIR leaves stride > 1 undefined).
+    """
     dims = len(in_hw)
     kernel = np.asarray(node.weight).shape[2:]
-    dil = pair(node.dilation, "dilation", where)[:dims] if dims == 2 else (int(np.ravel(node.dilation)[0]),)
+    dil = _dims(node.dilation, "dilation", dims, where)
     if isinstance(node.padding, str):
         if node.padding == "valid":
-            return (0,) * dims
+            return ((0, 0),) * dims
         if node.padding == "same":
+            if any(s != 1 for s in _dims(node.stride, "stride", dims, where)):
+                raise UnsupportedNodeError(
+                    "'same' padding with a stride other than 1 is not defined",
+                    where=where,
+                    got=f"stride {node.stride}",
+                    hint="use explicit padding (torch rejects padding='same' with stride > 1 too)",
+                )
             pads = []
             for k, d in zip(kernel, dil):
-                total = d * (k - 1)
-                if total % 2:
-                    raise UnsupportedNodeError(
-                        "'same' padding with an even effective kernel needs asymmetric padding",
-                        where=where,
-                        hint="use an odd kernel or explicit padding",
-                    )
-                pads.append(total // 2)
+                total = d * (int(k) - 1)
+                pads.append((total // 2, total - total // 2))
             return tuple(pads)
         raise ShapeError("padding must be an int, a pair, 'same' or 'valid'", where=where, got=node.padding)
-    if dims == 2:
-        return pair(node.padding, "padding", where)
-    return (int(np.ravel(node.padding)[0]),)
+    return tuple((p, p) for p in _dims(node.padding, "padding", dims, where))
+
+
+def conv_padding(node, in_hw: Shape, where: str) -> tuple[int, ...]:
+    """Explicit symmetric per-dimension padding of a Conv1d/Conv2d, resolving 'same' and 'valid'.
+
+    Raises for 'same' with an even effective kernel (needs asymmetric padding: see
+    `conv_padding_pairs`).
+    """
+    pairs = conv_padding_pairs(node, in_hw, where)
+    if any(a != b for a, b in pairs):
+        raise UnsupportedNodeError(
+            "'same' padding with an even effective kernel needs asymmetric padding",
+            where=where,
+            hint="use an odd kernel or explicit padding, or read conv_padding_pairs()",
+        )
+    return tuple(a for a, _ in pairs)
+
+
+def _dims(value, name: str, dims: int, where: str) -> tuple[int, ...]:
+    """An int or per-dimension sequence as `dims` ints."""
+    return pair(value, name, where) if dims == 2 else (int(np.ravel(value)[0]),)
 
 
 def output_shape(node: nir.NIRNode, in_shape: Shape, where: str) -> Shape:
@@ -136,11 +166,12 @@ def output_shape(node: nir.NIRNode, in_shape: Shape, where: str) -> Shape:
                 expected=f"{w.shape[1] * groups} channels (kernel {w.shape}, groups {groups})",
                 got=in_shape,
             )
-        stride = pair(node.stride, "stride", where) if dims == 2 else (int(np.ravel(node.stride)[0]),)
-        dil = pair(node.dilation, "dilation", where) if dims == 2 else (int(np.ravel(node.dilation)[0]),)
-        pad = conv_padding(node, in_shape[1:], where)
+        stride = _dims(node.stride, "stride", dims, where)
+        dil = _dims(node.dilation, "dilation", dims, where)
+        pad = conv_padding_pairs(node, in_shape[1:], where)
         spatial = tuple(
-            _conv_out(in_shape[1 + i], w.shape[2 + i], stride[i], pad[i], dil[i]) for i in range(dims)
+            (in_shape[1 + i] + sum(pad[i]) - dil[i] * (w.shape[2 + i] - 1) - 1) // stride[i] + 1
+            for i in range(dims)
         )
         if any(s <= 0 for s in spatial):
             raise ShapeError("convolution output would be empty", where=where, got=in_shape)
@@ -157,8 +188,15 @@ def output_shape(node: nir.NIRNode, in_shape: Shape, where: str) -> Shape:
         return (in_shape[0], *spatial)
     if isinstance(node, nir.Flatten):
         nd = len(in_shape)
-        start = int(node.start_dim) % nd if nd else 0
-        end = int(node.end_dim) % nd if nd else 0
+        start, end = int(np.ravel(node.start_dim)[0]), int(np.ravel(node.end_dim)[0])
+        if not (-nd <= start < nd and -nd <= end < nd):
+            raise ShapeError(
+                "Flatten dimension out of range",
+                where=where,
+                expected=f"start_dim and end_dim in -{nd}..{nd - 1} for input {in_shape} (no batch dimension)",
+                got=(start, end),
+            )
+        start, end = start % nd, end % nd
         if start > end:
             raise ShapeError("Flatten start_dim is after end_dim", where=where, got=(node.start_dim, node.end_dim))
         return (*in_shape[:start], math.prod(in_shape[start : end + 1]), *in_shape[end + 1 :])

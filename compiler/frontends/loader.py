@@ -1,0 +1,92 @@
+"""One entry point that turns whatever the user hands snnc into a graph.
+
+`load_model` accepts a file path (.nir: NIR-level or chip-level; .net: lava-dl netx), a
+`nir.NIRGraph`, a torch module, or an already built `Graph`/`ChipGraph`. The torch and netx
+frontends are imported only when needed, so reading a NIR file never pulls in torch.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import nir
+
+from snnc.ir.chip import ChipGraph
+from snnc.ir.chip_nir import chip_from_nir, is_chip_nir
+from snnc.ir.errors import ModelFileError, ParameterError
+from snnc.ir.graph import Graph, read_nir_file
+
+SUPPORTED = (
+    ".nir file (NIR-level or chip-level, written by nir.write or snnc)",
+    ".net file (lava-dl netx HDF5)",
+    "nir.NIRGraph object",
+    "torch.nn.Module",
+    "snnc Graph or ChipGraph",
+)
+
+
+def load_model(source: Any, **options: Any) -> Graph | ChipGraph:
+    """Load `source` as a validated NIR-level `Graph` or a chip-level `ChipGraph`.
+
+    `options` go to the torch frontend (e.g. an example input or dt) and the netx frontend.
+    """
+    takes_options = _is_torch_module(source) or (isinstance(source, (str, Path)) and Path(source).suffix.lower() == ".net")
+    if options and not takes_options:
+        raise ParameterError(
+            "loading options apply only to torch modules and .net files",
+            where="load_model",
+            got=sorted(options),
+            hint="a NIR file or graph carries everything it needs; drop the options",
+        )
+    if isinstance(source, (Graph, ChipGraph)):
+        return source
+    if isinstance(source, nir.NIRGraph):
+        if is_chip_nir(source):
+            return chip_from_nir(source)
+        return Graph.from_nir(source)
+    if isinstance(source, (str, Path)):
+        return _load_path(Path(source), options)
+    if _is_torch_module(source):
+        from snnc.compiler.frontends.torch import from_torch
+
+        return _as_graph(from_torch(source, **options), f"<torch module {type(source).__name__}>")
+    raise ModelFileError(
+        "cannot load a model from this object",
+        got=type(source).__name__,
+        hint="snnc loads: " + "; ".join(SUPPORTED),
+    )
+
+
+def _load_path(path: Path, options: dict) -> Graph | ChipGraph:
+    suffix = path.suffix.lower()
+    if suffix == ".nir":
+        model = read_nir_file(path)
+        if is_chip_nir(model):
+            return chip_from_nir(model, where=str(path))
+        return Graph.from_nir(model, source=str(path))
+    if suffix == ".net":
+        if not path.exists():
+            raise ModelFileError("file not found", where=str(path), hint="check the path")
+        from snnc.compiler.frontends.netx import load_netx
+
+        return _as_graph(load_netx(path, **options), str(path))
+    raise ModelFileError(
+        f"unknown model file type {path.suffix or '(no suffix)'!r}",
+        where=str(path),
+        hint="snnc loads: " + "; ".join(SUPPORTED) + ". Export the model to NIR (nir.write) and pass the .nir file",
+    )
+
+
+def _as_graph(result: Any, source: str) -> Graph | ChipGraph:
+    """Frontends may hand back a nir.NIRGraph; the loader always returns snnc graphs."""
+    if isinstance(result, nir.NIRGraph):
+        return chip_from_nir(result, where=source) if is_chip_nir(result) else Graph.from_nir(result, source=source)
+    return result
+
+
+def _is_torch_module(obj: Any) -> bool:
+    """True for a torch.nn.Module, without importing torch when the caller has not."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(obj, torch.nn.Module)
