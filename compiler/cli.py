@@ -424,5 +424,110 @@ def write_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
         raise ModelFileError(f"cannot write the output file ({exc.strerror or exc})", where=str(path)) from exc
 
 
+# -- compile --------------------------------------------------------------------------------------
+def _compile_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="a NIR-level .nir file (or a lava-dl .net file, already chip-level)")
+    p.add_argument("-o", "--out", required=True, metavar="OUT.nir", help="where to write the compiled (chip-level) NIR file")
+    p.add_argument("--target", choices=["loihi2", "loihi1"], default="loihi2", help="chip to compile for (default loihi2)")
+    p.add_argument("--weight-bits", type=_positive_int, default=8, metavar="N", help="bits per weight, 1..8 (default 8)")
+    p.add_argument("--dt", type=_positive_float, default=1e-4, metavar="S", help="time step in seconds (default 1e-4, the NIR paper's)")
+    p.add_argument("--calibrate", metavar="IN.npy", help="sample inputs [T, *shape] or [batch, T, *shape] to size scales on")
+    p.add_argument("--report", metavar="REPORT.json", help="also write the per-pass, per-layer report as JSON")
+    p.add_argument("--dump-after", nargs="+", action="extend", default=[], metavar="PASS",
+                   help="write the graph after these passes (canonicalize, fuse, timing, quantize, legalize) next to OUT")
+
+
+def _compile(args: argparse.Namespace, console) -> int:
+    import json
+
+    from snnc.compiler.frontends.loader import load_model
+    from snnc.compiler.pipeline import compile as snnc_compile
+    from snnc.ir.chip import ChipGraph
+    from snnc.ir.chip_nir import chip_to_nir
+    from snnc.ir.graph import write_nir
+
+    model = load_model(args.model)
+    out = Path(args.out)
+    if isinstance(model, ChipGraph):
+        console.print(f"{args.model} is already chip-level ({len(model.populations)} populations); writing it unchanged")
+        chip = model
+        summary = None
+    else:
+        calibrate = load_input_array(args.calibrate) if args.calibrate else None
+        result = snnc_compile(
+            model, target=args.target, weight_bits=args.weight_bits, dt=args.dt, calibrate=calibrate,
+            dump_after=args.dump_after or None, dump_dir=out.parent / f"{out.stem}.dumps" if args.dump_after else None,
+        )
+        chip = result.chip
+        summary = result
+        console.print(result.summary_text(width=console.width or 120), end="")
+    write_nir(chip_to_nir(chip), out)
+    if args.report:
+        report = summary.to_dict() if summary is not None else {"note": "model was chip-level already"}
+        Path(args.report).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.report).write_text(json.dumps(report, indent=1))
+    console.print(f"wrote {out}" + (f" and {args.report}" if args.report else "")
+                  + f"; run it with: snnc run {out} --input IN.npy --out OUT.npz")
+    return 0
+
+
+# -- report / energy ------------------------------------------------------------------------------
+def _evaluate_args(p: argparse.ArgumentParser, *, report: bool) -> None:
+    p.add_argument("model", help="a NIR-level .nir (compiled first), a chip-level .nir, or a lava-dl .net file")
+    p.add_argument("--input", required=True, metavar="IN.npy", help="input array [T, *shape] or [batch, T, *shape]")
+    p.add_argument("--chip", default="loihi2", metavar="NAME|FILE", help="chip profile: loihi1, loihi2 or a .toml/.json profile")
+    p.add_argument("--costs", metavar="TABLE", help="cost table (loihi1-davies2018, loihi1-sanafe, loihi2-assumed; default: the chip's)")
+    p.add_argument("--steps", type=_positive_int, metavar="T", help="time steps (default: the input's length)")
+    p.add_argument("--weight-bits", type=_positive_int, default=8, metavar="N", help="bits per weight when compiling (default 8)")
+    p.add_argument("--dt", type=_positive_float, default=1e-4, metavar="S", help="time step in seconds when compiling (default 1e-4)")
+    if report:
+        p.add_argument("-o", "--out", required=True, metavar="DIR", help="folder for report.json and report.html")
+
+
+def _evaluate(args: argparse.Namespace):
+    from snnc.compiler.evaluate import evaluate
+    from snnc.compiler.frontends.loader import load_model
+    from snnc.ir.chip import ChipGraph
+
+    model = load_model(args.model)
+    data = load_input_array(args.input)
+    options = {} if isinstance(model, ChipGraph) else {"weight_bits": args.weight_bits, "dt": args.dt}
+    return evaluate(model, data, chip=args.chip, costs=args.costs, steps=args.steps, **options)
+
+
+def _report(args: argparse.Namespace, console) -> int:
+    from snnc.compiler.report import print_energy_table
+
+    ev = _evaluate(args)
+    paths = ev.write_report(args.out, meta={"model": str(args.model), "input": str(args.input)})
+    print_energy_table(ev.energy, console=console)
+    console.print(f"wrote {paths['json']} and {paths['html']}")
+    return 0
+
+
+def _energy(args: argparse.Namespace, console) -> int:
+    from snnc.compiler.report import print_energy_table
+
+    ev = _evaluate(args)
+    print_energy_table(ev.energy, console=console)
+    return 0
+
+
+def _budget_args(p: argparse.ArgumentParser) -> None:
+    from snnc.compiler.sweep import add_budget_arguments
+
+    add_budget_arguments(p)
+
+
+def _budget(args: argparse.Namespace, console) -> int:
+    from snnc.compiler.sweep import run_budget_command
+
+    return run_budget_command(args, console)
+
+
 register("inspect", "show a model's nodes, shapes, edges, loops and totals", _inspect_args, _inspect)
 register("run", "run a model on an input array and save outputs and probes", _run_args, _run)
+register("compile", "compile a float model for a chip: quantized chip-level NIR plus a per-layer summary", _compile_args, _compile)
+register("budget", "bit budget vs fidelity over weight widths (the bit-budget sweep)", _budget_args, _budget)
+register("energy", "estimate energy and latency per inference from a simulated run", lambda p: _evaluate_args(p, report=False), _energy)
+register("report", "compile, simulate, map, price and write report.json + report.html", lambda p: _evaluate_args(p, report=True), _report)
