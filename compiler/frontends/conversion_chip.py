@@ -1,0 +1,738 @@
+"""Lossless ANN-to-SNN conversion that is exact ON THE CHIP (sim backend, hence Lava fixed_pt).
+
+`conversion.py` converts a quantized ANN into an IF network that is exact on the float reference
+but uses reset-by-subtraction and analog edges the chip cannot express. This module targets the
+chip directly: every hidden neuron is a Loihi CUBA LIF compartment with reset to zero, and its
+spike count over a window of L steps EQUALS the integer activation of the quantized ANN.
+
+1. Integer-grid quantized ANN (`IntGridLayer`, `SumPool2d`, `IntGridNet`, `quantize_model`)
+---------------------------------------------------------------------------------------------
+Per layer: integer weights q (|q| <= 127 for 8 bits) on a grid s_w, an integer bias B on the grid
+s_w * s_in, and the activation
+
+    z_int = sum q * n_in + B,        n = clamp(floor(z_int / D), 0, L)
+
+with an integer step D >= 1; the float model's activation scale is s_out = D * s_w * s_in, so the
+float forward pass is s_out * n (straight-through estimators for training). The first layer's
+input is on an integer grid (x = input_scale * n0, n0 integer; digits pixels: scale 1, 0..16).
+Sum pooling (torch AvgPool times k^2) acts on counts. The last layer may have no activation: it
+is the readout, its integer pre-activation z_int are the logits. `IntGridNet.integer_forward`
+evaluates all of this in exact integer arithmetic (float64 holding integers). `quantize_model`
+turns a trained float nn.Sequential (Conv2d / Linear / ReLU / AvgPool2d / Flatten) into this form
+with per-layer calibration of D.
+
+2. Two-phase gated IF on the chip (`convert_to_chip`)
+-----------------------------------------------------
+Units: "a-units" are what a projection delivers before Lava's `a << 6`; a neuron with du = 4095,
+dv = 0, bias 0 has v = 64 * A where A is the sum of everything it has received, so everything
+below is exact integer arithmetic on A (|A| <= 2**17 - 1, else v saturates).
+
+Neuron: du = 4095, dv = 0, vth = 0 (spike iff A > 0), reset to zero. Hidden layer k has an
+integrate phase (the spikes of layer k-1 arriving) and a fire window of L steps F_k .. F_k+L-1:
+
+  * at the very start (step index 1) a per-neuron offset E_i = B_i - M_k arrives, M_k >= 0 chosen
+    so that B_i + (every partial sum of the integrate phase) <= M_k: the neuron cannot fire early;
+  * at F_k a kick M_k - (L+1) D + 1 arrives, and in each fire step a ramp D; so at fire step
+    j = 1..L, A = z_int - (L+1-j) D + 1, which is > 0 iff z_int >= (L+1-j) D. The first spike is
+    at j = L + 1 - floor(z_int / D); after it v = 0 and the next ramp D > 0 fires again: the
+    neuron fires on every remaining step of the window, n = clamp(floor(z_int / D), 0, L) spikes.
+    When the ramp stops, v stays 0 (no more spikes): no self-excitation and no gate are needed.
+  * bias enters once through E (never through bias_mant, which would add it every step).
+
+E, kick and ramp come from one graded input per layer, "clock_<layer>" (24-bit payloads):
+channels 0..2 carry 1, 256, 65536 at index 0, and their weights are the balanced base-256 digits
+c_d of E; channel 3 carries the kick + ramp payloads with weight 1. A flat layer gets a
+(4,) clock and a dense projection (weights 2 w, weight_exp -1: exact, the weights are even); a
+(C, H, W) layer gets a (4, H, W) clock and a 1x1 conv (E is per channel there). Per-layer clocks
+keep every projection's target shape equal to its population's, so the NIR file type-checks.
+
+Data: dense/sparse projections carry weights 2 q with weight_exp -1 (exact in Lava's mixed sign
+mode, which drops the lowest bit), conv projections carry q (Lava's Conv applies no exponent).
+A sum pool followed by a Linear is one matrix whose entries are the layer's own weights
+(non-overlapping pools); a sum pool followed by a Conv is one conv with each tap repeated over a
+k x k block and stride/padding times k (exact when the pool drops no rows). Pooling costs no
+neurons. Other chains (pool -> pool -> conv, or a pool dropping rows before a conv) fall back to
+a sparse matrix into a (C, H, W) population, which runs on sim/Lava but whose NIR file nir.read
+cannot type-check. The image is sent ONCE (graded
+payload = pixel integer n0) at input index 1, so layer 1 integrates in one step.
+
+Timing (sim convention: input/spike index t reaches the target's u at index t+1):
+E at index 1, image at 1 -> layer 1 at index 2 = F_1; F_k = 2 + (k-1) L (layer k-1's spikes in
+F_{k-1}..F_{k-1}+L-1 arrive at F_{k-1}+1..F_k: the last one together with the kick).
+Readout (last layer without activation): a population with vth = 2**17 - 1 that never fires;
+OutputPort var "v"; z_int = v / 64 at index R = 2 + N L (N hidden layers). steps = R + 1, or
+2 + N L when the last layer is a spiking layer (then outputs are its spikes, decoded as counts).
+
+Every bound (v inside +-(2**17 - 1) a-units wherever a saturation could change the result, each
+step's input inside u's 24 bits, weights in 8 bits) is checked; a model that cannot be expressed
+exactly raises `QuantizationError` naming the layer.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from snnc.ir.chip import ChipGraph, ConvGeometry, InputPopulation, OutputPort, Population, Projection
+from snnc.ir.errors import ParameterError, QuantizationError, ShapeError, UnsupportedNodeError
+
+A_LIMIT = 2**17 - 1
+"""Largest |A| (a-units) that v = 64 A holds without saturating (v is clipped to +-(2**23 - 1))."""
+U_HI, U_LO = 2**17, -(2**17 - 1)
+"""Per-step input a keeps u = a << 6 inside Lava's 24-bit wrap (u > 2**23 or u <= -2**23 wraps)."""
+CLOCK_BITS = 24
+DIGITS = 3  # balanced base-256 digits of the per-neuron offsets: |E| < 2**23
+READOUT_VTH = 2**17 - 1
+
+
+# =============================================================================================
+# 1. integer-grid quantized ANN
+# =============================================================================================
+def _ste_round(x):
+    return x + (torch.round(x) - x).detach()
+
+
+class IntGridLayer(nn.Module):
+    """A Conv2d or Linear on an integer grid, optionally followed by the quantized ReLU.
+
+    Weights q = clamp(round(w / s_w), -qmax, qmax), bias B = round(b / (s_w * s_in)); the
+    activation is n = clamp(floor(z_int / step), 0, levels) (`act=True`) or none (readout).
+    `forward` is the float model with straight-through estimators (s_out * n); `integer` is the
+    exact integer evaluation the chip reproduces.
+    """
+
+    def __init__(self, op: nn.Module, *, in_scale: float, weight_scale: float, step: int = 1,
+                 levels: int = 1, act: bool = True, weight_bits: int = 8):
+        super().__init__()
+        if not isinstance(op, (nn.Conv2d, nn.Linear)):
+            raise UnsupportedNodeError("IntGridLayer wraps nn.Conv2d or nn.Linear", got=type(op).__name__)
+        for name, value in (("in_scale", in_scale), ("weight_scale", weight_scale)):
+            if not (math.isfinite(float(value)) and float(value) > 0):
+                raise ParameterError(f"{name} must be a positive number", where="IntGridLayer", got=value)
+        if int(step) != step or step < 1:
+            raise ParameterError("step D must be a positive integer", where="IntGridLayer", got=step)
+        if int(levels) != levels or levels < 1:
+            raise ParameterError("levels must be a positive integer", where="IntGridLayer", got=levels)
+        if not 2 <= int(weight_bits) <= 8:
+            raise ParameterError("weight_bits must be 2..8 (signed)", where="IntGridLayer", got=weight_bits)
+        self.op = op
+        self.register_buffer("in_scale", torch.tensor(float(in_scale), dtype=torch.float64))
+        self.register_buffer("weight_scale", torch.tensor(float(weight_scale), dtype=torch.float64))
+        self.step = int(step)
+        self.levels = int(levels)
+        self.act = bool(act)
+        self.qmax = 2 ** (int(weight_bits) - 1) - 1
+
+    @property
+    def out_scale(self) -> float:
+        """Float value of one count (act) or of one unit of z_int (readout)."""
+        base = float(self.weight_scale * self.in_scale)
+        return base * self.step if self.act else base
+
+    def int_weight(self) -> torch.Tensor:
+        with torch.no_grad():
+            return torch.clamp(torch.round(self.op.weight.double() / self.weight_scale), -self.qmax, self.qmax)
+
+    def int_bias(self) -> torch.Tensor:
+        with torch.no_grad():
+            out_ch = self.op.weight.shape[0]
+            if self.op.bias is None:
+                return torch.zeros(out_ch, dtype=torch.float64)
+            return torch.round(self.op.bias.double() / (self.weight_scale * self.in_scale))
+
+    def _apply(self, x, w, b):
+        if isinstance(self.op, nn.Conv2d):
+            o = self.op
+            return F.conv2d(x, w, b, o.stride, o.padding, o.dilation, o.groups)
+        return F.linear(x, w, b)
+
+    def forward(self, a):
+        ws, si = self.weight_scale.to(a.dtype), self.in_scale.to(a.dtype)
+        w = torch.clamp(_ste_round(self.op.weight / ws), -self.qmax, self.qmax) * ws
+        b = None if self.op.bias is None else _ste_round(self.op.bias / (ws * si)) * ws * si
+        z = self._apply(a, w, b)
+        if not self.act:
+            return z
+        s = self.step * ws * si
+        u = z / s
+        q = torch.clamp(torch.floor(u), 0, self.levels)
+        uc = torch.clamp(u, 0, self.levels)
+        return s * (uc + (q - uc).detach())
+
+    def integer(self, n):
+        """z_int (readout) or n = clamp(floor(z_int / D), 0, L), exact (float64 holding integers)."""
+        z = self._apply(n.double(), self.int_weight(), self.int_bias())
+        if not self.act:
+            return z
+        return torch.clamp(torch.div(z, self.step, rounding_mode="floor"), 0, self.levels)
+
+    def pre_activation(self, n):
+        return self._apply(n.double(), self.int_weight(), self.int_bias())
+
+    def extra_repr(self) -> str:
+        return f"step={self.step}, levels={self.levels}, act={self.act}, qmax={self.qmax}"
+
+
+class SumPool2d(nn.Module):
+    """Non-overlapping sum pooling (torch AvgPool2d times kernel area): counts stay integers."""
+
+    def __init__(self, kernel_size):
+        super().__init__()
+        k = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
+        self.kernel_size = tuple(int(v) for v in k)
+
+    def forward(self, x):
+        return F.avg_pool2d(x, self.kernel_size, self.kernel_size) * (self.kernel_size[0] * self.kernel_size[1])
+
+    def integer(self, n):
+        return torch.round(self.forward(n.double()))
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}"
+
+
+class IntGridNet(nn.Module):
+    """A sequence of `IntGridLayer`, `SumPool2d` and `nn.Flatten` on an integer input grid.
+
+    `forward(x)` is the float (trainable, STE) model; `integer_forward(x)` returns the exact
+    integers per IntGridLayer (counts for hidden layers, z_int for a readout) as float64 tensors;
+    `predict(x)` the argmax of the last layer's integers.
+    """
+
+    def __init__(self, layers: Sequence[nn.Module], *, input_scale: float = 1.0,
+                 input_range: tuple[int, int] = (0, 255)):
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+        self.input_scale = float(input_scale)
+        lo, hi = (int(v) for v in input_range)
+        if lo > hi:
+            raise ParameterError("input_range must be (lo, hi) with lo <= hi", where="IntGridNet", got=input_range)
+        self.input_range = (lo, hi)
+
+    def input_integers(self, x) -> torch.Tensor:
+        """x / input_scale as integers; an error when x is off the grid or out of input_range."""
+        x = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x).double()
+        n = torch.round(x / self.input_scale)
+        if torch.any(torch.abs(n * self.input_scale - x) > 1e-6 * max(1.0, self.input_scale)):
+            raise QuantizationError(
+                "input values are not on the integer grid", where="IntGridNet input",
+                expected=f"multiples of input_scale={self.input_scale}",
+                hint="round the input (the first layer sees integers)",
+            )
+        lo, hi = self.input_range
+        if n.numel() and (n.min() < lo or n.max() > hi):
+            raise QuantizationError(
+                "input integers outside input_range", where="IntGridNet input",
+                expected=f"{lo}..{hi}", got=(float(n.min()), float(n.max())),
+                hint="clip the input or widen input_range",
+            )
+        return n
+
+    def forward(self, x):
+        lo, hi = self.input_range
+        a = torch.clamp(torch.round(x / self.input_scale), lo, hi) * self.input_scale
+        for layer in self.layers:
+            a = layer(a)
+        return a
+
+    def integer_forward(self, x, *, pre_activation: bool = False) -> list[torch.Tensor]:
+        """Exact integers after every IntGridLayer (with `pre_activation`, also z_int)."""
+        n = self.input_integers(x)
+        out = []
+        with torch.no_grad():
+            for layer in self.layers:
+                if isinstance(layer, IntGridLayer):
+                    if pre_activation:
+                        out.append(layer.pre_activation(n))
+                    n = layer.integer(n)
+                    if not pre_activation:
+                        out.append(n)
+                elif isinstance(layer, SumPool2d):
+                    n = layer.integer(n)
+                elif isinstance(layer, nn.Flatten):
+                    n = layer(n)
+                else:
+                    raise UnsupportedNodeError("IntGridNet holds IntGridLayer, SumPool2d and Flatten", got=type(layer).__name__)
+        return out
+
+    def predict(self, x) -> np.ndarray:
+        return self.integer_forward(x)[-1].reshape(len(x), -1).argmax(1).numpy()
+
+
+def _flat_modules(model) -> list[nn.Module]:
+    if isinstance(model, nn.Sequential):
+        out = []
+        for m in model:
+            out.extend(_flat_modules(m))
+        return out
+    return [model]
+
+
+def quantize_model(model: nn.Module, data, *, levels: int, input_scale: float = 1.0,
+                   input_range: tuple[int, int] = (0, 255), percentile: float = 99.9,
+                   weight_bits: int = 8) -> IntGridNet:
+    """Quantize a trained float nn.Sequential of Conv2d/Linear/ReLU/AvgPool2d/Flatten.
+
+    Layer by layer on the calibration `data` (already quantized upstream): s_w = max|w| / qmax,
+    B = round(b / (s_w s_in)), and D = round(percentile of the positive z / (L s_w s_in)) so that
+    the `percentile` of a layer's pre-activation maps to L levels. AvgPool2d becomes a
+    SumPool2d whose 1/k^2 is folded into the next layer's weights. A ReLU must follow each
+    Conv/Linear except the last (the readout); put pooling after the ReLU.
+    """
+    mods = [m for m in _flat_modules(model) if not isinstance(m, (nn.Dropout, nn.Identity))]
+    x = torch.as_tensor(np.asarray(data) if not torch.is_tensor(data) else data).double()
+    n = torch.clamp(torch.round(x / input_scale), *input_range)
+    s_in = float(input_scale)
+    fold = 1.0
+    layers: list[nn.Module] = []
+    qmax = 2 ** (int(weight_bits) - 1) - 1
+    i = 0
+    while i < len(mods):
+        m = mods[i]
+        where = f"module {i} ({type(m).__name__})"
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            act = i + 1 < len(mods) and isinstance(mods[i + 1], nn.ReLU)
+            if not act and any(isinstance(k, (nn.Conv2d, nn.Linear)) for k in mods[i + 1:]):
+                raise UnsupportedNodeError(
+                    "every Conv2d/Linear but the last must be followed by a ReLU", where=where,
+                    hint="put pooling after the ReLU; only the readout layer has no activation",
+                )
+            op = _copy_op(m, fold)
+            fold = 1.0
+            w = op.weight.detach().double()
+            ws = float(w.abs().max()) / qmax if float(w.abs().max()) > 0 else 1.0
+            layer = IntGridLayer(op, in_scale=s_in, weight_scale=ws, step=1, levels=levels, act=act, weight_bits=weight_bits)
+            z = layer.pre_activation(n)
+            if act:
+                pos = z[z > 0]
+                target = float(torch.quantile(pos.float(), percentile / 100.0)) if pos.numel() else 1.0
+                layer.step = max(1, int(round(target / levels)))
+                n = layer.integer(n)
+                s_in = layer.out_scale
+                i += 2
+            else:
+                n = z
+                i += 1
+            layers.append(layer)
+        elif isinstance(m, nn.AvgPool2d):
+            k = m.kernel_size
+            stride = m.stride if m.stride is not None else k
+            if stride != k or getattr(m, "padding", 0) not in (0, (0, 0)):
+                raise UnsupportedNodeError("only non-overlapping AvgPool2d (stride = kernel, no padding)", where=where, got=(k, stride))
+            pool = SumPool2d(k)
+            fold /= pool.kernel_size[0] * pool.kernel_size[1]
+            n = pool.integer(n)
+            layers.append(pool)
+            i += 1
+        elif isinstance(m, nn.Flatten):
+            n = m(n)
+            layers.append(nn.Flatten())
+            i += 1
+        else:
+            raise UnsupportedNodeError(
+                "module not supported by quantize_model", where=where,
+                expected="Conv2d, Linear, ReLU (after Conv/Linear), AvgPool2d, Flatten", got=type(m).__name__,
+            )
+    if not layers or not isinstance(layers[-1], IntGridLayer):
+        raise UnsupportedNodeError("the model must end with a Conv2d/Linear layer (optionally + ReLU)", where="quantize_model")
+    net = IntGridNet(layers, input_scale=input_scale, input_range=input_range)
+    return net
+
+
+def _copy_op(m, fold: float):
+    if isinstance(m, nn.Conv2d):
+        op = nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation, m.groups,
+                       bias=m.bias is not None)
+    else:
+        op = nn.Linear(m.in_features, m.out_features, bias=m.bias is not None)
+    op = op.double()
+    with torch.no_grad():
+        op.weight.copy_(m.weight.detach().double() * fold)
+        if m.bias is not None:
+            op.bias.copy_(m.bias.detach().double())
+    return op
+
+
+# =============================================================================================
+# 2. the chip graph
+# =============================================================================================
+def _pool_matrix(shape, k) -> sp.csr_matrix:
+    """Sum pool (C, H, W) -> (C, H//kh, W//kw) as a [out, in] 0/1 matrix (remainders dropped)."""
+    c, h, w = shape
+    kh, kw = k
+    ho, wo = h // kh, w // kw
+    cc, yy, xx = np.meshgrid(np.arange(c), np.arange(ho * kh), np.arange(wo * kw), indexing="ij")
+    src = (cc * h * w + yy * w + xx).ravel()
+    dst = (cc * ho * wo + (yy // kh) * wo + (xx // kw)).ravel()
+    return sp.csr_matrix((np.ones(src.size, np.int64), (dst, src)), shape=(c * ho * wo, c * h * w))
+
+
+def _conv_geometry(op: nn.Conv2d, in_shape) -> ConvGeometry:
+    c, h, w = in_shape
+    hw = ConvGeometry.output_hw((h, w), op.kernel_size, op.stride, op.padding, op.dilation)
+    return ConvGeometry(in_shape=(c, h, w), out_shape=(op.out_channels, *hw), kernel=op.kernel_size,
+                        stride=op.stride, padding=op.padding, dilation=op.dilation, groups=op.groups)
+
+
+def _conv_as_matrix(q: np.ndarray, geom: ConvGeometry) -> sp.csr_matrix:
+    from snnc.backends.sim.plan import conv_matrix
+
+    proj = Projection("tmp", "a", "b", q.astype(np.int64), kind="conv", conv=geom)
+    return conv_matrix(proj).tocsr()
+
+
+@dataclass
+class _Link:
+    """The integer linear map from a source (input or population) onto one layer."""
+
+    matrix: sp.csr_matrix  # [n_dst, n_src] integer weights q (the exact composite)
+    conv: tuple[np.ndarray, ConvGeometry] | None  # when the map is a single conv
+    out_shape: tuple[int, ...]
+    bias: np.ndarray  # [n_dst] integer B
+
+
+def _pooled_conv(q: np.ndarray, op: nn.Conv2d, in_shape, k) -> tuple[np.ndarray, ConvGeometry] | None:
+    """conv(sumpool_k(n)) as ONE conv on n: kernel entries repeated over k x k blocks, stride and
+    padding times k (exact when the pool drops no rows/columns); None when not applicable."""
+    c, h, w = in_shape
+    kh, kw = k
+    if h % kh or w % kw:
+        return None
+    co, ci, qh, qw = q.shape
+    dh, dw = op.dilation
+    big = np.zeros((co, ci, ((qh - 1) * dh + 1) * kh, ((qw - 1) * dw + 1) * kw), np.int64)
+    for y in range(qh):
+        for x in range(qw):
+            big[:, :, y * dh * kh:(y * dh + 1) * kh, x * dw * kw:(x * dw + 1) * kw] = q[:, :, y:y + 1, x:x + 1]
+    geom = ConvGeometry(
+        in_shape=(c, h, w), out_shape=(co, *ConvGeometry.output_hw((h // kh, w // kw), op.kernel_size, op.stride, op.padding, op.dilation)),
+        kernel=big.shape[2:], stride=(op.stride[0] * kh, op.stride[1] * kw),
+        padding=(op.padding[0] * kh, op.padding[1] * kw), groups=op.groups,
+    )
+    if geom.out_shape[1:] != ConvGeometry.output_hw((h, w), geom.kernel, geom.stride, geom.padding, (1, 1)):
+        return None
+    return big, geom
+
+
+def _links(net: IntGridNet, input_shape) -> list[tuple[IntGridLayer, _Link]]:
+    shape = tuple(int(d) for d in input_shape)
+    pending: list = []
+    out = []
+    for mod in net.layers:
+        if isinstance(mod, SumPool2d):
+            if len(shape) != 3:
+                raise ShapeError("SumPool2d needs a (C, H, W) input", where="convert_to_chip", got=shape)
+            pending.append(("pool", _pool_matrix(shape, mod.kernel_size), shape, mod.kernel_size))
+            shape = (shape[0], shape[1] // mod.kernel_size[0], shape[2] // mod.kernel_size[1])
+        elif isinstance(mod, nn.Flatten):
+            shape = (math.prod(shape),)
+        elif isinstance(mod, IntGridLayer):
+            q = mod.int_weight().numpy().astype(np.int64)
+            if isinstance(mod.op, nn.Conv2d):
+                if len(shape) != 3:
+                    raise ShapeError("Conv2d needs a (C, H, W) input", where="convert_to_chip", got=shape)
+                geom = _conv_geometry(mod.op, shape)
+                mat = _conv_as_matrix(q, geom)
+                out_shape = geom.out_shape
+                bias = np.repeat(mod.int_bias().numpy().astype(np.int64), math.prod(out_shape[1:]))
+                conv = (q, geom) if not pending else None
+                if len(pending) == 1 and pending[0][0] == "pool":
+                    conv = _pooled_conv(q, mod.op, pending[0][2], pending[0][3])
+            else:
+                if math.prod(shape) != q.shape[1]:
+                    raise ShapeError("Linear input size does not match", where="convert_to_chip", expected=q.shape[1], got=shape)
+                mat = sp.csr_matrix(q)
+                out_shape = (q.shape[0],)
+                bias = mod.int_bias().numpy().astype(np.int64)
+                conv = None
+            for _, p, *_ in reversed(pending):
+                mat = (mat @ p).tocsr()
+            mat.sum_duplicates()
+            mat.eliminate_zeros()
+            out.append((mod, _Link(mat, conv, out_shape, bias)))
+            shape = out_shape
+            pending = []
+        else:
+            raise UnsupportedNodeError("IntGridNet holds IntGridLayer, SumPool2d and Flatten", got=type(mod).__name__)
+    if pending or not out:
+        raise UnsupportedNodeError("the network must end with an IntGridLayer", where="convert_to_chip")
+    for k, (mod, _) in enumerate(out[:-1]):
+        if not mod.act:
+            raise UnsupportedNodeError("only the last layer may lack an activation", where=f"layer {k + 1}")
+    return out
+
+
+def _digits(values: np.ndarray) -> np.ndarray:
+    """Balanced base-256 digits c_d in [-128, 127] with values = sum c_d 256**d, shape [n, DIGITS]."""
+    v = np.asarray(values, np.int64).copy()
+    out = np.zeros((v.size, DIGITS), np.int64)
+    for d in range(DIGITS):
+        c = ((v + 128) % 256) - 128
+        out[:, d] = c
+        v = (v - c) // 256
+    if np.any(v != 0):
+        raise QuantizationError("offset too large for the clock digits", expected=f"|E| < 2**{8 * DIGITS - 1}")
+    return out
+
+
+def _row_sums(mat: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    pos = mat.maximum(0).sum(axis=1).A.ravel().astype(np.int64)
+    neg = (-mat.minimum(0)).sum(axis=1).A.ravel().astype(np.int64)
+    return pos, neg
+
+
+def _fail(layer: str, what: str, got, limit, hint: str):
+    raise QuantizationError(what, where=f"layer {layer!r}", expected=limit, got=got, hint=hint)
+
+
+@dataclass
+class ChipConversion:
+    """The chip graph of a converted IntGridNet and its time layout.
+
+    `encode(x)` -> {"x": [B, steps, *input_shape], "clock_<layer>": [B, steps, *clock shape]};
+    `decode(result)` -> predictions (argmax); `activations(result)` -> readout z_int [B, n] or
+    the last layer's spike counts; `layer_counts(result)` -> {layer: counts [B, *shape]} from the
+    probes `probes`; `to_nir()` -> the chip graph as a NIR file (chip_to_nir).
+    """
+
+    chip: ChipGraph
+    steps: int
+    levels: int
+    input_shape: tuple[int, ...]
+    input_scale: float
+    input_range: tuple[int, int]
+    layers: list[dict] = field(default_factory=list)
+    readout: str | None = None
+    clocks: dict[str, np.ndarray] = field(default_factory=dict)  # input name -> [steps, *shape] int64
+    input_index: int = 1
+    readout_index: int | None = None
+
+    @property
+    def probes(self) -> list[str]:
+        return [f"{layer['name']}/s" for layer in self.layers if layer["act"]]
+
+    @property
+    def output_name(self) -> str:
+        return next(iter(self.chip.outputs))
+
+    def encode(self, x) -> dict[str, np.ndarray]:
+        x = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x).double()
+        if tuple(x.shape[1:]) != self.input_shape:
+            raise ShapeError("input batch has the wrong shape", where="ChipConversion.encode",
+                             expected=f"[batch, {', '.join(map(str, self.input_shape))}]", got=list(x.shape))
+        n = IntGridNet([], input_scale=self.input_scale, input_range=self.input_range).input_integers(x).numpy()
+        n = n.astype(np.int64)
+        batch = n.shape[0]
+        xs = np.zeros((batch, self.steps, *self.input_shape), np.int64)
+        xs[:, self.input_index] = n
+        out = {"x": xs}
+        for cname, arr in self.clocks.items():
+            out[cname] = np.broadcast_to(arr, (batch, *arr.shape)).copy()
+        return out
+
+    def activations(self, result) -> np.ndarray:
+        out = result.outputs[self.output_name]
+        batch = out.shape[0]
+        if self.readout is not None:
+            v = np.asarray(out[:, self.readout_index], np.int64).reshape(batch, -1)
+            if np.any(v % 64):
+                raise QuantizationError("readout voltage is not a multiple of 64", where=f"layer {self.readout!r}")
+            return v // 64
+        return np.asarray(out, np.int64).sum(1).reshape(batch, -1)
+
+    def decode(self, result) -> np.ndarray:
+        return self.activations(result).argmax(1)
+
+    def layer_counts(self, result) -> dict[str, np.ndarray]:
+        out = {}
+        for layer in self.layers:
+            if not layer["act"]:
+                continue
+            key = f"{layer['name']}/s"
+            src = result.probes.get(key) if key in result.probes else None
+            if src is None and self.readout is None and layer["name"] == self.layers[-1]["name"]:
+                src = result.outputs[self.output_name]
+            if src is None:
+                raise ShapeError("run without the layer probes", where="ChipConversion.layer_counts", expected=self.probes)
+            out[layer["name"]] = np.asarray(src, np.int64).sum(1)
+        return out
+
+    def run(self, x, backend: str = "sim", probes: bool = True, **options):
+        """Encode, build on `backend`, run: returns the RunResult."""
+        from snnc.backends.base import get_backend
+
+        program = get_backend(backend).build(self.chip, **options)
+        return program.run(self.encode(x), steps=self.steps, probes=self.probes if probes else ())
+
+    def to_nir(self):
+        from snnc.ir.chip_nir import chip_to_nir
+
+        return chip_to_nir(self.chip)
+
+
+def _add_clock(chip: ChipGraph, clocks: dict, name: str, pop: Population, E: np.ndarray, ramp, steps: int) -> None:
+    """Layer `name`'s clock input: channels 0..DIGITS-1 carry 256**d at index 0 (the digits of the
+    per-neuron offset E are the weights), channel DIGITS the kick + ramp payloads (weight 1).
+
+    A (C, H, W) layer gets a (DIGITS + 1, H, W) clock and a 1x1 conv (E is per channel there);
+    a flat layer a (DIGITS + 1,) clock and a dense projection of weights 2 w, weight_exp -1.
+    """
+    cname = f"clock_{name}"
+    nch = DIGITS + 1
+    if len(pop.shape) == 3:
+        c, h, w = pop.shape
+        per_channel = E.reshape(c, h * w)
+        if np.any(per_channel != per_channel[:, :1]):
+            raise QuantizationError("conv layer offsets differ inside a channel", where=f"layer {name!r}")
+        wts = np.zeros((c, nch), np.int64)
+        wts[:, :DIGITS] = _digits(per_channel[:, 0])
+        if ramp is not None:
+            wts[:, DIGITS] = 1
+        shape = (nch, h, w)
+        proj = Projection(f"{cname}->{name}", cname, name, wts[:, :, None, None], kind="conv",
+                          conv=ConvGeometry((nch, h, w), (c, h, w), (1, 1)), num_message_bits=CLOCK_BITS)
+    else:
+        wts = np.zeros((pop.size, nch), np.int64)
+        wts[:, :DIGITS] = 2 * _digits(E)
+        if ramp is not None:
+            wts[:, DIGITS] = 2
+        shape = (nch,)
+        proj = Projection(f"{cname}->{name}", cname, name, wts, kind="dense", weight_exp=-1,
+                          num_message_bits=CLOCK_BITS)
+    arr = np.zeros((steps, *shape), np.int64)
+    for d in range(DIGITS):
+        arr[0, d] = 256**d
+    if ramp is not None:
+        arr[:, DIGITS] = ramp.reshape(steps, *([1] * (len(shape) - 1)))
+    chip.add(InputPopulation(cname, shape, num_message_bits=CLOCK_BITS))
+    chip.add(proj)
+    clocks[cname] = arr
+
+
+def convert_to_chip(qmodel: IntGridNet, input_shape: Sequence[int], levels: int | None = None) -> ChipConversion:
+    """Build the exact chip graph of an IntGridNet (see the module docstring for the scheme)."""
+    if not isinstance(qmodel, IntGridNet):
+        raise UnsupportedNodeError("convert_to_chip takes an IntGridNet (see quantize_model)", got=type(qmodel).__name__)
+    input_shape = tuple(int(d) for d in input_shape)
+    links = _links(qmodel, input_shape)
+    L = {m.levels for m, _ in links if m.act} or {links[-1][0].levels}
+    if levels is None:
+        levels = next(iter(L)) if len(L) == 1 else None
+    if levels is None or any(lv != levels for lv in L):
+        raise ParameterError("all layers must share one number of levels", where="convert_to_chip",
+                             expected=levels, got=sorted({m.levels for m, _ in links if m.act}))
+    levels = int(levels)
+    hidden = [(m, lk) for m, lk in links if m.act]
+    has_readout = not links[-1][0].act
+    n_hidden = len(hidden)
+    n_clock = DIGITS + 1  # per layer: the digits of E, then kick + ramp
+    steps = 2 + n_hidden * levels + (1 if has_readout else 0)
+    lo, hi = qmodel.input_range
+    in_bits = max(1, int(max(abs(lo), abs(hi))).bit_length())
+    if in_bits > 24:
+        raise QuantizationError("input integers exceed the 24-bit graded payload", where="input",
+                                expected="|x| < 2**24", got=(lo, hi))
+
+    chip = ChipGraph(meta={"conversion": "snnc.conversion_chip", "levels": levels})
+    chip.add(InputPopulation("x", input_shape, num_message_bits=in_bits))
+    clocks: dict[str, np.ndarray] = {}
+
+    layers_info = []
+    src, src_is_input = "x", True
+    k_hidden = 0
+    for idx, (mod, link) in enumerate(links):
+        name = f"h{idx + 1}" if mod.act else "readout"
+        mat, bias = link.matrix, link.bias
+        pos, neg = _row_sums(mat)
+        if src_is_input:
+            lin_max = (mat.maximum(0) * hi + mat.minimum(0) * lo) @ np.ones(mat.shape[1])
+            lin_min = (mat.maximum(0) * lo + mat.minimum(0) * hi) @ np.ones(mat.shape[1])
+            lin_max, lin_min = lin_max.astype(np.int64), lin_min.astype(np.int64)
+            step_hi, step_lo = lin_max, lin_min
+        else:
+            lin_max, lin_min = levels * pos, -levels * neg
+            step_hi, step_lo = pos, -neg
+        # weights in the chip's formats
+        if link.conv is not None:
+            q, geom = link.conv
+            if q.min() < -256 or q.max() > 255:
+                _fail(name, "conv weights exceed 8 bits + sign", (int(q.min()), int(q.max())), "-256..255",
+                      "quantize with weight_bits <= 8")
+            data = Projection(f"{src}->{name}", src, name, q, kind="conv", conv=geom,
+                              num_message_bits=in_bits if src_is_input else 0)
+        else:
+            if mat.nnz and (mat.data.min() < -128 or mat.data.max() > 127):
+                _fail(name, "dense weights (times 2 for Lava's mixed sign mode) exceed 8 bits + sign",
+                      (int(mat.data.min()), int(mat.data.max())), "-128..127",
+                      "quantize with weight_bits <= 8 (overlapping pools sum weights)")
+            density = mat.nnz / max(1, mat.shape[0] * mat.shape[1])
+            w2 = (2 * mat).tocsr()
+            kind = "dense" if density > 0.25 else "sparse"
+            data = Projection(f"{src}->{name}", src, name, w2.toarray() if kind == "dense" else w2, kind=kind,
+                              weight_exp=-1, num_message_bits=in_bits if src_is_input else 0)
+        if mod.act:
+            k_hidden += 1
+            D = int(mod.step)
+            fire = 2 + (k_hidden - 1) * levels
+            partial = 0 if src_is_input else (levels - 1) * pos  # integrate-phase partial sums (max)
+            M = int(max(0, np.max(bias + partial)))
+            E = bias - M
+            kick = M - (levels + 1) * D + 1
+            # bounds (a-units)
+            low_v = E - (-lin_min) + min(0, kick + D)
+            if np.min(low_v) < -A_LIMIT:
+                _fail(name, "membrane voltage would saturate below -(2**23-1) (24-bit v)", int(np.min(low_v)) * 64,
+                      f">= -{A_LIMIT * 64}", "reduce weights/bias (weight_bits) or the step D / levels")
+            a_hi = np.maximum(step_hi + kick + D, np.maximum(step_hi + D, E))
+            a_lo = np.minimum(step_lo + min(kick + D, D), E)
+            if np.max(a_hi) > U_HI or np.min(a_lo) < U_LO:
+                _fail(name, "one step's synaptic input exceeds the 24-bit current u",
+                      (int(np.min(a_lo)) * 64, int(np.max(a_hi)) * 64), f"{U_LO * 64}..{U_HI * 64}",
+                      "reduce weights/bias (weight_bits) or the step D / levels")
+            if abs(kick + D) >= 2**CLOCK_BITS or D >= 2**CLOCK_BITS:
+                _fail(name, "clock payload exceeds 24 bits", kick + D, f"< 2**{CLOCK_BITS}", "reduce D or the bias")
+            pop = Population(name, link.out_shape, du=4095, dv=0, vth=0, model="lif",
+                             meta={"step_D": D, "levels": levels, "fire_start": fire, "M": M})
+            ramp = np.zeros(steps, np.int64)
+            ramp[fire - 1] = kick + D
+            ramp[fire: fire + levels - 1] = D
+        else:
+            E = bias
+            lo_v = E + lin_min
+            hi_v = E + lin_max
+            if np.min(lo_v) < -A_LIMIT or np.max(hi_v) > A_LIMIT:
+                _fail(name, "readout voltage would leave the 24-bit v (z_int * 64)",
+                      (int(np.min(lo_v)) * 64, int(np.max(hi_v)) * 64), f"|v| <= {A_LIMIT * 64}",
+                      "reduce weights/bias of the readout (weight_bits) or of the layer before")
+            a_hi = np.maximum(step_hi, E)
+            a_lo = np.minimum(step_lo, E)
+            if np.max(a_hi) > U_HI or np.min(a_lo) < U_LO:
+                _fail(name, "one step's synaptic input exceeds the 24-bit current u",
+                      (int(np.min(a_lo)) * 64, int(np.max(a_hi)) * 64), f"{U_LO * 64}..{U_HI * 64}",
+                      "reduce weights/bias")
+            pop = Population(name, link.out_shape, du=4095, dv=0, vth=READOUT_VTH, model="lif",
+                             meta={"readout": True})
+            ramp = None
+        if np.min(E) < -A_LIMIT or np.max(E) > A_LIMIT:
+            _fail(name, "bias offset exceeds the 24-bit v", (int(np.min(E)), int(np.max(E))), f"|E| <= {A_LIMIT}",
+                  "reduce the bias")
+        chip.add(pop)
+        chip.add(data)
+        _add_clock(chip, clocks, name, pop, E, ramp, steps)
+        layers_info.append({"name": name, "act": mod.act, "shape": link.out_shape,
+                            "fire_start": fire if mod.act else None})
+        src, src_is_input = name, False
+    last = layers_info[-1]["name"]
+    chip.outputs["out"] = OutputPort(last, "v" if has_readout else "s")
+    chip.validate()
+    return ChipConversion(
+        chip=chip, steps=steps, levels=levels, input_shape=input_shape, input_scale=qmodel.input_scale,
+        input_range=(lo, hi), layers=layers_info, readout=last if has_readout else None, clocks=clocks,
+        input_index=1, readout_index=steps - 1 if has_readout else None,
+    )
