@@ -554,10 +554,10 @@ def _build(layers: list[_Layer], where: str, input_bias, input_message_bits) -> 
                 )
             except ParameterError as exc:
                 raise QuantizationError(
-                    f"{kind} weights are not exact on the chip IR's 8-bit grid ({exc.what})",
+                    f"{kind} weights do not fit the chip's 8-bit weights plus sign ({exc.what})",
                     where=f"{layer.where}.weight",
                     got=(int(weight.min()), int(weight.max())),
-                    hint="mixed-sign kernels must be even (lava-dl's slayer quantizes them in steps of 2); re-export with 8-bit quantized weights",
+                    hint="conv weights must be integers in -256..255; re-export with 8-bit quantized weights",
                 ) from exc
             g.add(proj)
         src_name, src_shape, last_pop = name, shape, pop

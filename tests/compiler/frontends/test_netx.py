@@ -240,7 +240,7 @@ def _edit(src, dst, fn):
         (lambda f: (f["layer/1/neuron"].__delitem__("type"), f["layer/1/neuron"].create_dataset("type", data=b"SDNN")), UnsupportedNodeError, ["layer 1", "SDNN"]),
         (lambda f: (f["layer/2"].__delitem__("type"), _type(f["layer/2"], "average")), UnsupportedNodeError, ["layer 2", "average"]),
         (lambda f: f["layer/1"].create_dataset("delay", data=np.ones(24, np.float32)), UnsupportedNodeError, ["layer 1", "delay", "conv"]),
-        (lambda f: f["layer/1/weight"].__setitem__((0, 0, 0, 0, 0), 3.0), QuantizationError, ["layer 1", "weight", "even"]),
+        (lambda f: f["layer/1/weight"].__setitem__((0, 0, 0, 0, 0), 300.0), QuantizationError, ["layer 1", "weight", "-256..255"]),
         (lambda f: f["layer/1/weight"].__setitem__((0, 0, 0, 0, 0), 2.5), QuantizationError, ["layer 1", "weight", "integers"]),
         (lambda f: f["layer/1/neuron/iDecay"].__setitem__((), 0), SnncError, ["layer 1", "iDecay"]),
         (lambda f: f["layer/2/bias"].__setitem__(0, 5000.0), QuantizationError, ["layer 2", "bias", "13-bit"]),
