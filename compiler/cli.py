@@ -262,7 +262,8 @@ def _inspect_chip(graph, label: str, console) -> None:
 # -- run ------------------------------------------------------------------------------------------
 def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="a .nir file (NIR-level or chip-level) or a lava-dl .net file")
-    p.add_argument("--input", required=True, metavar="IN.npy", help="input array [T, *shape] or [batch, T, *shape]")
+    p.add_argument("--input", required=True, metavar="IN.npy",
+                   help="input array [T, *shape] or [batch, T, *shape]; for several input ports an .npz with one array per port name")
     p.add_argument("--out", required=True, metavar="OUT.npz", help="where to write outputs and probes")
     p.add_argument("--steps", type=_positive_int, metavar="T", help="time steps (default: the input's length; extra steps get zero input)")
     p.add_argument("--backend", metavar="NAME", help="backend (default: reference for NIR-level models, sim for chip-level)")
@@ -294,8 +295,8 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def load_input_array(path: str | Path) -> np.ndarray:
-    """Read IN.npy (or a .npz holding one array) as a numeric array."""
+def load_input_array(path: str | Path) -> np.ndarray | dict[str, np.ndarray]:
+    """Read IN.npy as a numeric array, or IN.npz: one array, or one array per input port by name."""
     path = Path(path)
     if not path.exists():
         raise ModelFileError("input file not found", where=str(path), hint="pass a .npy file saved with numpy.save")
@@ -309,10 +310,14 @@ def load_input_array(path: str | Path) -> np.ndarray:
         ) from exc
     if isinstance(data, np.lib.npyio.NpzFile):
         with data:
-            keys = list(data.keys())
-            if len(keys) != 1:
-                raise ModelFileError("a .npz input must hold exactly one array", where=str(path), got=keys, hint="save the input with numpy.save")
-            data = data[keys[0]]
+            arrays = {key: data[key] for key in data.keys()}
+        if not arrays:
+            raise ModelFileError("the .npz input holds no array", where=str(path), hint="numpy.savez(path, input=array)")
+        for key, arr in arrays.items():
+            if arr.dtype.kind not in "biuf":
+                raise ShapeError("input must be numeric", where=f"{path}[{key}]", got=str(arr.dtype))
+        # one unnamed array is the single input; several are matched to the model's ports by name
+        return next(iter(arrays.values())) if len(arrays) == 1 else arrays
     if data.dtype.kind not in "biuf":
         raise ShapeError("input must be numeric", where=str(path), got=str(data.dtype))
     return data

@@ -203,3 +203,23 @@ def test_quantized_digits_mlp_on_chip():
     result = conv.run(x[test], probes=True)
     np.testing.assert_array_equal(conv.decode(result), int_pred)
     np.testing.assert_array_equal(conv.layer_counts(result)["h1"], qnet.integer_forward(x[test])[0].numpy())
+
+
+def test_cli_runs_the_converted_file_with_one_array_per_input_port(tmp_path, capsys):
+    """`snnc run model.nir --input IN.npz` feeds a multi-input network (data + clocks) by port name."""
+    from snnc.compiler.cli import main
+
+    net, x = _small_case(readout=False)
+    conv = convert_to_chip(net, (1, 4, 4))
+    from snnc.ir.graph import write_nir
+
+    write_nir(conv.to_nir(), tmp_path / "m.nir")
+    inputs = conv.encode(x)
+    np.savez(tmp_path / "in.npz", **inputs)
+    assert len(inputs) > 1
+    assert main(["run", str(tmp_path / "m.nir"), "--input", str(tmp_path / "in.npz"), "--out", str(tmp_path / "o.npz"),
+                 "--steps", str(conv.steps)]) == 0
+    saved = np.load(tmp_path / "o.npz")
+    expected = conv.run(x)
+    np.testing.assert_array_equal(saved["output"], expected.outputs["out"])
+    assert saved["output"].sum() > 0
