@@ -40,7 +40,10 @@ Flatten: over the non-batch dimensions, start_dim/end_dim as in NIR. Output: sum
 snnTorch mapping. snnTorch's export (Synaptic/RSynaptic, dt = 1e-4) writes
 tau_syn = dt/(1-alpha), tau_mem = dt/(1-beta), r = tau_mem/dt, w_in = tau_syn/dt, v_leak = 0,
 v_reset = 0; with the Euler steps above that is exactly i = alpha i + x, v = beta v + i, the
-snnTorch update; snnTorch's reset-to-zero of the spiking step is the same-step reset above.
+snnTorch update. The same-step reset equals snnTorch's reset-to-zero for `Leaky`; snnTorch's
+`Synaptic`/`RLeaky`/`RSynaptic` also hold v at zero for the whole step after a spike, which this
+native CubaLIF does not (the torch frontend's reset="exact" mode builds that behaviour from
+standard NIR nodes instead; see compiler/frontends/torch.py).
 
 Parameters stay scalars or per-neuron arrays and broadcast at run time against
 [batch, *shape]. Nothing here rounds or quantizes: everything is float64.
