@@ -219,6 +219,18 @@ def link_messages(link: Link, mapping: Mapping, activity) -> float:
     return 0.0
 
 
+def _ann_macs(mapping: Mapping, steps: int) -> tuple[float, str]:
+    """MACs of the equivalent ANN per inference, and how it was counted.
+
+    A feed-forward network is one forward pass. A network with recurrent projections is an RNN:
+    its equivalent runs every layer at every time step (the inputs are sequences), so MACs x T.
+    """
+    macs = float(sum(p["macs"] for p in mapping.projections.values()))
+    if any(p.get("recurrent") for p in mapping.projections.values()):
+        return macs * steps, f"an RNN evaluated at each of {steps} steps"
+    return macs, "one forward pass"
+
+
 def estimate_energy(
     activity,
     mapping: Mapping,
@@ -300,7 +312,7 @@ def estimate_energy(
     assumptions.append("host I/O (injecting inputs, reading outputs) is not modelled: it costs neither energy nor time here")
 
     synops = float(sum(l.synaptic_ops for l in layers.values()))
-    macs = float(sum(p["macs"] for p in mapping.projections.values()))
+    macs, ann_pass = _ann_macs(mapping, steps)
     comparisons = [
         Comparison(
             "synops_convention",
@@ -310,13 +322,13 @@ def estimate_energy(
         ),
         Comparison(
             "ann_fp32",
-            f"ANN baseline (GPU/CPU proxy): {macs:.0f} MACs x 4.6 pJ (fp32 MAC, 45 nm), one forward pass, compute only",
+            f"ANN baseline (GPU/CPU proxy): {macs:.0f} MACs x 4.6 pJ (fp32 MAC, 45 nm), {ann_pass}, compute only",
             macs * E_FP32_MAC,
             HOROWITZ_2014,
         ),
         Comparison(
             "ann_int8",
-            f"ANN baseline (int8 accelerator proxy): {macs:.0f} MACs x 0.23 pJ (8-bit MAC, 45 nm), one forward pass, compute only",
+            f"ANN baseline (int8 accelerator proxy): {macs:.0f} MACs x 0.23 pJ (8-bit MAC, 45 nm), {ann_pass}, compute only",
             macs * E_INT8_MAC,
             HOROWITZ_2014,
         ),

@@ -813,7 +813,8 @@ def map_to_cores(
         }
         for name in order
     }
-    projections = {p.name: _projection_summary(p, graph) for p in graph.projections.values()}
+    component = {pop: i for i, comp in enumerate(graph.population_order()) for pop in comp}
+    projections = {p.name: _projection_summary(p, graph, component) for p in graph.projections.values()}
     inputs = {
         name: {"size": inp.size, "shape": list(inp.shape), "entry_tile": list(entry), "num_message_bits": inp.num_message_bits}
         for name, inp in graph.inputs.items()
@@ -884,8 +885,12 @@ def _links(graph, conns, layer_blocks, traffic_of) -> list[Link]:
     return links
 
 
-def _projection_summary(p: Projection, graph: ChipGraph) -> dict:
-    """What the energy model and reports need about a projection, as plain data."""
+def _projection_summary(p: Projection, graph: ChipGraph, component: dict[str, int]) -> dict:
+    """What the energy model and reports need about a projection, as plain data.
+
+    `recurrent`: source and target lie in one strongly connected component, so an equivalent ANN
+    (an RNN) must evaluate this projection at every time step, not once per inference.
+    """
     src, dst = graph.source(p.src), graph.populations[p.dst]
     if p.kind == "conv":
         g = p.conv
@@ -898,6 +903,7 @@ def _projection_summary(p: Projection, graph: ChipGraph) -> dict:
         "kind": p.kind,
         "synapses": p.num_synapses,
         "macs": int(macs),
+        "recurrent": p.src in component and component[p.src] == component.get(p.dst),
         "num_weight_bits": int(p.num_weight_bits),
         "num_message_bits": int(p.num_message_bits),
         "max_delay": p.max_delay,

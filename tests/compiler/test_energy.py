@@ -273,3 +273,33 @@ def test_counters_of_the_sim_backend_feed_the_model():
     active = sum(p.active_updates for p in pops.values()) / 2
     assert e.by_type["neuron_active"] + e.by_type["neuron_inactive"] == pytest.approx(
         (active * 81 + (updates - active) * 52) * PJ, rel=1e-12)
+
+
+def test_ann_baseline_counts_recurrent_networks_once_per_step():
+    """A feed-forward ANN runs once per inference; an RNN runs every layer at every time step."""
+    from snnc.backends.base import get_backend
+    from snnc.compiler.energy import estimate_energy
+    from snnc.compiler.passes.mapping import map_to_cores
+    from snnc.ir.chip import ChipGraph, InputPopulation, OutputPort, Population, Projection
+
+    def graph(recurrent: bool) -> ChipGraph:
+        g = ChipGraph()
+        g.add(InputPopulation("in", (3,)))
+        g.add(Population("h", (4,), du=4095, dv=0, vth=1))
+        g.add(Projection("w", "in", "h", np.full((4, 3), 100)))
+        if recurrent:
+            g.add(Projection("r", "h", "h", np.full((4, 4), 2)))
+        g.outputs["out"] = OutputPort("h")
+        return g
+
+    steps = 7
+    x = np.ones((1, steps, 3))
+    macs = {}
+    for rec in (False, True):
+        g = graph(rec)
+        run = get_backend("sim").build(g).run(x)
+        report = estimate_energy(run.activity, map_to_cores(g, "loihi2", traffic=run.activity))
+        ann = next(c for c in report.comparisons if c.name == "ann_fp32")
+        macs[rec] = ann.energy_j / 4.6e-12
+    assert macs[False] == pytest.approx(4 * 3)  # one forward pass of the 3 -> 4 layer
+    assert macs[True] == pytest.approx((4 * 3 + 4 * 4) * steps)  # the RNN: both maps at every step
