@@ -146,7 +146,7 @@ class IntGridLayer(nn.Module):
                 return torch.zeros(out_ch, dtype=torch.float64)
             return torch.round(self.op.bias.double() / (self.weight_scale * self.in_scale))
 
-    def _apply(self, x, w, b):
+    def _op(self, x, w, b):
         if isinstance(self.op, nn.Conv2d):
             o = self.op
             return F.conv2d(x, w, b, o.stride, o.padding, o.dilation, o.groups)
@@ -156,7 +156,7 @@ class IntGridLayer(nn.Module):
         ws, si = self.weight_scale.to(a.dtype), self.in_scale.to(a.dtype)
         w = torch.clamp(_ste_round(self.op.weight / ws), -self.qmax, self.qmax) * ws
         b = None if self.op.bias is None else _ste_round(self.op.bias / (ws * si)) * ws * si
-        z = self._apply(a, w, b)
+        z = self._op(a, w, b)
         if not self.act:
             return z
         s = self.step * ws * si
@@ -167,13 +167,13 @@ class IntGridLayer(nn.Module):
 
     def integer(self, n):
         """z_int (readout) or n = clamp(floor(z_int / D), 0, L), exact (float64 holding integers)."""
-        z = self._apply(n.double(), self.int_weight(), self.int_bias())
+        z = self._op(n.double(), self.int_weight(), self.int_bias())
         if not self.act:
             return z
         return torch.clamp(torch.div(z, self.step, rounding_mode="floor"), 0, self.levels)
 
     def pre_activation(self, n):
-        return self._apply(n.double(), self.int_weight(), self.int_bias())
+        return self._op(n.double(), self.int_weight(), self.int_bias())
 
     def extra_repr(self) -> str:
         return f"step={self.step}, levels={self.levels}, act={self.act}, qmax={self.qmax}"
