@@ -172,6 +172,12 @@ def run(args) -> dict:
         f"sim {pct(acc['sim'])} vs float {pct(acc['reference'])} (drop {100 * drop:+.1f} points, limit 3)",
     )
 
+    with timer.stage("lava"):
+        n_lava = 2 if args.fast else 4
+        lava = compiled.run(s_test[:n_lava], backend="lava", steps=args.steps + shift)
+    lava_equal = bool(np.array_equal(lava.output, sim.output[:n_lava]))
+    checks.add("lava = sim (bit-exact)", lava_equal, f"{n_lava} test images, every output spike over {args.steps + shift} steps")
+
     from snnc.compiler.energy import estimate_energy
     from snnc.compiler.passes.mapping import map_to_cores
 
@@ -200,6 +206,7 @@ def run(args) -> dict:
         "accuracy": acc,
         "reference_vs_snntorch": same_ref,
         "sim_vs_reference": agree_sim,
+        "lava_equals_sim": lava_equal,
         "time_shift": shift,
         "energy": energy,
         "test_size": int(len(y_test)),

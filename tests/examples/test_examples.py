@@ -57,6 +57,7 @@ def test_digits_snntorch(tmp_path):
     assert acc["reference"] >= 0.75  # clearly learned (chance is 0.10)
     assert acc["sim"] >= acc["reference"] - 0.03
     assert result["sim_vs_reference"] >= 0.95
+    assert result["lava_equals_sim"] is True  # the compiled network runs identically as Lava processes
     assert result["test_size"] == 450
     assert result["energy"]["synaptic_ops"] > 0
 
