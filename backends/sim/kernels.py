@@ -1,0 +1,445 @@
+"""numba kernels of the sim backend: Lava 0.10.0 fixed_pt arithmetic, bit for bit.
+
+Integer semantics copied from Lava's models (see docs/loihi-fixed-point.md and
+lava/proc/{lif,dense,sparse,conv}/models.py):
+
+* every synapse value a neuron receives is an int32 (channels are int32; sums wrap mod 2**32);
+* LIF: ``u`` is stored as int32, the decayed current truncates toward zero, the input is shifted
+  left by 6 in int32, the result wraps ONCE by 2**24 (> 2**23 or <= -2**23); ``v`` decays the same
+  way and saturates at +-(2**23 - 1); spike when ``v > vth << 6``; only ``v`` is reset.
+
+Arrays are laid out [batch, time, neuron]. All kernels are compiled with ``cache=True``.
+"""
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+U_WRAP = 1 << 24
+U_HALF = 1 << 23
+V_MAX = (1 << 23) - 1
+
+ROW_BLOCK = 64  # rows (sample, step) per parallel work item in the event kernels
+
+MODEL_LIF = 0
+MODEL_RESET = 1
+MODEL_TERNARY = 2
+
+MODE_PLAIN = 0  # int64 accumulation, then weight_exp shift (Dense binary, DelayDense, DelaySparse binary)
+MODE_WRAP32 = 1  # int32 dot product (wraps) before the shift (Dense/Sparse graded with int32 messages)
+MODE_WRAP24 = 2  # Conv: no shift, int32 cast of the float result, then wrapped to signed 24 bits
+
+
+@nb.njit(inline="always")
+def wrap32(x):
+    """Two's-complement wrap of an int64 to int32 range (what storing into an int32 does)."""
+    return ((x + 2147483648) & 4294967295) - 2147483648
+
+
+@nb.njit(inline="always")
+def wrap24(x):
+    return ((x + U_HALF) & (U_WRAP - 1)) - U_HALF
+
+
+@nb.njit(inline="always")
+def shift_exp(x, shift):
+    """`x << shift` for shift > 0, else arithmetic (floor) `x >> -shift`, as Lava's Dense does."""
+    if shift > 0:
+        return x << shift
+    if shift < 0:
+        return x >> (-shift)
+    return x
+
+
+@nb.njit(inline="always")
+def synapse_value(y, mode, shift):
+    """What one projection sends for an exact accumulated integer `y` (int64)."""
+    if mode == MODE_WRAP24:
+        # Lava's Conv casts its float64 result to int32 first; on x86 an out-of-range value
+        # becomes INT32_MIN ("integer indefinite"), which then wraps to 0 in 24 bits.
+        if y >= 2147483648 or y < -2147483648:
+            y = -2147483648
+        return wrap24(y)
+    if mode == MODE_WRAP32:
+        y = wrap32(y)
+    return wrap32(shift_exp(y, shift))
+
+
+@nb.njit(inline="always")
+def add_row(dst, src, mode, shift):
+    """dst (int32) += what a projection sends for the exact sums in src, element-wise.
+
+    The common case (no shift, plain sum) gets its own loop so that it vectorizes."""
+    n = src.shape[0]
+    if mode == MODE_PLAIN and shift == 0:
+        for j in range(n):
+            dst[j] = wrap32(np.int64(dst[j]) + wrap32(np.int64(src[j])))
+    else:
+        for j in range(n):
+            dst[j] = wrap32(np.int64(dst[j]) + synapse_value(np.int64(src[j]), mode, shift))
+
+
+@nb.njit(inline="always")
+def decay(x, factor):
+    """sign(x * factor) * (|x * factor| >> 12): Lava's decay, truncating toward zero."""
+    p = x * factor
+    if p < 0:
+        return -((-p) >> 12)
+    return p >> 12
+
+
+@nb.njit(parallel=True, cache=True)
+def accumulate(y, batch, steps, acc, t_off, n_off, shift, mode):
+    """acc[b, t_off + t, n_off + j] += what a projection sends for y[b * steps + t, j].
+
+    `y` holds exact integers (float32/float64 from BLAS or torch within their exact range, or
+    int64). `acc` is int32 and wraps like Lava's int32 channel sums.
+    """
+    n = y.shape[1]
+    for r in nb.prange(batch * steps):
+        b = r // steps
+        t = r % steps
+        add_row(acc[b, t_off + t, n_off : n_off + n], y[r], mode, shift)
+
+
+@nb.njit(parallel=True, cache=True)
+def check_input(x, graded, limit, fanout, nnz, ops):
+    """Check one chunk of user input x [rows, n] (row = b * C + t) and count its activity.
+
+    Binary inputs must be 0 or 1, graded ones integers with |value| <= limit. Writes per row the
+    number of nonzero messages (`nnz` [rows]) and the synaptic ops of every outgoing projection
+    (`ops` [rows, P], `fanout` [P, n]: nonzero synapses per source neuron). Returns
+    (number of bad values, largest |value|).
+    """
+    rows, n = x.shape
+    n_proj = fanout.shape[0]
+    bad = np.zeros(rows, np.int64)
+    peak = np.zeros(rows, np.float64)
+    for r in nb.prange(rows):
+        c = 0
+        nbad = 0
+        pk = 0.0
+        if graded:
+            for i in range(n):
+                fv = np.float64(x[r, i])
+                c += fv != 0.0
+                nbad += (fv != np.floor(fv)) | (abs(fv) > limit)
+                pk = max(pk, abs(fv))
+        else:
+            for i in range(n):
+                fv = np.float64(x[r, i])
+                c += fv != 0.0
+                nbad += (fv != 0.0) & (fv != 1.0)
+                pk = max(pk, abs(fv))
+        nnz[r] = c
+        bad[r] = nbad
+        peak[r] = pk
+        if c > 0:
+            for p in range(n_proj):
+                total = 0
+                for i in range(n):
+                    total += fanout[p, i] * (x[r, i] != 0)
+                ops[r, p] = total
+    return bad.sum(), peak.max() if rows > 0 else 0.0
+
+
+@nb.njit(inline="always")
+def compact(xr, idx, val):
+    """Positions and values of the nonzero entries of row xr, branch-free; returns their count."""
+    k = 0
+    for i in range(xr.shape[0]):
+        v = xr[i]
+        idx[k] = i
+        val[k] = np.int64(v)
+        k += v != 0
+    return k
+
+
+@nb.njit(parallel=True, cache=True)
+def gather_dense(x, graded, wt, wt_exact, batch, steps, acc, t_off, n_off, shift, mode):
+    """Event-driven dense synapses for one chunk: for each row (b, t) of x [rows, n_src], add
+    the weight rows wt[i] ([n_src, n_dst]) of its nonzero messages (times the payload when
+    graded, else 1) and put what the projection sends into acc[b, t_off + t, n_off:].
+
+    Without a shift the int32 `wt` is added straight into the int32 buffer: everything is modulo
+    2**32 as in Lava's int32 channels. With a shift the exact sum is needed first: `wt_exact` is
+    int32 when every partial sum fits, else int64.
+    """
+    rows, n_src = x.shape
+    n = wt.shape[1]
+    direct = shift == 0 and mode != MODE_WRAP24
+    n_blocks = (rows + ROW_BLOCK - 1) // ROW_BLOCK
+    for blk in nb.prange(n_blocks):
+        idx = np.empty(n_src + 1, np.int64)
+        val = np.empty(n_src + 1, np.int64)
+        buf = np.zeros(n, wt_exact.dtype)
+        for r in range(blk * ROW_BLOCK, min(rows, (blk + 1) * ROW_BLOCK)):
+            k = compact(x[r], idx, val)
+            if k == 0:
+                continue
+            b = r // steps
+            t = r % steps
+            out = acc[b, t_off + t, n_off : n_off + n]
+            if direct:
+                if graded:
+                    for q in range(k):
+                        i = idx[q]
+                        m = val[q]
+                        for j in range(n):
+                            out[j] += wt[i, j] * m
+                else:
+                    for q in range(k):
+                        i = idx[q]
+                        for j in range(n):
+                            out[j] += wt[i, j]
+            else:
+                for j in range(n):
+                    buf[j] = 0
+                for q in range(k):
+                    i = idx[q]
+                    m = val[q] if graded else 1
+                    for j in range(n):
+                        buf[j] += wt_exact[i, j] * m
+                add_row(out, buf, mode, shift)
+
+
+@nb.njit(parallel=True, cache=True)
+def scatter_sparse(x, graded, colptr, rows_of, wvals, n_dst, batch, steps, acc, t_off, n_off, shift, mode):
+    """Event-driven sparse or conv synapses (CSC weights, one column per source neuron): like
+    `gather_dense`. Without shift or 24-bit wrap the weights go straight into the int32 buffer;
+    otherwise the exact int64 sum of each touched target is formed first."""
+    rows, n_src = x.shape
+    direct = shift == 0 and mode != MODE_WRAP24
+    n_blocks = (rows + ROW_BLOCK - 1) // ROW_BLOCK
+    for blk in nb.prange(n_blocks):
+        idx = np.empty(n_src + 1, np.int64)
+        val = np.empty(n_src + 1, np.int64)
+        buf = np.zeros(n_dst, np.int64)
+        touched = np.zeros(n_dst, np.bool_)
+        order = np.empty(n_dst, np.int64)
+        for r in range(blk * ROW_BLOCK, min(rows, (blk + 1) * ROW_BLOCK)):
+            k = compact(x[r], idx, val)
+            if k == 0:
+                continue
+            b = r // steps
+            t = r % steps
+            out = acc[b, t_off + t, n_off : n_off + n_dst]
+            if direct:
+                for q in range(k):
+                    i = idx[q]
+                    m = val[q] if graded else 1
+                    for e in range(colptr[i], colptr[i + 1]):
+                        out[rows_of[e]] += wvals[e] * m
+                continue
+            n_touched = 0
+            for q in range(k):
+                i = idx[q]
+                m = val[q] if graded else 1
+                for e in range(colptr[i], colptr[i + 1]):
+                    j = rows_of[e]
+                    if not touched[j]:
+                        touched[j] = True
+                        order[n_touched] = j
+                        n_touched += 1
+                    buf[j] += wvals[e] * m
+            for q in range(n_touched):
+                j = order[q]
+                out[j] = wrap32(np.int64(out[j]) + synapse_value(buf[j], mode, shift))
+                buf[j] = 0
+                touched[j] = False
+
+
+@nb.njit(parallel=True, cache=True)
+def scan(
+    acc, t0, steps, u_state, v_state,
+    du, dv, vth_e, bias, model, r_interval, r_offset, vth_hi_e, vth_lo_e,
+    g_src_lo, g_src_hi, g_dst_lo, g_dst_hi, g_colptr_off, g_delay, g_shift, g_mode, g_graded,
+    colptr, rows, wvals, hist,
+    s_out, u_out, v_out, write_u, write_v,
+    fanout, block, member,
+    spikes_t, counts, active, ops_t,
+):
+    """Advance the neurons of one component by `steps` time steps.
+
+    acc [B, >=steps, N] int32: input from projections outside the component (already shifted).
+    Recurrent projections inside the component are CSC groups (one per projection and delay);
+    they read the spike history `hist` [B, H, N] (a ring over absolute steps). A feed-forward
+    component has no groups and is split into neuron blocks of size `block` for parallelism.
+    Counters are accumulated per work unit (b, block) and per member population (`member` [N]):
+    spikes_t [U, M, C], counts [U, N], active [U, M] (updates where u or v, before the reset, is
+    non-zero), ops_t [U, P, C] (synaptic ops of the P outgoing projections, `fanout` [P, N]).
+    """
+    batch = acc.shape[0]
+    n = acc.shape[2]
+    n_groups = g_src_lo.shape[0]
+    n_hist = hist.shape[1]
+    n_blocks = (n + block - 1) // block
+    n_proj = fanout.shape[0]
+    for unit in nb.prange(batch * n_blocks):
+        b = unit // n_blocks
+        lo = (unit % n_blocks) * block
+        hi = min(n, lo + block)
+        a = np.zeros(n, np.int64)
+        tmp = np.zeros(n, np.int64)
+        for t in range(steps):
+            step = t0 + t + 1  # Lava's 1-based time step
+            for j in range(lo, hi):
+                a[j] = acc[b, t, j]
+            for g in range(n_groups):
+                src_step = step - 1 - g_delay[g]  # 1-based step whose spikes arrive now
+                if src_step < 1:
+                    continue
+                slot = (src_step - 1) % n_hist
+                direct = g_mode[g] == MODE_PLAIN and g_shift[g] == 0
+                target = a if direct else tmp
+                base = g_colptr_off[g]
+                for i in range(g_src_lo[g], g_src_hi[g]):
+                    m = hist[b, slot, i]
+                    if m == 0.0:
+                        continue
+                    mi = np.int64(m) if g_graded[g] else np.int64(1)
+                    c = base + i - g_src_lo[g]
+                    for k in range(colptr[c], colptr[c + 1]):
+                        target[rows[k]] += wvals[k] * mi
+                if not direct:
+                    for j in range(g_dst_lo[g], g_dst_hi[g]):
+                        a[j] += synapse_value(tmp[j], g_mode[g], g_shift[g])
+                        tmp[j] = 0
+            for j in range(lo, hi):
+                if model[j] == MODEL_RESET and (step % r_interval[j]) == r_offset[j]:
+                    u_state[b, j] = 0
+                    v_state[b, j] = 0
+                x = decay(np.int64(u_state[b, j]), 4095 - du[j]) + wrap32(wrap32(a[j]) << 6)
+                x = wrap32(x)
+                if x > U_HALF:
+                    x -= U_WRAP
+                elif x <= -U_HALF:
+                    x += U_WRAP
+                u = x
+                v = decay(np.int64(v_state[b, j]), 4096 - dv[j]) + u + bias[j]
+                if v > V_MAX:
+                    v = V_MAX
+                elif v < -V_MAX:
+                    v = -V_MAX
+                if u != 0 or v != 0:
+                    active[unit, member[j]] += 1
+                s = 0
+                if model[j] == MODEL_TERNARY:
+                    if v > vth_hi_e[j]:
+                        s = 1
+                    elif v < vth_lo_e[j]:
+                        s = -1
+                elif v > vth_e[j]:
+                    s = 1
+                if s != 0:
+                    v = 0
+                    spikes_t[unit, member[j], t] += 1
+                    counts[unit, j] += 1
+                    for p in range(n_proj):
+                        ops_t[unit, p, t] += fanout[p, j]
+                if write_u:
+                    u_out[b, t, j] = u
+                if write_v:
+                    v_out[b, t, j] = v
+                u_state[b, j] = u
+                v_state[b, j] = v
+                s_out[b, t, j] = s
+            if n_groups > 0:
+                slot = (step - 1) % n_hist
+                for j in range(n):
+                    hist[b, slot, j] = s_out[b, t, j]
+
+
+@nb.njit(inline="always")
+def trunc_shift12(p):
+    """sign(p) * (|p| >> 12) without a branch."""
+    return (p + ((p >> 63) & 4095)) >> 12
+
+
+@nb.njit(parallel=True, cache=True)
+def scan_ff(
+    acc, t0, steps, u_state, v_state,
+    du, dv, vth_e, bias, model, r_interval, r_offset, vth_hi_e, vth_lo_e,
+    s_out, u_out, v_out, write_u, write_v,
+    fanout, block, spikes_t, counts, active, ops_t,
+):
+    """`scan` for a feed-forward component (one population, `model` and reset phase scalars):
+    branch-free inner loops over neurons that the compiler vectorizes. Same arguments and
+    counters as `scan` (member index always 0)."""
+    batch = u_state.shape[0]
+    n = u_state.shape[1]
+    n_blocks = (n + block - 1) // block
+    n_proj = fanout.shape[0]
+    for unit in nb.prange(batch * n_blocks):
+        b = unit // n_blocks
+        lo = (unit % n_blocks) * block
+        hi = min(n, lo + block)
+        m = hi - lo
+        u = np.empty(m, np.int64)
+        v = np.empty(m, np.int64)
+        fu = np.empty(m, np.int64)
+        fv = np.empty(m, np.int64)
+        for j in range(m):
+            u[j] = u_state[b, lo + j]
+            v[j] = v_state[b, lo + j]
+            fu[j] = 4095 - du[lo + j]
+            fv[j] = 4096 - dv[lo + j]
+        thr = vth_e[lo:hi]
+        hi_e = vth_hi_e[lo:hi]
+        lo_e = vth_lo_e[lo:hi]
+        bs = bias[lo:hi]
+        cnt = counts[unit, lo:hi]
+        n_active = 0
+        for t in range(steps):
+            step = t0 + t + 1
+            if model == MODEL_RESET and (step % r_interval) == r_offset:
+                for j in range(m):
+                    u[j] = 0
+                    v[j] = 0
+            a = acc[b, t, lo:hi]
+            s_row = s_out[b, t, lo:hi]
+            n_spk = 0
+            if model == MODEL_TERNARY:
+                for j in range(m):
+                    x = wrap32(trunc_shift12(u[j] * fu[j]) + (np.int64(a[j]) << 6))
+                    x = x - U_WRAP * (x > U_HALF) + U_WRAP * (x <= -U_HALF)
+                    w = trunc_shift12(v[j] * fv[j]) + x + bs[j]
+                    w = min(max(w, -V_MAX), V_MAX)
+                    n_active += (x != 0) | (w != 0)
+                    sp = np.int64(w > hi_e[j]) - np.int64(w < lo_e[j])
+                    fired = sp != 0
+                    u[j] = x
+                    v[j] = w * (1 - fired)
+                    s_row[j] = sp
+                    cnt[j] += fired
+                    n_spk += fired
+            else:
+                for j in range(m):
+                    x = wrap32(trunc_shift12(u[j] * fu[j]) + (np.int64(a[j]) << 6))
+                    x = x - U_WRAP * (x > U_HALF) + U_WRAP * (x <= -U_HALF)
+                    w = trunc_shift12(v[j] * fv[j]) + x + bs[j]
+                    w = min(max(w, -V_MAX), V_MAX)
+                    n_active += (x != 0) | (w != 0)
+                    fired = w > thr[j]
+                    u[j] = x
+                    v[j] = w * (1 - fired)
+                    s_row[j] = fired
+                    cnt[j] += fired
+                    n_spk += fired
+            spikes_t[unit, 0, t] += n_spk
+            if n_spk > 0:
+                for p in range(n_proj):
+                    total = 0
+                    for j in range(m):
+                        total += fanout[p, lo + j] * (s_row[j] != 0)
+                    ops_t[unit, p, t] += total
+            if write_u:
+                for j in range(m):
+                    u_out[b, t, lo + j] = u[j]
+            if write_v:
+                for j in range(m):
+                    v_out[b, t, lo + j] = v[j]
+        active[unit, 0] += n_active
+        for j in range(m):
+            u_state[b, lo + j] = u[j]
+            v_state[b, lo + j] = v[j]

@@ -1,0 +1,397 @@
+"""Build-time plan of the sim backend: what to compute for each population and projection.
+
+The plan turns a `ChipGraph` into
+* one `_Component` per strongly connected component of populations (topological order), with the
+  neuron parameters of its members concatenated into per-neuron arrays;
+* `_Link`s: one per (projection, delay value) from a source outside the component, holding the
+  effective weights (Lava's clip + truncation) as a dense matrix, a CSC matrix, or a conv kernel
+  plus its explicit matrix; `SimProgram` evaluates a link for a whole chunk of steps at once;
+* recurrent groups: the same (projection, delay) blocks inside a recurrent component, as CSC
+  arrays the numba `scan` kernel steps through one time step at a time;
+* per source, a fanout matrix (nonzero synapses per source neuron per outgoing projection) for
+  the synaptic-op counters.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from snnc.ir.chip import ChipGraph, InputPopulation, Population, Projection
+from snnc.ir.errors import BackendError, SnncError
+
+from . import kernels as K
+
+F32_EXACT = 2**24  # float32 adds integers exactly while every partial sum stays below this
+F64_EXACT = 2**53
+
+
+def conv_matrix(proj: Projection) -> sp.csr_matrix:
+    """The conv projection as an explicit [n_dst, n_src] int64 matrix (torch cross-correlation).
+
+    Used for recurrent components, for the fanout counters and by tests; only taps that land on a
+    real (non-padding) source position are stored, and zero weights are dropped.
+    """
+    g = proj.conv
+    c_in, h_in, w_in = g.in_shape
+    c_out, h_out, w_out = g.out_shape
+    kh, kw = g.kernel
+    w = np.asarray(proj.weights, np.int64)
+    cin_g, cout_g = c_in // g.groups, c_out // g.groups
+    oy, ox = np.arange(h_out), np.arange(w_out)
+    rows, cols, vals = [], [], []
+    for ky in range(kh):
+        ys = oy * g.stride[0] - g.padding[0] + ky * g.dilation[0]
+        vy = (ys >= 0) & (ys < h_in)
+        for kx in range(kw):
+            xs = ox * g.stride[1] - g.padding[1] + kx * g.dilation[1]
+            vx = (xs >= 0) & (xs < w_in)
+            if not vy.any() or not vx.any():
+                continue
+            yy, xx = np.meshgrid(ys[vy], xs[vx], indexing="ij")
+            oyy, oxx = np.meshgrid(oy[vy], ox[vx], indexing="ij")
+            src_pos = (yy * w_in + xx).ravel()
+            dst_pos = (oyy * w_out + oxx).ravel()
+            co, ci = np.nonzero(w[:, :, ky, kx])
+            for cout, cil in zip(co, ci):
+                cin = (cout // cout_g) * cin_g + cil
+                rows.append(cout * h_out * w_out + dst_pos)
+                cols.append(cin * h_in * w_in + src_pos)
+                vals.append(np.full(src_pos.size, w[cout, cil, ky, kx]))
+    n_dst, n_src = c_out * h_out * w_out, c_in * h_in * w_in
+    if not rows:
+        return sp.csr_matrix((n_dst, n_src), dtype=np.int64)
+    m = sp.coo_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n_dst, n_src)
+    ).tocsr()
+    m.sum_duplicates()
+    return m
+
+
+def _effective_matrix(proj: Projection):
+    """Weights as the chip applies them: dense int64 ndarray or csr (int64, zeros dropped)."""
+    if proj.kind == "conv":
+        return conv_matrix(proj)
+    w = proj.effective_weights()
+    if proj.kind == "sparse":
+        w = sp.csr_matrix(w, dtype=np.int64)
+        w.eliminate_zeros()
+        return w
+    return np.asarray(w, np.int64)
+
+
+def _split_by_delay(proj: Projection, w) -> list[tuple[int, object]]:
+    """[(delay, weights with only that delay's synapses)] for the synapses with nonzero weight."""
+    if np.ndim(proj.delay) == 0:
+        return [(int(proj.delay), w)]
+    delays = np.asarray(proj.delay, np.int64)
+    nonzero = np.asarray(w) != 0
+    return [(int(d), np.where(delays == d, w, 0)) for d in np.unique(delays[nonzero])]
+
+
+def _row_l1(w) -> int:
+    """max_j sum_i |w_ji|: with messages of magnitude <= m, every partial sum is <= m * this."""
+    if sp.issparse(w):
+        if w.nnz == 0:
+            return 0
+        return int(np.max(abs(w).sum(axis=1)))
+    if w.size == 0:
+        return 0
+    return int(np.max(np.abs(w).sum(axis=1)))
+
+
+def _fanout(w) -> np.ndarray:
+    """Nonzero synapses per source neuron (column counts)."""
+    if sp.issparse(w):
+        return np.asarray((w != 0).sum(axis=0)).ravel().astype(np.int64)
+    return np.count_nonzero(w, axis=0).astype(np.int64)
+
+
+def _send_mode(proj: Projection, src: InputPopulation | Population, graded: bool) -> int:
+    """How Lava's process for this projection turns its accumulation into the int32 it sends.
+
+    Conv wraps to 24 bits. Dense (no delay), Sparse and DelaySparse compute a graded dot product
+    in int32 when the messages are int32 (RingBuffer or LIF), so it wraps before the weight_exp
+    shift; TernaryLIF sends int64, and DelayDense sums in int64.
+    """
+    if proj.kind == "conv":
+        return K.MODE_WRAP24
+    ternary = isinstance(src, Population) and src.model == "ternary"
+    int32_dot = proj.kind == "sparse" or (np.ndim(proj.delay) == 0 and int(proj.delay) == 0)
+    if graded and int32_dot and not ternary:
+        return K.MODE_WRAP32
+    return K.MODE_PLAIN
+
+
+@dataclass
+class _Link:
+    """One (projection, delay) evaluated for a whole chunk: src messages -> component input."""
+
+    proj: str
+    src: str
+    kind: str  # dense | sparse | conv
+    delay: int
+    n_off: int  # first neuron of the target inside its component
+    n_dst: int
+    shift: int
+    mode: int
+    graded: bool  # multiply by the payload (else any nonzero message is a spike of 1)
+    abs_msg: bool  # binary projection from a ternary source: -1 counts as a spike
+    l1: int
+    dense: np.ndarray | None = None  # int64 [n_dst, n_src]
+    csr: sp.csr_matrix | None = None
+    conv: Projection | None = None
+    dense_macs: int = 0  # multiply-adds of one dense evaluation (conv)
+    _cache: dict = field(default_factory=dict)
+
+    @property
+    def mean_fanout(self) -> float:
+        """Nonzero synapses per source neuron (sparse/conv)."""
+        return self.csr.nnz / max(1, self.csr.shape[1])
+
+    def dense_t(self, dtype) -> np.ndarray:
+        """The transposed weights [n_src, n_dst] in `dtype`, contiguous (one row per source)."""
+        key = ("dense_t", np.dtype(dtype).str)
+        if key not in self._cache:
+            self._cache[key] = np.ascontiguousarray(self.dense.T.astype(dtype))
+        return self._cache[key]
+
+    def csc(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(colptr, rows, values) of the sparse weights, one column per source neuron."""
+        if "csc" not in self._cache:
+            m = sp.csc_matrix(self.csr, dtype=np.int64)
+            m.sort_indices()
+            self._cache["csc"] = (m.indptr.astype(np.int64), m.indices.astype(np.int64), m.data.astype(np.int64))
+        return self._cache["csc"]
+
+    def conv_weight(self, torch, dtype):
+        key = ("conv", str(dtype))
+        if key not in self._cache:
+            self._cache[key] = torch.from_numpy(np.asarray(self.conv.weights, np.float64)).to(dtype)
+        return self._cache[key]
+
+
+@dataclass
+class _Component:
+    """Populations stepped together: one (feed-forward) or a strongly connected set (recurrent)."""
+
+    members: list[str]
+    offsets: dict[str, int]
+    sizes: dict[str, int]
+    n: int
+    recurrent: bool
+    params: dict[str, np.ndarray]
+    links: list[_Link]
+    max_link_delay: int
+    groups: dict[str, np.ndarray]  # recurrent CSC groups (empty arrays when feed-forward)
+    hist_len: int
+    outgoing: list[str]  # projections whose source is a member, in fanout-row order
+    fanout: np.ndarray  # [P, n] int64
+
+
+@dataclass
+class _InputPlan:
+    name: str
+    shape: tuple[int, ...]
+    n: int
+    graded: bool
+    limit: int  # largest allowed |value|
+    outgoing: list[str]
+    fanout: np.ndarray  # [P, n]
+
+
+def _population_params(pops: list[Population]) -> dict[str, np.ndarray]:
+    """Concatenated per-neuron arrays of the members (scalars broadcast)."""
+
+    def col(pop, value):
+        return np.broadcast_to(np.asarray(value, np.int64), pop.shape).reshape(-1)
+
+    out: dict[str, list] = {k: [] for k in ("du", "dv", "vth_e", "bias", "model", "r_interval", "r_offset", "hi_e", "lo_e")}
+    code = {"lif": K.MODEL_LIF, "lif_reset": K.MODEL_RESET, "ternary": K.MODEL_TERNARY}
+    for pop in pops:
+        n = pop.size
+        out["du"].append(col(pop, pop.du))
+        out["dv"].append(col(pop, pop.dv))
+        out["vth_e"].append(col(pop, pop.vth) << 6)
+        out["bias"].append(col(pop, pop.bias_mant) << col(pop, pop.bias_exp))
+        out["model"].append(np.full(n, code[pop.model], np.int64))
+        interval = int(pop.reset_interval) if pop.model == "lif_reset" else 1
+        offset = int(pop.reset_offset) % interval if pop.model == "lif_reset" else 0
+        out["r_interval"].append(np.full(n, interval, np.int64))
+        out["r_offset"].append(np.full(n, offset, np.int64))
+        out["hi_e"].append(np.full(n, int(pop.vth_hi) << 6, np.int64))
+        out["lo_e"].append(np.full(n, int(pop.vth_lo) << 6, np.int64))
+    return {k: np.ascontiguousarray(np.concatenate(v)).astype(np.int64) for k, v in out.items()}
+
+
+def _empty_groups() -> dict[str, np.ndarray]:
+    z = np.zeros(0, np.int64)
+    return dict(
+        src_lo=z, src_hi=z, dst_lo=z, dst_hi=z, colptr_off=z, delay=z, shift=z, mode=z, graded=z,
+        colptr=np.zeros(1, np.int64), rows=z, wvals=z,
+    )
+
+
+class Plan:
+    """Everything `SimProgram.run` needs, computed once per build."""
+
+    def __init__(self, graph: ChipGraph):
+        graph.validate()
+        self.graph = graph
+        self.where: dict[str, tuple[int, int]] = {}  # population -> (component index, offset)
+        self.components: list[_Component] = []
+        order = graph.population_order()
+        for ci, members in enumerate(order):
+            offset = 0
+            for name in members:
+                self.where[name] = (ci, offset)
+                offset += graph.populations[name].size
+        for ci, members in enumerate(order):
+            self.components.append(self._component(ci, members, graph.is_recurrent(members)))
+        self.inputs: dict[str, _InputPlan] = {}
+        for inp in graph.inputs.values():
+            out = graph.outgoing(inp.name)
+            fan = np.zeros((len(out), inp.size), np.int64)
+            for p, proj in enumerate(out):
+                fan[p] = _fanout(self.matrices[proj.name])
+            graded = inp.num_message_bits > 0
+            self.inputs[inp.name] = _InputPlan(
+                inp.name, tuple(inp.shape), inp.size, graded,
+                (1 << int(inp.num_message_bits)) - 1 if graded else 1,
+                [p.name for p in out], fan,
+            )
+
+    # -- construction -----------------------------------------------------------------------------
+    @property
+    def matrices(self) -> dict[str, object]:
+        if not hasattr(self, "_matrices"):
+            self._matrices = {name: _effective_matrix(p) for name, p in self.graph.projections.items()}
+        return self._matrices
+
+    def _component(self, ci: int, members: list[str], recurrent: bool) -> _Component:
+        graph = self.graph
+        pops = [graph.populations[m] for m in members]
+        offsets = {m: self.where[m][1] for m in members}
+        sizes = {m: graph.populations[m].size for m in members}
+        n = sum(sizes.values())
+        links: list[_Link] = []
+        internal: list[tuple[Projection, int, object]] = []
+        for name in members:
+            for proj in graph.incoming(name):
+                src = graph.source(proj.src)
+                graded = proj.num_message_bits > 0
+                w = self.matrices[proj.name]
+                inside = proj.src in offsets
+                blocks = [(0, w)] if proj.kind == "conv" else _split_by_delay(proj, w)
+                for delay, wd in blocks:
+                    if inside:
+                        internal.append((proj, delay, wd))
+                        continue
+                    link = _Link(
+                        proj=proj.name, src=proj.src, kind=proj.kind, delay=delay, n_off=offsets[name],
+                        n_dst=graph.populations[name].size, shift=int(proj.weight_exp),
+                        mode=_send_mode(proj, src, graded),
+                        graded=graded,
+                        abs_msg=(not graded) and isinstance(src, Population) and src.model == "ternary",
+                        l1=_row_l1(wd),
+                    )
+                    if proj.kind == "conv":
+                        link.conv = proj
+                        link.shift = 0
+                        link.csr = sp.csr_matrix(wd, dtype=np.int64)  # for event-driven scatter
+                        g = proj.conv
+                        link.dense_macs = int(np.prod(g.out_shape)) * (g.in_shape[0] // g.groups) * int(np.prod(g.kernel))
+                    elif sp.issparse(wd) and wd.nnz < 0.25 * wd.shape[0] * wd.shape[1]:
+                        link.csr = sp.csr_matrix(wd, dtype=np.int64)
+                    else:
+                        link.dense = np.asarray(wd.toarray() if sp.issparse(wd) else wd, np.int64)
+                    links.append(link)
+        groups = self._groups(internal, offsets) if internal else _empty_groups()
+        outgoing = [p for m in members for p in graph.outgoing(m)]
+        fan = np.zeros((len(outgoing), n), np.int64)
+        for p, proj in enumerate(outgoing):
+            off = offsets[proj.src]
+            fan[p, off : off + sizes[proj.src]] = _fanout(self.matrices[proj.name])
+        return _Component(
+            members=list(members), offsets=offsets, sizes=sizes, n=n, recurrent=recurrent,
+            params=_population_params(pops), links=links,
+            max_link_delay=max((lk.delay for lk in links), default=0),
+            groups=groups,
+            hist_len=(max(int(d) for _, d, _ in internal) + 1) if internal else 1,
+            outgoing=[p.name for p in outgoing], fanout=np.ascontiguousarray(fan),
+        )
+
+    def _groups(self, internal, offsets) -> dict[str, np.ndarray]:
+        """Recurrent (projection, delay) blocks as CSC arrays over the component's neuron index."""
+        graph = self.graph
+        g: dict[str, list] = {k: [] for k in ("src_lo", "src_hi", "dst_lo", "dst_hi", "colptr_off", "delay", "shift", "mode", "graded")}
+        colptr = [np.zeros(1, np.int64)]
+        rows, wvals = [], []
+        n_cols = 0
+        nnz = 0
+        for proj, delay, w in internal:
+            src = graph.populations[proj.src]
+            csc = sp.csc_matrix(w, dtype=np.int64)
+            csc.eliminate_zeros()
+            csc.sort_indices()
+            s_off, d_off = offsets[proj.src], offsets[proj.dst]
+            g["src_lo"].append(s_off)
+            g["src_hi"].append(s_off + csc.shape[1])
+            g["dst_lo"].append(d_off)
+            g["dst_hi"].append(d_off + csc.shape[0])
+            g["colptr_off"].append(n_cols)
+            g["delay"].append(delay)
+            graded = proj.num_message_bits > 0
+            g["mode"].append(_send_mode(proj, src, graded))
+            g["shift"].append(0 if proj.kind == "conv" else int(proj.weight_exp))
+            g["graded"].append(int(graded))
+            colptr.append(csc.indptr[1:].astype(np.int64) + nnz)
+            rows.append(csc.indices.astype(np.int64) + d_off)
+            wvals.append(csc.data.astype(np.int64))
+            n_cols += csc.shape[1]
+            nnz += csc.nnz
+        out = {k: np.asarray(v, np.int64) for k, v in g.items()}
+        out["colptr"] = np.concatenate(colptr).astype(np.int64)
+        out["rows"] = np.concatenate(rows).astype(np.int64) if rows else np.zeros(0, np.int64)
+        out["wvals"] = np.concatenate(wvals).astype(np.int64) if wvals else np.zeros(0, np.int64)
+        return out
+
+
+def check_supported(graph) -> list[str]:
+    """Reasons the sim backend cannot run `graph` (empty when it can)."""
+    if not isinstance(graph, ChipGraph):
+        return [f"the sim backend runs chip-level graphs (snnc.ir.chip.ChipGraph), got {type(graph).__name__}"]
+    problems = []
+    try:
+        graph.validate()
+    except SnncError as exc:  # validate names the node, the quantity and the limit
+        problems.append(str(exc))
+    if not graph.populations:
+        problems.append("the graph has no populations to simulate")
+    return problems
+
+
+def chunk_steps(plan: Plan, batch: int, steps: int, budget_bytes: int, max_chunk: int) -> int:
+    """Time steps per chunk so that the per-chunk buffers stay within `budget_bytes`."""
+    per_step = 0
+    for inp in plan.inputs.values():
+        per_step += 4 * inp.n
+    widest_link = 0
+    for comp in plan.components:
+        per_step += comp.n * (4 + 4 + 8)  # acc, spikes, u/v when probed (upper bound)
+        for link in comp.links:
+            widest_link = max(widest_link, link.n_dst)
+            if link.kind == "conv":
+                g = link.conv.conv
+                # torch's im2col columns for one image: C_in/groups * kh * kw * H' * W' floats
+                widest_link = max(widest_link, (g.in_shape[0] // g.groups) * math.prod(g.kernel) * g.out_shape[1] * g.out_shape[2] // 8)
+    per_step += 8 * widest_link
+    per_step *= max(batch, 1)
+    return int(max(1, min(steps, max_chunk, budget_bytes // max(per_step, 1))))
+
+
+def missing_probe(plan: Plan, name: str) -> BackendError:
+    valid = sorted([*plan.graph.populations, *(f"{p}/{v}" for p in plan.graph.populations for v in "suv"), *plan.graph.inputs])
+    return BackendError("unknown probe", where=f"probe {name!r}", expected=f"one of {valid[:12]}{' ...' if len(valid) > 12 else ''}", hint="probe a population as 'name', 'name/s', 'name/u' or 'name/v', or an input by its name")

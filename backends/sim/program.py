@@ -1,0 +1,379 @@
+"""`SimProgram`: runs a planned chip graph over chunks of time steps.
+
+Time convention (shared with `tests/lava_oracle.py`): input index t (0-based) is what Lava's
+RingBuffer sends at Lava step t+1, and output/probe index t is the state after Lava step t+1. A
+spike sent at index t therefore changes the target's `u` at index t+1+delay; nothing arrives at
+index 0.
+
+Per chunk of C steps (C chosen so the chunk buffers stay within `memory_budget_mb`), components
+run in topological order. Every link from an earlier component or an input is evaluated for all
+B*C (sample, step) rows at once and added, as Lava's synapse process would send it (weight_exp
+shift, int32 / 24-bit wrap), into an int32 input buffer at time offset 1+delay; what lands past
+the chunk is carried into the next one. A link is evaluated event-driven (numba: the weight rows
+or CSC columns of the nonzero messages) when activity is sparse, and with a BLAS matmul or a torch
+conv2d when it is dense; float arithmetic is used only where it is exact (every partial sum is
+bounded by max-row-L1(|W|) * max|message|, which must stay below 2**24 for float32, 2**53 for
+float64). Then a numba kernel runs the neuron dynamics over the chunk; a recurrent component
+steps its internal projections one time step at a time inside the kernel.
+"""
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from snnc.backends.base import (
+    Activity,
+    PopulationActivity,
+    ProjectionActivity,
+    RunResult,
+    normalize_inputs,
+)
+from snnc.ir.chip import ChipGraph
+from snnc.ir.errors import BackendError, ShapeError
+
+from . import kernels as K
+from .plan import F32_EXACT, F64_EXACT, Plan, chunk_steps, missing_probe
+
+DEFAULT_BUDGET = 256 * 2**20
+DEFAULT_MAX_CHUNK = 1024
+BLAS_DENSITY = 0.25  # above this fraction of nonzero messages a BLAS matmul beats event gathering
+SCATTER_COST = 20  # one scattered synaptic event costs about this many dense conv multiply-adds
+_KERNEL_DTYPES = {np.dtype(t) for t in ("uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64", "float32", "float64")}
+SYNAPSE_MODES = ("auto", "events", "dense")  # how links are evaluated (results are identical)
+SERIAL_WORK = 1 << 21  # runs with fewer (sample, step, neuron) items per chunk use one thread
+
+
+class _ChunkSource:
+    """One chunk of a source's messages: the dense array [B, C, n], its largest |value| and its
+    number of nonzero messages; float copies for BLAS/torch are made on first use."""
+
+    def __init__(self, dense: np.ndarray, peak: float, nnz: int):
+        self.dense = dense
+        self.peak = peak
+        self.nnz = nnz
+        self.n = dense.shape[2]
+        self._float = {}
+
+    def rows(self) -> np.ndarray:
+        """[B*C, n] C-contiguous view (copied only if the chunk is a strided member view)."""
+        x = self.dense if self.dense.flags.c_contiguous else np.ascontiguousarray(self.dense)
+        return x.reshape(-1, self.n)
+
+    def dense_float(self, dtype, absolute: bool) -> np.ndarray:
+        key = (np.dtype(dtype).str, absolute)
+        if key not in self._float:
+            x = np.abs(self.dense) if absolute else self.dense
+            self._float[key] = np.ascontiguousarray(x, dtype=dtype)
+        return self._float[key]
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+class SimProgram:
+    """A chip graph ready to run on the CPU, bit-exact with Lava 0.10.0 fixed_pt."""
+
+    backend = "sim"
+
+    def __init__(self, graph: ChipGraph, *, chunk: int | None = None, memory_budget_mb: float | None = None,
+                 max_chunk: int = DEFAULT_MAX_CHUNK, synapses: str = "auto"):
+        if synapses not in SYNAPSE_MODES:
+            raise BackendError("unknown synapses mode", where="sim backend", expected=SYNAPSE_MODES, got=synapses)
+        self.graph = graph
+        self.plan = Plan(graph)
+        self.synapses = synapses
+        self.chunk = chunk
+        self.budget = int((memory_budget_mb or DEFAULT_BUDGET / 2**20) * 2**20)
+        self.max_chunk = int(max_chunk)
+
+    # -- public -----------------------------------------------------------------------------------
+    def run(self, inputs, steps: int | None = None, probes: Sequence[str] = ()) -> RunResult:
+        """Run a batch. `inputs`: [batch, T, *shape] (or [T, *shape]) or {input name: array}."""
+        plan = self.plan
+        graph = self.graph
+        shapes = {name: inp.shape for name, inp in graph.inputs.items()}
+        if shapes:
+            data, batch, steps = normalize_inputs(inputs, shapes, steps)
+        else:
+            if steps is None:
+                raise ShapeError("a graph without inputs needs `steps`", where="sim run", hint="pass steps=T")
+            data, batch, steps = {}, 1, int(steps)
+        requests = self._requests(probes)
+        chunk = self.chunk or chunk_steps(plan, batch, steps, self.budget, self.max_chunk)
+        chunk = max(1, min(int(chunk), steps))
+        state = _RunState(plan, batch, steps, chunk, requests)
+        width = sum(c.n for c in plan.components) + sum(i.n for i in plan.inputs.values())
+        import numba
+
+        threads = numba.get_num_threads()
+        # Small chunks are not worth waking the worker threads (costly on a busy machine).
+        if batch * chunk * width < SERIAL_WORK:
+            numba.set_num_threads(1)
+        try:
+            for t0 in range(0, steps, chunk):
+                c = min(chunk, steps - t0)
+                self._chunk(state, data, t0, c)
+        finally:
+            numba.set_num_threads(threads)
+        return self._result(state, requests, probes)
+
+    # -- internals --------------------------------------------------------------------------------
+    def _requests(self, probes: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """{key: (node, var)} for the outputs and the probes."""
+        plan = self.plan
+        req: dict[str, tuple[str, str]] = {}
+        for name, port in self.graph.outputs.items():
+            req[f"output:{name}"] = (port.population, port.var)
+        for probe in probes:
+            if not isinstance(probe, str):
+                raise missing_probe(plan, repr(probe))
+            node, _, var = probe.partition("/")
+            var = var or "s"
+            if node in self.graph.populations and var in ("s", "u", "v"):
+                req[f"probe:{probe}"] = (node, var)
+            elif node in self.graph.inputs and var == "s":
+                req[f"probe:{probe}"] = (node, "s")
+            else:
+                raise missing_probe(plan, probe)
+        return req
+
+    def _chunk(self, state: "_RunState", data: Mapping[str, np.ndarray], t0: int, c: int) -> None:
+        plan = self.plan
+        batch = state.batch
+        sources: dict[str, _ChunkSource] = {}
+        for name, inp in plan.inputs.items():
+            x = data[name][:, t0 : t0 + c]
+            if x.dtype == np.bool_:
+                x = x.view(np.uint8)
+            elif x.dtype not in _KERNEL_DTYPES:
+                x = x.astype(np.float64)
+            x = np.ascontiguousarray(x).reshape(batch, c, inp.n)
+            nnz = np.zeros(batch * c, np.int64)
+            ops = np.zeros((batch * c, len(inp.outgoing)), np.int64)
+            bad, peak = K.check_input(x.reshape(batch * c, inp.n), inp.graded, float(inp.limit), inp.fanout, nnz, ops)
+            if bad:
+                self._bad_input(name, data[name], inp)
+            ops = ops.reshape(batch, c, -1).sum(axis=0)
+            for p, proj in enumerate(inp.outgoing):
+                state.ops[proj][t0 : t0 + c] += ops[:, p]
+            total = int(nnz.sum())
+            state.input_counts[name] += total
+            sources[name] = _ChunkSource(x, float(peak), total)
+            if (name, "s") in state.records:
+                state.store(name, "s", t0, c, x)
+
+        for ci, comp in enumerate(plan.components):
+            acc = state.acc[ci]
+            for link in comp.links:
+                self._apply(link, sources[link.src], acc, batch, c)
+            s_buf = np.empty((batch, c, comp.n), np.float32)
+            u_buf = np.empty((batch, c, comp.n), np.int32) if state.write_u[ci] else state.dummy32
+            v_buf = np.empty((batch, c, comp.n), np.int32) if state.write_v[ci] else state.dummy32
+            units, block = state.units[ci]
+            spikes_t = np.zeros((units, len(comp.members), c), np.int64)
+            ops_t = np.zeros((units, len(comp.outgoing), c), np.int64)
+            g = comp.groups
+            p = comp.params
+            if not comp.recurrent:
+                K.scan_ff(
+                    acc, t0, c, state.u_state[ci], state.v_state[ci],
+                    p["du"], p["dv"], p["vth_e"], p["bias"], int(p["model"][0]), int(p["r_interval"][0]),
+                    int(p["r_offset"][0]), p["hi_e"], p["lo_e"],
+                    s_buf, u_buf, v_buf, state.write_u[ci], state.write_v[ci],
+                    comp.fanout, block, spikes_t, state.counts[ci], state.active[ci], ops_t,
+                )
+            else:
+                K.scan(
+                    acc, t0, c, state.u_state[ci], state.v_state[ci],
+                    p["du"], p["dv"], p["vth_e"], p["bias"], p["model"], p["r_interval"], p["r_offset"], p["hi_e"], p["lo_e"],
+                    g["src_lo"], g["src_hi"], g["dst_lo"], g["dst_hi"], g["colptr_off"], g["delay"], g["shift"], g["mode"],
+                    g["graded"], g["colptr"], g["rows"], g["wvals"], state.hist[ci],
+                    s_buf, u_buf, v_buf, state.write_u[ci], state.write_v[ci],
+                    comp.fanout, block, state.member_of[ci],
+                    spikes_t, state.counts[ci], state.active[ci], ops_t,
+                )
+            per_member = spikes_t.sum(axis=0)  # [M, C]
+            for m, name in enumerate(comp.members):
+                state.spikes_t[name][t0 : t0 + c] += per_member[m]
+            for pi, proj in enumerate(comp.outgoing):
+                state.ops[proj][t0 : t0 + c] += ops_t[:, pi].sum(axis=0)
+            for m, name in enumerate(comp.members):
+                off, n = comp.offsets[name], comp.sizes[name]
+                view = s_buf if len(comp.members) == 1 else s_buf[:, :, off : off + n]
+                sources[name] = _ChunkSource(view, 1.0, int(per_member[m].sum()))
+                state.store(name, "s", t0, c, view)
+                if state.write_u[ci]:
+                    state.store(name, "u", t0, c, u_buf[:, :, off : off + n])
+                if state.write_v[ci]:
+                    state.store(name, "v", t0, c, v_buf[:, :, off : off + n])
+            # Carry what lands after this chunk into the next one, clear the rest.
+            if comp.links:
+                d = comp.max_link_delay
+                tail = acc[:, c : c + d + 1].copy()
+                acc[:] = 0
+                acc[:, : d + 1] = tail
+
+    def _apply(self, link, src: "_ChunkSource", acc: np.ndarray, batch: int, c: int) -> None:
+        """Add one link's contribution for all steps of the chunk into the component's buffer."""
+        if src.nnz == 0:
+            return  # nothing sent: every synapse process sends 0
+        bound = link.l1 * src.peak
+        t_off = 1 + link.delay
+        mode = self.synapses
+        if (
+            link.kind == "conv"
+            and bound < F64_EXACT
+            and mode != "events"
+            and (mode == "dense" or src.nnz * link.mean_fanout * SCATTER_COST >= batch * c * link.dense_macs)
+        ):
+            dtype = np.float32 if bound < F32_EXACT else np.float64
+            y = self._conv(link, src.dense_float(dtype, link.abs_msg), batch * c, dtype)
+            K.accumulate(y, batch, c, acc, t_off, link.n_off, link.shift, link.mode)
+            return
+        density = src.nnz / max(1, batch * c * src.n)
+        blas = mode == "dense" or (mode == "auto" and density > BLAS_DENSITY)
+        if link.dense is not None and blas and bound < F64_EXACT:
+            dtype = np.float32 if bound < F32_EXACT else np.float64
+            y = src.dense_float(dtype, link.abs_msg).reshape(batch * c, -1) @ link.dense_t(dtype)
+            K.accumulate(y, batch, c, acc, t_off, link.n_off, link.shift, link.mode)
+        elif link.dense is not None:
+            exact = link.dense_t(np.int32 if bound < 2**31 else np.int64)
+            K.gather_dense(src.rows(), link.graded, link.dense_t(np.int32), exact, batch, c, acc, t_off,
+                           link.n_off, link.shift, link.mode)
+        else:
+            colptr, rows_of, wvals = link.csc()
+            K.scatter_sparse(src.rows(), link.graded, colptr, rows_of, wvals, link.n_dst, batch, c, acc, t_off,
+                             link.n_off, link.shift, link.mode)
+
+    @staticmethod
+    def _conv(link, x: np.ndarray, rows: int, dtype) -> np.ndarray:
+        """Conv for all rows with torch. Exact: direct/im2col algorithms only (NNPACK, which may
+        use Winograd/FFT, is switched off) and every partial sum is an integer below 2**24
+        (float32) or 2**53 (float64)."""
+        torch = _torch()
+        g = link.conv.conv
+        tdtype = torch.float32 if dtype == np.float32 else torch.float64
+        inp = torch.from_numpy(x).reshape(rows, *g.in_shape)
+        with torch.no_grad(), torch.backends.nnpack.flags(enabled=False):
+            out = torch.nn.functional.conv2d(
+                inp, link.conv_weight(torch, tdtype), stride=g.stride, padding=g.padding,
+                dilation=g.dilation, groups=g.groups,
+            )
+        return out.reshape(rows, -1).numpy()
+
+    def _bad_input(self, name: str, arr: np.ndarray, inp) -> None:
+        values = np.asarray(arr)
+        if inp.graded:
+            bad = (values != np.round(values)) | (np.abs(values) > inp.limit)
+            expected = f"integers with |value| <= {inp.limit} (num_message_bits={inp.limit.bit_length()})"
+            hint = "quantize the graded input to the payload's integer range"
+        else:
+            bad = (values != 0) & (values != 1)
+            expected = "binary spikes (0 or 1)"
+            hint = "binary inputs carry spikes only; give the input population num_message_bits > 0 for graded values"
+        idx = tuple(int(i) for i in np.argwhere(bad)[0]) if bad.any() else ()
+        raise ShapeError(
+            "input values out of range",
+            where=f"input {name!r} at index {list(idx)}",
+            expected=expected,
+            got=values[idx].item() if idx else None,
+            hint=hint,
+        )
+
+    def _result(self, state: "_RunState", requests, probes) -> RunResult:
+        graph, plan = self.graph, self.plan
+        outputs, probe_out = {}, {}
+        for key, (node, var) in requests.items():
+            arr = state.records[(node, var)]
+            if key.startswith("output:"):
+                outputs[key[len("output:") :]] = arr
+            else:
+                probe_out[key[len("probe:") :]] = arr
+        act = Activity(batch=state.batch, steps=state.steps)
+        for ci, comp in enumerate(plan.components):
+            counts = state.counts[ci].sum(axis=0)
+            active = state.active[ci].sum(axis=0)
+            for m, name in enumerate(comp.members):
+                off, n = comp.offsets[name], comp.sizes[name]
+                per_step = state.spikes_t[name]
+                act.populations[name] = PopulationActivity(
+                    neurons=n,
+                    neuron_updates=n * state.steps * state.batch,
+                    active_updates=int(active[m]),
+                    spikes=int(per_step.sum()),
+                    spikes_per_step=per_step,
+                    spike_counts=counts[off : off + n].copy(),
+                )
+        for name, proj in graph.projections.items():
+            if proj.src in graph.inputs:
+                msgs = state.input_counts[proj.src]
+            else:
+                msgs = int(state.spikes_t[proj.src].sum())
+            act.projections[name] = ProjectionActivity(
+                synaptic_ops=int(state.ops[name].sum()),
+                messages_in=msgs,
+                synaptic_ops_per_step=state.ops[name],
+            )
+        return RunResult(
+            outputs=outputs, probes=probe_out, activity=act, backend="sim",
+            time_shift=int(graph.meta.get("time_shift", 0) or 0),
+        )
+
+
+class _RunState:
+    """Buffers of one run: neuron state, chunk buffers, records and counters."""
+
+    def __init__(self, plan: Plan, batch: int, steps: int, chunk: int, requests):
+        import numba
+
+        self.batch, self.steps, self.chunk = batch, steps, chunk
+        graph = plan.graph
+        wanted = {(node, var) for node, var in requests.values()}
+        self.records: dict[tuple[str, str], np.ndarray] = {}
+        for node, var in wanted:
+            shape = graph.source(node).shape
+            dtype = np.int8 if var == "s" and node in graph.populations else np.int32
+            self.records[(node, var)] = np.zeros((batch, steps, *shape), dtype)
+        self.input_counts = {name: 0 for name in plan.inputs}
+        threads = max(1, numba.get_num_threads())
+        self.acc = []
+        self.u_state, self.v_state, self.hist = [], [], []
+        self.write_u, self.write_v, self.units, self.member_of = [], [], [], []
+        self.counts, self.active = [], []
+        self.dummy32 = np.zeros((1, 1, 1), np.int32)
+        for comp in plan.components:
+            n = comp.n
+            self.acc.append(np.zeros((batch, chunk + comp.max_link_delay + 1, n), np.int32))
+            wu = any((m, "u") in wanted for m in comp.members)
+            wv = any((m, "v") in wanted for m in comp.members)
+            self.write_u.append(wu)
+            self.write_v.append(wv)
+            self.u_state.append(np.zeros((batch, n), np.int32))
+            self.v_state.append(np.zeros((batch, n), np.int32))
+            self.hist.append(np.zeros((batch, comp.hist_len, n), np.float32) if comp.recurrent else np.zeros((1, 1, 1), np.float32))
+            if comp.recurrent or batch >= 2 * threads:
+                n_blocks = 1
+            else:
+                n_blocks = max(1, min(math.ceil(n / 32), math.ceil(2 * threads / batch)))
+            block = math.ceil(n / n_blocks)
+            n_blocks = math.ceil(n / block)
+            units = batch * n_blocks
+            self.units.append((units, block))
+            member = np.zeros(n, np.int64)
+            for m, name in enumerate(comp.members):
+                member[comp.offsets[name] : comp.offsets[name] + comp.sizes[name]] = m
+            self.member_of.append(member)
+            self.counts.append(np.zeros((units, n), np.int64))
+            self.active.append(np.zeros((units, len(comp.members)), np.int64))
+        self.spikes_t = {name: np.zeros(steps, np.int64) for name in graph.populations}
+        self.ops = {name: np.zeros(steps, np.int64) for name in graph.projections}
+
+    def store(self, node: str, var: str, t0: int, c: int, chunk: np.ndarray) -> None:
+        rec = self.records.get((node, var))
+        if rec is not None:
+            rec[:, t0 : t0 + c] = chunk.reshape(rec.shape[0], c, *rec.shape[2:])

@@ -1,0 +1,320 @@
+"""Hypothesis strategies for random chip-level networks and their inputs.
+
+Public API (all are hypothesis strategies unless noted):
+
+* `chip_graphs(**options)` -> `ChipGraph`: a random network of populations, projections and
+  inputs; `GraphOptions` lists the options (kinds of projections, recurrence, delays, neuron
+  models, graded messages, per-neuron parameters, sizes).
+* `chip_inputs(graph, steps)` -> {input name: [steps, *shape] int64} for one sample.
+* `chip_cases(steps=..., **options)` -> `ChipCase` (graph + single-sample inputs + steps).
+* `chip_suites(cases, max_processes=...)` -> list[ChipCase] whose Lava process count fits one
+  Lava run (see `lava_processes`).
+* building blocks: `populations(name, shape, ...)`, `weight_arrays(shape, ...)`,
+  `conv_geometries(in_shape, ...)`.
+* `lava_processes(graph)` (plain function): how many OS processes tests/lava_oracle.py spawns.
+
+Large arrays come from a numpy Generator seeded by a drawn integer, so examples stay cheap to
+generate and reproducible under `derandomize=True`. Parameter distributions mix "typical" values
+(spiking happens) with extremes (24-bit current wrap, voltage saturation, weight truncation at
+1..8 bits, clipping of -256 in inhibitory mode, large weight exponents).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import scipy.sparse as sp
+from hypothesis import strategies as st
+
+from snnc.ir.chip import ChipGraph, ConvGeometry, InputPopulation, OutputPort, Population, Projection
+
+ALL_KINDS = ("dense", "sparse", "conv")
+ALL_MODELS = ("lif", "lif_reset", "ternary")
+
+
+@dataclass(frozen=True)
+class GraphOptions:
+    """What `chip_graphs` may generate."""
+
+    kinds: tuple[str, ...] = ("dense", "sparse")
+    max_populations: int = 3
+    max_neurons: int = 12  # per 1-D population
+    recurrent: bool = False
+    delays: bool = False
+    models: tuple[str, ...] = ("lif",)
+    graded: bool = False
+    per_neuron: bool = False
+    max_inputs: int = 2
+
+
+@dataclass
+class ChipCase:
+    """A generated network with one sample of input."""
+
+    graph: ChipGraph
+    inputs: dict[str, np.ndarray]
+    steps: int
+    tags: dict = field(default_factory=dict)
+
+    def batched(self) -> dict[str, np.ndarray]:
+        """Inputs with a leading batch axis of 1: [1, T, *shape]."""
+        return {k: v[None] for k, v in self.inputs.items()}
+
+
+# -- parameters -------------------------------------------------------------------------------------
+def _seeds():
+    return st.integers(0, 2**32 - 1)
+
+
+@st.composite
+def _threshold(draw) -> int:
+    kind = draw(st.sampled_from(["small", "small", "medium", "huge"]))
+    if kind == "small":
+        return draw(st.integers(0, 60))
+    if kind == "medium":
+        return draw(st.integers(60, 3000))
+    return draw(st.integers(3000, 2**17 - 1))
+
+
+@st.composite
+def _decay(draw) -> int:
+    return draw(st.one_of(st.sampled_from([0, 1, 4095, 4096 // 2]), st.integers(0, 4095)))
+
+
+@st.composite
+def populations(draw, name: str, shape: tuple[int, ...], *, models=("lif",), per_neuron=False) -> Population:
+    """A population of `shape` with random (layer or per-neuron) CUBA parameters."""
+    rng = np.random.default_rng(draw(_seeds()))
+    model = draw(st.sampled_from(list(models)))
+    neuron = per_neuron and draw(st.booleans())
+
+    def maybe_array(scalar, lo, hi):
+        if neuron and draw(st.booleans()):
+            return rng.integers(lo, hi + 1, size=shape)
+        return scalar
+
+    du = maybe_array(draw(_decay()), 0, 4095)
+    dv = maybe_array(draw(_decay()), 0, 4095)
+    vth = maybe_array(draw(_threshold()), 0, 300)
+    bias_mant = draw(st.one_of(st.just(0), st.integers(-4096, 4095), st.integers(-50, 50)))
+    bias_mant = maybe_array(bias_mant, -200, 200)
+    bias_exp = maybe_array(draw(st.one_of(st.just(0), st.integers(0, 7))), 0, 7)
+    kwargs = dict(du=du, dv=dv, vth=vth, bias_mant=bias_mant, bias_exp=bias_exp, model=model)
+    if model == "lif_reset":
+        kwargs["reset_interval"] = draw(st.integers(1, 12))
+        kwargs["reset_offset"] = draw(st.integers(0, 15))
+    if model == "ternary":
+        hi = draw(st.integers(-100, 3000))
+        lo = draw(st.integers(-3000, hi))
+        kwargs["vth_hi"], kwargs["vth_lo"] = hi, lo
+    return Population(name, shape, **kwargs)
+
+
+@st.composite
+def weight_arrays(draw, shape: tuple[int, ...], *, density: float | None = None) -> np.ndarray:
+    """Integer weights in -256..255 of one sign mode (mixed/excitatory/inhibitory), some zeros."""
+    rng = np.random.default_rng(draw(_seeds()))
+    mode = draw(st.sampled_from(["mixed", "mixed", "excitatory", "inhibitory"]))
+    scale = draw(st.sampled_from([8, 64, 256]))
+    if mode == "mixed":
+        w = rng.integers(-scale, scale, size=shape)
+        if scale == 256 and draw(st.booleans()):
+            w.flat[0] = -256
+    elif mode == "excitatory":
+        w = rng.integers(0, min(scale, 255) + 1, size=shape)
+    else:
+        w = -rng.integers(0, scale + 1, size=shape)  # -256 is clipped to -255 by Lava
+    if density is None:
+        density = draw(st.sampled_from([1.0, 0.7, 0.3]))
+    w = np.where(rng.random(shape) < density, w, 0)
+    return w.astype(np.int64)
+
+
+@st.composite
+def conv_geometries(draw, in_shape: tuple[int, int, int], *, max_out_channels: int = 4) -> ConvGeometry:
+    """A Conv2d geometry on a (C, H, W) source whose output is at least 1x1."""
+    c_in, h, w = in_shape
+    divisors = [g for g in range(1, c_in + 1) if c_in % g == 0]
+    while True:
+        groups = draw(st.sampled_from(divisors))
+        c_out = groups * draw(st.integers(1, max(1, max_out_channels // groups)))
+        kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+        stride = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+        dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+        padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+        out_hw = ConvGeometry.output_hw((h, w), kernel, stride, padding, dilation)
+        if min(out_hw) >= 1:
+            return ConvGeometry(in_shape, (c_out, *out_hw), kernel, stride, padding, dilation, groups)
+
+
+def _conv_projection(draw, name, src, dst_name, geometry, graded) -> Projection:
+    bits = draw(st.integers(1, 8))
+    kernel_shape = (geometry.out_shape[0], geometry.in_shape[0] // geometry.groups, *geometry.kernel)
+    w = draw(weight_arrays(kernel_shape))
+    # Lava's Conv neither truncates nor clips: hand it weights already on the `bits` grid.
+    from snnc.ir.bits import truncate_weights
+
+    while not np.array_equal(truncate_weights(w, bits), w):  # truncation can change the sign mode
+        w = truncate_weights(w, bits)
+    nmb = draw(st.integers(1, 8)) if graded else 0
+    return Projection(name, src, dst_name, w, kind="conv", num_weight_bits=bits, num_message_bits=nmb, conv=geometry)
+
+
+def _dense_projection(draw, name, src, dst, kind, opts: GraphOptions, graded_src: bool) -> Projection:
+    shape = (dst.size, src.size)
+    w = draw(weight_arrays(shape, density=0.4 if kind == "sparse" else None))
+    delay = 0
+    if opts.delays and draw(st.booleans()):
+        if kind == "dense" and draw(st.booleans()):
+            rng = np.random.default_rng(draw(_seeds()))
+            delay = rng.integers(0, draw(st.integers(1, 5)) + 1, size=shape)
+        else:
+            delay = draw(st.integers(0, 5))
+    graded = graded_src or (opts.graded and draw(st.integers(0, 3)) == 0)
+    return Projection(
+        name, src.name, dst.name,
+        sp.csr_matrix(w) if kind == "sparse" else w,
+        kind=kind,
+        weight_exp=draw(st.one_of(st.integers(-2, 3), st.integers(-8, 7))),
+        num_weight_bits=draw(st.one_of(st.just(8), st.integers(1, 8))),
+        num_message_bits=draw(st.integers(1, 8)) if graded else 0,
+        delay=delay,
+    )
+
+
+# -- graphs -----------------------------------------------------------------------------------------
+@st.composite
+def chip_graphs(draw, **options) -> ChipGraph:
+    """A random `ChipGraph`; keyword options are the fields of `GraphOptions`."""
+    opts = GraphOptions(**options)
+    g = ChipGraph()
+    conv = "conv" in opts.kinds
+    flat_kinds = [k for k in opts.kinds if k != "conv"] or ["dense"]
+    n_inputs = draw(st.integers(1, opts.max_inputs))
+    for i in range(n_inputs):
+        spatial = conv and (i == 0 or draw(st.booleans()))
+        shape = (
+            (draw(st.integers(1, 3)), draw(st.integers(2, 6)), draw(st.integers(2, 6)))
+            if spatial
+            else (draw(st.integers(1, opts.max_neurons)),)
+        )
+        nmb = draw(st.integers(1, 8)) if opts.graded and draw(st.booleans()) else 0
+        g.add(InputPopulation(f"in{i}", shape, num_message_bits=nmb))
+
+    n_pops = draw(st.integers(1, opts.max_populations))
+    sources: list = list(g.inputs.values())
+    for k in range(n_pops):
+        name = f"p{k}"
+        src = draw(st.sampled_from(sources))
+        graded_src = isinstance(src, InputPopulation) and src.num_message_bits > 0
+        use_conv = conv and len(src.shape) == 3 and draw(st.integers(0, 3)) > 0
+        if use_conv:
+            geometry = draw(conv_geometries(tuple(src.shape)))
+            pop = draw(populations(name, geometry.out_shape, models=opts.models, per_neuron=opts.per_neuron))
+            g.add(pop)
+            g.add(_conv_projection(draw, f"c{k}", src.name, name, geometry, graded_src))
+        else:
+            size = draw(st.integers(1, opts.max_neurons))
+            pop = draw(populations(name, (size,), models=opts.models, per_neuron=opts.per_neuron))
+            g.add(pop)
+            kind = draw(st.sampled_from(flat_kinds))
+            g.add(_dense_projection(draw, f"w{k}", src, pop, kind, opts, graded_src))
+        # Sometimes a second feed-forward input from another earlier node.
+        others = [s for s in sources if s is not src]
+        if others and draw(st.integers(0, 2)) == 0:
+            extra = draw(st.sampled_from(others))
+            g.add(_dense_projection(
+                draw, f"x{k}", extra, pop, draw(st.sampled_from(flat_kinds)), opts,
+                isinstance(extra, InputPopulation) and extra.num_message_bits > 0,
+            ))
+        sources.append(pop)
+
+    if opts.recurrent:
+        pops = list(g.populations.values())
+        for j, pop in enumerate(pops):
+            choice = draw(st.integers(0, 3))
+            if choice == 0:
+                continue
+            src = pop if choice == 1 or j == len(pops) - 1 else draw(st.sampled_from(pops[j:]))
+            if conv and src is pop and len(pop.shape) == 3 and draw(st.booleans()):
+                # a "same" convolution of the population onto itself
+                k = draw(st.sampled_from([1, 3]))
+                groups = draw(st.sampled_from([1, pop.shape[0]]))
+                same = ConvGeometry(pop.shape, pop.shape, (k, k), (1, 1), (k // 2, k // 2), (1, 1), groups)
+                g.add(_conv_projection(draw, f"r{j}", pop.name, pop.name, same, False))
+                continue
+            g.add(_dense_projection(draw, f"r{j}", src, pop, draw(st.sampled_from(flat_kinds)), opts, False))
+
+    for name in g.populations:
+        g.outputs[name] = OutputPort(name, "s")
+    return g.validate()
+
+
+@st.composite
+def chip_inputs(draw, graph: ChipGraph, steps: int) -> dict[str, np.ndarray]:
+    """One sample of input per input population: [steps, *shape] int64 (spikes or graded)."""
+    out = {}
+    for inp in graph.inputs.values():
+        rng = np.random.default_rng(draw(_seeds()))
+        rate = draw(st.sampled_from([0.05, 0.2, 0.5, 0.9]))
+        shape = (steps, *inp.shape)
+        active = rng.random(shape) < rate
+        if inp.num_message_bits:
+            top = (1 << int(inp.num_message_bits)) - 1
+            values = rng.integers(-top, top + 1, size=shape)
+            out[inp.name] = np.where(active, values, 0).astype(np.int64)
+        else:
+            out[inp.name] = active.astype(np.int64)
+    return out
+
+
+@st.composite
+def chip_cases(draw, steps=st.integers(8, 40), **options) -> ChipCase:
+    """A graph, its single-sample inputs and the number of steps."""
+    graph = draw(chip_graphs(**options))
+    t = draw(steps) if not isinstance(steps, int) else steps
+    return ChipCase(graph, draw(chip_inputs(graph, t)), t, tags=dict(options))
+
+
+def lava_processes(graph: ChipGraph) -> int:
+    """OS processes tests/lava_oracle.py spawns for `graph`: LIF + 3 monitors per population, one
+    per projection, a RingBuffer per conv-fed input and a bridge per weakly connected part that
+    reads no shared (dense/sparse-only) input."""
+    own = {i for i in graph.inputs if any(p.kind == "conv" for p in graph.outgoing(i))}
+    parent = {n: n for n in [*graph.inputs, *graph.populations]}
+
+    def find(x):
+        while parent[x] != x:
+            x = parent[x]
+        return x
+
+    for p in graph.projections.values():
+        parent[find(p.src)] = find(p.dst)
+    roots_with_pop = {find(n) for n in graph.populations}
+    roots_shared = {find(n) for n in graph.inputs if n not in own}
+    bridges = len(roots_with_pop - roots_shared)
+    return 4 * len(graph.populations) + len(graph.projections) + len(own) + bridges
+
+
+@st.composite
+def chip_suites(draw, cases, *, max_processes: int = 60, max_cases: int = 6, min_cases: int = 1) -> list[ChipCase]:
+    """Several cases that together fit one Lava run (all use the longest case's step count)."""
+    out: list[ChipCase] = []
+    used = 1  # the shared RingBuffer
+    while len(out) < max_cases:
+        case = draw(cases)
+        need = lava_processes(case.graph)
+        if out and used + need > max_processes and len(out) >= min_cases:
+            break
+        out.append(case)
+        used += need
+    steps = max(c.steps for c in out)
+    return [_pad(c, steps) for c in out]
+
+
+def _pad(case: ChipCase, steps: int) -> ChipCase:
+    inputs = {}
+    for name, arr in case.inputs.items():
+        pad = np.zeros((steps - arr.shape[0], *arr.shape[1:]), arr.dtype)
+        inputs[name] = np.concatenate([arr, pad])
+    return replace(case, inputs=inputs, steps=steps)
