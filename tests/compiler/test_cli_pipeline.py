@@ -77,3 +77,21 @@ def test_user_errors_are_one_line(braille, capsys, argv, fragment):
     err = capsys.readouterr().err.strip()
     assert err.startswith("snnc: error:") and "\n" not in err and "Traceback" not in err
     assert fragment in err
+
+
+@pytest.mark.lava
+def test_run_backend_lava_equals_sim_through_the_cli(braille):
+    """`snnc run COMPILED.nir --backend lava` has the same contract and the same numbers as sim."""
+    model, folder, x = braille
+    chip_file = folder / "braille8.nir"
+    np.save(folder / "short.npy", x[:40])
+    assert main(["compile", str(model), "-o", str(chip_file)]) == 0
+    outs = {}
+    for backend in ("sim", "lava"):
+        out = folder / f"{backend}.npz"
+        assert main(["run", str(chip_file), "--input", str(folder / "short.npy"), "--out", str(out),
+                     "--backend", backend, "--probe", "lif1.lif/v"]) == 0
+        outs[backend] = np.load(out)
+    for key in ("output", "probe/lif1.lif/v"):
+        np.testing.assert_array_equal(outs["lava"][key], outs["sim"][key])
+    assert np.abs(outs["sim"]["probe/lif1.lif/v"]).sum() > 0

@@ -53,15 +53,22 @@ def test_tinynet_structure_keeps_the_trained_integers(tiny):
     assert list(load_netx(path, num_layers=2).populations) == ["layer0", "layer1"]
 
 
-def test_tinynet_reproduced_exactly_on_sim(tiny):
-    path, gt = tiny
+def _tinynet_as_recorded(path, gt):
+    """tiny.net with lava-dl's test protocol (each layer reset after its own first step) and probes."""
     g = load_netx(path, input_bias=gt["input_bias"])  # (W, H, C) as lava-dl stores it
     for layer in (1, 2):
         pop = g.populations[f"layer{layer}"]
         pop.model, pop.reset_interval, pop.reset_offset = "lif_reset", 17, layer + 1
     g.outputs.update(s0=OutputPort("layer0"), s1=OutputPort("layer1"), u1=OutputPort("layer1", "u"))
-    g.validate()
-    res = get_backend("sim").build(g).run({"input": np.zeros((1, 17, 3, 16, 16))})
+    return g.validate()
+
+
+@pytest.mark.parametrize("backend", ["sim", pytest.param("lava", marks=pytest.mark.lava)])
+def test_tinynet_reproduced_exactly(tiny, backend):
+    """The .net file, read into the chip IR, reproduces lava-dl's recordings on sim and as Lava processes."""
+    path, gt = tiny
+    g = _tinynet_as_recorded(path, gt)
+    res = get_backend(backend).build(g).run({"input": np.zeros((1, 17, 3, 16, 16))})
     sim = {k: np.moveaxis(v[0], 0, -1) for k, v in res.outputs.items()}  # [C, H, W, T]
     m = np.arange(1, 16)  # recorded indices 1..15 (index 0 is the reset step)
     np.testing.assert_array_equal(sim["s0"][..., m - 1], gt["input"][0][..., m])
