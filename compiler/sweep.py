@@ -398,23 +398,15 @@ def add_budget_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
     return parser
 
 
-def _load_npy(path: str, what: str) -> np.ndarray:
-    p = Path(path)
-    if not p.is_file():
-        raise ModelFileError(f"{what} file not found", where=str(p), hint=f"pass an existing .npy file as --{what}")
-    try:
-        return np.load(p, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise ModelFileError(f"cannot read {what} as a .npy array: {exc}", where=str(p), hint="save it with numpy.save") from None
-
-
 def run_budget_command(args: argparse.Namespace, console=None) -> int:
     """Run the sweep the parsed `args` describe and print its table; snnc errors propagate to the CLI."""
     from rich.console import Console
 
     console = console or Console()
-    inputs = _load_npy(args.input, "input")
-    labels = _load_npy(args.labels, "labels") if getattr(args, "labels", None) else None
+    from .cli import load_input_array
+
+    inputs = load_input_array(args.input)
+    labels = load_input_array(args.labels) if getattr(args, "labels", None) else None
     opts = {} if getattr(args, "dt", None) is None else {"dt": args.dt}
     result = budget_sweep(args.model, args.weight_bits, inputs, getattr(args, "steps", None), labels, **opts)
     console.print(result.render())

@@ -79,7 +79,7 @@ def test_bad_widths_and_missing_files_are_snnc_errors(tmp_path):
         run_budget_command(parse(["m.nir", "--input", str(tmp_path / "nope.npy")]))
     bad = tmp_path / "bad.npy"
     bad.write_text("not numpy")
-    with pytest.raises(ModelFileError, match="cannot read input"):
+    with pytest.raises(ModelFileError, match="cannot read the input array"):
         run_budget_command(parse(["m.nir", "--input", str(bad)]))
 
 
