@@ -187,3 +187,25 @@ def jsonable(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     return obj
+
+
+def train_classifier(net, x, y, epochs: int, lr: float, batch: int = 64, clip_norm: float | None = None):
+    """Adam + cross-entropy over shuffled mini-batches (the training loop the examples share)."""
+    import torch
+    import torch.nn.functional as F
+
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    net.train()
+    for _ in range(epochs):
+        perm = torch.randperm(len(xt))
+        for i in range(0, len(perm), batch):
+            idx = perm[i : i + batch]
+            loss = F.cross_entropy(net(xt[idx]), yt[idx])
+            opt.zero_grad()
+            loss.backward()
+            if clip_norm is not None:
+                torch.nn.utils.clip_grad_norm_(net.parameters(), clip_norm)
+            opt.step()
+    net.eval()
+    return net

@@ -44,6 +44,7 @@ from _common import (  # noqa: E402
     load_digits_split,
     pct,
     seeded,
+    train_classifier,
 )
 
 PIXEL_LEVELS = 16  # sklearn digits pixels are integers 0..16; load_digits_split divides by 16
@@ -79,25 +80,6 @@ def build_cnn(channels):
     )
 
 
-def train(net, x, y, epochs: int, lr: float, batch: int = 64):
-    import torch
-    import torch.nn.functional as F
-
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    net.train()
-    for _ in range(epochs):
-        perm = torch.randperm(len(xt))
-        for i in range(0, len(perm), batch):
-            idx = perm[i : i + batch]
-            loss = F.cross_entropy(net(xt[idx]), yt[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    net.eval()
-    return net
-
-
 def fine_tune(qnet, x, y, epochs: int, lr: float = 1e-3):
     """STE fine-tuning of an IntGridNet in float32 (its integer view is read in float64 after)."""
     from snnc.compiler.frontends.conversion_chip import IntGridLayer
@@ -105,7 +87,7 @@ def fine_tune(qnet, x, y, epochs: int, lr: float = 1e-3):
     ops = [layer.op for layer in qnet.layers if isinstance(layer, IntGridLayer)]
     for op in ops:
         op.float()
-    train(qnet, x, y, epochs, lr)
+    train_classifier(qnet, x, y, epochs, lr)
     for op in ops:
         op.double()
     return qnet
@@ -185,7 +167,7 @@ def run(args) -> dict:
 
     # 1. float CNN -> integer-grid CNN (calibrated, then STE fine-tuned): THE model
     with timer.stage("train+quantize"):
-        fnet = train(build_cnn(args.channels), x_train, y_train, args.epochs, lr=3e-3)
+        fnet = train_classifier(build_cnn(args.channels), x_train, y_train, args.epochs, lr=3e-3)
         qnet = quantize_model(fnet, x_train, levels=L, input_scale=1.0 / PIXEL_LEVELS,
                               input_range=(0, PIXEL_LEVELS), weight_bits=args.weight_bits)
         pred_calib = qnet.predict(x_test)

@@ -43,6 +43,7 @@ from _common import (  # noqa: E402
     load_digits_split,
     pct,
     seeded,
+    train_classifier,
 )
 
 PIXEL_LEVELS = 16  # sklearn digits pixels are integers 0..16; load_digits_split divides by 16
@@ -80,30 +81,10 @@ def build_rnn(hidden: int):
     return FloatRNN()
 
 
-def train(net, x, y, epochs: int, lr: float, batch: int = 64, params=None):
-    import torch
-    import torch.nn.functional as F
-
-    opt = torch.optim.Adam(net.parameters() if params is None else params, lr=lr)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    net.train()
-    for _ in range(epochs):
-        perm = torch.randperm(len(xt))
-        for i in range(0, len(perm), batch):
-            idx = perm[i : i + batch]
-            loss = F.cross_entropy(net(xt[idx]), yt[idx])
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
-            opt.step()
-    net.eval()
-    return net
-
-
 def fine_tune(qrnn, x, y, epochs: int, lr: float = 1e-3):
     """STE fine-tuning of an IntGridRNN in float32 (its integer view is read in float64 after)."""
     qrnn.float()
-    train(qrnn, x, y, epochs, lr)
+    train_classifier(qrnn, x, y, epochs, lr, clip_norm=5.0)
     qrnn.double()
     return qrnn
 
@@ -143,7 +124,7 @@ def run(args) -> dict:
 
     # 1. float RNN -> integer-grid RNN (calibrated, then STE fine-tuned): THE model
     with timer.stage("train+quantize"):
-        fnet = train(build_rnn(H), x_train, y_train, args.epochs, lr=3e-3)
+        fnet = train_classifier(build_rnn(H), x_train, y_train, args.epochs, lr=3e-3, clip_norm=5.0)  # clipped: unrolled ReLU RNN gradients can explode
         qrnn = quantize_rnn(fnet.rnn, fnet.head, x_train, levels=L, input_scale=1.0 / PIXEL_LEVELS,
                             input_range=(0, PIXEL_LEVELS), weight_bits=args.weight_bits, pow2_step=True)
         pred_calib = qrnn.predict(x_test)
