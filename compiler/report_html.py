@@ -357,11 +357,22 @@ _CHECK_JS = """
 """
 
 
+def _meta_text(value) -> str:
+    """A summary cell: nested dicts as `key: value` pairs, fractions shortened, strings as they are."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_meta_text(v)}" for k, v in value.items())
+    return json.dumps(value)
+
+
 def _summary(data: dict, mapping, energy, graph) -> str:
     rows = []
     meta = data.get("meta") or {}
     for k, v in meta.items():
-        rows.append([k, json.dumps(v) if not isinstance(v, str) else v])
+        rows.append([k, _meta_text(v)])
     if graph is not None:
         rows += [["neurons", f"{graph.num_neurons:,}"], ["synapses", f"{graph.num_synapses:,}"],
                  ["layers", len(graph.populations)], ["projections", len(graph.projections)]]

@@ -169,3 +169,12 @@ def test_report_renders_in_headless_chromium(chromium, written, tmp_path):
     im = np.asarray(Image.open(shot).convert("L"), dtype=float)
     assert im.shape == (3000, 1200)
     assert im.std() > 10  # text and charts, not a blank page
+
+
+def test_summary_cells_read_as_text_not_json():
+    """Nested meta values (e.g. accuracies per model) show as `key: value` pairs, floats shortened."""
+    from snnc.compiler.report_html import _meta_text
+
+    assert _meta_text({"float_cnn": 0.9688888888, "snn_sim": 0.9622222222}) == "float_cnn: 0.9689, snn_sim: 0.9622"
+    assert _meta_text({"outer": {"inner": 2}}) == "outer: inner: 2"
+    assert _meta_text([1, 2]) == "[1, 2]" and _meta_text("loihi2") == "loihi2"
