@@ -74,11 +74,9 @@ def main(argv=None) -> dict:
     batch = x[None]  # [1, T, 12]
 
     from snnc.backends.base import get_backend
-    from snnc.compiler.budget import bit_budget
-    from snnc.compiler.energy import estimate_energy
-    from snnc.compiler.passes.mapping import map_to_cores
+    from snnc.compiler.evaluate import evaluate
     from snnc.compiler.pipeline import compile as snnc_compile
-    from snnc.compiler.report import print_energy_table, write_report
+    from snnc.compiler.report import print_energy_table
 
     con.rule("[bold]Braille RNN (NIR paper) -> Loihi 2")
     con.print(f"model  {model_path}\ninput  sample 0: {steps} steps x {x.shape[1]} channels, {int(x.sum())} input spikes, label {LABEL}")
@@ -102,9 +100,11 @@ def main(argv=None) -> dict:
     hidden_pop = HIDDEN  # the compiler keeps the NIR node names for its populations
     run_steps = steps + shift
 
-    # 3. sim and lava on the chip graph (the chip needs `shift` more steps for the same answer)
-    with timer.stage("sim"):
-        sim = compiled.run(batch, backend="sim", steps=run_steps, probes=[hidden_pop])
+    # 3. sim (with mapping, energy and bit budget of that run) and lava on the chip graph; the chip
+    #    needs `shift` more steps for the same answer
+    with timer.stage("sim+energy"):
+        ev = evaluate(model_path, batch, chip="loihi2", compiled=compiled, steps=run_steps, probes=[hidden_pop])
+    sim, energy = ev.run, ev.energy
     lava_steps = run_steps if not args.fast else min(run_steps, 128 + shift)
     with timer.stage("lava"):
         lava = compiled.run(batch, backend="lava", steps=lava_steps, probes=[hidden_pop], progress=False)
@@ -146,20 +146,9 @@ def main(argv=None) -> dict:
         f"sim class {preds['sim']}, label {LABEL}",
     )
 
-    # 5. energy and report
-    with timer.stage("energy+report"):
-        mapping = map_to_cores(chip, "loihi2", traffic=sim.activity)
-        energy = estimate_energy(sim.activity, mapping)
-        budget = bit_budget(chip, sim.activity, warn=False)
-        paths = write_report(
-            out,
-            graph=chip,
-            mapping=mapping,
-            energy=energy,
-            run_result=sim,
-            budget=budget,
-            meta={"example": "braille_to_loihi", "model": str(model_path), "weight_bits": args.weight_bits},
-        )
+    # 5. report
+    with timer.stage("report"):
+        paths = ev.write_report(out, meta={"example": "braille_to_loihi", "model": str(model_path)})
     checks.add("report written", paths["html"].exists() and paths["json"].exists(), str(paths["html"]))
 
     # -- print -----------------------------------------------------------------------------------

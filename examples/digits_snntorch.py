@@ -151,10 +151,12 @@ def run(args) -> dict:
 
     with timer.stage("compile"):
         compiled = snnc_compile(graph, target="loihi2", weight_bits=args.weight_bits, dt=DT, calibrate=s_train[:128])
-    chip = compiled.chip
     shift = compiled.time_shift  # the chip's output lags the float model by this many steps
-    with timer.stage("sim"):
-        sim = compiled.run(s_test, backend="sim", steps=args.steps + shift)
+    with timer.stage("sim+energy"):
+        from snnc.compiler.evaluate import evaluate
+
+        ev = evaluate(graph, s_test, chip="loihi2", compiled=compiled, steps=args.steps + shift, probes=())
+    sim = ev.run
     sim_out = sim.aligned(sim.output)[:, : args.steps]
     pred_sim = spike_count_predictions(sim_out)
 
@@ -178,11 +180,7 @@ def run(args) -> dict:
     lava_equal = bool(np.array_equal(lava.output, sim.output[:n_lava]))
     checks.add("lava = sim (bit-exact)", lava_equal, f"{n_lava} test images, every output spike over {args.steps + shift} steps")
 
-    from snnc.compiler.energy import estimate_energy
-    from snnc.compiler.passes.mapping import map_to_cores
-
-    mapping = map_to_cores(chip, "loihi2", traffic=sim.activity)
-    energy = energy_numbers(estimate_energy(sim.activity, mapping))
+    energy = energy_numbers(ev.energy)
 
     from rich.table import Table
 
