@@ -453,22 +453,19 @@ def _compile(args: argparse.Namespace, console) -> int:
 
     model = load_model(args.model)
     out = Path(args.out)
+    result = None
     if isinstance(model, ChipGraph):
         console.print(f"{args.model} is already chip-level ({len(model.populations)} populations); writing it unchanged")
-        chip = model
-        summary = None
     else:
         calibrate = load_input_array(args.calibrate) if args.calibrate else None
         result = snnc_compile(
             model, target=args.target, weight_bits=args.weight_bits, dt=args.dt, calibrate=calibrate,
             dump_after=args.dump_after or None, dump_dir=out.parent / f"{out.stem}.dumps" if args.dump_after else None,
         )
-        chip = result.chip
-        summary = result
         console.print(result.summary_text(width=console.width or 120), end="")
-    write_nir(chip_to_nir(chip), out)
+    write_nir(chip_to_nir(model if result is None else result.chip), out)
     if args.report:
-        report = summary.to_dict() if summary is not None else {"note": "model was chip-level already"}
+        report = result.to_dict() if result is not None else {"note": "model was chip-level already"}
         Path(args.report).parent.mkdir(parents=True, exist_ok=True)
         Path(args.report).write_text(json.dumps(report, indent=1))
     console.print(f"wrote {out}" + (f" and {args.report}" if args.report else "")

@@ -69,14 +69,15 @@ def evaluate(
 ) -> Evaluation:
     """Compile (unless `model` is chip-level or `compiled` is given), run on `sim`, map, price.
 
-    `chip` names a built-in profile ("loihi1", "loihi2") or a profile file; `costs` overrides its
+    `chip` names a built-in profile ("loihi1", "loihi2") or a profile file (compiled with Loihi 2's
+    number formats, mapped and priced with the file's limits and costs); `costs` overrides its
     cost table. `probes` defaults to the spikes of every population (for the report's rasters).
     Remaining keyword arguments go to `snnc.compiler.compile` (weight_bits, dt, calibrate, ...).
     """
     from snnc.compiler.frontends.loader import load_model
 
     if compiled is None:
-        model = model if isinstance(model, ChipGraph) else load_model(model)
+        model = load_model(model)  # a ChipGraph comes back as it is
         if not isinstance(model, ChipGraph):
             target = chip if chip in ("loihi1", "loihi2") else "loihi2"
             compiled = compile(model, target=target, **compile_options)
