@@ -95,22 +95,12 @@ def compile(  # noqa: A001 - the verb users expect
     dt: float = DEFAULT_DT,
     calibrate: Any = None,
     *,
-    per_channel: bool = False,
-    reset: str = "exact",
-    input_encoding: str = "auto",
-    input_bits: int = 8,
-    bias: str = "neuron",
-    exponent_groups: int = 4,
-    split_sign: bool = True,
-    headroom: float = 2.0,
-    refine: bool = True,
-    shared: Sequence[str] | None = None,
-    tolerance: float = 0.01,
     passes: Sequence[Pass] | None = None,
     extra_passes: Sequence[Pass] = (),
     dump_after: str | Iterable[str] | None = None,
     dump_dir: str | Path | None = None,
     validate: bool = True,
+    **pass_options: Any,
 ) -> "CompileResult":
     """Compile `model` (Graph, nir.NIRGraph or .nir path) for `target` ("loihi2", "loihi1").
 
@@ -124,13 +114,18 @@ def compile(  # noqa: A001 - the verb users expect
     parameters the target holds once per layer; tolerance: how far per-neuron values may be
     collapsed. passes: replace the pass list; extra_passes: run after legalize (e.g. mapping).
     dump_after/dump_dir: write (or keep in memory) the graph after the named passes.
+    The remaining options (per_channel ... tolerance) are `default_passes`'s, whose defaults they
+    keep; they configure the default pass list, so they cannot be combined with `passes`.
     """
     source = load(model)
     if passes is None:
-        passes = default_passes(
-            target=target, weight_bits=weight_bits, dt=dt, calibrate=calibrate, per_channel=per_channel, reset=reset,
-            input_encoding=input_encoding, input_bits=input_bits, bias=bias, exponent_groups=exponent_groups,
-            split_sign=split_sign, headroom=headroom, refine=refine, shared=shared, tolerance=tolerance,
+        passes = default_passes(target=target, weight_bits=weight_bits, dt=dt, calibrate=calibrate, **pass_options)
+    elif pass_options:
+        raise ParameterError(
+            "pass options configure the default pass list and cannot be combined with `passes`",
+            where="compile()",
+            got=sorted(pass_options),
+            hint="set the options on the Pass objects you pass instead",
         )
     passes = list(passes) + list(extra_passes)
     # keep the NIR-level graph the quantizer lowered (the output of the pass before it)

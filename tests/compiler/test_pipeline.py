@@ -141,3 +141,14 @@ def _ok_graph() -> Graph:
         "out": nir.Output(output_type=np.array([2])),
     }
     return Graph.from_nir(nir.NIRGraph(nodes=nodes, edges=[("in", "fc"), ("fc", "lif"), ("lif", "out")], type_check=False))
+
+
+def test_pass_options_are_not_silently_ignored_with_a_custom_pass_list(refdata):
+    """Options like exponent_groups configure the default passes; with `passes=` they would be lost."""
+    from snnc.compiler.pipeline import default_passes
+
+    model = refdata / "nir-paper" / "lif" / "lif_norse.nir"
+    with pytest.raises(ParameterError, match="exponent_groups"):
+        compile(str(model), passes=default_passes(), exponent_groups=1)
+    with pytest.raises(TypeError, match="no_such_option"):
+        compile(str(model), no_such_option=1)
