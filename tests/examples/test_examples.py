@@ -7,7 +7,6 @@ demo writes its report.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -19,18 +18,10 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
-def load_example(name: str):
-    """Import examples/<name>.py as a module (they are scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location(f"snnc_example_{name}", EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.refdata
 @pytest.mark.lava
 @pytest.mark.timeout(300)
-def test_braille_to_loihi(tmp_path, refdata):
+def test_braille_to_loihi(load_example, tmp_path, refdata):
     result = load_example("braille_to_loihi").main(["--fast", "--out", str(tmp_path), "--data", str(refdata)])
     assert result["ok"], result["checks"]
     assert all(result["checks"].values())
@@ -48,7 +39,7 @@ def test_braille_to_loihi(tmp_path, refdata):
 
 
 @pytest.mark.timeout(300)
-def test_digits_snntorch(tmp_path):
+def test_digits_snntorch(load_example, tmp_path):
     result = load_example("digits_snntorch").main(["--fast", "--out", str(tmp_path), "--seed", "0"])
     assert result["ok"], result["checks"]
     acc = result["accuracy"]
@@ -63,7 +54,7 @@ def test_digits_snntorch(tmp_path):
 
 
 @pytest.mark.timeout(300)
-def test_digits_snntorch_is_deterministic(tmp_path):
+def test_digits_snntorch_is_deterministic(load_example, tmp_path):
     """Same seed, same numbers; another seed, another split and network."""
     example = load_example("digits_snntorch")
     a = example.main(["--fast", "--out", str(tmp_path / "a"), "--seed", "3"])
@@ -111,7 +102,7 @@ def test_digits_conversion_demo(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["braille_to_loihi", "digits_snntorch", "digits_conversion"])
-def test_exit_status_follows_the_verifications(name, monkeypatch):
+def test_exit_status_follows_the_verifications(load_example, name, monkeypatch):
     """`cli()` (what `python examples/X.py` exits with) is 1 when a check failed, 0 otherwise."""
     example = load_example(name)
     monkeypatch.setattr(example, "main", lambda argv=None: {"ok": False})

@@ -2,20 +2,9 @@
 Elman RNN, its chip-exact SNN on sim and its float SNN on reference agree on every test sequence."""
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-
-def load_example(name: str):
-    spec = importlib.util.spec_from_file_location(f"snnc_example_{name}", EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _check_exact(result: dict) -> None:
@@ -30,7 +19,7 @@ def _check_exact(result: dict) -> None:
 
 
 @pytest.mark.timeout(300)
-def test_rnn_example_fast_sim_and_reference_agree(tmp_path):
+def test_rnn_example_fast_sim_and_reference_agree(load_example, tmp_path):
     result = load_example("digits_rnn_conversion").main(["--fast", "--out", str(tmp_path), "--lava-samples", "0"])
     _check_exact(result)
     assert "lava" not in result["agreement"]
@@ -40,14 +29,14 @@ def test_rnn_example_fast_sim_and_reference_agree(tmp_path):
 
 @pytest.mark.lava
 @pytest.mark.timeout(300)
-def test_rnn_example_fast_with_lava(tmp_path):
+def test_rnn_example_fast_with_lava(load_example, tmp_path):
     result = load_example("digits_rnn_conversion").main(["--fast", "--out", str(tmp_path)])
     _check_exact(result)
     assert result["lava_equal"] == result["lava_samples"] == 1
     assert result["agreement"]["lava"] == 1.0
 
 
-def test_exit_status_follows_the_verifications(monkeypatch):
+def test_exit_status_follows_the_verifications(load_example, monkeypatch):
     example = load_example("digits_rnn_conversion")
     monkeypatch.setattr(example, "main", lambda argv=None: {"ok": False})
     assert example.cli([]) == 1
