@@ -44,6 +44,7 @@ import scipy.sparse as sp
 
 from .chip import ChipGraph, ConvGeometry, InputPopulation, OutputPort, Population, Projection
 from .errors import ModelFileError, ParameterError, SnncError
+from .timestep import check_dt
 
 KEY = "snnc"
 FORMAT_VERSION = 1
@@ -61,7 +62,7 @@ def chip_to_nir(graph: ChipGraph, *, dt: float | None = None) -> nir.NIRGraph:
     `dt` defaults to graph.meta['dt'], then to 1e-4 s.
     """
     graph.validate()
-    dt = _dt(dt if dt is not None else graph.meta.get("dt", DEFAULT_DT))
+    dt = check_dt(dt if dt is not None else graph.meta.get("dt", DEFAULT_DT), "chip graph meta['dt']")
     names = _NameTable()
     nodes: dict[str, nir.NIRNode] = {}
     edges: list[tuple[str, str]] = []
@@ -205,16 +206,6 @@ class _NameTable:
 
 def _meta(record: dict) -> dict:
     return {KEY: json.dumps(record)}
-
-
-def _dt(value) -> float:
-    try:
-        dt = float(value)
-    except (TypeError, ValueError):
-        raise ParameterError("dt must be a number of seconds", where="chip graph meta['dt']", got=value) from None
-    if not math.isfinite(dt) or dt <= 0:
-        raise ParameterError("dt must be a positive number of seconds", where="chip graph meta['dt']", got=value, hint="e.g. 1e-4")
-    return dt
 
 
 def _population_node(pop: Population, dt: float) -> nir.CubaLIF:
@@ -394,7 +385,7 @@ def _rebuild(nir_graph, header: dict, where: str) -> ChipGraph:
     nodes = getattr(nir_graph, "nodes", None)
     if not isinstance(nodes, dict):
         raise ModelFileError("graph has no nodes mapping", where=where)
-    dt = _dt(header.get("dt", DEFAULT_DT))
+    dt = check_dt(header.get("dt", DEFAULT_DT), "chip graph meta['dt']")
     records: dict[str, dict] = {}
     by_kind: dict[str, dict[str, tuple[str, dict]]] = {"input": {}, "population": {}, "projection": {}, "output": {}, "flatten": {}}
     skipped = set()

@@ -50,7 +50,6 @@ Parameters stay scalars or per-neuron arrays and broadcast at run time against
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Mapping, Sequence
@@ -60,8 +59,9 @@ import numpy as np
 
 from snnc.backends.base import Activity, PopulationActivity, RunResult, normalize_inputs
 from snnc.ir import shapes as S
-from snnc.ir.errors import BackendError, ParameterError, SnncError
+from snnc.ir.errors import BackendError, SnncError
 from snnc.ir.graph import Graph
+from snnc.ir.timestep import check_dt
 
 from .kernels import Kernel, make_kernel
 
@@ -84,14 +84,6 @@ def _as_graph(graph: Any) -> Graph:
     )
 
 
-def _check_dt(dt: Any) -> float:
-    try:
-        value = float(dt)
-    except (TypeError, ValueError):
-        value = float("nan")
-    if not math.isfinite(value) or value <= 0:
-        raise ParameterError("dt must be a positive number of seconds", where="build option dt", expected="e.g. 1e-4", got=dt)
-    return value
 
 
 @dataclass
@@ -256,7 +248,7 @@ class ReferenceBackend:
     def problems(self, graph: Any, dt: float = DEFAULT_DT, **options: Any) -> list[str]:
         """Why `graph` cannot be built with this `dt`, one line per problem (empty when it can)."""
         try:
-            dt = _check_dt(dt)
+            dt = check_dt(dt, "build option dt")
             g = _as_graph(graph)
         except SnncError as err:
             return [str(err)]
@@ -280,4 +272,4 @@ class ReferenceBackend:
                 expected="dt",
                 hint="the reference backend takes only dt (seconds per step)",
             )
-        return ReferenceProgram(_as_graph(graph), _check_dt(dt))
+        return ReferenceProgram(_as_graph(graph), check_dt(dt, "build option dt"))

@@ -50,6 +50,7 @@ import nir
 import numpy as np
 
 from snnc.ir.errors import GraphError, ParameterError, ShapeError, SnncError, UnsupportedNodeError
+from snnc.ir.timestep import check_dt
 
 RESET_MODES = ("strict", "exact", "nir")
 
@@ -106,12 +107,7 @@ def from_torch(
         raise ParameterError("from_torch needs a torch.nn.Module", got=type(module).__name__)
     if reset not in RESET_MODES:
         raise ParameterError("unknown reset mode", where="from_torch(reset=...)", expected=", ".join(RESET_MODES), got=reset)
-    try:
-        dt = float(dt)
-    except (TypeError, ValueError):
-        dt = float("nan")
-    if not math.isfinite(dt) or dt <= 0:
-        raise ParameterError("dt must be a positive number of seconds", where="from_torch(dt=...)", expected="e.g. 1e-4", got=dt)
+    dt = check_dt(dt, "from_torch(dt=...)")
     shape = _sample_shape(sample_input_shape)
     return _Converter(module, shape, dt, reset).run()
 

@@ -51,6 +51,7 @@ import numpy as np
 from snnc.ir import shapes as S
 from snnc.ir.errors import ParameterError, UnsupportedNodeError
 from snnc.ir.graph import Graph
+from snnc.ir.timestep import check_dt
 
 from .base import Pass, PassResult
 
@@ -256,9 +257,7 @@ class Canonicalize(Pass):
 
     def run(self, graph: Graph) -> PassResult:
         self.check_level(graph)
-        dt = float(self.dt)
-        if not np.isfinite(dt) or dt <= 0:
-            raise ParameterError("dt must be a positive number of seconds", where="compile option dt", got=self.dt)
+        dt = check_dt(self.dt, "compile option dt")
         if self.reset not in ("exact", "shift"):
             raise ParameterError("reset must be 'exact' or 'shift'", where="canonicalize option reset", got=self.reset)
         g = graph.copy()
