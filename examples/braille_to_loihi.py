@@ -74,7 +74,7 @@ def main(argv=None) -> dict:
     batch = x[None]  # [1, T, 12]
 
     from snnc.backends.base import get_backend
-    from snnc.compiler.evaluate import evaluate
+    from snnc.compiler.analysis.evaluate import evaluate
     from snnc.compiler.pipeline import compile as snnc_compile
     from snnc.compiler.report import print_energy_table
 
@@ -124,7 +124,7 @@ def main(argv=None) -> dict:
     lava_out = compiled.align(lava.outputs[out_name])[0, :n]
 
     # 4. chip vs float
-    from snnc.compiler.sweep import spike_fidelity
+    from snnc.compiler.analysis.sweep import spike_fidelity
 
     fid_hidden = spike_fidelity("hidden", sim_hidden, ref_hidden)
     fid_out = spike_fidelity("output", sim_out, ref_out)

@@ -18,7 +18,7 @@ What it shows (the README's `make demo`):
    exact in float64) goes through the float converter `conversion.convert` onto the `reference`
    backend (integrate-and-fire with reset by subtraction), and must agree with it too;
 5. energy and latency per inference on Loihi 2 are estimated from what `sim` counted
-   (`snnc.compiler.evaluate`), and report.json + report.html are written to --out.
+   (`snnc.compiler.analysis.evaluate`), and report.json + report.html are written to --out.
 
 Run:  .venv/bin/python examples/digits_conversion.py [--fast] [--out DIR] [--seed N]
 Exit status 1 when a verification fails.
@@ -82,7 +82,7 @@ def build_cnn(channels):
 
 def fine_tune(qnet, x, y, epochs: int, lr: float = 1e-3):
     """STE fine-tuning of an IntGridNet in float32 (its integer view is read in float64 after)."""
-    from snnc.compiler.frontends.conversion_chip import IntGridLayer
+    from snnc.compiler.frontends.conversion.chip import IntGridLayer
 
     ops = [layer.op for layer in qnet.layers if isinstance(layer, IntGridLayer)]
     for op in ops:
@@ -105,7 +105,7 @@ def float_equivalent(qnet):
     import torch.nn as nn
 
     from snnc.compiler.frontends.conversion import QuantReLU
-    from snnc.compiler.frontends.conversion_chip import IntGridLayer, SumPool2d
+    from snnc.compiler.frontends.conversion.chip import IntGridLayer, SumPool2d
 
     mods, scale, fold = [], 1.0, 1.0
     for layer in qnet.layers:
@@ -148,9 +148,9 @@ def run(args) -> dict:
     out.mkdir(parents=True, exist_ok=True)
 
     from snnc.backends.base import get_backend
-    from snnc.compiler.evaluate import evaluate
+    from snnc.compiler.analysis.evaluate import evaluate
     from snnc.compiler.frontends import conversion
-    from snnc.compiler.frontends.conversion_chip import convert_to_chip, quantize_model
+    from snnc.compiler.frontends.conversion.chip import convert_to_chip, quantize_model
     from snnc.ir.errors import SnncError
 
     L = args.levels

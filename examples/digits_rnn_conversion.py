@@ -107,9 +107,9 @@ def run(args) -> dict:
     import torch
 
     from snnc.backends.base import get_backend
-    from snnc.compiler.evaluate import evaluate
+    from snnc.compiler.analysis.evaluate import evaluate
     from snnc.compiler.frontends import conversion
-    from snnc.compiler.frontends.conversion_chip_rnn import convert_rnn_to_chip, float_equivalent_rnn, quantize_rnn
+    from snnc.compiler.frontends.conversion.chip_rnn import convert_rnn_to_chip, float_equivalent_rnn, quantize_rnn
     from snnc.ir.errors import SnncError
 
     L, H = args.levels, args.hidden

@@ -153,7 +153,7 @@ def run(args) -> dict:
         compiled = snnc_compile(graph, target="loihi2", weight_bits=args.weight_bits, dt=DT, calibrate=s_train[:128])
     shift = compiled.time_shift  # the chip's output lags the float model by this many steps
     with timer.stage("sim+energy"):
-        from snnc.compiler.evaluate import evaluate
+        from snnc.compiler.analysis.evaluate import evaluate
 
         ev = evaluate(graph, s_test, chip="loihi2", compiled=compiled, steps=args.steps + shift, probes=())
     sim = ev.run

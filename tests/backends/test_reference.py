@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from snnc.backends.reference import ReferenceBackend
-from snnc.compiler.frontends.events import nmnist_frames
+from snnc.compiler.data.events import nmnist_frames
 from snnc.ir.graph import Graph
 
 pytestmark = pytest.mark.refdata

@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 
 from snnc.backends.base import Activity, PopulationActivity
-from snnc.compiler.budget import AccumulatorOverflowWarning, BitBudget, bit_budget
+from snnc.compiler.analysis.budget import AccumulatorOverflowWarning, BitBudget, bit_budget
 from snnc.ir.chip import ChipGraph, ConvGeometry, InputPopulation, OutputPort, Population, Projection
 from snnc.ir.errors import GraphError, SnncError
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from snnc.backends.base import Activity, PopulationActivity, ProjectionActivity
-from snnc.compiler.energy import BLOUW_2019, COST_TYPES, compare_kws, estimate_energy, kws_blouw2019
-from snnc.compiler.passes.mapping import map_to_cores
+from snnc.compiler.analysis.energy import BLOUW_2019, COST_TYPES, compare_kws, estimate_energy, kws_blouw2019
+from snnc.compiler.mapping import map_to_cores
 from snnc.compiler.targets import LOIHI1, LOIHI2, get_cost_table
 from snnc.ir.chip import ChipGraph, ConvGeometry, InputPopulation, Population, Projection
 from snnc.ir.errors import ParameterError
@@ -278,8 +278,8 @@ def test_counters_of_the_sim_backend_feed_the_model():
 def test_ann_baseline_counts_recurrent_networks_once_per_step():
     """A feed-forward ANN runs once per inference; an RNN runs every layer at every time step."""
     from snnc.backends.base import get_backend
-    from snnc.compiler.energy import estimate_energy
-    from snnc.compiler.passes.mapping import map_to_cores
+    from snnc.compiler.analysis.energy import estimate_energy
+    from snnc.compiler.mapping import map_to_cores
     from snnc.ir.chip import ChipGraph, InputPopulation, OutputPort, Population, Projection
 
     def graph(recurrent: bool) -> ChipGraph:

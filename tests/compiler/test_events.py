@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from snnc.compiler.frontends.events import (
+from snnc.compiler.data.events import (
     EVENT_DTYPE,
     decode_nmnist,
     events_to_frames,

@@ -10,7 +10,7 @@ import pytest
 import scipy.sparse as sp
 
 from snnc.backends.base import Activity, PopulationActivity
-from snnc.compiler.passes.mapping import RESOURCES, Mapping, map_to_cores
+from snnc.compiler.mapping import RESOURCES, Mapping, map_to_cores
 from snnc.compiler.targets import LOIHI1, LOIHI2
 from snnc.ir.chip import ChipGraph, ConvGeometry, InputPopulation, Population, Projection
 from snnc.ir.errors import ResourceError
@@ -294,7 +294,7 @@ def test_cnn_maps_onto_loihi2_with_cores_and_utilization(refdata):
 
 def test_mapping_pass_reports_the_mapping_and_keeps_the_graph():
     from snnc.compiler.passes.base import PassManager
-    from snnc.compiler.passes.mapping import MapToCores
+    from snnc.compiler.mapping import MapToCores
 
     g = chain([64, 300, 10])
     result = PassManager([MapToCores(profile="loihi1")]).run(g)
@@ -305,7 +305,7 @@ def test_mapping_pass_reports_the_mapping_and_keeps_the_graph():
 
 
 def test_expanded_conv_pattern_matches_a_direct_loop():
-    from snnc.compiler.passes.mapping import _conv_pattern
+    from snnc.compiler.mapping.placement import _conv_pattern
 
     geo = ConvGeometry((4, 7, 6), (6, 4, 3), (3, 2), stride=(2, 2), padding=(1, 1), dilation=(2, 1), groups=2)
     w = RNG.integers(-3, 4, size=(6, 2, 3, 2)) * 2

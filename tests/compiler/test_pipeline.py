@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from snnc.backends.reference import ReferenceBackend
-from snnc.compiler.frontends.events import nmnist_frames
+from snnc.compiler.data.events import nmnist_frames
 from snnc.compiler.pipeline import CompileResult, compile
 from snnc.ir.chip_nir import chip_from_nir, chip_to_nir
 from snnc.ir.errors import ParameterError, PassError

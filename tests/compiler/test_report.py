@@ -17,8 +17,8 @@ from PIL import Image
 from rich.console import Console
 
 from snnc.backends.base import RunResult
-from snnc.compiler.energy import estimate_energy, kws_blouw2019
-from snnc.compiler.passes.mapping import map_to_cores
+from snnc.compiler.analysis.energy import estimate_energy, kws_blouw2019
+from snnc.compiler.mapping import map_to_cores
 from snnc.compiler.report import SECTIONS, format_energy, print_energy_table, write_report
 from snnc.ir.errors import ParameterError
 
@@ -173,7 +173,7 @@ def test_report_renders_in_headless_chromium(chromium, written, tmp_path):
 
 def test_summary_cells_read_as_text_not_json():
     """Nested meta values (e.g. accuracies per model) show as `key: value` pairs, floats shortened."""
-    from snnc.compiler.report_html import _meta_text
+    from snnc.compiler.report.html import _meta_text
 
     assert _meta_text({"float_cnn": 0.9688888888, "snn_sim": 0.9622222222}) == "float_cnn: 0.9689, snn_sim: 0.9622"
     assert _meta_text({"outer": {"inner": 2}}) == "outer: inner: 2"

@@ -9,14 +9,8 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from snnc.compiler.sweep import (
-    accuracy,
-    add_budget_arguments,
-    budget_sweep,
-    predictions,
-    run_budget_command,
-    spike_fidelity,
-)
+from snnc.compiler.analysis.sweep import accuracy, budget_sweep, predictions, spike_fidelity
+from snnc.compiler.cli.budget import add_budget_arguments, run_budget_command
 from snnc.ir.chip import ChipGraph, InputPopulation, OutputPort, Population, Projection
 from snnc.ir.errors import ModelFileError, ParameterError, QuantizationError, ShapeError
 

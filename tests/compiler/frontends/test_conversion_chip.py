@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from snnc.backends.base import get_backend
-from snnc.compiler.frontends.conversion_chip import (
+from snnc.compiler.frontends.conversion.chip import (
     IntGridLayer,
     IntGridNet,
     SumPool2d,

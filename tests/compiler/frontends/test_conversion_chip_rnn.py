@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from snnc.backends.base import get_backend
 from snnc.compiler.frontends import conversion
-from snnc.compiler.frontends.conversion_chip_rnn import (
+from snnc.compiler.frontends.conversion.chip_rnn import (
     IntGridRNN,
     convert_rnn_to_chip,
     float_equivalent_rnn,

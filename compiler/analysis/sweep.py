@@ -24,8 +24,6 @@ silence pick the lowest index, as numpy's argmax) compared with the label.
 """
 from __future__ import annotations
 
-import argparse
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -33,7 +31,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from snnc.ir.bits import SPECS
-from snnc.ir.errors import ModelFileError, ParameterError, ShapeError, SnncError
+from snnc.ir.errors import ParameterError, ShapeError, SnncError
 
 from .budget import BitBudget, bit_budget
 
@@ -375,46 +373,3 @@ def _check_labels(labels: Any, batch: int) -> np.ndarray | None:
             hint="labels.npy holds one integer class per sample of the input batch",
         )
     return arr.astype(np.int64)
-
-
-# -- CLI -------------------------------------------------------------------------------------------
-def _width_list(text: str) -> list[int]:
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--weight-bits wants comma-separated integers, e.g. 2,4,6,8; got {text!r}") from None
-
-
-def add_budget_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The options of `snnc budget MODEL --weight-bits 2,4,6,8 --input IN.npy [--labels L.npy]`."""
-    parser.add_argument("model", help="model to compile (a .nir file, or what `snnc compile` accepts)")
-    parser.add_argument("--weight-bits", type=_width_list, default=list(DEFAULT_WEIGHT_BITS),
-                        help="comma-separated weight widths to compile at (1..8; default 2,4,6,8)")
-    parser.add_argument("--input", required=True, help="input spikes .npy, [T, *shape] or [batch, T, *shape]")
-    parser.add_argument("--labels", help="optional .npy of one integer class per sample: adds accuracy")
-    parser.add_argument("--steps", type=int, help="time steps to simulate (default: the input's length)")
-    parser.add_argument("--dt", type=float, help="simulation step in seconds (default: the compiler's)")
-    parser.add_argument("--json", dest="json_out", help="also write the sweep, with every bit budget, as JSON here")
-    return parser
-
-
-def run_budget_command(args: argparse.Namespace, console=None) -> int:
-    """Run the sweep the parsed `args` describe and print its table; snnc errors propagate to the CLI."""
-    from rich.console import Console
-
-    console = console or Console()
-    from .cli import load_input_array
-
-    inputs = load_input_array(args.input)
-    labels = load_input_array(args.labels) if getattr(args, "labels", None) else None
-    opts = {} if getattr(args, "dt", None) is None else {"dt": args.dt}
-    result = budget_sweep(args.model, args.weight_bits, inputs, getattr(args, "steps", None), labels, **opts)
-    console.print(result.render())
-    for row in result.rows:
-        if row.budget is not None:
-            for warning in row.budget.warnings:
-                console.print(f"[yellow]warning[/] ({row.weight_bits} bits): {warning}")
-    if getattr(args, "json_out", None):
-        Path(args.json_out).write_text(json.dumps(result.to_dict(), indent=2))
-        console.print(f"wrote {args.json_out}")
-    return 0

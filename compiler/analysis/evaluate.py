@@ -19,9 +19,9 @@ from snnc.ir.chip import ChipGraph
 
 from .budget import BitBudget, bit_budget
 from .energy import EnergyReport, estimate_energy
-from .passes.mapping import Mapping as CoreMapping
-from .passes.mapping import map_to_cores
-from .pipeline import CompileResult, compile
+from ..mapping import Mapping as CoreMapping
+from ..mapping import map_to_cores
+from ..pipeline import CompileResult, compile
 
 
 @dataclass
@@ -37,7 +37,7 @@ class Evaluation:
 
     def write_report(self, out_dir: str | Path, meta: Mapping[str, Any] | None = None) -> dict[str, Path]:
         """`report.json` + self-contained `report.html` in `out_dir`."""
-        from .report import write_report
+        from ..report import write_report
 
         info = {"chip": self.mapping.profile.name, "time_shift": self.run.time_shift}
         if self.compiled is not None:

@@ -19,7 +19,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .report import SECTIONS, format_energy, format_time
+from .format import SECTIONS, format_energy, format_time
 
 _COST_COLORS = {
     "synaptic": "#1f77b4",
@@ -125,7 +125,7 @@ def _rect(xy, w, h, color, alpha):
 
 def fig_utilization(mapping) -> Figure:
     """Per-core utilization of each resource (fraction of the core's limit)."""
-    from .passes.mapping import RESOURCES
+    from ..mapping import RESOURCES
 
     limits = mapping.profile.limits()
     blocks = sorted(mapping.blocks, key=lambda b: (b.chip, b.core))
@@ -147,7 +147,7 @@ def fig_utilization(mapping) -> Figure:
 
 def fig_energy_layers(energy) -> Figure:
     """Stacked energy per layer by cost type."""
-    from .energy import COST_TYPES
+    from ..analysis.energy import COST_TYPES
 
     names = list(energy.layers)
     fig = Figure(figsize=(7, 0.35 * len(names) + 1.5))
@@ -276,7 +276,7 @@ def budget_layers(budget: Any) -> dict[str, dict[str, float]] | None:
     if not isinstance(budget, dict):
         return None
     layers = budget.get("layers", budget)
-    if isinstance(layers, list):  # snnc.compiler.budget: a list of layer dicts with "name"
+    if isinstance(layers, list):  # snnc.compiler.analysis.budget: a list of layer dicts with "name"
         layers = {d["name"]: d for d in layers if isinstance(d, dict) and "name" in d}
     if not isinstance(layers, dict):
         return None

@@ -45,7 +45,7 @@ from snnc.ir.chip import ChipGraph, Population, Projection
 from snnc.ir.errors import GraphError, ResourceError
 
 from ..targets import ChipProfile, CostTable, get_profile
-from .base import Pass, PassResult
+from ..passes.base import Pass, PassResult
 
 RESOURCES = ("neurons", "synaptic_memory_bits", "input_axons", "output_axons")
 _RESOURCE_TEXT = {

@@ -29,8 +29,8 @@ import numpy as np
 
 from snnc.ir.errors import ParameterError
 
-from .passes.mapping import Link, Mapping
-from .targets import (
+from ..mapping import Link, Mapping
+from ..targets import (
     E_FP32_ADD,
     E_FP32_MAC,
     E_INT8_MAC,
@@ -486,7 +486,7 @@ def kws_blouw2019(rate: float = 0.1, input_rate: float = 0.1, steps: int = 10, s
 
 def compare_kws(table: CostTable | str = "loihi1-davies2018", profile: str = "loihi1", **kw) -> dict:
     """Estimate the Blouw et al. keyword spotter and put it beside the measured figure."""
-    from .passes.mapping import map_to_cores
+    from ..mapping import map_to_cores
 
     graph, act, assumptions = kws_blouw2019(**kw)
     mapping = map_to_cores(graph, profile, traffic=act)

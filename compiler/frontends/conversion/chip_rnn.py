@@ -72,7 +72,7 @@ import torch.nn as nn
 from snnc.ir.chip import ChipGraph, InputPopulation, OutputPort, Population, Projection
 from snnc.ir.errors import ParameterError, QuantizationError, ShapeError, UnsupportedNodeError
 
-from .conversion_chip import (
+from .chip import (
     A_LIMIT,
     CLOCK_BITS,
     DIGITS,
@@ -365,7 +365,7 @@ def float_equivalent_rnn(qrnn: IntGridRNN) -> nn.Sequential:
     gives D y. Exact in float64 only when D is a power of two (Uq / D is then a binary fraction);
     otherwise a QuantizationError (quantize with pow2_step=True).
     """
-    from .conversion import QuantRNN
+    from .float_model import QuantRNN
 
     D = qrnn.step
     if D & (D - 1):

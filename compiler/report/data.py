@@ -24,17 +24,8 @@ import numpy as np
 
 from snnc.ir.errors import ParameterError
 
-SECTIONS = (
-    ("summary", "Summary"),
-    ("mapping", "Mapping onto cores"),
-    ("energy", "Energy per inference"),
-    ("latency", "Latency"),
-    ("raster", "Spike raster"),
-    ("bit-budget", "Bit budget"),
-    ("quantization", "Quantization errors"),
-    ("activity", "Activity"),
-    ("assumptions", "Assumptions and sources"),
-)
+from .format import format_energy, format_time
+
 
 
 # -- plain data -----------------------------------------------------------------------------------------
@@ -168,7 +159,7 @@ def write_report(out_dir, *, graph=None, mapping=None, energy=None, activity=Non
                              budget=budget, quant_errors=quant_errors, meta=meta)
     json_path = out / "report.json"
     json_path.write_text(json.dumps(data, indent=1))
-    from .report_html import render_html
+    from .html import render_html
 
     html_path = out / "report.html"
     html_path.write_text(
@@ -179,21 +170,6 @@ def write_report(out_dir, *, graph=None, mapping=None, energy=None, activity=Non
 
 
 # -- terminal -----------------------------------------------------------------------------------------------
-def format_energy(joules: float) -> str:
-    """Energy with an SI prefix: 4.32 uJ, 23.6 pJ."""
-    if joules == 0:
-        return "0 J"
-    for scale, unit in ((1, "J"), (1e-3, "mJ"), (1e-6, "uJ"), (1e-9, "nJ"), (1e-12, "pJ"), (1e-15, "fJ")):
-        if abs(joules) >= scale:
-            return f"{joules / scale:.3g} {unit}"
-    return f"{joules:.3g} J"
-
-
-def format_time(seconds: float) -> str:
-    for scale, unit in ((1, "s"), (1e-3, "ms"), (1e-6, "us"), (1e-9, "ns")):
-        if abs(seconds) >= scale:
-            return f"{seconds / scale:.3g} {unit}"
-    return f"{seconds:.3g} s"
 
 
 def energy_table(energy):

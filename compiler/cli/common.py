@@ -1,0 +1,120 @@
+"""Helpers every command shares: console output, argument types, backends and output files."""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from snnc.ir.errors import BackendError, ModelFileError, SnncError
+
+
+def _one_line(value: Any) -> str:
+    return " ".join(str(value).split())
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(file=sys.stdout, highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
+
+
+def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]):
+    from rich.table import Table
+    from rich.text import Text
+
+    from rich.console import Group
+
+    table = Table(show_lines=False)
+    for col in columns:
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(*(Text(str(v)) for v in row))
+    return Group(Text(title, style="bold"), table)
+
+
+def _shape(shape) -> str:
+    return "x".join(str(d) for d in shape) if shape is not None else "?"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def model_input_shapes(model) -> dict[str, tuple[int, ...]]:
+    from snnc.ir.chip import ChipGraph
+
+    if isinstance(model, ChipGraph):
+        return {name: tuple(inp.shape) for name, inp in model.inputs.items()}
+    return {name: tuple(model.in_shapes[name]) for name in model.inputs}
+
+
+def _probe_targets(model) -> list[str]:
+    from snnc.ir.chip import ChipGraph
+
+    if isinstance(model, ChipGraph):
+        return [*model.inputs, *model.populations, *model.projections]
+    return list(model.nodes)
+
+
+def load_backend(name: str, model):
+    """The backend `name`, checked against the model's level and its `problems()`."""
+    from snnc.backends import base
+
+    try:
+        backend = base.get_backend(name)
+    except SnncError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a half-installed backend package
+        raise BackendError(
+            f"backend {name!r} cannot be loaded ({type(exc).__name__}: {_one_line(exc)})",
+            hint=f"available: {', '.join(base.available_backends())}",
+        ) from exc
+    from snnc.ir.chip import ChipGraph
+
+    level = "chip" if isinstance(model, ChipGraph) else "nir"
+    backend_level = getattr(backend, "level", None)
+    if backend_level is not None and backend_level != level:
+        raise BackendError(
+            f"backend {name!r} runs {backend_level}-level graphs but the model is {level}-level",
+            hint="use --backend reference for NIR-level models and --backend sim (or lava) for chip-level ones"
+            if level == "nir" or backend_level == "nir" else None,
+        )
+    problems = list(backend.problems(model)) if hasattr(backend, "problems") else []
+    if problems:
+        raise BackendError(
+            f"backend {name!r} cannot run this model: {'; '.join(map(str, problems[:3]))}"
+            + (f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""),
+            hint="try another --backend",
+        )
+    return backend
+
+
+def write_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
+    """np.savez to exactly `path` (numpy would append .npz), creating its directory."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as f:
+            np.savez(f, **arrays)
+    except OSError as exc:
+        raise ModelFileError(f"cannot write the output file ({exc.strerror or exc})", where=str(path)) from exc

@@ -1,0 +1,55 @@
+"""`snnc compile`: quantize a float model for a chip and write chip-level NIR."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from snnc.compiler.data.inputs import load_input_array
+
+from .app import register
+from .common import _positive_float, _positive_int
+
+def _compile_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="a NIR-level .nir file (or a lava-dl .net file, already chip-level)")
+    p.add_argument("-o", "--out", required=True, metavar="OUT.nir", help="where to write the compiled (chip-level) NIR file")
+    p.add_argument("--target", choices=["loihi2", "loihi1"], default="loihi2", help="chip to compile for (default loihi2)")
+    p.add_argument("--weight-bits", type=_positive_int, default=8, metavar="N", help="bits per weight, 1..8 (default 8)")
+    p.add_argument("--dt", type=_positive_float, default=1e-4, metavar="S", help="time step in seconds (default 1e-4, the NIR paper's)")
+    p.add_argument("--calibrate", metavar="IN.npy", help="sample inputs [T, *shape] or [batch, T, *shape] to size scales on")
+    p.add_argument("--report", metavar="REPORT.json", help="also write the per-pass, per-layer report as JSON")
+    p.add_argument("--dump-after", nargs="+", action="extend", default=[], metavar="PASS",
+                   help="write the graph after these passes (canonicalize, fuse, timing, quantize, legalize) next to OUT")
+
+
+def _compile(args: argparse.Namespace, console) -> int:
+    import json
+
+    from snnc.compiler.frontends.loader import load_model
+    from snnc.compiler.pipeline import compile as snnc_compile
+    from snnc.ir.chip import ChipGraph
+    from snnc.ir.chip_nir import chip_to_nir
+    from snnc.ir.graph import write_nir
+
+    model = load_model(args.model)
+    out = Path(args.out)
+    result = None
+    if isinstance(model, ChipGraph):
+        console.print(f"{args.model} is already chip-level ({len(model.populations)} populations); writing it unchanged")
+    else:
+        calibrate = load_input_array(args.calibrate) if args.calibrate else None
+        result = snnc_compile(
+            model, target=args.target, weight_bits=args.weight_bits, dt=args.dt, calibrate=calibrate,
+            dump_after=args.dump_after or None, dump_dir=out.parent / f"{out.stem}.dumps" if args.dump_after else None,
+        )
+        console.print(result.summary_text(width=console.width or 120), end="")
+    write_nir(chip_to_nir(model if result is None else result.chip), out)
+    if args.report:
+        report = result.to_dict() if result is not None else {"note": "model was chip-level already"}
+        Path(args.report).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.report).write_text(json.dumps(report, indent=1))
+    console.print(f"wrote {out}" + (f" and {args.report}" if args.report else "")
+                  + f"; run it with: snnc run {out} --input IN.npy --out OUT.npz")
+    return 0
+
+
+register("compile", "compile a float model for a chip: quantized chip-level NIR plus a per-layer summary", _compile_args, _compile)

@@ -1,0 +1,5 @@
+"""Mapping a chip graph onto cores: core-sized blocks, locality-aware placement on the mesh,
+several chips when one is full, and a `ResourceError` naming what does not fit (`placement`)."""
+from .placement import RESOURCES, Block, Link, MapToCores, Mapping, map_to_cores
+
+__all__ = ["RESOURCES", "Block", "Link", "MapToCores", "Mapping", "map_to_cores"]
