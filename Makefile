@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.snnc-installed
 export PYTHONDONTWRITEBYTECODE :=
 export MPLBACKEND := Agg
 
-.PHONY: demo test bench venv clean
+.PHONY: demo test check bench venv clean
 
 venv: $(STAMP)
 
@@ -22,6 +22,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	@bash tools/install_chromium.sh >/dev/null
 	$(PY) -m pytest -q
+
+check: $(STAMP)
+	bash tools/check.sh
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_sim.py
