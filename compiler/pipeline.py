@@ -9,6 +9,7 @@ with the input encoding the quantizer chose (`run`).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,7 +96,7 @@ def compile(  # noqa: A001 - the verb users expect
     dt: float = DEFAULT_DT,
     calibrate: Any = None,
     *,
-    passes: Sequence[Pass] | None = None,
+    passes: str | Sequence[Pass] | None = None,
     extra_passes: Sequence[Pass] = (),
     dump_after: str | Iterable[str] | None = None,
     dump_dir: str | Path | None = None,
@@ -112,12 +113,18 @@ def compile(  # noqa: A001 - the verb users expect
     input_encoding: "auto", "spikes" or "graded"; input_bits: graded payload bits. bias: "neuron"
     (exact) or "mant". exponent_groups / split_sign: weight coding (see quantize). shared: neuron
     parameters the target holds once per layer; tolerance: how far per-neuron values may be
-    collapsed. passes: replace the pass list; extra_passes: run after legalize (e.g. mapping).
+    collapsed. passes: replace the pass list (Pass objects, or a text spec such as
+    "canonicalize,fuse,timing,quantize(weight_bits=6),legalize"; `calibrate` still reaches quantize); extra_passes: run after legalize (e.g. mapping).
     dump_after/dump_dir: write (or keep in memory) the graph after the named passes.
     The remaining options (per_channel ... tolerance) are `default_passes`'s, whose defaults they
     keep; they configure the default pass list, so they cannot be combined with `passes`.
     """
     source = load(model)
+    if isinstance(passes, str):
+        from .passes import parse_pipeline
+
+        passes = [dataclasses.replace(p, calibrate=calibrate) if p.name == "quantize" and calibrate is not None else p
+                  for p in parse_pipeline(passes)]
     if passes is None:
         passes = default_passes(target=target, weight_bits=weight_bits, dt=dt, calibrate=calibrate, **pass_options)
     elif pass_options:

@@ -17,6 +17,8 @@ def _compile_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dt", type=_positive_float, default=1e-4, metavar="S", help="time step in seconds (default 1e-4, the NIR paper's)")
     p.add_argument("--calibrate", metavar="IN.npy", help="sample inputs [T, *shape] or [batch, T, *shape] to size scales on")
     p.add_argument("--report", metavar="REPORT.json", help="also write the per-pass, per-layer report as JSON")
+    p.add_argument("--passes", metavar="SPEC", help="pass pipeline as text, e.g. 'canonicalize,fuse,timing,quantize(weight_bits=6),legalize' "
+                   "(default: the standard pipeline configured by the options above)")
     p.add_argument("--dump-after", nargs="+", action="extend", default=[], metavar="PASS",
                    help="write the graph after these passes (canonicalize, fuse, timing, quantize, legalize) next to OUT")
 
@@ -38,7 +40,7 @@ def _compile(args: argparse.Namespace, console) -> int:
     else:
         calibrate = load_input_array(args.calibrate) if args.calibrate else None
         result = snnc_compile(
-            model, target=args.target, weight_bits=args.weight_bits, dt=args.dt, calibrate=calibrate,
+            model, target=args.target, weight_bits=args.weight_bits, dt=args.dt, calibrate=calibrate, passes=args.passes,
             dump_after=args.dump_after or None, dump_dir=out.parent / f"{out.stem}.dumps" if args.dump_after else None,
         )
         console.print(result.summary_text(width=console.width or 120), end="")

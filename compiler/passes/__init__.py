@@ -1,1 +1,19 @@
-"""Compiler passes: small named graph-to-graph transformations run by the PassManager."""
+"""Compiler passes: small named graph-to-graph transformations run by the PassManager.
+
+The default pipeline is canonicalize -> fuse -> timing -> quantize -> legalize; `map` (core
+placement) runs after it where mapping is wanted. Every pass is registered by name
+(`registry.PASSES`), so a pipeline can be written as text: `parse_pipeline("fuse,timing")`.
+"""
+from snnc.compiler.mapping.placement import MapToCores
+
+from .canonicalize import Canonicalize
+from .fuse import Fuse
+from .legalize import Legalize
+from .quantize import Quantize
+from .registry import PASSES, parse_pipeline, pipeline_text, register_pass
+from .timing import Timing
+
+for _cls in (Canonicalize, Fuse, Timing, Quantize, Legalize, MapToCores):
+    register_pass(_cls)
+
+__all__ = ["PASSES", "parse_pipeline", "pipeline_text", "register_pass"]
