@@ -4,8 +4,6 @@ The default pipeline is canonicalize -> fuse -> timing -> quantize -> legalize; 
 placement) runs after it where mapping is wanted. Every pass is registered by name
 (`registry.PASSES`), so a pipeline can be written as text: `parse_pipeline("fuse,timing")`.
 """
-from snnc.compiler.mapping.placement import MapToCores
-
 from .canonicalize import Canonicalize
 from .fuse import Fuse
 from .legalize import Legalize
@@ -13,7 +11,7 @@ from .quantize import Quantize
 from .registry import PASSES, parse_pipeline, pipeline_text, register_pass
 from .timing import Timing
 
-for _cls in (Canonicalize, Fuse, Timing, Quantize, Legalize, MapToCores):
+for _cls in (Canonicalize, Fuse, Timing, Quantize, Legalize):  # `map` registers in snnc.compiler.mapping
     register_pass(_cls)
 
 __all__ = ["PASSES", "parse_pipeline", "pipeline_text", "register_pass"]

@@ -79,6 +79,8 @@ def _options(name: str, text: str, cls: type[Pass]) -> dict:
 
 def parse_pipeline(spec: str) -> list[Pass]:
     """The passes a text spec names, in order, with their options."""
+    import snnc.compiler.mapping  # noqa: F401  (registers the `map` pass)
+
     if not isinstance(spec, str) or not spec.strip():
         raise ParameterError("empty pipeline", got=repr(spec), hint=f"name passes from: {', '.join(PASSES)}")
     passes = []

@@ -3,8 +3,9 @@
 A `ChipProfile` says how many cores a chip has, how they sit on the mesh, what one core can hold
 (neurons, synaptic memory, input/output axons) and which `CostTable` prices its operations. The
 mapping pass reads the resources; the energy model reads the costs. Loihi 1 and Loihi 2 ship
-built in (numbers from docs/loihi-fixed-point.md and the papers cited in each field's source);
-anyone can describe another chip in a small TOML or JSON file (`load_profile`).
+as data files in `builtin/` (numbers from docs/loihi-fixed-point.md and the papers cited in each
+file), read by the same loader as anyone's own chip (`load_profile`, TOML or JSON), so a
+built-in profile is an example of the format, not a special case.
 
 Cost tables shipped:
 - `loihi1-davies2018`: Davies et al. 2018, IEEE Micro 38(1), Table 2 (pre-silicon, 0.75 V).
@@ -29,15 +30,6 @@ PJ = 1e-12
 NS = 1e-9
 MW = 1e-3
 
-DAVIES_2018 = (
-    "M. Davies et al., 'Loihi: A Neuromorphic Manycore Processor with On-Chip Learning', "
-    "IEEE Micro 38(1), 2018, Table 2 (pre-silicon SPICE figures, 0.75 V)"
-)
-SANAFE = (
-    "J. Boyle et al., 'SANA-FE: Simulating Advanced Neuromorphic Architectures for Fast "
-    "Exploration', IEEE TCAD; silicon-calibrated Loihi 1 figures from SANA-FE's loihi.yaml"
-)
-FRADY_2020 = "E. P. Frady et al. 2020 (Pohoiki Springs): ~104 mW static power per Loihi 1 chip, as quoted in docs/loihi-fixed-point.md"
 HOROWITZ_2014 = "M. Horowitz, 'Computing's energy problem', ISSCC 2014 (45 nm, 0.9 V)"
 
 
@@ -108,107 +100,8 @@ class CostTable:
         return d
 
 
-_CHIP_CROSSING_NOTE = (
-    "chip-to-chip crossing: no published per-message figure; assumed 100 pJ and 100 ns "
-    "(a 32-bit spike packet at ~3 pJ/bit over an off-chip link)"
-)
-
 COST_TABLES: dict[str, CostTable] = {}
 
-
-def _register(table: CostTable) -> CostTable:
-    COST_TABLES[table.name] = table
-    return table
-
-
-LOIHI1_DAVIES = _register(
-    CostTable(
-        name="loihi1-davies2018",
-        label="Loihi 1, pre-silicon (Davies et al. 2018)",
-        source=DAVIES_2018,
-        # Table 2 gives one figure, "energy per synaptic spike op (min)", for all encodings.
-        e_syn_dense=23.6 * PJ,
-        e_syn_sparse=23.6 * PJ,
-        e_syn_conv=23.6 * PJ,
-        e_neuron_inactive=52.0 * PJ,
-        e_neuron_active=81.0 * PJ,
-        e_spike_out=0.0,  # not listed separately: spike generation is part of the neuron update
-        e_message=1.7 * PJ,  # "within-tile spike energy"
-        e_hop_ew=3.0 * PJ,
-        e_hop_ns=4.0 * PJ,
-        e_chip_crossing=100.0 * PJ,
-        t_syn_dense=3.5 * NS,  # "time per synaptic spike op (max)"
-        t_syn_sparse=3.5 * NS,
-        t_syn_conv=3.5 * NS,
-        t_neuron_inactive=5.3 * NS,
-        t_neuron_active=8.4 * NS,
-        t_spike_out=0.0,
-        t_message=2.1 * NS,  # "within-tile spike latency"
-        t_hop_ew=4.1 * NS,
-        t_hop_ns=6.5 * NS,
-        t_chip_crossing=100.0 * NS,
-        barrier=((1, 113 * NS), (32, 465 * NS)),  # "mesh-wide barrier sync time (1-32 tiles)"
-        static_power_w=104.0 * MW,
-        static_source=FRADY_2020,
-        assumptions=(
-            "synaptic op energy is Table 2's minimum (23.6 pJ) for every encoding",
-            "barrier time interpolated linearly between 113 ns (1 tile) and 465 ns (32 tiles)",
-            _CHIP_CROSSING_NOTE,
-        ),
-    )
-)
-
-LOIHI1_SANAFE = _register(
-    CostTable(
-        name="loihi1-sanafe",
-        label="Loihi 1, silicon-calibrated (SANA-FE, Boyle et al.)",
-        source=SANAFE,
-        e_syn_dense=35.5 * PJ,
-        e_syn_sparse=33.6 * PJ,
-        e_syn_conv=24.0 * PJ,
-        e_neuron_inactive=51.2 * PJ,  # "access neuron"
-        e_neuron_active=(51.2 + 21.6) * PJ,  # access + "update neuron"
-        e_spike_out=69.3 * PJ,
-        e_message=111.0 * PJ,  # axon out, per message
-        e_hop_ew=3.0 * PJ,
-        e_hop_ns=4.2 * PJ,
-        e_chip_crossing=100.0 * PJ,
-        t_syn_dense=3.8 * NS,
-        t_syn_sparse=4.7 * NS,
-        t_syn_conv=3.1 * NS,
-        t_neuron_inactive=6.0 * NS,
-        t_neuron_active=(6.0 + 3.7) * NS,
-        t_spike_out=30.0 * NS,
-        t_message=(5.1 + 16.0) * NS,  # message out + message in
-        t_hop_ew=4.1 * NS,
-        t_hop_ns=6.5 * NS,
-        t_chip_crossing=100.0 * NS,
-        barrier=((1, 0.6e-6), (2, 1.0e-6), (4, 1.4e-6), (29, 1.8e-6)),
-        static_power_w=104.0 * MW,
-        static_source=FRADY_2020,
-        assumptions=(
-            "SANA-FE's sync-latency table is read as keyed by tiles in use",
-            "N-S hop energy 4.2 pJ as in SANA-FE (Davies et al. 2018 quote 4.0 pJ)",
-            _CHIP_CROSSING_NOTE,
-        ),
-    )
-)
-
-LOIHI2_ASSUMED = _register(
-    replace(
-        LOIHI1_SANAFE,
-        name="loihi2-assumed",
-        label="Loihi 2, ASSUMED (Loihi 1 silicon-calibrated figures as stand-ins)",
-        source="ASSUMPTION: no per-operation Loihi 2 energy or time is published; " + SANAFE + " used instead",
-        static_source="ASSUMPTION: no published Loihi 2 static power per chip; Loihi 1's ~104 mW used",
-        assumptions=(
-            "every per-operation figure is Loihi 1's (SANA-FE); Loihi 2 (Intel 4 process) is likely lower",
-            "static power per chip assumed equal to Loihi 1's ~104 mW",
-            "SANA-FE's sync-latency table is read as keyed by tiles in use",
-            _CHIP_CROSSING_NOTE,
-        ),
-    )
-)
 
 # Generic 45 nm figures for the conventional baselines (Horowitz 2014).
 E_FP32_ADD = 0.9 * PJ
@@ -245,7 +138,7 @@ class ChipProfile:
     shared_conv_kernels: bool = False
     max_chips: int | None = None
     chips_per_row: int = 4
-    costs: CostTable = LOIHI1_DAVIES
+    costs: CostTable = None  # type: ignore[assignment]  # set by every loader
     sources: dict = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -280,57 +173,7 @@ class ChipProfile:
         return d
 
 
-LOIHI1 = ChipProfile(
-    name="loihi1",
-    description="Intel Loihi (2018): 128 neuro cores, 4 per tile on an 8 x 4 tile mesh, 14 nm",
-    cores_per_chip=128,
-    mesh_shape=(4, 8),
-    cores_per_tile=4,
-    neurons_per_core=1024,
-    synaptic_memory_bits=128 * 1024 * 8,
-    synapse_word_bits=64,
-    input_axons_per_core=4096,
-    output_axons_per_core=4096,
-    max_weight_bits=8,
-    max_delay=62,
-    max_message_bits=0,
-    shared_conv_kernels=False,
-    costs=LOIHI1_DAVIES,
-    sources={
-        "cores_per_chip, neurons_per_core, synaptic memory, axons": "docs/loihi-fixed-point.md (Davies et al. 2018)",
-        "mesh_shape, cores_per_tile": "SANA-FE loihi.yaml: 8 x 4 tiles of 4 cores (Davies et al. 2018, Fig. 2)",
-        "synapse_word_bits": "128 KiB = 16K words of 64 bits (SANA-FE loihi.yaml word_bits)",
-        "shared_conv_kernels": "False: convolutions are expanded into one synapse per connection (conservative)",
-    },
-)
-
-LOIHI2 = ChipProfile(
-    name="loihi2",
-    description="Intel Loihi 2 (2021): 128 neuro cores on an 8 x 16 mesh, Intel 4",
-    cores_per_chip=128,
-    mesh_shape=(8, 16),
-    cores_per_tile=1,
-    neurons_per_core=8192,
-    synaptic_memory_bits=128 * 1024 * 8,
-    synapse_word_bits=64,
-    input_axons_per_core=4096,
-    output_axons_per_core=4096,
-    max_weight_bits=8,
-    max_delay=62,
-    max_message_bits=24,
-    shared_conv_kernels=True,
-    costs=LOIHI2_ASSUMED,
-    sources={
-        "cores_per_chip, mesh_shape": "docs/loihi-fixed-point.md: 128 cores, 8 x 16 mesh",
-        "neurons_per_core": "docs/loihi-fixed-point.md: up to 8,192 (model dependent; an upper bound)",
-        "synaptic_memory_bits": "docs/loihi-fixed-point.md: ~128 KiB, flexibly partitioned",
-        "input/output axons": "ASSUMPTION: Loihi 1's 4,096 / 4,096 (not published for Loihi 2)",
-        "max_message_bits": "Lava: graded spikes up to 24 bits",
-        "shared_conv_kernels": "True: Loihi 2's convolutional synapse encoding stores a kernel once per core",
-    },
-)
-
-PROFILES: dict[str, ChipProfile] = {LOIHI1.name: LOIHI1, LOIHI2.name: LOIHI2}
+PROFILES: dict[str, ChipProfile] = {}
 
 
 # -- user profiles ---------------------------------------------------------------------------------
@@ -353,7 +196,7 @@ _PROFILE_KEYS: dict[str, tuple[str, type, float | None, float | None, float]] = 
     "max_chips": ("max_chips", int, 1, None, 1),
     "chips_per_row": ("chips_per_row", int, 1, None, 1),
 }
-_SPECIAL_KEYS = {"base", "mesh_shape", "costs"}
+_SPECIAL_KEYS = {"base", "mesh_shape", "costs", "sources"}
 
 # [costs] key -> (CostTable field, scale to SI): energies in pJ, times in ns.
 _COST_OPS = ("syn_dense", "syn_sparse", "syn_conv", "neuron_inactive", "neuron_active", "spike_out",
@@ -429,13 +272,26 @@ def _read_file(path: Path) -> dict:
     return data
 
 
-def _parse_costs(path: str, raw: Any, default: CostTable) -> CostTable:
+def _full_cost_table(path: str, raw: dict) -> CostTable:
+    """A cost table that names every figure itself (the built-in tables without a base)."""
+    values: dict[str, Any] = {attr: 0.0 for attr, _ in _COST_KEYS.values()}
+    values.update(name="", label="", source="", static_source="", barrier=((1, 0.0),), assumptions=())
+    placeholder = CostTable(**values)
+    return _parse_costs(path, {k: v for k, v in raw.items() if k != "base"}, placeholder, keep_name=True)
+
+
+def _parse_costs(path: str, raw: Any, default: CostTable | None, keep_name: bool = False) -> CostTable:
     if not isinstance(raw, dict):
         raise _fail(path, "costs", "must be a table of per-operation figures", expected="a table", got=type(raw).__name__)
     unknown = set(raw) - set(_COST_KEYS) - _COST_SPECIAL
     if unknown:
         raise _fail(path, f"costs.{sorted(unknown)[0]}", "unknown cost key", expected=sorted([*_COST_KEYS, *_COST_SPECIAL]))
     base = default
+    if base is None and "base" not in raw:
+        missing = sorted(k for k in [*_COST_KEYS, "name", "label", "source", "static_source", "barrier_ns"] if k not in raw)
+        if missing:
+            raise _fail(path, f"costs.{missing[0]}", "a cost table without a base needs every figure", expected=", ".join(missing))
+        return _full_cost_table(path, raw)
     if "base" in raw:
         name = _check_value(path, "costs.base", raw["base"], str, None, None)
         if name not in COST_TABLES:
@@ -474,6 +330,8 @@ def _parse_costs(path: str, raw: Any, default: CostTable) -> CostTable:
                 expected='e.g. 300 or {"1": 113, "32": 465}', got=b,
             )
         updates["barrier"] = pts
+    if keep_name:
+        return replace(base, **updates)
     if updates and "name" not in updates:
         updates["name"] = f"{base.name}+custom"
     if updates and "source" not in updates and any(k in updates for k in (a for a, _ in _COST_KEYS.values())):
@@ -481,10 +339,11 @@ def _parse_costs(path: str, raw: Any, default: CostTable) -> CostTable:
     return replace(base, **updates)
 
 
-def load_profile(path: str | Path) -> ChipProfile:
+def load_profile(path: str | Path, *, builtin: bool = False) -> ChipProfile:
     """Read a user chip profile (TOML or JSON). Keys are those of `ChipProfile` (see README);
     `base = "loihi1"` starts from a built-in profile; `[costs]` sets energies in pJ, times in ns,
-    `static_mw` per chip, `barrier_ns` as {tiles: ns}."""
+    `static_mw` per chip, `barrier_ns` as {tiles: ns}; or `costs = "<table name>"`; `[sources]`
+    says what each number rests on."""
     path = Path(path)
     raw = _read_file(path)
     where = str(path)
@@ -523,9 +382,19 @@ def load_profile(path: str | Path) -> ChipProfile:
     values.setdefault("description", f"user profile from {path.name}")
     values.setdefault("cores_per_tile", 1)
     values.setdefault("synapse_word_bits", 64)
-    values["costs"] = _parse_costs(where, raw.get("costs", {}), values.get("costs", LOIHI1_DAVIES))
-    values.setdefault("sources", {})
-    values["sources"] = {**values["sources"], "file": str(path)}
+    costs = raw.get("costs", {})
+    if isinstance(costs, str):
+        if costs not in COST_TABLES:
+            raise _fail(where, "costs", "unknown cost table", expected=sorted(COST_TABLES), got=costs)
+        values["costs"] = COST_TABLES[costs]
+    else:
+        values["costs"] = _parse_costs(where, costs, values.get("costs", COST_TABLES["loihi1-davies2018"]))
+    sources = raw.get("sources", {})
+    if not isinstance(sources, dict) or not all(isinstance(v, str) for v in sources.values()):
+        raise _fail(where, "sources", "must be a table of strings (what each number rests on)", got=sources)
+    values["sources"] = {**values.get("sources", {}), **sources}
+    if not builtin:
+        values["sources"]["file"] = str(path)
     rows, cols = values["mesh_shape"]
     if values["cores_per_chip"] != rows * cols * values["cores_per_tile"]:
         raise _fail(
@@ -577,3 +446,43 @@ def profile_from_dict(d: dict) -> ChipProfile:
     d["mesh_shape"] = tuple(d["mesh_shape"])
     d["costs"] = cost_table_from_dict(d["costs"])
     return ChipProfile(**d)
+
+
+def load_cost_table(path: str | Path) -> CostTable:
+    """Read a cost table file: every figure (pJ, ns, mW), or `base = "<table>"` plus the changes."""
+    path = Path(path)
+    raw = _read_file(path)
+    base = None
+    if "base" in raw:
+        name = _check_value(str(path), "base", raw["base"], str, None, None)
+        if name not in COST_TABLES:
+            raise _fail(str(path), "base", "unknown cost table", expected=sorted(COST_TABLES), got=name)
+        base = COST_TABLES[name]
+        raw = {k: v for k, v in raw.items() if k != "base"}
+    return _parse_costs(str(path), raw, base, keep_name=True)
+
+
+BUILTIN_DIR = Path(__file__).with_name("builtin")
+
+
+def _load_builtins() -> None:
+    """Cost tables first (a table may name another as its base), then the chip profiles."""
+    pending = sorted(BUILTIN_DIR.glob("*.toml"))
+    tables = [p for p in pending if "-" in p.stem]
+    while tables:
+        ready = [p for p in tables if _read_file(p).get("base", None) in (None, *COST_TABLES)]
+        if not ready:
+            raise ModelFileError("built-in cost tables name bases that do not exist", where=str(BUILTIN_DIR))
+        for p in ready:
+            table = load_cost_table(p)
+            COST_TABLES[table.name] = table
+            tables.remove(p)
+    for p in pending:
+        if "-" not in p.stem:
+            profile = load_profile(p, builtin=True)
+            PROFILES[profile.name] = profile
+
+
+_load_builtins()
+LOIHI1 = PROFILES["loihi1"]
+LOIHI2 = PROFILES["loihi2"]

@@ -197,3 +197,22 @@ def test_missing_profile_file(tmp_path):
     with pytest.raises(ModelFileError) as e:
         load_profile(tmp_path / "nope.toml")
     assert "not found" in str(e.value)
+
+
+def test_builtin_profiles_are_data_files_read_by_the_user_loader(tmp_path):
+    from snnc.compiler.targets import BUILTIN_DIR, COST_TABLES, PROFILES
+
+    assert sorted(p.stem for p in BUILTIN_DIR.glob("*.toml")) == sorted([*PROFILES, *COST_TABLES])
+    again = load_profile(BUILTIN_DIR / "loihi2.toml", builtin=True)
+    assert again == PROFILES["loihi2"] and again.costs is COST_TABLES["loihi2-assumed"]
+    # a user file names a shipped cost table by name, and says what its numbers rest on
+    user = tmp_path / "mine.toml"
+    user.write_text('base = "loihi2"\nname = "mine"\ncosts = "loihi1-sanafe"\n[sources]\nneurons_per_core = "datasheet"\n')
+    mine = load_profile(user)
+    assert mine.costs is COST_TABLES["loihi1-sanafe"] and mine.sources["neurons_per_core"] == "datasheet"
+    user.write_text('base = "loihi2"\ncosts = "loihi9-made-up"\n')
+    with pytest.raises(ParameterError, match="unknown cost table"):
+        load_profile(user)
+    user.write_text('base = "loihi2"\nsources = 3\n')
+    with pytest.raises(ParameterError, match="sources"):
+        load_profile(user)
