@@ -42,6 +42,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from snnc.ir.chip import ChipGraph, Population, Projection
+from snnc.ir.conv import conv_pattern
 from snnc.ir.errors import GraphError, ResourceError
 
 from ..targets import ChipProfile, CostTable, get_profile
@@ -250,7 +251,7 @@ class _Conn:
             self.csr = None
         else:
             self.dense = None
-            self.csr = _conv_pattern(proj) if proj.kind == "conv" else _sparse_pattern(proj.weights)
+            self.csr = conv_pattern(proj.weights, proj.conv) if proj.kind == "conv" else _sparse_pattern(proj.weights)
 
     def col_counts(self, a: int, b: int) -> np.ndarray:
         """Synapses from each source neuron into target neurons [a, b)."""
@@ -307,26 +308,6 @@ def _sparse_pattern(w) -> sp.csr_matrix:
     m = sp.csr_matrix(w, copy=True)
     m.eliminate_zeros()
     m.data = np.ones_like(m.data, dtype=np.int8)
-    return m
-
-
-def _conv_pattern(proj: Projection) -> sp.csr_matrix:
-    """The convolution expanded into a (target, source) connection pattern (nonzero kernel taps)."""
-    g = proj.conv
-    c_in, h, w = g.in_shape
-    c_out, ho, wo = g.out_shape
-    o, ci, ky, kx = np.nonzero(np.asarray(proj.weights))
-    cin = (o // (c_out // g.groups)) * (c_in // g.groups) + ci
-    yy, xx = np.meshgrid(np.arange(ho), np.arange(wo), indexing="ij")
-    yy, xx = yy.ravel(), xx.ravel()
-    iy = yy[None, :] * g.stride[0] - g.padding[0] + ky[:, None] * g.dilation[0]
-    ix = xx[None, :] * g.stride[1] - g.padding[1] + kx[:, None] * g.dilation[1]
-    valid = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
-    rows = (o[:, None] * (ho * wo) + (yy * wo + xx)[None, :])[valid]
-    cols = (cin[:, None] * (h * w) + iy * w + ix)[valid]
-    m = sp.csr_matrix((np.ones(rows.size, dtype=np.int8), (rows, cols)), shape=(c_out * ho * wo, c_in * h * w))
-    m.sum_duplicates()
-    m.data[:] = 1
     return m
 
 

@@ -305,7 +305,7 @@ def test_mapping_pass_reports_the_mapping_and_keeps_the_graph():
 
 
 def test_expanded_conv_pattern_matches_a_direct_loop():
-    from snnc.compiler.mapping.placement import _conv_pattern
+    from snnc.ir.conv import conv_pattern
 
     geo = ConvGeometry((4, 7, 6), (6, 4, 3), (3, 2), stride=(2, 2), padding=(1, 1), dilation=(2, 1), groups=2)
     w = RNG.integers(-3, 4, size=(6, 2, 3, 2)) * 2
@@ -324,7 +324,7 @@ def test_expanded_conv_pattern_matches_a_direct_loop():
                             iy, ix = y * 2 - 1 + ky * 2, x * 2 - 1 + kx
                             if 0 <= iy < 7 and 0 <= ix < 6:
                                 expect[(o * 4 + y) * 3 + x, (c * 7 + iy) * 6 + ix] = True
-    assert np.array_equal(_conv_pattern(p).toarray().astype(bool), expect)
+    assert np.array_equal(conv_pattern(p.weights, p.conv).toarray().astype(bool), expect)
 
 
 def test_recurrent_layer_maps_and_links_to_itself():
