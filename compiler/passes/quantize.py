@@ -106,13 +106,20 @@ class _Weights:
 
 def quantize_values(values: np.ndarray, scale, e, bits: int, mode: str) -> np.ndarray:
     """Integer weights on Lava's grid for `mode`: round(values * scale / 2**(6+e)), clipped."""
-    lo, hi, step = representable_weight_range(bits, mode)
-    t = values * scale / np.exp2(6 + np.asarray(e, dtype=np.float64))
-    return np.clip(np.rint(t / step) * step, lo, hi).astype(np.int64)
+    return _round_to_grid(values, scale, e, *representable_weight_range(bits, mode))
+
+
+def _round_to_grid(values: np.ndarray, scale, e, lo: int, hi: int, step: int) -> np.ndarray:
+    """round(values * scale / 2**(6+e) / step) * step clipped to [lo, hi], by exact power-of-two
+    scaling (ldexp) instead of exp2 and a division."""
+    t = np.ldexp(values * scale, -(6 + np.asarray(e, dtype=np.int64)) - int(step).bit_length() + 1)
+    np.rint(t, out=t)
+    t *= step
+    return np.clip(t, lo, hi, out=t).astype(np.int64)
 
 
 def _sq_error(values, scale, q, e) -> float:
-    return float(np.sum((q * np.exp2(6 + np.asarray(e, dtype=np.float64)) / scale - values) ** 2))
+    return float(np.sum((np.ldexp(q.astype(np.float64), 6 + np.asarray(e, dtype=np.int64)) / scale - values) ** 2))
 
 
 def _best_exponent(values, scale, bits: int, mode: str, exps) -> tuple[int, np.ndarray, float]:
@@ -143,23 +150,44 @@ def quantize_weights(values: np.ndarray, scale, bits: int, mode: str, groups: in
     e = np.zeros(values.shape, np.int64)
     if fixed_e is not None:
         return quantize_values(values, scale, fixed_e, bits, mode), np.full(values.shape, fixed_e, np.int64)
+    if groups > 1:
+        return _block_exponents(values, scale, bits, mode, groups, split_sign, e_min)
     sides = [(values > 0, "excitatory"), (values < 0, "inhibitory")] if (split_sign and mode == "mixed") else [(values != 0, mode)]
-    scale_arr = np.broadcast_to(np.asarray(scale, dtype=np.float64), values.shape)
+    scalar = np.ndim(scale) == 0
+    scale_arr = float(scale) if scalar else np.broadcast_to(np.asarray(scale, dtype=np.float64), values.shape)
     for mask, side_mode in sides:
         if not np.any(mask):
             continue
-        v, sc = values[mask], scale_arr[mask]
-        if groups <= 1:
-            ei, qi, _ = _best_exponent(v, sc, bits, side_mode, range(e_min, E_RANGE.stop))
-            q[mask], e[mask] = qi, ei
-            continue
-        lo, hi, step = representable_weight_range(bits, side_mode)
-        top = max(abs(lo), abs(hi))
-        need = np.ceil(np.log2(np.maximum(np.abs(v) * sc / 64.0, 1e-300) / top)).astype(np.int64)
-        e_top = int(min(max(need.max(), e_min), E_RANGE.stop - 1))
-        ei = np.clip(need, max(e_top - groups + 1, e_min), e_top)
-        q[mask], e[mask] = quantize_values(v, sc, ei, bits, side_mode), ei
+        v, sc = values[mask], (scale_arr if scalar else scale_arr[mask])
+        ei, qi, _ = _best_exponent(v, sc, bits, side_mode, range(e_min, E_RANGE.stop))
+        q[mask], e[mask] = qi, ei
     return q, e
+
+
+def _block_exponents(values: np.ndarray, scale, bits: int, mode: str, groups: int, split_sign: bool, e_min: int):
+    """`quantize_weights` with several exponent groups, on whole arrays (no per-side copies).
+
+    Each sign part's top exponent is set by its largest weight; a weight takes the smallest of the
+    `groups` exponents below that which holds it. Excitatory and inhibitory parts share their step
+    and magnitude limit, so one rounding pass serves both."""
+    split = split_sign and mode == "mixed"
+    sides = [(values > 0, "excitatory"), (values < 0, "inhibitory")] if split else [(values != 0, mode)]
+    lo, hi, step = representable_weight_range(bits, sides[0][1])
+    top = max(abs(lo), abs(hi))
+    mag = np.abs(values) * scale
+    mag /= 64.0
+    np.maximum(mag, 1e-300, out=mag)
+    mag /= top
+    need = np.ceil(np.log2(mag, out=mag)).astype(np.int64)
+    e = np.zeros(values.shape, np.int64)
+    for mask, _ in sides:
+        if not np.any(mask):
+            continue
+        e_top = int(min(max(int(np.max(need, where=mask, initial=np.iinfo(np.int64).min)), e_min), E_RANGE.stop - 1))
+        np.copyto(e, np.clip(need, max(e_top - groups + 1, e_min), e_top), where=mask)
+    if split:
+        lo = -hi  # the inhibitory part's range mirrors the excitatory one; a weight's sign picks its side
+    return _round_to_grid(values, scale, e, lo, hi, step), e
 
 
 @dataclass(frozen=True)
@@ -724,16 +752,7 @@ class Quantize(Pass):
                 m.eliminate_zeros()
                 return [Projection(p.name, p.src, p.dst, m, kind="sparse", weight_exp=0, delay=int(delay), meta=meta, **common)]
             return [Projection(p.name, p.src, p.dst, q, kind="conv", weight_exp=0, delay=0, conv=p.op.geom, meta=meta, **common)]
-        nz = q != 0
-        signs = np.sign(q[nz]).astype(np.int64) if self.split_sign else np.zeros(int(nz.sum()), np.int64)
-        keys = sorted({(int(a), int(b)) for a, b in zip(signs, e[nz])}, key=lambda t: (-t[0], -t[1]))
-        exps = sorted({k[1] for k in keys})
-        if len(exps) <= 1 and not (self.split_sign and len({k[0] for k in keys}) > 1):
-            e0 = exps[0] if exps else 0
-            if w.kind == "dense":
-                return [Projection(p.name, p.src, p.dst, q, kind="dense", weight_exp=e0, delay=delay, meta=meta, **common)]
-            return [Projection(p.name, p.src, p.dst, _sparse_like(p, q), kind="sparse", weight_exp=e0, delay=int(delay), meta=meta, **common)]
-        # several parts: each a sparse projection holding only its own synapses
+        # one code per stored synapse: (sign, exponent) -> (sign + 1) * 32 + exponent + 16
         if w.kind == "dense":
             rows, cols = np.nonzero(q)
             qv, ev = q[rows, cols], e[rows, cols]
@@ -744,20 +763,38 @@ class Quantize(Pass):
             cols = m.indices
             keep = q != 0
             rows, cols, qv, ev = rows[keep], cols[keep], q[keep], e[keep]
+        code = (np.asarray(ev) + 16).astype(np.int8)
+        if self.split_sign:
+            code += (np.sign(qv) + 1).astype(np.int8) * 32
+        else:
+            code += 32
+        codes = np.flatnonzero(np.bincount(code, minlength=96))
+        keys = sorted(((int(c // 32) - 1, int(c % 32) - 16) for c in codes), key=lambda t: (-t[0], -t[1]))
+        exps = sorted({k[1] for k in keys})
+        if len(exps) <= 1 and not (self.split_sign and len({k[0] for k in keys}) > 1):
+            e0 = exps[0] if exps else 0
+            if w.kind == "dense":
+                return [Projection(p.name, p.src, p.dst, q, kind="dense", weight_exp=e0, delay=delay, meta=meta, **common)]
+            return [Projection(p.name, p.src, p.dst, _sparse_like(p, q), kind="sparse", weight_exp=e0, delay=int(delay), meta=meta, **common)]
+        # several parts: each a sparse projection holding only its own synapses, in row-major
+        # order already (np.nonzero / CSR order), so each CSR is built directly
         top = max(exps)
+        shape = (p.op.n_out, p.op.n_in)
         out = []
         for sgn, ee in keys:
-            sel = ((np.sign(qv) == sgn) if self.split_sign else True) & (ev == ee)
+            c = (sgn + 1) * 32 + ee + 16 if self.split_sign else 32 + ee + 16
+            sel = np.flatnonzero(code == c)
             label = ("exc" if sgn > 0 else "inh") if self.split_sign else "w"
             pname = f"{p.name}.{label}{top - ee}"
-            shape = (p.op.n_out, p.op.n_in)
             if np.ndim(delay):
                 dense = np.zeros(shape, np.int64)
                 dense[rows[sel], cols[sel]] = qv[sel]
                 out.append(Projection(pname, p.src, p.dst, dense, kind="dense", weight_exp=ee, delay=np.where(dense != 0, delay, 0),
                                       meta=dict(meta), **common))
             else:
-                m = sp.csr_matrix((qv[sel], (rows[sel], cols[sel])), shape=shape, dtype=np.int64)
+                indptr = np.zeros(shape[0] + 1, np.int64)
+                np.cumsum(np.bincount(rows[sel], minlength=shape[0]), out=indptr[1:])
+                m = sp.csr_matrix((qv[sel].astype(np.int64), cols[sel], indptr), shape=shape)
                 out.append(Projection(pname, p.src, p.dst, m, kind="sparse", weight_exp=ee, delay=int(delay), meta=dict(meta), **common))
         return out
 
