@@ -71,6 +71,8 @@ SPECS: dict[str, IntSpec] = {
         IntSpec("delay", 6, 0, 62, "synaptic delay in time steps"),
         IntSpec("reset_interval", 16, 1, 2**16 - 1, "LIFReset period in time steps"),
         IntSpec("reset_offset", 16, 0, 2**16 - 1, "LIFReset phase in time steps"),
+        IntSpec("v_reset", 24, -(2**23 - 1), 2**23 - 1, "voltage a spiking neuron resets to (reset_mode zero), in v units"),
+        IntSpec("relay_shift", 5, 0, 23, "right shift from a relay's v to its graded payload"),
         IntSpec("u", 24, -(2**23), 2**23 - 1, "synaptic current state (wraps)"),
         IntSpec("v", 24, -(2**23 - 1), 2**23 - 1, "membrane voltage state (saturates)"),
     ]

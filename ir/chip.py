@@ -21,8 +21,10 @@ import scipy.sparse as sp
 
 from .bits import SPECS, sign_mode, truncate_weights
 from .errors import GraphError, ParameterError, ShapeError
+from .fixed_point import NEURON_KINDS, RESET_MODES
 
-NeuronModel = Literal["lif", "lif_reset", "ternary"]
+NeuronModel = Literal["lif", "lif_reset", "ternary", "relay"]
+ResetMode = Literal["zero", "subtract", "none"]
 OutputVar = Literal["s", "u", "v"]
 
 
@@ -73,10 +75,14 @@ class InputPopulation:
 
 @dataclass
 class Population:
-    """A layer of CUBA LIF compartments (Lava `LIF`, `LIFReset` or `TernaryLIF`).
+    """A layer of CUBA compartments of one neuron kind (`snnc.ir.fixed_point.neuron` defines each).
 
-    `du`, `dv`, `vth`, `bias_mant`, `bias_exp` are scalars (one per layer, what real silicon
-    configurations want) or arrays of `shape` (per-neuron; costs compartment profiles).
+    `model`: "lif" (Lava `LIF`), "lif_reset" (Lava `LIFReset`), "ternary" (Lava `TernaryLIF`) or
+    "relay" (non-spiking: sends v >> relay_shift every step as a graded spike).
+    `du`, `dv`, `vth`, `bias_mant`, `bias_exp`, `v_reset` are scalars (one per layer, what real
+    silicon configurations want) or arrays of `shape` (per-neuron; costs compartment profiles).
+    `reset_mode`: "zero" (v = v_reset at the spike; Lava's behaviour when v_reset = 0), "subtract"
+    (vth << 6 is taken off v at the next step, snnTorch's default) or "none".
     For `ternary`, `vth_hi`/`vth_lo` replace `vth`. `meta` carries provenance (source NIR nodes,
     float scale chosen by the quantizer) and is never read by a simulator.
     """
@@ -93,17 +99,27 @@ class Population:
     reset_offset: int = 0
     vth_hi: int = 0
     vth_lo: int = 0
+    reset_mode: ResetMode = "zero"
+    v_reset: int | np.ndarray = 0
+    relay_shift: int = 0
     meta: dict = field(default_factory=dict)
 
     def __post_init__(self):
         where = f"population {self.name!r}"
         self.shape = _shape(self.shape, where)
-        for name in ("du", "dv", "vth", "bias_mant", "bias_exp"):
+        for name in ("du", "dv", "vth", "bias_mant", "bias_exp", "v_reset"):
             setattr(self, name, _per_neuron(name, getattr(self, name), self.shape, where))
-        if self.model not in ("lif", "lif_reset", "ternary"):
-            raise ParameterError(
-                "unknown neuron model", where=where, expected="lif, lif_reset or ternary", got=self.model
-            )
+        if self.model not in NEURON_KINDS:
+            raise ParameterError("unknown neuron model", where=where, expected=", ".join(NEURON_KINDS), got=self.model)
+        if self.reset_mode not in RESET_MODES:
+            raise ParameterError("unknown reset mode", where=f"{where}.reset_mode", expected=", ".join(RESET_MODES), got=self.reset_mode)
+        if self.model == "ternary" and self.reset_mode == "subtract":
+            raise ParameterError("a ternary population cannot reset by subtraction", where=f"{where}.reset_mode",
+                                 expected="zero or none", got=self.reset_mode)
+        self.relay_shift = SPECS["relay_shift"].check(self.relay_shift, f"{where}.relay_shift")
+        if self.model != "relay" and self.relay_shift:
+            raise ParameterError("relay_shift applies to relay populations only", where=f"{where}.relay_shift",
+                                 got=self.relay_shift, hint="set model='relay' or relay_shift=0")
         if self.model == "lif_reset":
             self.reset_interval = SPECS["reset_interval"].check(self.reset_interval, f"{where}.reset_interval")
             self.reset_offset = SPECS["reset_offset"].check(self.reset_offset, f"{where}.reset_offset")
@@ -129,6 +145,16 @@ class Population:
     def per_layer(self) -> bool:
         """True when du, dv, vth are shared by the whole layer (one compartment profile)."""
         return all(np.ndim(getattr(self, n)) == 0 for n in ("du", "dv", "vth"))
+
+    @property
+    def lava_native(self) -> bool:
+        """True when Lava 0.10's own LIF/LIFReset/TernaryLIF computes this population (reset to 0)."""
+        return self.model != "relay" and self.reset_mode == "zero" and not np.any(self.v_reset)
+
+    @property
+    def spiking(self) -> bool:
+        """False for relays, whose every message is a graded payload."""
+        return self.model != "relay"
 
 
 @dataclass
@@ -362,6 +388,12 @@ class ChipGraph:
                     )
             elif p.weights.shape != (dst.size, src.size):
                 raise ShapeError("weight matrix does not match source/target sizes", where=where, expected=(dst.size, src.size), got=p.weights.shape)
+            if p.num_message_bits == 0 and isinstance(src, Population) and not src.spiking:
+                raise ParameterError(
+                    "a relay population sends graded payloads, but this projection is binary",
+                    where=where,
+                    hint="set num_message_bits on the projection to the relay's payload bits (24 - relay_shift)",
+                )
             if p.num_message_bits == 0 and isinstance(src, InputPopulation) and src.num_message_bits:
                 raise ParameterError(
                     "graded input feeds a binary projection",

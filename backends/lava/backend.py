@@ -54,6 +54,8 @@ def _state_vars(net) -> list:
     out = []
     for proc in net.populations.values():
         out.extend((proc.u, proc.v))
+        if hasattr(proc, "spiked"):  # snnc's CubaNeuron remembers last step's spikes (subtract reset)
+            out.append(proc.spiked)
     for proc in net.projections.values():
         for name in ("a_buff", "a_buf"):
             var = getattr(proc, name, None)

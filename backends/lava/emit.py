@@ -6,6 +6,7 @@
 |----------------------------------------|------------------------------------------------|
 | InputPopulation                        | `lava.proc.io.source.RingBuffer` (binary or graded values) |
 | Population model lif / lif_reset / ternary | `LIF` / `LIFReset` / `TernaryLIF`         |
+| Population with another reset or a relay | snnc's `procs.cuba.CubaNeuron` (fixed_pt)     |
 | Projection dense (delay 0 / > 0)       | `Dense` / `DelayDense`                          |
 | Projection sparse (delay 0 / > 0)      | `Sparse` / `DelaySparse`                        |
 | Projection conv                        | `Conv` (torch CHW layout converted to Lava WHC) |
@@ -214,9 +215,31 @@ def projection_kwargs(proj: Projection, tag: str) -> tuple[type, dict]:
 
 
 def _neuron_class(pop: Population):
+    """Lava's own LIF / LIFReset / TernaryLIF where they compute the population (reset to 0), else
+    snnc's `CubaNeuron` (subtract or no reset, a reset voltage, relays)."""
+    if not pop.lava_native:
+        from snnc.backends.lava.procs.cuba import CubaNeuron
+
+        return CubaNeuron
     from lava.proc.lif.process import LIF, LIFReset, TernaryLIF
 
     return {"lif": LIF, "lif_reset": LIFReset, "ternary": TernaryLIF}[pop.model]
+
+
+def cuba_kwargs(pop: Population, tag: str) -> dict:
+    """Constructor arguments of snnc's `CubaNeuron` (fixed_pt only)."""
+    if tag != "fixed_pt":
+        raise BackendError(
+            f"population {pop.name!r} (model {pop.model}, reset {pop.reset_mode}) has no floating_pt model in Lava",
+            where=f"population {pop.name!r}",
+            hint="run the lava backend with tag='fixed_pt' (the default)",
+        )
+    return dict(
+        shape=tuple(pop.shape), du=pop.du, dv=pop.dv, vth=pop.vth, bias_mant=pop.bias_mant, bias_exp=pop.bias_exp,
+        v_reset=pop.v_reset, kind=pop.model, reset_mode=pop.reset_mode, relay_shift=int(pop.relay_shift),
+        vth_hi=int(pop.vth_hi), vth_lo=int(pop.vth_lo), reset_interval=int(pop.reset_interval),
+        reset_offset=int(pop.reset_offset), name=pop.name,
+    )
 
 
 # -- inputs --------------------------------------------------------------------------------------
@@ -261,7 +284,8 @@ def emit(
         net.inputs[name] = RingBuffer(data=input_ring_data(inp, inputs.get(name), tag))
         net.inputs[name].name = name
     for name, pop in graph.populations.items():
-        net.populations[name] = _neuron_class(pop)(**population_kwargs(pop, tag))
+        kwargs = population_kwargs(pop, tag) if pop.lava_native else cuba_kwargs(pop, tag)
+        net.populations[name] = _neuron_class(pop)(**kwargs)
     for name, proj in graph.projections.items():
         cls, kw = projection_kwargs(proj, tag)
         try:

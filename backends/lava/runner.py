@@ -120,7 +120,7 @@ class Session:
 
     def check_alive(self) -> None:
         """Raise LavaProcessFailed naming the first Lava process that is no longer running."""
-        for pid, desc, actor in self.actors:
+        for _pid, desc, actor in self.actors:
             if actor.exitcode is not None:
                 error, trace = f"exited with code {actor.exitcode}", ""
                 try:

@@ -1,12 +1,10 @@
 """numba kernels of the sim backend: Lava 0.10.0 fixed_pt arithmetic, bit for bit.
 
-Integer semantics copied from Lava's models (see docs/loihi-fixed-point.md and
-lava/proc/{lif,dense,sparse,conv}/models.py):
-
-* every synapse value a neuron receives is an int32 (channels are int32; sums wrap mod 2**32);
-* LIF: ``u`` is stored as int32, the decayed current truncates toward zero, the input is shifted
-  left by 6 in int32, the result wraps ONCE by 2**24 (> 2**23 or <= -2**23); ``v`` decays the same
-  way and saturates at +-(2**23 - 1); spike when ``v > vth << 6``; only ``v`` is reset.
+The neuron arithmetic is not written here: `decay`, `wrap_u`, `saturate_v` and `wrap32` are the
+functions of `snnc.ir.fixed_point.arith` compiled inline, and both neuron scans follow the numpy
+step `snnc.ir.fixed_point.neuron.neuron_step` (the tests compare them). What is specific to the
+simulator is the data movement: every synapse value a neuron receives is an int32 (channels are
+int32; sums wrap mod 2**32), and the kernels below batch it over samples, steps and neurons.
 
 Arrays are laid out [batch, time, neuron]. All kernels are compiled with ``cache=True``.
 """
@@ -15,25 +13,28 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-U_WRAP = 1 << 24
-U_HALF = 1 << 23
-V_MAX = (1 << 23) - 1
+from snnc.ir.fixed_point import arith
+from snnc.ir.fixed_point.units import DECAY_ONE, STATE_SHIFT, U_HALF, U_WRAP
+
+wrap32 = nb.njit(inline="always")(arith.wrap32)
+decay = nb.njit(inline="always")(arith.decay)
+wrap_u = nb.njit(inline="always")(arith.wrap_u)
+saturate_v = nb.njit(inline="always")(arith.saturate_v)
 
 ROW_BLOCK = 64  # rows (sample, step) per parallel work item in the event kernels
 
 MODEL_LIF = 0
 MODEL_RESET = 1
 MODEL_TERNARY = 2
+MODEL_RELAY = 3
+
+RESET_ZERO = 0
+RESET_SUBTRACT = 1
+RESET_NONE = 2
 
 MODE_PLAIN = 0  # int64 accumulation, then weight_exp shift (Dense binary, DelayDense, DelaySparse binary)
 MODE_WRAP32 = 1  # int32 dot product (wraps) before the shift (Dense/Sparse graded with int32 messages)
 MODE_WRAP24 = 2  # Conv: no shift, int32 cast of the float result, then wrapped to signed 24 bits
-
-
-@nb.njit(inline="always")
-def wrap32(x):
-    """Two's-complement wrap of an int64 to int32 range (what storing into an int32 does)."""
-    return ((x + 2147483648) & 4294967295) - 2147483648
 
 
 @nb.njit(inline="always")
@@ -77,15 +78,6 @@ def add_row(dst, src, mode, shift):
     else:
         for j in range(n):
             dst[j] = wrap32(np.int64(dst[j]) + synapse_value(np.int64(src[j]), mode, shift))
-
-
-@nb.njit(inline="always")
-def decay(x, factor):
-    """sign(x * factor) * (|x * factor| >> 12): Lava's decay, truncating toward zero."""
-    p = x * factor
-    if p < 0:
-        return -((-p) >> 12)
-    return p >> 12
 
 
 @nb.njit(parallel=True, cache=True)
@@ -251,8 +243,8 @@ def scatter_sparse(x, graded, colptr, rows_of, wvals, n_dst, batch, steps, acc, 
 
 @nb.njit(parallel=True, cache=True)
 def scan(
-    acc, t0, steps, u_state, v_state,
-    du, dv, vth_e, bias, model, r_interval, r_offset, vth_hi_e, vth_lo_e,
+    acc, t0, steps, u_state, v_state, p_state,
+    du, dv, vth_e, bias, model, r_interval, r_offset, vth_hi_e, vth_lo_e, reset, v_reset, r_shift,
     g_src_lo, g_src_hi, g_dst_lo, g_dst_hi, g_colptr_off, g_delay, g_shift, g_mode, g_graded,
     colptr, rows, wvals, hist,
     s_out, u_out, v_out, write_u, write_v,
@@ -268,6 +260,8 @@ def scan(
     Counters are accumulated per work unit (b, block) and per member population (`member` [N]):
     spikes_t [U, M, C], counts [U, N], active [U, M] (updates where u or v, before the reset, is
     non-zero), ops_t [U, P, C] (synaptic ops of the P outgoing projections, `fanout` [P, N]).
+    `p_state` [B, N] int8: spiked at the previous step (subtract reset). A relay's "spikes" are its
+    nonzero graded messages.
     """
     batch = acc.shape[0]
     n = acc.shape[2]
@@ -306,33 +300,33 @@ def scan(
                         a[j] += synapse_value(tmp[j], g_mode[g], g_shift[g])
                         tmp[j] = 0
             for j in range(lo, hi):
+                prev = np.int64(p_state[b, j])
                 if model[j] == MODEL_RESET and (step % r_interval[j]) == r_offset[j]:
                     u_state[b, j] = 0
                     v_state[b, j] = 0
-                x = decay(np.int64(u_state[b, j]), 4095 - du[j]) + wrap32(wrap32(a[j]) << 6)
-                x = wrap32(x)
-                if x > U_HALF:
-                    x -= U_WRAP
-                elif x <= -U_HALF:
-                    x += U_WRAP
-                u = x
-                v = decay(np.int64(v_state[b, j]), 4096 - dv[j]) + u + bias[j]
-                if v > V_MAX:
-                    v = V_MAX
-                elif v < -V_MAX:
-                    v = -V_MAX
+                    prev = 0
+                u = wrap_u(wrap32(decay(np.int64(u_state[b, j]), DECAY_ONE - 1 - du[j]) + wrap32(wrap32(a[j]) << STATE_SHIFT)))
+                v = decay(np.int64(v_state[b, j]), DECAY_ONE - dv[j]) + u + bias[j]
+                if reset[j] == RESET_SUBTRACT:
+                    v -= prev * vth_e[j]
+                v = saturate_v(v)
                 if u != 0 or v != 0:
                     active[unit, member[j]] += 1
                 s = 0
-                if model[j] == MODEL_TERNARY:
+                if model[j] == MODEL_RELAY:
+                    s = v >> r_shift[j]
+                elif model[j] == MODEL_TERNARY:
                     if v > vth_hi_e[j]:
                         s = 1
                     elif v < vth_lo_e[j]:
                         s = -1
                 elif v > vth_e[j]:
                     s = 1
+                fired = s != 0 and model[j] != MODEL_RELAY
+                if fired and reset[j] == RESET_ZERO:
+                    v = v_reset[j]
+                p_state[b, j] = fired
                 if s != 0:
-                    v = 0
                     spikes_t[unit, member[j], t] += 1
                     counts[unit, j] += 1
                     for p in range(n_proj):
@@ -350,26 +344,22 @@ def scan(
                     hist[b, slot, j] = s_out[b, t, j]
 
 
-@nb.njit(inline="always")
-def trunc_shift12(p):
-    """sign(p) * (|p| >> 12) without a branch."""
-    return (p + ((p >> 63) & 4095)) >> 12
-
-
 @nb.njit(parallel=True, cache=True)
 def scan_ff(
-    acc, t0, steps, u_state, v_state,
-    du, dv, vth_e, bias, model, r_interval, r_offset, vth_hi_e, vth_lo_e,
+    acc, t0, steps, u_state, v_state, p_state,
+    du, dv, vth_e, bias, model, r_interval, r_offset, vth_hi_e, vth_lo_e, reset, v_reset, r_shift,
     s_out, u_out, v_out, write_u, write_v,
     fanout, block, spikes_t, counts, active, ops_t,
 ):
-    """`scan` for a feed-forward component (one population, `model` and reset phase scalars):
-    branch-free inner loops over neurons that the compiler vectorizes. Same arguments and
-    counters as `scan` (member index always 0)."""
+    """`scan` for a feed-forward component (one population: `model`, `reset`, `r_shift` and the
+    reset phase are scalars): branch-free inner loops over neurons that the compiler vectorizes.
+    Same arguments and counters as `scan` (member index always 0)."""
     batch = u_state.shape[0]
     n = u_state.shape[1]
     n_blocks = (n + block - 1) // block
     n_proj = fanout.shape[0]
+    subtract = np.int64(reset == RESET_SUBTRACT)
+    to_reset = np.int64(reset == RESET_ZERO)
     for unit in nb.prange(batch * n_blocks):
         b = unit // n_blocks
         lo = (unit % n_blocks) * block
@@ -377,17 +367,20 @@ def scan_ff(
         m = hi - lo
         u = np.empty(m, np.int64)
         v = np.empty(m, np.int64)
+        prev = np.empty(m, np.int64)
         fu = np.empty(m, np.int64)
         fv = np.empty(m, np.int64)
         for j in range(m):
             u[j] = u_state[b, lo + j]
             v[j] = v_state[b, lo + j]
-            fu[j] = 4095 - du[lo + j]
-            fv[j] = 4096 - dv[lo + j]
+            prev[j] = p_state[b, lo + j]
+            fu[j] = DECAY_ONE - 1 - du[lo + j]
+            fv[j] = DECAY_ONE - dv[lo + j]
         thr = vth_e[lo:hi]
         hi_e = vth_hi_e[lo:hi]
         lo_e = vth_lo_e[lo:hi]
         bs = bias[lo:hi]
+        vr = v_reset[lo:hi]
         cnt = counts[unit, lo:hi]
         n_active = 0
         for t in range(steps):
@@ -396,33 +389,42 @@ def scan_ff(
                 for j in range(m):
                     u[j] = 0
                     v[j] = 0
+                    prev[j] = 0
             a = acc[b, t, lo:hi]
             s_row = s_out[b, t, lo:hi]
             n_spk = 0
-            if model == MODEL_TERNARY:
+            if model == MODEL_RELAY:
                 for j in range(m):
-                    x = wrap32(trunc_shift12(u[j] * fu[j]) + (np.int64(a[j]) << 6))
-                    x = x - U_WRAP * (x > U_HALF) + U_WRAP * (x <= -U_HALF)
-                    w = trunc_shift12(v[j] * fv[j]) + x + bs[j]
-                    w = min(max(w, -V_MAX), V_MAX)
+                    x = wrap_u(wrap32(decay(u[j], fu[j]) + wrap32(np.int64(a[j]) << STATE_SHIFT)))
+                    w = saturate_v(decay(v[j], fv[j]) + x + bs[j])
+                    n_active += (x != 0) | (w != 0)
+                    sp = w >> r_shift
+                    u[j] = x
+                    v[j] = w
+                    s_row[j] = sp
+                    cnt[j] += sp != 0
+                    n_spk += sp != 0
+            elif model == MODEL_TERNARY:
+                for j in range(m):
+                    x = wrap_u(wrap32(decay(u[j], fu[j]) + wrap32(np.int64(a[j]) << STATE_SHIFT)))
+                    w = saturate_v(decay(v[j], fv[j]) + x + bs[j])
                     n_active += (x != 0) | (w != 0)
                     sp = np.int64(w > hi_e[j]) - np.int64(w < lo_e[j])
-                    fired = sp != 0
+                    fired = np.int64(sp != 0)
                     u[j] = x
-                    v[j] = w * (1 - fired)
+                    v[j] = w + fired * to_reset * (vr[j] - w)
                     s_row[j] = sp
                     cnt[j] += fired
                     n_spk += fired
             else:
                 for j in range(m):
-                    x = wrap32(trunc_shift12(u[j] * fu[j]) + (np.int64(a[j]) << 6))
-                    x = x - U_WRAP * (x > U_HALF) + U_WRAP * (x <= -U_HALF)
-                    w = trunc_shift12(v[j] * fv[j]) + x + bs[j]
-                    w = min(max(w, -V_MAX), V_MAX)
+                    x = wrap_u(wrap32(decay(u[j], fu[j]) + wrap32(np.int64(a[j]) << STATE_SHIFT)))
+                    w = saturate_v(decay(v[j], fv[j]) + x + bs[j] - subtract * prev[j] * thr[j])
                     n_active += (x != 0) | (w != 0)
-                    fired = w > thr[j]
+                    fired = np.int64(w > thr[j])
                     u[j] = x
-                    v[j] = w * (1 - fired)
+                    v[j] = w + fired * to_reset * (vr[j] - w)
+                    prev[j] = fired
                     s_row[j] = fired
                     cnt[j] += fired
                     n_spk += fired
@@ -443,3 +445,4 @@ def scan_ff(
         for j in range(m):
             u_state[b, lo + j] = u[j]
             v_state[b, lo + j] = v[j]
+            p_state[b, lo + j] = prev[j]

@@ -22,6 +22,8 @@ import scipy.sparse as sp
 from snnc.ir.chip import ChipGraph, InputPopulation, Population, Projection
 from snnc.ir.errors import BackendError, SnncError
 
+from snnc.ir.fixed_point.units import bias_value, threshold_value
+
 from . import kernels as K
 
 F32_EXACT = 2**24  # float32 adds integers exactly while every partial sum stays below this
@@ -208,21 +210,26 @@ def _population_params(pops: list[Population]) -> dict[str, np.ndarray]:
     def col(pop, value):
         return np.broadcast_to(np.asarray(value, np.int64), pop.shape).reshape(-1)
 
-    out: dict[str, list] = {k: [] for k in ("du", "dv", "vth_e", "bias", "model", "r_interval", "r_offset", "hi_e", "lo_e")}
-    code = {"lif": K.MODEL_LIF, "lif_reset": K.MODEL_RESET, "ternary": K.MODEL_TERNARY}
+    out: dict[str, list] = {k: [] for k in ("du", "dv", "vth_e", "bias", "model", "r_interval", "r_offset", "hi_e", "lo_e",
+                                            "reset", "v_reset", "r_shift")}
+    code = {"lif": K.MODEL_LIF, "lif_reset": K.MODEL_RESET, "ternary": K.MODEL_TERNARY, "relay": K.MODEL_RELAY}
+    reset = {"zero": K.RESET_ZERO, "subtract": K.RESET_SUBTRACT, "none": K.RESET_NONE}
     for pop in pops:
         n = pop.size
         out["du"].append(col(pop, pop.du))
         out["dv"].append(col(pop, pop.dv))
-        out["vth_e"].append(col(pop, pop.vth) << 6)
-        out["bias"].append(col(pop, pop.bias_mant) << col(pop, pop.bias_exp))
+        out["vth_e"].append(threshold_value(col(pop, pop.vth)))
+        out["bias"].append(bias_value(col(pop, pop.bias_mant), col(pop, pop.bias_exp)))
+        out["reset"].append(np.full(n, reset[pop.reset_mode], np.int64))
+        out["v_reset"].append(col(pop, pop.v_reset))
+        out["r_shift"].append(np.full(n, int(pop.relay_shift), np.int64))
         out["model"].append(np.full(n, code[pop.model], np.int64))
         interval = int(pop.reset_interval) if pop.model == "lif_reset" else 1
         offset = int(pop.reset_offset) % interval if pop.model == "lif_reset" else 0
         out["r_interval"].append(np.full(n, interval, np.int64))
         out["r_offset"].append(np.full(n, offset, np.int64))
-        out["hi_e"].append(np.full(n, int(pop.vth_hi) << 6, np.int64))
-        out["lo_e"].append(np.full(n, int(pop.vth_lo) << 6, np.int64))
+        out["hi_e"].append(np.full(n, threshold_value(int(pop.vth_hi)), np.int64))
+        out["lo_e"].append(np.full(n, threshold_value(int(pop.vth_lo)), np.int64))
     return {k: np.ascontiguousarray(np.concatenate(v)).astype(np.int64) for k, v in out.items()}
 
 

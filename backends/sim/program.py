@@ -181,16 +181,17 @@ class SimProgram:
             p = comp.params
             if not comp.recurrent:
                 K.scan_ff(
-                    acc, t0, c, state.u_state[ci], state.v_state[ci],
+                    acc, t0, c, state.u_state[ci], state.v_state[ci], state.p_state[ci],
                     p["du"], p["dv"], p["vth_e"], p["bias"], int(p["model"][0]), int(p["r_interval"][0]),
-                    int(p["r_offset"][0]), p["hi_e"], p["lo_e"],
+                    int(p["r_offset"][0]), p["hi_e"], p["lo_e"], int(p["reset"][0]), p["v_reset"], int(p["r_shift"][0]),
                     s_buf, u_buf, v_buf, state.write_u[ci], state.write_v[ci],
                     comp.fanout, block, spikes_t, state.counts[ci], state.active[ci], ops_t,
                 )
             else:
                 K.scan(
-                    acc, t0, c, state.u_state[ci], state.v_state[ci],
+                    acc, t0, c, state.u_state[ci], state.v_state[ci], state.p_state[ci],
                     p["du"], p["dv"], p["vth_e"], p["bias"], p["model"], p["r_interval"], p["r_offset"], p["hi_e"], p["lo_e"],
+                    p["reset"], p["v_reset"], p["r_shift"],
                     g["src_lo"], g["src_hi"], g["dst_lo"], g["dst_hi"], g["colptr_off"], g["delay"], g["shift"], g["mode"],
                     g["graded"], g["colptr"], g["rows"], g["wvals"], state.hist[ci],
                     s_buf, u_buf, v_buf, state.write_u[ci], state.write_v[ci],
@@ -205,7 +206,9 @@ class SimProgram:
             for m, name in enumerate(comp.members):
                 off, n = comp.offsets[name], comp.sizes[name]
                 view = s_buf if len(comp.members) == 1 else s_buf[:, :, off : off + n]
-                sources[name] = _ChunkSource(view, 1.0, int(per_member[m].sum()))
+                # spikes are 0/+-1; a relay's graded payloads bound the exact-float check by their size
+                peak = 1.0 if self.graph.populations[name].spiking else float(np.abs(view).max(initial=0))
+                sources[name] = _ChunkSource(view, peak, int(per_member[m].sum()))
                 state.store(name, "s", t0, c, view)
                 if state.write_u[ci]:
                     state.store(name, "u", t0, c, u_buf[:, :, off : off + n])
@@ -337,12 +340,13 @@ class _RunState:
         self.records: dict[tuple[str, str], np.ndarray] = {}
         for node, var in wanted:
             shape = graph.source(node).shape
-            dtype = np.int8 if var == "s" and node in graph.populations else np.int32
+            spiking = node in graph.populations and graph.populations[node].spiking
+            dtype = np.int8 if var == "s" and spiking else np.int32  # a relay's "s" is its graded payload
             self.records[(node, var)] = np.zeros((batch, steps, *shape), dtype)
         self.input_counts = {name: 0 for name in plan.inputs}
         threads = max(1, numba.get_num_threads())
         self.acc = []
-        self.u_state, self.v_state, self.hist = [], [], []
+        self.u_state, self.v_state, self.p_state, self.hist = [], [], [], []
         self.write_u, self.write_v, self.units, self.member_of = [], [], [], []
         self.counts, self.active = [], []
         self.dummy32 = np.zeros((1, 1, 1), np.int32)
@@ -355,6 +359,7 @@ class _RunState:
             self.write_v.append(wv)
             self.u_state.append(np.zeros((batch, n), np.int32))
             self.v_state.append(np.zeros((batch, n), np.int32))
+            self.p_state.append(np.zeros((batch, n), np.int8))
             self.hist.append(np.zeros((batch, comp.hist_len, n), np.float32) if comp.recurrent else np.zeros((1, 1, 1), np.float32))
             if comp.recurrent or batch >= 2 * threads:
                 n_blocks = 1

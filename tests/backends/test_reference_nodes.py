@@ -234,7 +234,7 @@ def test_several_inputs_summed_and_several_outputs():
     np.testing.assert_allclose(res.outputs["o1"][0], [[6, 2], [2, 10]])
     np.testing.assert_allclose(res.outputs["o2"][0], [[6, 1], [2, 10]])
     with pytest.raises(BackendError, match="several outputs"):
-        res.output
+        _ = res.output
     with pytest.raises(ShapeError):
         prog.run(xa)  # one array for a two-input network
 

@@ -1,0 +1,97 @@
+"""One time step of a population, for every neuron kind the chip has (the specification).
+
+Order within a step (Lava's `run_spk`): optional periodic reset (LIFReset), then
+    u = wrap_u(wrap32(decay(u, 4095 - du) + wrap32(a << 6)))
+    v = saturate_v(decay(v, 4096 - dv) + u + bias [- vth_e if subtract-reset and spiked last step])
+then the output and the reset:
+- "lif":     s = v > vth_e;  reset_mode "zero": v = v_reset where s; "subtract": vth_e is taken off
+             v at the next step (after its decay, as snnTorch's default `reset_mechanism="subtract"`
+             does); "none": v is left alone.
+- "lif_reset": "lif" plus u = v = 0 whenever step % reset_interval == reset_offset (Lava LIFReset).
+- "ternary": s = +1 if v > vth_hi_e, -1 if v < vth_lo_e, else 0; v = v_reset where s != 0
+             (Lava TernaryLIF with v_reset = 0).
+- "relay":   never spikes; sends its voltage every step as a graded payload s = v >> relay_shift
+             (floor), a Loihi 2 graded spike: how a leaky integrator's state feeds the next layer.
+Lava's LIF, LIFReset and TernaryLIF are the cases reset_mode="zero", v_reset=0; the other modes
+and "relay" are run on Lava by snnc's own process (`backends/lava/procs/cuba.py`).
+`a` is the int32 sum of the synapse values arriving this step.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .arith import decay, saturate_v, wrap32, wrap_u
+from .units import DECAY_ONE, STATE_SHIFT
+
+NEURON_KINDS = ("lif", "lif_reset", "ternary", "relay")
+RESET_MODES = ("zero", "subtract", "none")
+
+
+@dataclass
+class NeuronState:
+    """u, v and whether each neuron spiked at the previous step (for subtract reset): [batch, n]."""
+
+    u: np.ndarray
+    v: np.ndarray
+    spiked: np.ndarray
+
+    @classmethod
+    def zeros(cls, batch: int, n: int) -> "NeuronState":
+        return cls(np.zeros((batch, n), np.int64), np.zeros((batch, n), np.int64), np.zeros((batch, n), bool))
+
+
+def neuron_step(
+    state: NeuronState,
+    a: np.ndarray,
+    *,
+    du,
+    dv,
+    bias,
+    vth_e,
+    kind: str = "lif",
+    reset_mode: str = "zero",
+    v_reset=0,
+    step: int = 1,
+    reset_interval: int = 1,
+    reset_offset: int = 0,
+    vth_hi_e=0,
+    vth_lo_e=0,
+    relay_shift=0,
+) -> np.ndarray:
+    """Advance `state` in place by one step (1-based Lava `step`) with input `a`; return s.
+
+    du, dv, bias (already bias_mant << bias_exp), vth_e (already vth << 6), v_reset,
+    vth_hi_e/vth_lo_e and relay_shift are scalars or per-neuron arrays.
+    """
+    if kind not in NEURON_KINDS:
+        raise ValueError(f"unknown neuron kind {kind!r}; expected one of {NEURON_KINDS}")
+    if reset_mode not in RESET_MODES:
+        raise ValueError(f"unknown reset mode {reset_mode!r}; expected one of {RESET_MODES}")
+    u = np.asarray(state.u, np.int64)
+    v = np.asarray(state.v, np.int64)
+    spiked = np.asarray(state.spiked, bool)
+    if kind == "lif_reset" and step % reset_interval == reset_offset % reset_interval:
+        u = np.zeros_like(u)
+        v = np.zeros_like(v)
+        spiked = np.zeros_like(spiked)
+    du, dv = np.asarray(du, np.int64), np.asarray(dv, np.int64)
+    u = wrap_u(wrap32(decay(u, DECAY_ONE - 1 - du) + wrap32(wrap32(np.asarray(a, np.int64)) << STATE_SHIFT)))
+    v = decay(v, DECAY_ONE - dv) + u + np.asarray(bias, np.int64)
+    if reset_mode == "subtract":
+        v = v - spiked * np.asarray(vth_e, np.int64)
+    v = saturate_v(v)
+    if kind == "relay":
+        s = v >> np.asarray(relay_shift, np.int64)
+        fired = np.zeros_like(spiked)
+    else:
+        if kind == "ternary":
+            s = (v > np.asarray(vth_hi_e, np.int64)).astype(np.int64) - (v < np.asarray(vth_lo_e, np.int64))
+        else:
+            s = (v > np.asarray(vth_e, np.int64)).astype(np.int64)
+        fired = s != 0
+        if reset_mode == "zero":
+            v = np.where(fired, np.asarray(v_reset, np.int64), v)
+    state.u, state.v, state.spiked = u, v, fired
+    return s
