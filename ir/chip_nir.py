@@ -23,7 +23,8 @@ scaled by 2**(6 + weight_exp):
     w_in        = tau_syn / dt                   (one input unit adds one unit of u)
     r           = tau_mem / dt                   (u adds to v one to one)
     v_leak      = bias_mant * 2**bias_exp * tau_mem / dt   (the bias adds to v every step)
-    v_threshold = vth * 64 (ternary: vth_hi * 64), v_reset = 0
+    v_threshold = vth * 64 (ternary: vth_hi * 64), v_reset = the integer v_reset (v units);
+    reset_mode and relay settings live in the snnc metadata (NIR has no field for them)
     weights     = effective integer weights (after Lava's truncation) * 2**(6 + weight_exp)
 
 What NIR cannot express lives only in the metadata: the one-step latency of every projection
@@ -175,7 +176,7 @@ def float_parameters(pop: Population, dt: float) -> dict[str, np.ndarray]:
         "r": np.array(steps_mem, dtype=np.float64),
         "v_leak": np.array(bias * steps_mem),
         "v_threshold": np.array(vth),
-        "v_reset": np.zeros(shape),
+        "v_reset": np.broadcast_to(np.asarray(pop.v_reset, dtype=np.float64), shape).copy(),
         "w_in": np.array(4096.0 / (du + 1.0)),
     }
 
@@ -219,6 +220,9 @@ def _population_node(pop: Population, dt: float) -> nir.CubaLIF:
         "reset_offset": _encode(pop.reset_offset, f"population {pop.name!r}.reset_offset"),
         "vth_hi": _encode(pop.vth_hi, f"population {pop.name!r}.vth_hi"),
         "vth_lo": _encode(pop.vth_lo, f"population {pop.name!r}.vth_lo"),
+        "reset_mode": pop.reset_mode,
+        "v_reset": _encode(pop.v_reset, f"population {pop.name!r}.v_reset"),
+        "relay_shift": _encode(pop.relay_shift, f"population {pop.name!r}.relay_shift"),
         "meta": _encode(pop.meta, f"population {pop.name!r}.meta"),
     }
     return nir.CubaLIF(**float_parameters(pop, dt), metadata=_meta(record))
@@ -434,6 +438,9 @@ def _rebuild(nir_graph, header: dict, where: str) -> ChipGraph:
             shape=tuple(rec["shape"]),
             **{k: _decode(rec[k]) for k in ("du", "dv", "vth", "bias_mant", "bias_exp", "reset_interval", "reset_offset", "vth_hi", "vth_lo", "meta")},
             model=rec["model"],
+            # files written before reset modes existed reset to zero, as Lava's LIF does
+            reset_mode=rec.get("reset_mode", "zero"),
+            **{k: _decode(rec[k]) for k in ("v_reset", "relay_shift") if k in rec},
         )
         _check_floats(nodes[nname], float_parameters(pop, dt), f"{where}: node {nname!r}")
         graph.add(pop)

@@ -37,7 +37,10 @@ def full_graph() -> ChipGraph:
     g.add(Population("fc", (6,), du=np.arange(6) * 100, dv=np.array([0, 1, 2, 4095, 100, 7]), vth=np.arange(1, 7),
                      model="lif_reset", reset_interval=16, reset_offset=5))
     g.add(Population("tern", (4,), du=17, dv=300, vth=3, model="ternary", vth_hi=9, vth_lo=-4))
-    g.add(Population("bias_only", (2,), bias_mant=-4096, bias_exp=7, vth=2**17 - 1))
+    g.add(Population("bias_only", (2,), bias_mant=-4096, bias_exp=7, vth=2**17 - 1, reset_mode="subtract"))
+    g.add(Population("relay", (3,), du=4095, dv=40, model="relay", relay_shift=5))
+    g.add(Population("reset_v", (3,), vth=4, reset_mode="zero", v_reset=np.array([-9, 0, 70])))
+    g.add(Population("free", (3,), vth=4, reset_mode="none"))
     w_conv = rng.integers(-64, 64, size=(4, 1, 3, 3)) * 2
     geometry = ConvGeometry((2, 5, 5), (4, 3, 3), (3, 3), stride=(2, 2), padding=(2, 2), dilation=(2, 2), groups=2)
     g.add(Projection("p_conv", "in", "conv1", w_conv, kind="conv", conv=geometry, meta={"src_node": "conv"}))
@@ -47,6 +50,9 @@ def full_graph() -> ChipGraph:
                      kind="sparse", delay=5, weight_exp=7, num_weight_bits=3))
     g.add(Projection("p_graded", "graded", "fc", rng.integers(0, 200, size=(6, 4)), num_message_bits=8, weight_exp=2))
     g.add(Projection("p_rec", "tern", "tern", -np.eye(4, dtype=np.int64) * 5))
+    g.add(Projection("p_relay_in", "tern", "relay", rng.integers(-9, 9, size=(3, 4))))
+    g.add(Projection("p_relay_out", "relay", "reset_v", rng.integers(-9, 9, size=(3, 3)), num_message_bits=19))
+    g.add(Projection("p_free", "reset_v", "free", rng.integers(0, 9, size=(3, 3))))
     g.outputs["spikes"] = OutputPort("tern", "s")
     g.outputs["voltage"] = OutputPort("fc", "v")
     g.outputs["current"] = OutputPort("conv1", "u")
@@ -269,3 +275,17 @@ def test_corrupted_snnc_metadata_raises_only_snnc_errors(data):
         chip_from_nir(n)
     except SnncError as exc:
         assert str(exc).strip()
+
+
+def test_files_from_before_reset_modes_load_as_reset_to_zero():
+    g = small_graph()
+    n = chip_to_nir(g)
+    for node in n.nodes.values():
+        record = json.loads(node.metadata.get("snnc", "{}")) if getattr(node, "metadata", None) else {}
+        if record.get("kind") == "population":
+            for key in ("reset_mode", "v_reset", "relay_shift"):
+                record.pop(key)
+            node.metadata["snnc"] = json.dumps(record)
+    back = chip_from_nir(n)
+    assert all(p.reset_mode == "zero" and p.v_reset == 0 and p.relay_shift == 0 for p in back.populations.values())
+
