@@ -64,6 +64,8 @@ class RunResult:
 
     `time_shift` is the number of steps by which these outputs lag the float reference (the chip
     adds a step per projection; the timing pass records the shift); `aligned()` undoes it.
+    `output_shifts` overrides it per output port where ports lag by different amounts (an output
+    population that feeds another output).
     """
 
     outputs: dict[str, np.ndarray]
@@ -71,6 +73,7 @@ class RunResult:
     activity: Activity | None = None
     backend: str = ""
     time_shift: int = 0
+    output_shifts: dict[str, int] = field(default_factory=dict)
 
     @property
     def output(self) -> np.ndarray:
@@ -81,13 +84,19 @@ class RunResult:
             )
         return next(iter(self.outputs.values()))
 
-    def aligned(self, array: np.ndarray) -> np.ndarray:
-        """`array[:, shift:]` padded with zeros at the end: time-aligned with the float reference."""
-        if not self.time_shift:
-            return array
-        out = np.zeros_like(array)
-        out[:, : array.shape[1] - self.time_shift] = array[:, self.time_shift :]
-        return out
+    def aligned(self, array: np.ndarray, output: str | None = None) -> np.ndarray:
+        """`array[:, shift:]` padded with zeros at the end: time-aligned with the float reference
+        (`output`: the port whose shift applies; default `time_shift`)."""
+        return shift_back(array, self.output_shifts.get(output, self.time_shift) if output else self.time_shift)
+
+
+def shift_back(array: np.ndarray, shift: int) -> np.ndarray:
+    """`array[:, shift:]` padded with zeros at the end (undo a lag of `shift` steps)."""
+    if not shift:
+        return array
+    out = np.zeros_like(array)
+    out[:, : max(array.shape[1] - shift, 0)] = array[:, shift:]
+    return out
 
 
 @runtime_checkable

@@ -18,6 +18,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import nir
 import numpy as np
 
+from snnc.backends.base import shift_back
 from snnc.ir.chip import ChipGraph
 from snnc.ir.errors import ParameterError, ShapeError
 from snnc.ir.graph import Graph
@@ -32,8 +33,9 @@ from .passes.timing import Timing
 DEFAULT_DT = 1e-4
 
 
-def load(model: Any) -> Graph:
-    """A validated NIR-level Graph from a Graph, a nir.NIRGraph or a path."""
+def load(model: Any, reset_mode: str | None = None) -> Graph:
+    """A validated NIR-level Graph from a Graph, a nir.NIRGraph or a path (`reset_mode`: see
+    `snnc.ir.reset_mode`; None assumes NIR's reset where the model cannot say, with a warning)."""
     try:
         from snnc.compiler.frontends.loader import load_model
     except ImportError:  # pragma: no cover - the frontends are part of the project
@@ -41,7 +43,7 @@ def load(model: Any) -> Graph:
     if isinstance(model, Graph):
         graph = model
     elif load_model is not None:
-        graph = load_model(model)
+        graph = load_model(model, reset_mode=reset_mode)
     elif isinstance(model, (nir.NIRGraph, str, Path)):
         graph = Graph.from_nir(model)
     else:
@@ -97,6 +99,7 @@ def compile(  # noqa: A001 - the verb users expect
     calibrate: Any = None,
     *,
     passes: str | Sequence[Pass] | None = None,
+    reset_mode: str | None = None,
     extra_passes: Sequence[Pass] = (),
     dump_after: str | Iterable[str] | None = None,
     dump_dir: str | Path | None = None,
@@ -115,11 +118,13 @@ def compile(  # noqa: A001 - the verb users expect
     parameters the target holds once per layer; tolerance: how far per-neuron values may be
     collapsed. passes: replace the pass list (Pass objects, or a text spec such as
     "canonicalize,fuse,timing,quantize(weight_bits=6),legalize"; `calibrate` still reaches quantize); extra_passes: run after legalize (e.g. mapping).
+    reset_mode: "zero", "subtract" or "none" for spiking neurons whose model cannot state it (NIR
+    files; see snnc.ir.reset_mode); None assumes "zero" and warns.
     dump_after/dump_dir: write (or keep in memory) the graph after the named passes.
     The remaining options (per_channel ... tolerance) are `default_passes`'s, whose defaults they
     keep; they configure the default pass list, so they cannot be combined with `passes`.
     """
-    source = load(model)
+    source = load(model, reset_mode)
     if isinstance(passes, str):
         from .passes import parse_pipeline
 
@@ -183,14 +188,21 @@ class CompileResult:
             raise ShapeError("unknown population", where=f"latency({population!r})", expected=sorted(self.chip.populations))
         return int(pop.meta.get("latency") or 0)
 
-    def align(self, array: np.ndarray, population: str | None = None) -> np.ndarray:
-        """`array` [batch, T, ...] shifted back by the population's latency (default: time_shift)."""
-        shift = self.time_shift if population is None else self.latency(population)
-        if not shift:
-            return array
-        out = np.zeros_like(array)
-        out[:, : array.shape[1] - shift] = array[:, shift:]
-        return out
+    @property
+    def output_shifts(self) -> dict[str, int]:
+        """Steps each output port lags the float model (its population's latency; normally all
+        equal to time_shift, different where one output population feeds another)."""
+        return {name: int(self.chip.populations[port.population].meta.get("latency") or self.time_shift)
+                for name, port in self.chip.outputs.items()}
+
+    def align(self, array: np.ndarray, population: str | None = None, *, output: str | None = None) -> np.ndarray:
+        """`array` [batch, T, ...] shifted back by the population's latency, or by an output port's
+        shift (`output`); default: time_shift."""
+        if output is not None:
+            shift = self.output_shifts[output]
+        else:
+            shift = self.time_shift if population is None else self.latency(population)
+        return shift_back(array, shift)
 
     def totals(self) -> dict:
         layers = self.layers
@@ -280,6 +292,7 @@ class CompileResult:
         program = get_backend(backend).build(self.chip, **options)
         result = program.run(self.encode_inputs(inputs), steps=steps, probes=probes)
         result.time_shift = self.time_shift
+        result.output_shifts = self.output_shifts
         return result
 
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from . import shapes as S
 from .errors import GraphError, ModelFileError, ParameterError, ShapeError, UnsupportedNodeError
+from .reset_mode import SPIKING, state_reset_modes
 
 # Parameters that must be finite; time constants must also be positive.
 _TIME_CONSTANTS = {"tau", "tau_syn", "tau_mem"}
@@ -46,10 +47,13 @@ class Graph:
 
     # -- construction ---------------------------------------------------------------------------
     @classmethod
-    def from_nir(cls, model: "nir.NIRGraph | str | Path", *, validate: bool = True, source: str | None = None) -> "Graph":
+    def from_nir(cls, model: "nir.NIRGraph | str | Path", *, validate: bool = True, source: str | None = None,
+                 reset_mode: str | None = None) -> "Graph":
         """Read a NIR graph (object or file path), flatten it, infer shapes, validate it.
 
         `source` names the graph in error messages (default: the path, or "<graph>").
+        `reset_mode` is given to spiking nodes whose metadata does not state one (see
+        `snnc.ir.reset_mode`; None: assume "zero" and warn).
         """
         source = source or "<graph>"
         if isinstance(model, (str, Path)):
@@ -65,6 +69,10 @@ class Graph:
             if id(node) in seen:
                 nodes[name] = copy.deepcopy(node)
             seen.add(id(node))
+        for name, node in nodes.items():  # stating a reset mode must not edit the caller's node objects
+            if isinstance(node, SPIKING):
+                nodes[name] = copy.copy(node)
+        state_reset_modes(nodes, reset_mode, source)
         metadata = getattr(model, "metadata", None)
         metadata = metadata if isinstance(metadata, dict) else {}
         graph = cls(nodes=nodes, edges=edges, metadata=dict(metadata), source=source)

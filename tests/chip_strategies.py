@@ -269,8 +269,9 @@ def chip_inputs(draw, graph: ChipGraph, steps: int) -> dict[str, np.ndarray]:
 
 
 @st.composite
-def chip_cases(draw, steps=st.integers(8, 40), **options) -> ChipCase:
-    """A graph, its single-sample inputs and the number of steps."""
+def chip_cases(draw, steps=None, **options) -> ChipCase:
+    """A graph, its single-sample inputs and the number of steps (default 8..40)."""
+    steps = st.integers(8, 40) if steps is None else steps
     graph = draw(chip_graphs(**options))
     t = draw(steps) if not isinstance(steps, int) else steps
     return ChipCase(graph, draw(chip_inputs(graph, t)), t, tags=dict(options))

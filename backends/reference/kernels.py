@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from snnc.ir import shapes as S
+from snnc.ir.reset_mode import reset_mode_of
 from snnc.ir.errors import ParameterError, ShapeError, UnsupportedNodeError
 
 # A delay whose length in steps is further than this from an integer is an error, not rounded:
@@ -103,64 +104,82 @@ class _Neuron(Kernel):
         return np.broadcast_to(self.v0, (x.shape[0], *self.shape)).copy()
 
 
-class LIFKernel(_Neuron):
-    """v += dt/tau (v_leak - v + r x); z = v > v_th; v = v_reset where z."""
+class _Spiking(_Neuron):
+    """Threshold and reset of a spiking node, by its reset mode (`snnc.ir.reset_mode`)."""
 
     spiking = True
+
+    def __init__(self, node, shape, v0, where, current: bool = False):
+        p = lambda f: _param(node, f, shape, where)  # noqa: E731
+        self.v_th, self.v_reset = p("v_threshold"), p("v_reset")
+        self.reset_mode = reset_mode_of(node)
+        leak = p("v_leak") if hasattr(node, "v_leak") else 0.0
+        self.v_sub = self.v_th - leak  # what a subtract reset takes off
+        super().__init__(shape, v0, current=current)
+        if self.reset_mode == "subtract":
+            self.state_vars = (*self.state_vars, "z")
+
+    def init(self, batch: int) -> dict[str, np.ndarray]:
+        state = super().init(batch)
+        if self.reset_mode == "subtract":
+            state["z"] = np.zeros((batch, *self.shape), bool)
+        return state
+
+    def fire(self, v, state) -> np.ndarray:
+        """v after integrating this step's input -> spikes; stores the post-spike v."""
+        if self.reset_mode == "subtract":
+            v = v - self.v_sub * state["z"]
+        z = v > self.v_th
+        if self.reset_mode == "zero":
+            v = np.where(z, self.v_reset, v)
+        elif self.reset_mode == "subtract":
+            state["z"] = z
+        state["v"] = v
+        return z.astype(np.float64)
+
+
+class LIFKernel(_Spiking):
+    """v += dt/tau (v_leak - v + r x); z = v > v_th; then the node's reset."""
 
     def __init__(self, node: nir.LIF, shape, dt, where):
         p = lambda f: _param(node, f, shape, where)  # noqa: E731
         self.a = _decay(dt, p("tau"), "tau", where)
-        self.r, self.v_leak, self.v_th, self.v_reset = p("r"), p("v_leak"), p("v_threshold"), p("v_reset")
-        super().__init__(shape, self.v_leak)
+        self.r, self.v_leak = p("r"), p("v_leak")
+        super().__init__(node, shape, self.v_leak, where)
 
     def step(self, x, state):
         v = state["v"]
-        v = v + self.a * (self.v_leak - v + self.r * x)
-        z = v > self.v_th
-        state["v"] = np.where(z, self.v_reset, v)
-        return z.astype(np.float64)
+        return self.fire(v + self.a * (self.v_leak - v + self.r * x), state)
 
 
-class CubaLIFKernel(_Neuron):
-    """i += dt/tau_syn (w_in x - i); v += dt/tau_mem (v_leak - v + r i_new); z; reset v."""
-
-    spiking = True
+class CubaLIFKernel(_Spiking):
+    """i += dt/tau_syn (w_in x - i); v += dt/tau_mem (v_leak - v + r i_new); z; then the reset."""
 
     def __init__(self, node: nir.CubaLIF, shape, dt, where):
         p = lambda f: _param(node, f, shape, where)  # noqa: E731
         self.a_syn = _decay(dt, p("tau_syn"), "tau_syn", where)
         self.a_mem = _decay(dt, p("tau_mem"), "tau_mem", where)
         self.r, self.v_leak, self.w_in = p("r"), p("v_leak"), p("w_in")
-        self.v_th, self.v_reset = p("v_threshold"), p("v_reset")
-        super().__init__(shape, self.v_leak, current=True)
+        super().__init__(node, shape, self.v_leak, where, current=True)
 
     def step(self, x, state):
         i = state["i"]
         i = i + self.a_syn * (self.w_in * x - i)
-        v = state["v"]
-        v = v + self.a_mem * (self.v_leak - v + self.r * i)
-        z = v > self.v_th
         state["i"] = i
-        state["v"] = np.where(z, self.v_reset, v)
-        return z.astype(np.float64)
+        v = state["v"]
+        return self.fire(v + self.a_mem * (self.v_leak - v + self.r * i), state)
 
 
-class IFKernel(_Neuron):
-    """v += r x (per step, no dt); z = v > v_th; v = v_reset where z."""
-
-    spiking = True
+class IFKernel(_Spiking):
+    """v += r x (per step, no dt); z = v > v_th; then the reset."""
 
     def __init__(self, node: nir.IF, shape, dt, where):
         p = lambda f: _param(node, f, shape, where)  # noqa: E731
-        self.r, self.v_th, self.v_reset = p("r"), p("v_threshold"), p("v_reset")
-        super().__init__(shape, 0.0)
+        self.r = p("r")
+        super().__init__(node, shape, 0.0, where)
 
     def step(self, x, state):
-        v = state["v"] + self.r * x
-        z = v > self.v_th
-        state["v"] = np.where(z, self.v_reset, v)
-        return z.astype(np.float64)
+        return self.fire(state["v"] + self.r * x, state)
 
 
 class LIKernel(_Neuron):

@@ -77,7 +77,7 @@ def evaluate(
     from snnc.compiler.frontends.loader import load_model
 
     if compiled is None:
-        model = load_model(model)  # a ChipGraph comes back as it is
+        model = load_model(model, reset_mode=compile_options.pop("reset_mode", None))  # a ChipGraph comes back as it is
         if not isinstance(model, ChipGraph):
             target = chip if chip in ("loihi1", "loihi2") else "loihi2"
             compiled = compile(model, target=target, **compile_options)

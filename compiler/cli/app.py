@@ -8,10 +8,12 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from snnc.ir.errors import SnncError
+from snnc.ir.reset_mode import AssumptionWarning
 
 from .common import _console, _one_line
 
@@ -65,7 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code) if isinstance(exc.code, int) else EXIT_ERROR
     debug = getattr(args, "debug", False)
     try:
-        return int(args._handler(args, _console()) or 0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", AssumptionWarning)  # an assumption is stated every run
+            warnings.showwarning = _show_warning
+            return int(args._handler(args, _console()) or 0)
     except SnncError as exc:
         if debug:
             traceback.print_exc()
@@ -79,6 +84,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         _error(f"internal error ({type(exc).__name__}: {_one_line(exc)}); rerun with --debug for the traceback and report it")
         return EXIT_ERROR
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """snnc's own warnings as one line on stderr; others as Python prints them."""
+    if issubclass(category, AssumptionWarning):
+        print(f"snnc: warning: {_one_line(message)}", file=sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
 def _error(message: str) -> None:

@@ -9,6 +9,7 @@ from snnc.compiler.analysis.sweep import DEFAULT_WEIGHT_BITS, budget_sweep
 from snnc.compiler.data.inputs import load_input_array
 
 from .app import register
+from .common import add_reset_mode
 
 def _width_list(text: str) -> list[int]:
     try:
@@ -20,6 +21,7 @@ def _width_list(text: str) -> list[int]:
 def add_budget_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The options of `snnc budget MODEL --weight-bits 2,4,6,8 --input IN.npy [--labels L.npy]`."""
     parser.add_argument("model", help="model to compile (a .nir file, or what `snnc compile` accepts)")
+    add_reset_mode(parser)
     parser.add_argument("--weight-bits", type=_width_list, default=list(DEFAULT_WEIGHT_BITS),
                         help="comma-separated weight widths to compile at (1..8; default 2,4,6,8)")
     parser.add_argument("--input", required=True, help="input spikes .npy, [T, *shape] or [batch, T, *shape]")
@@ -38,6 +40,8 @@ def run_budget_command(args: argparse.Namespace, console=None) -> int:
     inputs = load_input_array(args.input)
     labels = load_input_array(args.labels) if getattr(args, "labels", None) else None
     opts = {} if getattr(args, "dt", None) is None else {"dt": args.dt}
+    if getattr(args, "reset_mode", None) is not None:
+        opts["reset_mode"] = args.reset_mode
     result = budget_sweep(args.model, args.weight_bits, inputs, getattr(args, "steps", None), labels, **opts)
     console.print(result.render())
     for row in result.rows:

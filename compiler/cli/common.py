@@ -118,3 +118,18 @@ def write_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
             np.savez(f, **arrays)
     except OSError as exc:
         raise ModelFileError(f"cannot write the output file ({exc.strerror or exc})", where=str(path)) from exc
+
+
+def add_reset_mode(p: argparse.ArgumentParser) -> None:
+    """`--reset-mode`: what spiking neurons do after a spike where a NIR file cannot say."""
+    p.add_argument("--reset-mode", choices=["zero", "subtract", "none"], default=None,
+                   help="reset of spiking neurons whose file does not state it (NIR cannot): zero = NIR's reset to v_reset "
+                        "(assumed, with a warning, when not given), subtract = snnTorch's default, none")
+
+
+def load_model_arg(args: argparse.Namespace):
+    """The model named on the command line, with its `--reset-mode`."""
+    from snnc.compiler.frontends.loader import load_model
+
+    return load_model(args.model, reset_mode=getattr(args, "reset_mode", None))
+

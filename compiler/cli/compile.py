@@ -7,10 +7,11 @@ from pathlib import Path
 from snnc.compiler.data.inputs import load_input_array
 
 from .app import register
-from .common import _positive_float, _positive_int
+from .common import _positive_float, _positive_int, add_reset_mode, load_model_arg
 
 def _compile_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="a NIR-level .nir file (or a lava-dl .net file, already chip-level)")
+    add_reset_mode(p)
     p.add_argument("-o", "--out", required=True, metavar="OUT.nir", help="where to write the compiled (chip-level) NIR file")
     p.add_argument("--target", choices=["loihi2", "loihi1"], default="loihi2", help="chip to compile for (default loihi2)")
     p.add_argument("--weight-bits", type=_positive_int, default=8, metavar="N", help="bits per weight, 1..8 (default 8)")
@@ -26,13 +27,12 @@ def _compile_args(p: argparse.ArgumentParser) -> None:
 def _compile(args: argparse.Namespace, console) -> int:
     import json
 
-    from snnc.compiler.frontends.loader import load_model
     from snnc.compiler.pipeline import compile as snnc_compile
     from snnc.ir.chip import ChipGraph
     from snnc.ir.chip_nir import chip_to_nir
     from snnc.ir.graph import write_nir
 
-    model = load_model(args.model)
+    model = load_model_arg(args)
     out = Path(args.out)
     result = None
     if isinstance(model, ChipGraph):

@@ -7,17 +7,17 @@ import math
 import numpy as np
 
 from .app import register
-from .common import _shape, _table
+from .common import _shape, _table, add_reset_mode, load_model_arg
 
 def _inspect_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="a .nir file (NIR-level or chip-level) or a lava-dl .net file")
+    add_reset_mode(p)
 
 
 def _inspect(args: argparse.Namespace, console) -> int:
-    from snnc.compiler.frontends.loader import load_model
     from snnc.ir.chip import ChipGraph
 
-    model = load_model(args.model)
+    model = load_model_arg(args)
     if isinstance(model, ChipGraph):
         _inspect_chip(model, args.model, console)
     else:
@@ -28,12 +28,14 @@ def _inspect(args: argparse.Namespace, console) -> int:
 def _inspect_nir(graph, label: str, console) -> None:
     from snnc.ir import shapes as S
     from snnc.ir.graph import node_param_count
+    from snnc.ir.reset_mode import SPIKING, reset_mode_of
 
     rows = []
     for name in graph.topo_order():
         node = graph.nodes[name]
-        rows.append((name, type(node).__name__, _shape(graph.in_shapes.get(name)), _shape(graph.out_shapes.get(name)), node_param_count(node)))
-    console.print(_table(f"{label}: NIR-level graph, {len(graph.nodes)} nodes", ["node", "type", "input", "output", "params"], rows))
+        reset = reset_mode_of(node) if isinstance(node, SPIKING) else ""
+        rows.append((name, type(node).__name__, _shape(graph.in_shapes.get(name)), _shape(graph.out_shapes.get(name)), node_param_count(node), reset))
+    console.print(_table(f"{label}: NIR-level graph, {len(graph.nodes)} nodes", ["node", "type", "input", "output", "params", "reset"], rows))
     rank = {n: i for i, n in enumerate(graph.topo_order())}
     edge_rows = [(a, b, "recurrent" if (a, b) in graph.recurrent else "")
                  for a, b in sorted(graph.edges, key=lambda e: (rank[e[0]], rank[e[1]]))]
@@ -113,7 +115,11 @@ def _inspect_chip(graph, label: str, console) -> None:
     ))
     pop_rows = []
     for p in graph.populations.values():
-        model = p.model
+        model = p.model + ("" if p.reset_mode == "zero" or not p.spiking else f", reset {p.reset_mode}")
+        if np.any(p.v_reset):
+            model += f", v_reset {_int_summary(p.v_reset)}"
+        if p.model == "relay":
+            model += f" (payload v >> {p.relay_shift})"
         if p.model == "lif_reset":
             model += f" (every {p.reset_interval}, offset {p.reset_offset})"
         elif p.model == "ternary":

@@ -6,10 +6,11 @@ import argparse
 from snnc.compiler.data.inputs import load_input_array
 
 from .app import register
-from .common import _positive_float, _positive_int
+from .common import _positive_float, _positive_int, add_reset_mode, load_model_arg
 
 def _evaluate_args(p: argparse.ArgumentParser, *, report: bool) -> None:
     p.add_argument("model", help="a NIR-level .nir (compiled first), a chip-level .nir, or a lava-dl .net file")
+    add_reset_mode(p)
     p.add_argument("--input", required=True, metavar="IN.npy", help="input array [T, *shape] or [batch, T, *shape]")
     p.add_argument("--chip", default="loihi2", metavar="NAME|FILE", help="chip profile: loihi1, loihi2 or a .toml/.json profile")
     p.add_argument("--costs", metavar="TABLE", help="cost table (loihi1-davies2018, loihi1-sanafe, loihi2-assumed; default: the chip's)")
@@ -22,10 +23,9 @@ def _evaluate_args(p: argparse.ArgumentParser, *, report: bool) -> None:
 
 def _evaluate(args: argparse.Namespace):
     from snnc.compiler.analysis.evaluate import evaluate
-    from snnc.compiler.frontends.loader import load_model
     from snnc.ir.chip import ChipGraph
 
-    model = load_model(args.model)
+    model = load_model_arg(args)
     data = load_input_array(args.input)
     options = {} if isinstance(model, ChipGraph) else {"weight_bits": args.weight_bits, "dt": args.dt}
     return evaluate(model, data, chip=args.chip, costs=args.costs, steps=args.steps, **options)

@@ -9,10 +9,11 @@ from snnc.compiler.data.inputs import load_input_array
 from snnc.ir.errors import BackendError, GraphError, ParameterError, ShapeError
 
 from .app import register
-from .common import _positive_float, _positive_int, _probe_targets, load_backend, model_input_shapes, write_npz
+from .common import _positive_float, _positive_int, _probe_targets, add_reset_mode, load_backend, load_model_arg, model_input_shapes, write_npz
 
 def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="a .nir file (NIR-level or chip-level) or a lava-dl .net file")
+    add_reset_mode(p)
     p.add_argument("--input", required=True, metavar="IN.npy",
                    help="input array [T, *shape] or [batch, T, *shape]; for several input ports an .npz with one array per port name")
     p.add_argument("--out", required=True, metavar="OUT.npz", help="where to write outputs and probes")
@@ -28,10 +29,9 @@ def _run_args(p: argparse.ArgumentParser) -> None:
 
 def _run(args: argparse.Namespace, console) -> int:
     from snnc.backends.base import normalize_inputs
-    from snnc.compiler.frontends.loader import load_model
     from snnc.ir.chip import ChipGraph
 
-    model = load_model(args.model)
+    model = load_model_arg(args)
     data = load_input_array(args.input)
     shapes = model_input_shapes(model)
     try:

@@ -15,6 +15,7 @@ from snnc.ir.chip import ChipGraph
 from snnc.ir.chip_nir import chip_from_nir, is_chip_nir
 from snnc.ir.errors import ModelFileError, ParameterError
 from snnc.ir.graph import Graph, read_nir_file
+from snnc.ir.reset_mode import state_reset_modes
 
 SUPPORTED = (
     ".nir file (NIR-level or chip-level, written by nir.write or snnc)",
@@ -25,9 +26,11 @@ SUPPORTED = (
 )
 
 
-def load_model(source: Any, **options: Any) -> Graph | ChipGraph:
+def load_model(source: Any, *, reset_mode: str | None = None, **options: Any) -> Graph | ChipGraph:
     """Load `source` as a validated NIR-level `Graph` or a chip-level `ChipGraph`.
 
+    `reset_mode` ("zero", "subtract", "none") is what spiking neurons do after a spike where the
+    model cannot say (NIR files); None assumes NIR's reset to v_reset and warns (`snnc.ir.reset_mode`).
     `options` go to the torch frontend (e.g. an example input or dt) and the netx frontend.
     """
     takes_options = _is_torch_module(source) or (isinstance(source, (str, Path)) and Path(source).suffix.lower() == ".net")
@@ -38,14 +41,18 @@ def load_model(source: Any, **options: Any) -> Graph | ChipGraph:
             got=sorted(options),
             hint="a NIR file or graph carries everything it needs; drop the options",
         )
-    if isinstance(source, (Graph, ChipGraph)):
+    if isinstance(source, ChipGraph):
+        return source
+    if isinstance(source, Graph):
+        if reset_mode is not None:
+            state_reset_modes(source.nodes, reset_mode)
         return source
     if isinstance(source, nir.NIRGraph):
         if is_chip_nir(source):
             return chip_from_nir(source)
-        return Graph.from_nir(source)
+        return Graph.from_nir(source, reset_mode=reset_mode)
     if isinstance(source, (str, Path)):
-        return _load_path(Path(source), options)
+        return _load_path(Path(source), options, reset_mode)
     if _is_torch_module(source):
         from snnc.compiler.frontends.torch import from_torch
 
@@ -57,13 +64,13 @@ def load_model(source: Any, **options: Any) -> Graph | ChipGraph:
     )
 
 
-def _load_path(path: Path, options: dict) -> Graph | ChipGraph:
+def _load_path(path: Path, options: dict, reset_mode: str | None = None) -> Graph | ChipGraph:
     suffix = path.suffix.lower()
     if suffix == ".nir":
         model = read_nir_file(path)
         if is_chip_nir(model):
             return chip_from_nir(model, where=str(path))
-        return Graph.from_nir(model, source=str(path))
+        return Graph.from_nir(model, source=str(path), reset_mode=reset_mode)
     if suffix == ".net":
         if not path.exists():
             raise ModelFileError("file not found", where=str(path), hint="check the path")

@@ -19,22 +19,20 @@ snnTorch neurons with forward Euler at `dt` (snnTorch's export convention tau = 
                           back to the neuron input (one step later; its bias arrives at t = 0 as
                           snnTorch's recurrent nn.Linear applied to the zero initial spikes)
 
-The reference backend resets v to v_reset in the step that spikes (see backends/reference). That is
-exactly snnTorch's `Leaky(reset_mechanism="zero")`. Everything else differs: "subtract" removes the
-threshold one step later, "none" never resets, and the zero reset of Synaptic, RLeaky and
-RSynaptic clears the WHOLE membrane of the step after a spike (a one-step refractory period).
-`reset` chooses what happens then:
+Every neuron node carries snnTorch's `reset_mechanism` as `metadata["reset_mode"]` (NIR has no field
+for it; see snnc.ir.reset_mode): "zero" resets v in the step that spikes (exactly snnTorch's
+`Leaky(reset_mechanism="zero")`), "subtract" (snnTorch's default) removes the threshold one step
+later, "none" never resets; the reference backend, the compiler and the chip follow all three
+exactly. Only the zero reset of Synaptic, RLeaky and RSynaptic differs: it clears the WHOLE membrane
+of the step after a spike (a one-step refractory period). `reset` chooses what happens then:
 
-    "strict" (default)  only exactly equivalent single neuron nodes; anything else is an
-                        UnsupportedNodeError saying why and what to do
-    "exact"             reproduce snnTorch exactly with standard NIR nodes: LI (+ LI for the
-                        synaptic current) + Threshold + recurrent Scale(-threshold) for "subtract",
-                        LI + Threshold for "none", and for the one-step-refractory zero reset a LIF
-                        that a recurrent kick Scale(K) resets in the step after a spike, whose
-                        spikes z are corrected by S = z - S[t-1]. Runs on the float reference; the
-                        chip compiler cannot map these nodes.
-    "nir"               zero reset -> LIF/CubaLIF with v_reset = 0 (snnTorch's own exporter's
-                        mapping, without the refractory step); "subtract"/"none" stay errors
+    "strict" (default)  an UnsupportedNodeError saying why and what to do
+    "exact"             reproduce snnTorch exactly with standard NIR nodes: a LIF that a recurrent
+                        kick Scale(K) resets in the step after a spike, whose spikes z are
+                        corrected by S = z - S[t-1]. Runs on the float reference; the chip
+                        compiler cannot map these nodes.
+    "nir"               LIF/CubaLIF with v_reset = 0 (snnTorch's own exporter's mapping, without
+                        the refractory step)
 
 A neuron's membrane output (the second element of `spk, mem = lif(x)`) is not exported: NIR neurons
 output spikes. A membrane that feeds another layer is an error.
@@ -261,6 +259,9 @@ class _Converter:
             name = "output" if len(outputs) == 1 else f"output_{i}"
             self.nodes[name] = nir.Output(output_type={"output": np.array(value.shape)})
             self._connect(value, name)
+        for node in self.nodes.values():  # the decompositions' own neurons reset as NIR does
+            if isinstance(node, (nir.LIF, nir.CubaLIF, nir.IF)) and "reset_mode" not in (node.metadata or {}):
+                node.metadata = {**(node.metadata or {}), "reset_mode": "zero"}
         graph = nir.NIRGraph(
             nodes=self.nodes,
             edges=self.edges,
@@ -605,7 +606,9 @@ class _Converter:
         gsf = _np(mod.graded_spikes_factor)
         recurrent = isinstance(mod, (snn.RLeaky, snn.RSynaptic))
         refractory_zero = mech == "zero" and kind != "Leaky"  # whole next step cleared
-        native = mech == "zero" and (kind == "Leaky" or self.reset == "nir")
+        # subtract and none are node metadata that the reference, the compiler and the chip all
+        # follow exactly (snnc.ir.reset_mode); only the refractory zero reset needs a decomposition
+        native = mech in ("subtract", "none") or (mech == "zero" and (kind == "Leaky" or self.reset == "nir"))
         if not mod.reset_delay and not (kind == "Leaky" and mech == "zero"):
             raise UnsupportedNodeError(
                 f"reset_delay=False with reset_mechanism={mech!r} is not supported",
@@ -628,7 +631,9 @@ class _Converter:
             raise UnsupportedNodeError(f"reset_mechanism={mech!r} cannot be mapped faithfully", where=where, hint=f"{why}; {hint}")
         base = qual
         if native:
-            entry = exit_ = self._add(base, self._native(kind, alpha, beta, thr, shape, where))
+            node = self._native(kind, alpha, beta, thr, shape, where)
+            node.metadata = {**(node.metadata or {}), "reset_mode": mech}
+            entry = exit_ = self._add(base, node)
             spikes = exit_
         else:
             entry, spikes = self._exact(base, mech, refractory_zero, alpha, beta, thr, shape, where)

@@ -51,6 +51,8 @@ import numpy as np
 from snnc.ir import shapes as S
 from snnc.ir.errors import ParameterError, UnsupportedNodeError
 from snnc.ir.graph import Graph
+from snnc.ir.reset_mode import META_KEY as RESET_KEY
+from snnc.ir.reset_mode import reset_mode_of
 from snnc.ir.timestep import check_dt
 
 from .base import Pass, PassResult
@@ -76,6 +78,8 @@ class Cuba:
     thr: np.ndarray | None  # None: non-spiking (readout of v)
     offset: np.ndarray  # value added to v' to give the NIR output (non-spiking: v_leak)
     source: str = ""
+    reset_mode: str = "zero"  # snnc.ir.reset_mode: zero (v' = v_reset), subtract (v' -= thr next step), none
+    v_reset: np.ndarray | float = 0.0  # v' after a spike in reset_mode zero (v_reset - v_leak)
 
     @property
     def spiking(self) -> bool:
@@ -138,8 +142,12 @@ def discrete_params(node: nir.NIRNode, dt: float, shape: tuple[int, ...], where:
         return Cuba(shape, alpha, beta, gain, None, v_leak, kind), notes
 
     thr, v_reset = p("v_threshold"), p("v_reset")
-    if np.allclose(v_reset, v_leak, rtol=1e-9, atol=1e-12):
+    mode = reset_mode_of(node)
+    if mode != "zero" or np.allclose(v_reset, v_leak, rtol=1e-9, atol=1e-12):
         shift = v_leak
+    elif reset == "exact":
+        # the chip resets v' to (v_reset - v_leak) exactly (Population.v_reset)
+        return Cuba(shape, alpha, beta, gain, thr - v_leak, zeros.copy(), kind, mode, v_reset - v_leak), notes
     elif reset == "shift":
         shift = v_reset
         bad = float(np.max(np.abs(v_leak - v_reset)))
@@ -169,7 +177,7 @@ def discrete_params(node: nir.NIRNode, dt: float, shape: tuple[int, ...], where:
             got=float(np.ravel(v_leak)[0]),
             hint="export the model with v_reset equal to v_leak",
         )
-    return Cuba(shape, alpha, beta, gain, thr - shift, zeros.copy(), kind), notes
+    return Cuba(shape, alpha, beta, gain, thr - shift, zeros.copy(), kind, mode), notes
 
 
 def cuba_node(c: Cuba, dt: float) -> nir.NIRNode:
@@ -185,9 +193,10 @@ def cuba_node(c: Cuba, dt: float) -> nir.NIRNode:
     w_in = c.gain / (1.0 - alpha)
     meta = {META_CANONICAL: 1}
     if c.spiking:
+        meta[RESET_KEY] = c.reset_mode
         return nir.CubaLIF(
             tau_syn=tau_syn, tau_mem=tau_mem, r=r, v_leak=np.zeros(c.shape), v_threshold=np.asarray(c.thr, dtype=np.float64),
-            v_reset=np.zeros(c.shape), w_in=w_in, metadata=meta,
+            v_reset=np.broadcast_to(np.asarray(c.v_reset, dtype=np.float64), c.shape).copy(), w_in=w_in, metadata=meta,
         )
     return nir.CubaLI(tau_syn=tau_syn, tau_mem=tau_mem, r=r, v_leak=np.asarray(c.offset, dtype=np.float64), w_in=w_in, metadata=meta)
 
@@ -300,7 +309,9 @@ class Canonicalize(Pass):
                     )
                 pos = c.thr > 0
                 if np.any(pos) and not np.all(c.thr == 1.0):
-                    c.gain = np.where(pos, c.gain / np.where(pos, c.thr, 1.0), c.gain)
+                    scale = np.where(pos, c.thr, 1.0)  # v' / thr: gain, threshold and reset voltage alike
+                    c.gain = c.gain / scale
+                    c.v_reset = np.asarray(c.v_reset, dtype=np.float64) / scale
                     c.thr = np.where(pos, 1.0, c.thr)
                     normalized = True
             g.nodes[name] = cuba_node(c, dt)
@@ -310,6 +321,7 @@ class Canonicalize(Pass):
                 "alpha": _summary(c.alpha),
                 "beta": _summary(c.beta),
                 "threshold_normalized": normalized,
+                "reset": c.reset_mode + ("" if c.reset_mode != "zero" or not np.any(c.v_reset) else " (to v_reset != v_leak)"),
             }
 
         if self.fold_gain:

@@ -474,6 +474,7 @@ class FloatRun:
     v_max: dict[str, np.ndarray]
     v_min: dict[str, np.ndarray]
     params: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # (alpha, beta) per population
+    resets: dict[str, tuple[str, np.ndarray, np.ndarray]] = field(default_factory=dict)  # (mode, v_reset, thr) per spiking population
 
 
 def simulate(net: FloatNet, inputs: dict[str, np.ndarray]) -> FloatRun:
@@ -500,10 +501,12 @@ def simulate(net: FloatNet, inputs: dict[str, np.ndarray]) -> FloatRun:
     incoming = {n: net.incoming(n) for n in order}
     i_state = {n: np.zeros((batch, net.pops[n].size)) for n in order}
     v_state = {n: np.zeros((batch, net.pops[n].size)) for n in order}
-    params = {}
+    params, resets = {}, {}
     for n in order:
         c = net.pops[n].cuba
         params[n] = (c.alpha.ravel(), c.beta.ravel(), None if c.thr is None else c.thr.ravel())
+        v_reset = np.broadcast_to(np.asarray(c.v_reset, dtype=np.float64), net.pops[n].shape).ravel()
+        resets[n] = (c.reset_mode, v_reset, np.zeros((batch, net.pops[n].size), bool))
     i_abs = {n: np.zeros(net.pops[n].size) for n in order}
     v_hi = {n: np.full(net.pops[n].size, -np.inf) for n in order}
     v_lo = {n: np.full(net.pops[n].size, np.inf) for n in order}
@@ -523,11 +526,17 @@ def simulate(net: FloatNet, inputs: dict[str, np.ndarray]) -> FloatRun:
             i_abs[n] = np.maximum(i_abs[n], np.abs(i).max(axis=0))
             v_hi[n] = np.maximum(v_hi[n], v.max(axis=0))
             v_lo[n] = np.minimum(v_lo[n], v.min(axis=0))
-            if thr is not None:
+            if thr is not None:  # snnc.ir.reset_mode semantics
+                mode, v_reset, z_prev = resets[n]
+                if mode == "subtract":
+                    v = v - thr * z_prev
                 z = v > thr
-                v = np.where(z, 0.0, v)
+                if mode == "zero":
+                    v = np.where(z, v_reset, v)
+                resets[n] = (mode, v_reset, z)
                 out[n][t] = z
             else:
                 out[n][t] = v
             i_state[n], v_state[n] = i, v
-    return FloatRun(out, i_abs, v_hi, v_lo, {n: (params[n][0], params[n][1]) for n in order})
+    return FloatRun(out, i_abs, v_hi, v_lo, {n: (params[n][0], params[n][1]) for n in order},
+                    {n: (resets[n][0], resets[n][1], params[n][2]) for n in order if params[n][2] is not None})

@@ -70,6 +70,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from snnc.ir.bits import SPECS, representable_weight_range, sign_mode
+from snnc.ir.fixed_point import V_MAX, NeuronState, neuron_step
+from snnc.ir.fixed_point.units import STATE_UNIT, threshold_value
 from snnc.ir.chip import ChipGraph, InputPopulation, OutputPort, Population, Projection
 from snnc.ir.errors import ParameterError, QuantizationError, ShapeError
 from snnc.ir.graph import Graph
@@ -469,11 +471,23 @@ class Quantize(Pass):
                 layer_notes.append("bias='mant' on a CUBA layer: constant drive b/(1-alpha) added to v (steady state only)")
             layer_notes.append(f"bias_mant starts {pop.latency or 0} step(s) before the layer's first float step")
         latency = pop.latency if timed else None
+        reset_mode = c.reset_mode if thr is not None else "zero"
+        v_reset = np.zeros(n, np.int64)
+        if thr is not None and reset_mode == "zero" and np.any(c.v_reset):
+            # v' after a spike in chip units (v = k v'); saturating it would change the model
+            v_reset = np.rint(k_rows * np.broadcast_to(np.asarray(c.v_reset, np.float64), pop.shape).ravel()).astype(np.int64)
+            if np.any(np.abs(v_reset) > V_MAX):
+                raise QuantizationError(
+                    "reset voltage beyond the 24-bit v range at this layer's scale", where=f"layer {name!r}.v_reset",
+                    expected=f"|v_reset - v_leak| * scale <= {V_MAX}", got=int(np.max(np.abs(v_reset))),
+                    hint="a reset voltage far below the threshold is not representable; check v_reset against v_threshold",
+                )
+            layer_notes.append(f"reset to v_reset - v_leak = {float(np.ravel(c.v_reset)[0]):g} (threshold units), exactly")
         chip.add(
             Population(
                 name, pop.shape, du=_collapse(du, pop.shape), dv=_collapse(dv, pop.shape), vth=_collapse(vth, pop.shape),
                 bias_mant=_collapse(bias_mant, pop.shape), bias_exp=_collapse(bias_exp, pop.shape), model=model,
-                reset_interval=1, reset_offset=0,
+                reset_interval=1, reset_offset=0, reset_mode=reset_mode, v_reset=_collapse(v_reset, pop.shape),
                 meta={
                     "role": "relay" if pop.relay else "neuron",
                     "scale": _jsonable_scale(k_rows),
@@ -632,29 +646,26 @@ class Quantize(Pass):
             bq, be = bq.ravel(), be.ravel()
             add = np.where(be > 0, bq << np.maximum(be, 0), bq >> np.maximum(-be, 0))
             contrib[start:] += add
-        vth_e = np.where(thr > 0, np.maximum(np.rint(k * thr / 64.0), 1), 0).astype(np.int64) * 64
-        du, dv = np.asarray(du, np.int64), np.asarray(dv, np.int64)
-        u = np.zeros((batch, n), np.int64)
-        v = np.zeros((batch, n), np.int64)
+        vth_e = threshold_value(np.where(thr > 0, np.maximum(np.rint(k * thr / STATE_UNIT), 1), 0).astype(np.int64))
+        mode, v_reset_f, _ = run.resets.get(name, ("zero", 0.0, None))
+        v_reset = np.rint(k * np.broadcast_to(np.asarray(v_reset_f, np.float64), (n,))).astype(np.int64)
+        state = NeuronState.zeros(batch, n)
         flips = 0
         near = 0.0
         for t in range(steps):
-            if model == "lif_reset":
-                u[:] = 0
-                v[:] = 0
-            pu = u * (4096 - (du + 1))
-            u = np.sign(pu) * (np.abs(pu) >> 12) + (contrib[t] << 6)
-            u = np.where(u > 2**23, u - 2**24, u)
-            u = np.where(u <= -(2**23), u + 2**24, u)
-            pv = v * (4096 - dv)
-            v = np.clip(np.sign(pv) * (np.abs(pv) >> 12) + u, -(2**23 - 1), 2**23 - 1)
-            spikes = v > vth_e
+            # the chip's own step (snnc.ir.fixed_point), but reset where the FLOAT layer spiked
+            spikes = neuron_step(
+                state, contrib[t], du=du, dv=dv, bias=0, vth_e=vth_e, kind="lif_reset" if model == "lif_reset" else "lif",
+                reset_mode="subtract" if mode == "subtract" else "none",
+            )
             fired = teacher[t] > 0
-            flips += int(np.count_nonzero(spikes != fired))
+            flips += int(np.count_nonzero((spikes != 0) != fired))
             close = np.abs(v_float[t] - thr) < 0.05 * np.maximum(thr, 1e-12)
             if np.any(close):
-                near = max(near, float(np.max(np.abs(v[close] / k - v_float[t][close]))))
-            v = np.where(fired, 0, v)
+                near = max(near, float(np.max(np.abs(state.v[close] / k - v_float[t][close]))))
+            state.spiked = fired
+            if mode == "zero":
+                state.v = np.where(fired, v_reset, state.v)
         return flips, near
 
     def _e_min(self, w: _Weights) -> int:
@@ -842,15 +853,21 @@ def pop_size(run: FloatRun, name: str) -> int:
 def _teacher_float(run: FloatRun, name: str, drive: np.ndarray, steps: int) -> np.ndarray:
     """The float layer's voltage (before reset) when fed its recorded inputs and reset at its own spikes."""
     alpha, beta = run.params[name]
+    mode, v_reset, thr = run.resets.get(name, ("zero", 0.0, 1.0))
     teacher = run.outputs[name]
     i = np.zeros(teacher.shape[1:])
     v = np.zeros(teacher.shape[1:])
     out = np.zeros(teacher.shape)
+    fired = np.zeros(teacher.shape[1:], bool)
     for t in range(steps):
         i = alpha * i + drive[t]
         v = beta * v + i
+        if mode == "subtract":
+            v = v - thr * fired
         out[t] = v
-        v = np.where(teacher[t] > 0, 0.0, v)
+        fired = teacher[t] > 0
+        if mode == "zero":
+            v = np.where(fired, v_reset, v)
     return out
 
 

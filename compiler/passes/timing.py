@@ -76,17 +76,17 @@ def solve_latencies(
     lat = solve()
     if outputs:
         shift = max(lat[o] for o in outputs)
+        free = dict(lat)
         for o in outputs:
             lower_bound[o] = max(lower_bound.get(o, 1), shift)
         lat = solve()
-        bad = [o for o in outputs if lat[o] != shift]
-        if bad:
-            raise GraphError(
-                "outputs cannot be time-aligned: one output population feeds another",
-                where=f"outputs {sorted(set(outputs))}",
-                got={o: lat[o] for o in outputs},
-                hint="read outputs from populations that do not feed each other",
-            )
+        if any(lat[o] != shift for o in outputs):
+            # one output population feeds another: no common lag exists. Keep each output at its own
+            # latency (exact per port; CompileResult.output_shifts / RunResult.aligned(output=...))
+            for o in outputs:
+                lower_bound[o] = 1
+            lat = free
+            shift = max(lat[o] for o in outputs)
     else:
         shift = 0
     delays = {}
@@ -150,7 +150,7 @@ class Timing(Pass):
             node.metadata[META_LATENCY] = int(lat[n])
         g.metadata = dict(g.metadata)
         g.metadata[META_TIME_SHIFT] = int(shift)
-        report = self._report(lat, shift, delays, arcs, fixed)
+        report = self._report(lat, shift, delays, arcs, fixed, outputs)
         return PassResult(g, report)
 
     def _run_chip(self, graph: ChipGraph) -> PassResult:
@@ -178,11 +178,18 @@ class Timing(Pass):
             if n in g.populations:
                 g.populations[n].meta["latency"] = int(L)
         g.meta["time_shift"] = int(shift)
-        return PassResult(g, self._report(lat, shift, delays, arcs, fixed))
+        return PassResult(g, self._report(lat, shift, delays, arcs, fixed, outputs))
 
     @staticmethod
-    def _report(lat, shift, delays, arcs, fixed) -> dict:
+    def _report(lat, shift, delays, arcs, fixed, outputs=()) -> dict:
+        per_port = {o: int(lat[o]) for o in outputs}
+        notes = []
+        if len(set(per_port.values())) > 1:
+            notes.append("outputs lag the float model by different numbers of steps (an output feeds another): "
+                         + ", ".join(f"{o} {v}" for o, v in per_port.items()) + "; each port is aligned by its own shift")
         return {
+            "notes": notes,
+            "output_latency": per_port,
             "time_shift": int(shift),
             "latency": {n: int(v) for n, v in lat.items() if n not in fixed},
             "delay": {a.name: int(delays[a.name] + a.min_f) for a in arcs},

@@ -120,13 +120,13 @@ def test_user_errors_name_the_pass_and_the_node():
     nodes = {
         "in": nir.Input(input_type=np.array([2])),
         "fc": nir.Affine(weight=np.eye(2), bias=np.zeros(2)),
-        "lif": nir.LIF(tau=np.full(2, 1e-3), r=np.ones(2), v_leak=np.zeros(2), v_threshold=np.ones(2), v_reset=np.full(2, 0.5)),
+        "lif": nir.LIF(tau=np.full(2, 1e-5), r=np.ones(2), v_leak=np.zeros(2), v_threshold=np.ones(2), v_reset=np.zeros(2)),
         "out": nir.Output(output_type=np.array([2])),
     }
     g = nir.NIRGraph(nodes=nodes, edges=[("in", "fc"), ("fc", "lif"), ("lif", "out")], type_check=False)
     with pytest.raises(PassError) as info:
         compile(g)
-    assert "'canonicalize'" in str(info.value) and "'lif'" in str(info.value) and "v_reset" in str(info.value)
+    assert "'canonicalize'" in str(info.value) and "'lif'" in str(info.value) and "tau" in str(info.value)
     with pytest.raises(ParameterError, match="already a chip-level graph"):
         compile(compile(_ok_graph()).chip)
     with pytest.raises(PassError, match="num_weight_bits"):

@@ -631,7 +631,6 @@ def convert_to_chip(qmodel: IntGridNet, input_shape: Sequence[int], levels: int 
     hidden = [(m, lk) for m, lk in links if m.act]
     has_readout = not links[-1][0].act
     n_hidden = len(hidden)
-    n_clock = DIGITS + 1  # per layer: the digits of E, then kick + ramp
     steps = 2 + n_hidden * levels + (1 if has_readout else 0)
     lo, hi = qmodel.input_range
     in_bits = max(1, int(max(abs(lo), abs(hi))).bit_length())

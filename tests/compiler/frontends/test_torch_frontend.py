@@ -167,14 +167,32 @@ def test_nir_mode_differs_from_snntorch_for_synaptic_zero_reset():
     assert "'1'" in str(err.value) and "reset='exact'" in str(err.value)
 
 
-@pytest.mark.parametrize("mech", ["subtract", "none"])
-def test_strict_mode_names_module_and_remedy(mech):
-    model = nn.Sequential(nn.Linear(2, 3), nn.Sequential(nn.Linear(3, 3), snn.Leaky(beta=0.9, init_hidden=True, reset_mechanism=mech)))
-    for mode in ("strict", "nir"):
-        with pytest.raises(UnsupportedNodeError) as err:
-            from_torch(model, (2,), reset=mode)
-        msg = str(err.value)
-        assert "'1.1'" in msg and mech in msg and "reset='exact'" in msg
+@settings(max_examples=16, **SETTINGS)
+@given(
+    kind=st.sampled_from(["Leaky", "Synaptic", "RLeaky", "RSynaptic"]),
+    mech=st.sampled_from(["subtract", "none"]),
+    per_neuron=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_subtract_and_none_reset_map_to_single_nodes_in_every_mode(kind, mech, per_neuron, seed):
+    """snnTorch's default subtract reset (and none) become one neuron node whose metadata states the
+    mode, in the default strict mode too, and the reference reproduces snnTorch spike for spike."""
+    torch.manual_seed(seed)
+    n = 6
+    beta = torch.rand(n) * 0.9 if per_neuron else 0.85
+    alpha = torch.rand(n) * 0.9 if per_neuron else 0.6
+    thr = torch.rand(n) + 0.4 if per_neuron else 0.8
+    model = TwoLayer(5, n, 3, make_neuron(kind, mech, n, beta, alpha, thr, "linear", learn=per_neuron)).double()
+    x = torch.rand(30, 3, 5, dtype=torch.float64) * 1.2
+    expect = run_torch(model, x)
+    graph = from_torch(model, (5,), DT)
+    neurons = {name: node for name, node in graph.nodes.items() if isinstance(node, (nir.LIF, nir.CubaLIF, nir.IF))}
+    assert len(neurons) == 2 and {node.metadata["reset_mode"] for node in neurons.values()} == {mech, "zero"}
+    assert not any(isinstance(node, (nir.Threshold, nir.LI)) for node in graph.nodes.values())
+    got = run_reference(graph, x)
+    assert sum(e.sum() for e in expect) > 0, "test model never spikes"
+    for e, g in zip(expect, got):
+        np.testing.assert_array_equal(g, e)
 
 
 def test_membrane_output_is_dropped_but_cannot_feed_a_layer():

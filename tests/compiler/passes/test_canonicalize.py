@@ -47,6 +47,14 @@ NEURONS = {
     "I": nir.I(r=v(0.5, 1, 2)),
     "CubaLI": nir.CubaLI(tau_syn=v(5e-4, 1e-3, 2e-4), tau_mem=v(2e-3, 1e-3, 4e-3), r=v(1, 2, 3), v_leak=v(0.1, 0, 0), w_in=v(1, 0.5, 2)),
     "Threshold": nir.Threshold(threshold=v(0.5, 0.2, 0.1)),
+    # reset modes NIR cannot state (node metadata, snnc.ir.reset_mode) and a reset voltage != v_leak
+    "LIF_subtract": nir.LIF(tau=v(2e-3, 3e-3, 5e-3), r=v(1, 2, 0.5), v_leak=v(0, 0, 0), v_threshold=v(0.05, 0.08, 0.02),
+                            v_reset=v(0, 0, 0), metadata={"reset_mode": "subtract"}),
+    "CubaLIF_none": nir.CubaLIF(tau_syn=v(5e-4, 1e-3, 2e-4), tau_mem=v(2e-3, 1e-3, 4e-3), r=v(1, 2, 3), v_leak=v(0, 0, 0),
+                                v_threshold=v(0.02, 0.05, 0.03), w_in=v(1, 0.5, 2), metadata={"reset_mode": "none"}),
+    "IF_subtract": nir.IF(r=v(1, 0.5, 2), v_threshold=v(1.5, 1, 2), v_reset=v(0, 0, 0), metadata={"reset_mode": "subtract"}),
+    "LIF_vreset": nir.LIF(tau=v(2e-3, 3e-3, 5e-3), r=v(1, 2, 0.5), v_leak=v(0.01, 0, -0.01), v_threshold=v(0.05, 0.08, 0.02),
+                          v_reset=v(-0.02, 0.03, -0.05), metadata={"reset_mode": "zero"}),
 }
 
 
@@ -55,12 +63,19 @@ def test_canonical_graph_has_the_same_dynamics_on_the_reference(kind):
     g = graph_of(NEURONS[kind])
     canon = Canonicalize(dt=DT).run(g).graph
     spiking = kind not in ("LI", "I", "CubaLI")
+    if spiking and kind != "Threshold":
+        assert canon.nodes["n"].metadata["reset_mode"] == g.nodes["n"].metadata["reset_mode"]
     assert isinstance(canon.nodes["n"], nir.CubaLIF if spiking else nir.CubaLI)
     x = inputs()
     a, b = run_ref(g, x), run_ref(canon, x)
     if spiking:
         assert a.sum() > 20, "the test input must make the neurons fire"
-        assert np.array_equal(a, b)
+        if g.nodes["n"].metadata.get("reset_mode") == "subtract":
+            # v/thr - 1 and (v - thr)/thr round differently in float64: a voltage landing exactly on
+            # the threshold may flip; a handful of such ties, nothing systematic
+            assert np.count_nonzero(a != b) <= 0.01 * a.size
+        else:
+            assert np.array_equal(a, b)
     else:
         np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-12)
 
@@ -137,15 +152,13 @@ def test_output_fed_by_an_affine_gets_an_exact_relay():
     np.testing.assert_allclose(run_ref(res.graph, x), run_ref(g, x), atol=1e-12)
 
 
-def test_v_reset_that_loihi_cannot_express_is_an_error_or_a_reported_approximation():
+def test_v_reset_off_the_resting_voltage_is_exact_and_shift_stays_an_option():
     lif = nir.LIF(tau=np.full(N, 2e-3), r=np.ones(N), v_leak=np.zeros(N), v_threshold=np.full(N, 0.5), v_reset=np.full(N, -0.2))
-    g = graph_of(lif)
-    with pytest.raises(ParameterError) as info:
-        Canonicalize(dt=DT).run(g)
-    msg = str(info.value)
-    assert "'n'" in msg and "v_reset" in msg and "reset='shift'" in msg
+    res = Canonicalize(dt=DT).run(graph_of(lif))
+    assert res.report["approximations"] == [] and "v_reset" in res.report["neurons"]["n"]["reset"]
+    np.testing.assert_allclose(res.graph.nodes["n"].v_reset, -0.4)  # -0.2 / threshold 0.5
     with pytest.raises(ParameterError, match="without leak"):
-        Canonicalize(dt=DT, reset="shift").run(g)  # a leaky neuron cannot be shifted
+        Canonicalize(dt=DT, reset="shift").run(graph_of(lif))  # a leaky neuron cannot be shifted
     ifn = nir.IF(r=np.ones(N), v_threshold=np.full(N, 0.5), v_reset=np.full(N, -0.2))
     res = Canonicalize(dt=DT, reset="shift").run(graph_of(ifn))
     assert any("v_reset" in n and "'n'" in n for n in res.report["approximations"])

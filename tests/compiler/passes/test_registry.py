@@ -8,7 +8,6 @@ import pytest
 from snnc.compiler.cli import main
 from snnc.compiler.passes import PASSES, parse_pipeline, pipeline_text, register_pass
 from snnc.compiler.passes.base import Pass
-from snnc.compiler.passes.quantize import Quantize
 from snnc.compiler.pipeline import compile, default_passes
 from snnc.compiler.frontends.loader import load_model
 from snnc.ir.errors import ParameterError
