@@ -1,0 +1,88 @@
+#!/usr/bin/env python
+"""Mutation check of the tests that guard the chip's arithmetic.
+
+    .venv/bin/python tools/mutants.py [--only NAME]
+
+Each mutant is one textual change to the source (a wrong wrap boundary, a lost reset, ...). The
+script applies it, runs the tests named for it, and restores the file whatever happens. A mutant
+the tests do not notice ("SURVIVED") means the suite cannot tell that arithmetic from a wrong one.
+Exit status 1 when any mutant survives.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    path: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+
+
+MUTANTS = [
+    # the 24-bit wrap of u, in the recurrent kernel only (the shared helper stays right)
+    Mutant("recurrent kernel: u not wrapped", "backends/sim/kernels.py",
+           "u = wrap_u(wrap32(decay(np.int64(u_state[b, j])", "u = (wrap32(decay(np.int64(u_state[b, j])",
+           ("tests/backends/test_sim_fixed_point.py",)),
+    # the wrap boundary itself: +2**23 stays, +2**23 + 1 wraps
+    Mutant("wrap boundary moved", "ir/fixed_point/arith.py", "U_WRAP * (x > U_HALF)", "U_WRAP * (x >= U_HALF)",
+           ("tests/ir/test_fixed_point.py",)),
+    # the quantizer's teacher-forced re-simulator
+    Mutant("teacher: float reset not applied", "compiler/passes/quantize.py",
+           "state.v = np.where(fired, v_reset, state.v)", "state.v = state.v",
+           ("tests/compiler/passes/test_quantize_teacher.py",)),
+    Mutant("teacher: threshold rounded down", "compiler/passes/quantize.py",
+           "np.maximum(np.rint(k * thr / STATE_UNIT), 1)", "np.maximum(np.floor(k * thr / STATE_UNIT), 1)",
+           ("tests/compiler/passes/test_quantize_teacher.py",)),
+    Mutant("teacher: flips not counted", "compiler/passes/quantize.py",
+           "flips += int(np.count_nonzero((spikes != 0) != fired))", "flips += int(np.count_nonzero(fired & (spikes != 0)) * 0)",
+           ("tests/compiler/passes/test_quantize_teacher.py",)),
+    Mutant("teacher: subtract reset forgotten", "compiler/passes/quantize.py",
+           'reset_mode="subtract" if mode == "subtract" else "none",', 'reset_mode="none",',
+           ("tests/compiler/passes/test_quantize_teacher.py",)),
+    # the decay (shared by kernels, teacher and Lava process)
+    Mutant("decay floors instead of truncating", "ir/fixed_point/arith.py",
+           "return (p + ((p >> 63) & _DECAY_MASK)) >> DECAY_SHIFT", "return p >> DECAY_SHIFT",
+           ("tests/ir/test_fixed_point.py",)),
+]
+
+
+def run_mutant(m: Mutant) -> bool:
+    """True when the tests kill the mutant."""
+    path = REPO / m.path
+    original = path.read_text()
+    if original.count(m.old) != 1:
+        raise SystemExit(f"mutant {m.name!r}: expected exactly one {m.old!r} in {m.path}")
+    try:
+        path.write_text(original.replace(m.old, m.new))
+        cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *m.tests]
+        return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True).returncode != 0
+    finally:
+        path.write_text(original)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", help="run only mutants whose name contains this text")
+    args = ap.parse_args()
+    survived = 0
+    for m in MUTANTS:
+        if args.only and args.only not in m.name:
+            continue
+        killed = run_mutant(m)
+        survived += not killed
+        print(f"{'killed  ' if killed else 'SURVIVED'}  {m.name}  ({m.path}; {', '.join(m.tests)})", flush=True)
+    return 1 if survived else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
