@@ -232,6 +232,19 @@ class FloatNet:
             raise GraphError("a loop of populations without delay", hint="a bug: recurrent edges should break it") from None
 
 
+def _population_output(pop: FloatPop) -> tuple[list["_Contribution"], list["_Bias"]]:
+    """What a population sends on: its spikes, or a non-spiking neuron's voltage v = v' + v_leak,
+    i.e. its state v' (sent by the chip as a graded relay) plus the constant v_leak, which becomes a
+    bias of the receiver (present at rest too, as the reference's integrators emit v_leak at rest)."""
+    c = [_Contribution(pop.name, LinOp("identity", pop.size, pop.size), 0, [])]
+    b: list[_Bias] = []
+    if pop.kind == "neuron" and not pop.cuba.spiking:
+        offset = np.broadcast_to(np.asarray(pop.cuba.offset, dtype=np.float64), pop.shape).ravel()
+        if np.any(offset != 0):
+            b.append(_Bias(offset.copy(), 0, True))
+    return c, b
+
+
 @dataclass
 class _Contribution:
     src: str
@@ -291,16 +304,7 @@ def lower(graph: Graph) -> FloatNet:
         biases: list[_Bias] = []
         for pred in graph.predecessors(name):
             if pred in pops:
-                pop = pops[pred]
-                if pop.kind == "neuron" and not pop.cuba.spiking:
-                    raise UnsupportedNodeError(
-                        "a non-spiking neuron (LI/CubaLI/I readout) feeds another node; Loihi "
-                        "compartments communicate only by spikes",
-                        where=f"{graph.source}: edge {pred!r} -> {name!r}",
-                        hint="use non-spiking neurons only as network outputs",
-                    )
-                c = [_Contribution(pred, LinOp("identity", pop.size, pop.size), 0, [])]
-                b: list[_Bias] = []
+                c, b = _population_output(pops[pred])
             else:
                 c, b = visit(pred, stack + (name,))
             c, b = through_edge(c, b, pred, name)
@@ -355,13 +359,7 @@ def lower(graph: Graph) -> FloatNet:
         biases: list[_Bias] = []
         for pred in graph.predecessors(dst):
             if pred in pops:
-                src = pops[pred]
-                if src.kind == "neuron" and not src.cuba.spiking:
-                    raise UnsupportedNodeError(
-                        "a non-spiking neuron feeds another neuron; Loihi compartments communicate only by spikes",
-                        where=f"{graph.source}: edge {pred!r} -> {dst!r}",
-                    )
-                c, b = [_Contribution(pred, LinOp("identity", src.size, src.size), 0, [])], []
+                c, b = _population_output(pops[pred])
             else:
                 c, b = visit(pred, (dst,))
             c, b = through_edge(c, b, pred, dst)

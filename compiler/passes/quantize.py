@@ -80,6 +80,9 @@ from .base import Pass, PassResult
 from .netlist import FloatNet, FloatPop, FloatProj, FloatRun, LinOp, conv_matrix, lower, simulate
 
 E_RANGE = range(SPECS["weight_exp"].lo, SPECS["weight_exp"].hi + 1)
+RELAY_BITS = 16
+"""Payload bits of a relay (a non-spiking layer's v sent on as a graded spike): int32 synaptic
+sums of 8-bit weights times 16-bit payloads stay exact for fan-ins up to 2**7."""
 STATE_MAX = 2**23
 VTH_MAX = SPECS["vth"].hi
 BIAS_POP = "snnc.bias"
@@ -247,11 +250,28 @@ class Quantize(Pass):
         if need_bias_pop:
             chip.add(Population(BIAS_POP, (1,), du=4095, dv=0, vth=0, bias_mant=1, bias_exp=0, meta={"role": "bias", "latency": 0}))
 
+        relays = _relays(net)
         layers = {}
-        for name, pop in net.pops.items():
-            if pop.kind != "neuron":
-                continue
-            layers[name] = self._layer(chip, net, pop, msg_scale, run, timed, notes)
+        for name in net.neuron_order():  # a relay's payload scale is known before its receivers
+            pop = net.pops[name]
+            early = [p.dst for p in net.projs if p.src == name and p.dst in layers]
+            if name in relays and early:
+                raise QuantizationError(
+                    "a leaky integrator that feeds a layer earlier in a recurrent loop cannot be relayed yet",
+                    where=f"layer {name!r} -> {early}", hint="feed its state forward only, or make the layer spiking",
+                )
+            fixed_k = None
+            if name in relays and any(p.src == name for p in net.incoming(name)):
+                # a relay that feeds itself (LMU-style memory): its payload scale must be known before
+                # its own weights are quantized, so its chip factor comes from the calibrated range
+                if run is None:
+                    raise QuantizationError("a leaky integrator that feeds itself needs calibration data to size its relay",
+                                            where=f"layer {name!r}", hint="compile with calibrate=... (--calibrate IN.npy)")
+                bound = float(max(np.max(run.i_absmax[name], initial=0.0), np.max(np.abs(run.v_max[name]), initial=0.0),
+                                  np.max(np.abs(run.v_min[name]), initial=0.0), 1e-12))
+                fixed_k = STATE_MAX / (self.headroom * bound)
+                msg_scale[name] = fixed_k / 2.0 ** _relay_shift(fixed_k * bound * self.headroom)
+            layers[name] = self._layer(chip, net, pop, msg_scale, run, timed, notes, relay=name in relays, fixed_k=fixed_k)
 
         for port, (pop, var) in net.outputs.items():
             chip.outputs[port] = OutputPort(pop, var)
@@ -329,7 +349,8 @@ class Quantize(Pass):
         return True, s_in, {"encoding": "graded", "num_message_bits": int(self.input_bits), "input_scale": s_in, "range": xmax}
 
     # -- one layer ----------------------------------------------------------------------------------
-    def _layer(self, chip: ChipGraph, net: FloatNet, pop: FloatPop, msg_scale, run: FloatRun | None, timed: bool, notes: list) -> dict:
+    def _layer(self, chip: ChipGraph, net: FloatNet, pop: FloatPop, msg_scale, run: FloatRun | None, timed: bool, notes: list,
+               relay: bool = False, fixed_k: float | None = None) -> dict:
         name, c, n = pop.name, pop.cuba, pop.size
         where = f"layer {name!r}"
         alpha, beta = c.alpha.ravel(), c.beta.ravel()
@@ -397,8 +418,8 @@ class Quantize(Pass):
             "beta": float(np.max(np.abs((4096 - dv) / 4096.0 - beta))) if model == "lif" else 0.0,
         }
         # -- search the chip factor K (and, inside, each projection's exponents) ---------------------
-        candidates = {k_max}
-        for w in weights:
+        candidates = {k_max} if fixed_k is None else {fixed_k}
+        for w in weights if fixed_k is None else []:
             vmax = float(np.max(np.abs(w.values), initial=0.0))
             if vmax == 0:
                 continue
@@ -415,14 +436,14 @@ class Quantize(Pass):
         best = next(t for t in trials if t["error"] <= floor * 1.1 + 1e-15)
         k = best["k"]
         refine_info = None
-        if run is not None and thr is not None and self.refine:
+        if run is not None and thr is not None and self.refine and fixed_k is None:
             best, refine_info = self._refine(name, projs, weights, best, thr, du, dv, model, biases, bias_total, run, msg_scale,
                                              k_min, k_max, layer_notes)
             k = best["k"]
 
         # -- per-channel refinement (dense/sparse layers): one K per neuron ---------------------------
         k_rows = np.full(n, float(k))
-        if self.per_channel and weights and all(w.kind != "conv" for w in weights):
+        if self.per_channel and not relay and weights and all(w.kind != "conv" for w in weights):
             limit = STATE_MAX / (self.headroom * row_bound)
             if thr is not None:
                 limit = np.minimum(limit, np.where(thr > 0, VTH_MAX * 64.0 / np.where(thr > 0, thr, 1.0), np.inf))
@@ -471,6 +492,20 @@ class Quantize(Pass):
                 layer_notes.append("bias='mant' on a CUBA layer: constant drive b/(1-alpha) added to v (steady state only)")
             layer_notes.append(f"bias_mant starts {pop.latency or 0} step(s) before the layer's first float step")
         latency = pop.latency if timed else None
+        relay_shift = 0
+        if relay:
+            # a non-spiking layer feeding others sends its v each step as a RELAY_BITS graded payload
+            if model == "lif_reset":
+                model, dv = "lif", np.full(n, 4095)
+                layer_notes.append("relay with beta = 0: dv = 4095 keeps v/4096 of the previous step")
+            if fixed_k is None:
+                relay_shift = _relay_shift(float(k) * float(np.max(np.broadcast_to(v_bound, (n,)), initial=0.0)) * self.headroom)
+                msg_scale[name] = float(k) / 2.0**relay_shift
+            else:
+                relay_shift = int(round(math.log2(fixed_k / msg_scale[name])))
+            layer_notes.append(f"relay: sends v >> {relay_shift} as a {RELAY_BITS}-bit graded spike every step "
+                               f"({msg_scale[name]:.4g} payload units per float unit)")
+            model = "relay"
         reset_mode = c.reset_mode if thr is not None else "zero"
         v_reset = np.zeros(n, np.int64)
         if thr is not None and reset_mode == "zero" and np.any(c.v_reset):
@@ -487,7 +522,7 @@ class Quantize(Pass):
             Population(
                 name, pop.shape, du=_collapse(du, pop.shape), dv=_collapse(dv, pop.shape), vth=_collapse(vth, pop.shape),
                 bias_mant=_collapse(bias_mant, pop.shape), bias_exp=_collapse(bias_exp, pop.shape), model=model,
-                reset_interval=1, reset_offset=0, reset_mode=reset_mode, v_reset=_collapse(v_reset, pop.shape),
+                reset_interval=1, reset_offset=0, reset_mode=reset_mode, v_reset=_collapse(v_reset, pop.shape), relay_shift=relay_shift,
                 meta={
                     "role": "relay" if pop.relay else "neuron",
                     "scale": _jsonable_scale(k_rows),
@@ -504,7 +539,10 @@ class Quantize(Pass):
         for p, w, q, e in zip(projs, weights, best["q"], best["e"]):
             src_lat = 0 if net.pops[p.src].kind == "input" else (net.pops[p.src].latency if timed else None)
             delay = self._chip_delay(p, latency, src_lat)
-            nmb = int(chip.inputs[p.src].num_message_bits) if p.src in chip.inputs else 0
+            if p.src in chip.inputs:
+                nmb = int(chip.inputs[p.src].num_message_bits)
+            else:
+                nmb = RELAY_BITS if chip.populations[p.src].model == "relay" else 0
             parts = self._projections(p, w, q, e, delay, nmb)
             for part in parts:
                 chip.add(part)
@@ -678,6 +716,8 @@ class Quantize(Pass):
     def _src_max(self, p: FloatProj, net: FloatNet, msg_scale) -> float:
         """Largest message a source sends, in float units (spikes: 1; graded inputs: their range)."""
         s = msg_scale.get(p.src, 1.0)
+        if net.pops[p.src].kind == "neuron":
+            return 1.0 if s == 1.0 else 2.0 ** (RELAY_BITS - 1) / s  # a relay's payload range
         return 1.0 if s == 1.0 else (2**self.input_bits - 1) / s
 
     def _weights(self, p: FloatProj, msg_scale) -> _Weights:
@@ -844,6 +884,16 @@ class Quantize(Pass):
             diff2 += float(np.sum((mq - mf) ** 2))
             norm2 += float(np.sum(mf**2))
         return math.sqrt(diff2 / norm2) if norm2 > 0 else 0.0
+
+
+def _relay_shift(v_top: float) -> int:
+    """Right shift that fits a relay's largest |v| (chip units) into a RELAY_BITS signed payload."""
+    return int(min(max(0, math.ceil(math.log2(max(v_top, 1.0))) - (RELAY_BITS - 1)), SPECS["relay_shift"].hi))
+
+
+def _relays(net: FloatNet) -> set[str]:
+    """Non-spiking layers whose voltage feeds another layer (sent as graded relays)."""
+    return {p.src for p in net.projs if net.pops[p.src].kind == "neuron" and not net.pops[p.src].cuba.spiking}
 
 
 def pop_size(run: FloatRun, name: str) -> int:
