@@ -19,6 +19,7 @@ import numpy as np
 
 from . import shapes as S
 from .errors import GraphError, ModelFileError, ParameterError, ShapeError, UnsupportedNodeError
+from .io import atomic_path
 from .reset_mode import SPIKING, state_reset_modes
 
 # Parameters that must be finite; time constants must also be positive.
@@ -763,7 +764,8 @@ def write_nir(graph: nir.NIRGraph, path: str | Path) -> None:
     old_order = config.track_order
     config.track_order = True  # keep node order (HDF5 lists group members alphabetically otherwise)
     try:
-        nir.write(str(path), _Prepared(data))
+        with atomic_path(path) as tmp:  # never a half-written file at `path` (snnc.ir.io)
+            nir.write(str(tmp), _Prepared(data))
     except Exception as exc:  # noqa: BLE001 - h5py: OSError (path), TypeError (unstorable value)
         raise ModelFileError(
             f"cannot write the NIR file ({type(exc).__name__}: {_first_line(exc)})",

@@ -10,6 +10,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from snnc.ir.errors import BackendError, ModelFileError, SnncError
+from snnc.ir.io import atomic_open
 
 
 def _one_line(value: Any) -> str:
@@ -114,7 +115,7 @@ def write_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb") as f:
+        with atomic_open(path, "wb") as f:  # the previous file stays intact if this fails midway
             np.savez(f, **arrays)
     except OSError as exc:
         raise ModelFileError(f"cannot write the output file ({exc.strerror or exc})", where=str(path)) from exc

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from snnc.ir.errors import ParameterError
+from snnc.ir.io import write_text as atomic_write_text
 
 from .format import format_energy, format_time
 
@@ -158,14 +159,12 @@ def write_report(out_dir, *, graph=None, mapping=None, energy=None, activity=Non
     data = build_report_dict(graph=graph, mapping=mapping, energy=energy, activity=activity, run_result=run_result,
                              budget=budget, quant_errors=quant_errors, meta=meta)
     json_path = out / "report.json"
-    json_path.write_text(json.dumps(data, indent=1))
+    atomic_write_text(json_path, json.dumps(data, indent=1))
     from .html import render_html
 
     html_path = out / "report.html"
-    html_path.write_text(
-        render_html(data, graph=graph, mapping=mapping, energy=energy, activity=activity, run_result=run_result),
-        encoding="utf-8",
-    )
+    atomic_write_text(html_path, render_html(data, graph=graph, mapping=mapping, energy=energy, activity=activity,
+                                             run_result=run_result))
     return {"json": json_path, "html": html_path}
 
 
