@@ -212,6 +212,7 @@ class FloatNet:
     biases: dict[str, dict[int, np.ndarray]]  # population -> {first step: flat vector}
     outputs: dict[str, tuple[str, str]]  # Output node -> (population, "s" | "v")
     time_shift: int | None = None
+    extra_delay: dict[str, int] = field(default_factory=dict)  # steps the timing pass added to a loop (approximation)
 
     def incoming(self, pop: str) -> list[FloatProj]:
         return [p for p in self.projs if p.dst == pop]
@@ -262,6 +263,7 @@ class _Bias:
 
 META_LATENCY = "snnc_latency"
 META_TIME_SHIFT = "snnc_time_shift"
+META_EXTRA_DELAY = "snnc_extra_delay"
 
 
 def lower(graph: Graph) -> FloatNet:
@@ -411,7 +413,8 @@ def lower(graph: Graph) -> FloatNet:
         pop = pops[preds[0]]
         outputs[name] = (preds[0], "s" if pop.cuba.spiking else "v")
     shift = graph.metadata.get(META_TIME_SHIFT)
-    return FloatNet(dt, pops, projs, biases_by_pop, outputs, None if shift is None else int(np.asarray(shift)))
+    extra = {str(k): int(np.asarray(v)) for k, v in dict(graph.metadata.get(META_EXTRA_DELAY) or {}).items()}
+    return FloatNet(dt, pops, projs, biases_by_pop, outputs, None if shift is None else int(np.asarray(shift)), extra)
 
 
 def _scale_rows(op: LinOp, gain: np.ndarray) -> LinOp:

@@ -538,11 +538,11 @@ class Quantize(Pass):
         synapses = 0
         for p, w, q, e in zip(projs, weights, best["q"], best["e"]):
             src_lat = 0 if net.pops[p.src].kind == "input" else (net.pops[p.src].latency if timed else None)
-            delay = self._chip_delay(p, latency, src_lat)
+            delay = self._chip_delay(p, latency, src_lat) + net.extra_delay.get(p.name, 0)
             if p.src in chip.inputs:
                 nmb = int(chip.inputs[p.src].num_message_bits)
             else:
-                nmb = RELAY_BITS if chip.populations[p.src].model == "relay" else 0
+                nmb = RELAY_BITS if not net.pops[p.src].cuba.spiking else 0  # a relay's graded payload
             parts = self._projections(p, w, q, e, delay, nmb)
             for part in parts:
                 chip.add(part)

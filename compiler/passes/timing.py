@@ -37,7 +37,7 @@ from snnc.ir.chip import ChipGraph, Projection
 from snnc.ir.errors import GraphError, QuantizationError
 
 from .base import Pass, PassResult
-from .netlist import META_LATENCY, META_TIME_SHIFT, conv_matrix, lower
+from .netlist import META_EXTRA_DELAY, META_LATENCY, META_TIME_SHIFT, conv_matrix, lower
 
 MAX_DELAY = SPECS["delay"].hi
 
@@ -52,9 +52,21 @@ class Arc:
 
 
 def solve_latencies(
-    fixed: dict[str, int], neurons: list[str], arcs: list[Arc], outputs: list[str], max_delay: int = MAX_DELAY
+    fixed: dict[str, int], neurons: list[str], arcs: list[Arc], outputs: list[str], max_delay: int = MAX_DELAY,
+    extra: dict[str, int] | None = None,
 ) -> tuple[dict[str, int], int, dict[str, int]]:
-    """(latency per population, time shift, delay per arc). See the module docstring."""
+    """(latency per population, time shift, delay per arc). See the module docstring.
+
+    `extra`: when given, a loop that is too fast for the chip is not an error: the steps it lacks
+    are added to its slowest arc (recorded here by arc name), the closest the chip can do."""
+    if extra is not None:
+        while True:
+            try:
+                return solve_latencies(fixed, neurons, arcs, outputs, max_delay)
+            except LoopTooFast as err:
+                arc = max(err.arcs, key=lambda a: (a.min_f, a.name))
+                extra[arc.name] = extra.get(arc.name, 0) + err.deficit
+                arcs = [Arc(a.name, a.src, a.dst, a.min_f + err.deficit, a.max_f + err.deficit) if a is arc else a for a in arcs]
     lower_bound = {n: 1 for n in neurons}
 
     def solve() -> dict[str, int]:
@@ -104,22 +116,35 @@ def solve_latencies(
     return lat, shift, delays
 
 
+class LoopTooFast(GraphError):
+    """A loop takes more chip steps (one per projection) than float steps; `arcs` are its projections."""
+
+    def __init__(self, *args, arcs: list[Arc], deficit: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.arcs, self.deficit = arcs, deficit
+
+
 def _loop_error(lat: dict[str, int], arcs: list[Arc]) -> GraphError:
     import networkx as nx
 
     g = nx.DiGraph()
+    by_name = {a.name: a for a in arcs}
     for a in arcs:
+        if g.has_edge(a.src, a.dst) and g.edges[a.src, a.dst]["w"] >= 1 - a.min_f:
+            continue  # parallel projections: the fastest one decides
         g.add_edge(a.src, a.dst, w=1 - a.min_f, name=a.name)
     for cycle in nx.simple_cycles(g):
         pairs = list(zip(cycle, cycle[1:] + cycle[:1]))
         if sum(g.edges[p]["w"] for p in pairs) > 0:
             names = [g.edges[p]["name"] for p in pairs]
             float_delay = sum(1 - g.edges[p]["w"] for p in pairs)
-            return GraphError(
+            return LoopTooFast(
                 f"loop {' -> '.join(cycle + cycle[:1])} takes {len(pairs)} chip steps (one per projection) "
                 f"but only {float_delay} step(s) in the float model",
                 where=f"projections {names}",
-                hint="add a Delay node on the loop (one step per extra projection) or fold the loop into one layer",
+                hint="add a Delay node on the loop (one step per extra projection), fold the loop into one layer, "
+                "or compile with Timing(approximate_loops=True) to add the missing steps (reported)",
+                arcs=[by_name[n] for n in names], deficit=len(pairs) - float_delay,
             )
     return GraphError("inconsistent loop latencies", hint="a bug: no positive loop found")
 
@@ -129,6 +154,7 @@ class Timing(Pass):
     """Compute population latencies and projection delays (see module docstring)."""
 
     max_delay: int = MAX_DELAY
+    approximate_loops: bool = True
 
     name: ClassVar[str] = "timing"
     level: ClassVar[str] = "any"
@@ -142,8 +168,12 @@ class Timing(Pass):
         neurons = [n for n, p in net.pops.items() if p.kind == "neuron"]
         arcs = [Arc(p.name, p.src, p.dst, p.min_delay, p.max_delay) for p in net.projs]
         outputs = [pop for pop, _ in net.outputs.values()]
-        lat, shift, delays = solve_latencies(fixed, neurons, arcs, outputs, self.max_delay)
+        extra: dict[str, int] | None = {} if self.approximate_loops else None
+        lat, shift, delays = solve_latencies(fixed, neurons, arcs, outputs, self.max_delay, extra)
         g = graph.copy()
+        if extra:
+            g.metadata = dict(g.metadata)
+            g.metadata[META_EXTRA_DELAY] = {k: int(v) for k, v in extra.items()}
         for n in neurons:
             node = g.nodes[n]
             node.metadata = dict(node.metadata or {})
@@ -151,6 +181,12 @@ class Timing(Pass):
         g.metadata = dict(g.metadata)
         g.metadata[META_TIME_SHIFT] = int(shift)
         report = self._report(lat, shift, delays, arcs, fixed, outputs)
+        for name, steps in (extra or {}).items():
+            report["notes"].append(
+                f"timing changed: the loop through projection {name!r} is faster in the float model than the chip can run it "
+                f"(one step per projection); compiled with {steps} extra step(s) of delay on it, an approximation"
+            )
+        report["extra_delay"] = dict(extra or {})
         return PassResult(g, report)
 
     def _run_chip(self, graph: ChipGraph) -> PassResult:
