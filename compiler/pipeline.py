@@ -104,6 +104,9 @@ def compile(  # noqa: A001 - the verb users expect
     dump_after: str | Iterable[str] | None = None,
     dump_dir: str | Path | None = None,
     validate: bool = True,
+    guard: bool = True,
+    strict: bool = False,
+    assumed: Sequence[str] = (),
     **pass_options: Any,
 ) -> "CompileResult":
     """Compile `model` (Graph, nir.NIRGraph or .nir path) for `target` ("loihi2", "loihi1").
@@ -123,8 +126,19 @@ def compile(  # noqa: A001 - the verb users expect
     dump_after/dump_dir: write (or keep in memory) the graph after the named passes.
     The remaining options (per_channel ... tolerance) are `default_passes`'s, whose defaults they
     keep; they configure the default pass list, so they cannot be combined with `passes`.
+    guard: run the fidelity guard (snnc.compiler.analysis.fidelity) after compiling: float model vs
+    chip graph on `calibrate` (or a generated input), per-layer measurements in `result.fidelity`, a
+    FidelityWarning per breached tolerance. `tolerance=` given as a dict or "KEY=VALUE,..." text sets
+    the guard's limits (a number is still the legalize option above). strict: raise a
+    QuantizationError listing every breach and assumption warning instead. assumed: assumptions
+    made before this call (e.g. the loader's warnings) to state with this run's.
     """
-    source = load(model, reset_mode)
+    from .analysis.fidelity import recorded_warnings
+
+    guard_tolerance = pass_options.pop("tolerance") if isinstance(pass_options.get("tolerance"), (str, Mapping)) else None
+    with recorded_warnings() as load_warnings:
+        source = load(model, reset_mode)
+    assumed = [*assumed, *(str(w.message) for w in load_warnings)]
     if isinstance(passes, str):
         from .passes import parse_pipeline
 
@@ -146,10 +160,15 @@ def compile(  # noqa: A001 - the verb users expect
     manager = PassManager(passes, validate=validate, dump_after=dump_after, dump_dir=dump_dir, keep=keep)
     result = manager.run(source)
     nir_graph = result.dumps.get(keep[0]) if keep else None
-    return CompileResult(
+    compiled = CompileResult(
         chip=result.graph, graph=nir_graph, source=source, records=result.records, dumps=result.dumps,
         target=target, dt=float(dt), weight_bits=int(weight_bits),
     )
+    from .analysis.fidelity import guard_compile
+
+    guard_compile(compiled, calibrate=calibrate, tolerance=guard_tolerance, assumed=assumed,
+                  run=guard and "quantize" in names, strict=strict)
+    return compiled
 
 
 @dataclass
@@ -164,6 +183,8 @@ class CompileResult:
     target: str = "loihi2"
     dt: float = DEFAULT_DT
     weight_bits: int = 8
+    fidelity: Any = None  # snnc.compiler.analysis.fidelity.FidelityReport (None: guard not run)
+    assumptions: list = field(default_factory=list)  # what this compile assumed, stated once
 
     # -- reports ----------------------------------------------------------------------------------
     def report(self, name: str) -> dict:
@@ -227,6 +248,8 @@ class CompileResult:
                 "layers": self.layers,
                 "inputs": self.report("quantize").get("inputs", {}),
                 "meta": {k: v for k, v in self.chip.meta.items()},
+                "assumptions": list(self.assumptions),
+                "fidelity": self.fidelity.to_dict() if self.fidelity is not None else None,
                 "passes": [r.to_dict() for r in self.records],
             }
         )

@@ -1,0 +1,102 @@
+"""Heterogeneous layers (learned per-neuron time constants and thresholds, issue 13) split into
+sub-populations of equal chip parameters: exact against the same graph kept per-neuron, one
+parameter set per population afterwards, the float model's spike counts kept, and Lava = sim."""
+from __future__ import annotations
+
+import nir
+import numpy as np
+import pytest
+
+from snnc.backends.base import get_backend
+from snnc.compiler.passes.legalize import Legalize
+from snnc.compiler.passes.split import Split, group_labels
+from snnc.compiler.pipeline import compile, default_passes
+from snnc.ir.errors import SnncError
+
+N_IN, H, O = 6, 12, 4
+
+
+def graph(seed: int = 0, recurrent: bool = True, readout: str = "lif") -> nir.NIRGraph:
+    rng = np.random.default_rng(seed)
+
+    def lif(n):  # learned per-neuron beta and threshold, as snnTorch exports them
+        tau = 1e-4 / (1 - rng.uniform(0.6, 0.97, n))
+        return nir.LIF(tau=tau, r=tau / 1e-4, v_leak=np.zeros(n), v_threshold=rng.uniform(0.5, 1.5, n),
+                       v_reset=np.zeros(n), metadata={"reset_mode": "subtract"})
+
+    nodes = {"in": nir.Input(np.array([N_IN])), "fc1": nir.Affine(rng.normal(0.2, 0.6, (H, N_IN)), np.zeros(H)),
+             "hid": lif(H), "fc2": nir.Affine(rng.normal(0.1, 0.5, (O, H)), np.zeros(O)),
+             "out": nir.Output(np.array([O]))}
+    edges = [("in", "fc1"), ("fc1", "hid"), ("hid", "fc2"), ("fc2", "ro"), ("ro", "out")]
+    if readout == "lif":
+        nodes["ro"] = lif(O)
+    else:
+        nodes["ro"] = nir.LI(tau=np.linspace(2e-4, 2e-3, O), r=np.ones(O), v_leak=np.zeros(O))
+    if recurrent:
+        nodes["rec"] = nir.Affine(rng.normal(0, 0.3, (H, H)), np.zeros(H))
+        edges += [("hid", "rec"), ("rec", "hid")]
+    return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
+
+
+def passes(x, split: bool, tolerance: float = 0.01):
+    p = default_passes(calibrate=x, tolerance=tolerance)
+    if split:
+        return p[:-1] + [Split(tolerance=tolerance), p[-1]]
+    return p[:-1] + [Legalize(shared=())]  # per-neuron values kept (a simulator target)
+
+
+def inputs(seed=1, batch=2, steps=150):
+    return (np.random.default_rng(seed).random((batch, steps, N_IN)) < 0.3).astype(float)
+
+
+def test_group_labels_keep_each_group_within_tolerance():
+    v = np.random.default_rng(0).uniform(0.5, 1.0, 200)
+    labels = group_labels(v, 0.01)
+    for k in np.unique(labels):
+        g = v[labels == k]
+        assert g.max() - g.min() <= 0.01 * g.min() + 1e-12
+    assert np.array_equal(group_labels(np.array([3.0, 1.0, 3.0]), 0.0), [1, 0, 1])
+
+
+@pytest.mark.parametrize("recurrent", [False, True])
+def test_split_is_exact_and_leaves_one_parameter_set_per_population(recurrent):
+    g, x = graph(recurrent=recurrent), inputs()
+    kept = compile(g, calibrate=x, passes=passes(x, split=False))
+    split = compile(g, calibrate=x, passes=passes(x, split=True, tolerance=0.0))  # groups of equal values: exact
+    assert any(np.ndim(p.dv) for p in kept.chip.populations.values())  # the case: per-neuron decays
+    assert all(p.per_layer() for p in split.chip.populations.values())
+    report = split.report("split")["split"]
+    assert set(report) == {"hid", "ro"} and sum(report["hid"]["sizes"]) == H and report["hid"]["groups"] > 1
+    assert any("hid#0" in n for n in split.report("split")["notes"])
+    a, b = kept.run(x, steps=200), split.run(x, steps=200)
+    assert split.output_shifts["out"] == kept.output_shifts["out"] + 1
+    ya, yb = kept.align(a.outputs["out"], output="out"), split.align(b.outputs["out"], output="out")
+    n = min(ya.shape[1], yb.shape[1])
+    assert ya.sum() > 20 and np.array_equal(ya[:, :n], yb[:, :n])
+
+
+def test_split_model_follows_the_float_model():
+    g, x = graph(), inputs(batch=4, steps=200)
+    result = compile(g, calibrate=x, passes=passes(x, split=True))
+    ref = get_backend("reference").build(g).run(x)
+    sim = result.run(x, steps=x.shape[1] + result.output_shifts["out"])
+    y = result.align(sim.outputs["out"], output="out")[:, : x.shape[1]]
+    corr = np.corrcoef(y.sum(axis=1).ravel(), ref.outputs["out"].sum(axis=1).ravel())[0, 1]
+    print(f"split heterogeneous RLeaky: output spike-count correlation {corr:.4f}")
+    assert ref.outputs["out"].sum() > 20 and corr >= 0.95
+
+
+def test_a_heterogeneous_voltage_readout_is_refused_with_a_hint():
+    x = inputs()
+    with pytest.raises(SnncError, match="read out by its voltage") as err:
+        compile(graph(readout="li"), calibrate=x, passes=passes(x, split=True))
+    assert "output 'out' (layer 'ro')" in str(err.value) and "give the read-out layer one time constant" in str(err.value)
+
+
+@pytest.mark.lava
+def test_split_model_runs_identically_on_lava():
+    g, x = graph(), inputs(batch=1, steps=40)
+    result = compile(g, calibrate=x, passes=passes(x, split=True))
+    sim, lava = result.run(x, backend="sim"), result.run(x, backend="lava")
+    for k in sim.outputs:
+        assert np.array_equal(sim.outputs[k], lava.outputs[k]), k
