@@ -292,6 +292,13 @@ class CompileResult:
         notes = [n for r in self.records for n in r.report.get("notes", []) + r.report.get("approximations", [])]
         for n in notes:
             console.print(f"note: {n}", highlight=False, markup=False)
+        if self.fidelity is not None:
+            for line in self.fidelity.lines():
+                console.print(line, highlight=False, markup=False)
+        else:
+            for a in self.assumptions:
+                console.print(f"assumed: {a}", highlight=False, markup=False)
+            console.print("fidelity guard: not run", highlight=False, markup=False)
         return console.export_text()
 
     def __str__(self) -> str:

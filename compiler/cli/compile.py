@@ -4,10 +4,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from snnc.compiler.analysis.fidelity import recorded_warnings
 from snnc.compiler.data.inputs import load_input_array
+from snnc.ir.io import write_text
 
 from .app import register
 from .common import _positive_float, _positive_int, add_reset_mode, load_model_arg
+from .guard_args import add_guard_args, guard_options, strict_exit
 
 def _compile_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="a NIR-level .nir file (or a lava-dl .net file, already chip-level)")
@@ -22,6 +25,7 @@ def _compile_args(p: argparse.ArgumentParser) -> None:
                    "(default: the standard pipeline configured by the options above)")
     p.add_argument("--dump-after", nargs="+", action="extend", default=[], metavar="PASS",
                    help="write the graph after these passes (canonicalize, fuse, timing, quantize, legalize) next to OUT")
+    add_guard_args(p)
 
 
 def _compile(args: argparse.Namespace, console) -> int:
@@ -32,7 +36,9 @@ def _compile(args: argparse.Namespace, console) -> int:
     from snnc.ir.chip_nir import chip_to_nir
     from snnc.ir.graph import write_nir
 
-    model = load_model_arg(args)
+    with recorded_warnings() as load_warnings:  # assumptions the file cannot state (--strict fails on them)
+        model = load_model_arg(args)
+    assumed = [str(w.message) for w in load_warnings]
     out = Path(args.out)
     result = None
     if isinstance(model, ChipGraph):
@@ -42,13 +48,17 @@ def _compile(args: argparse.Namespace, console) -> int:
         result = snnc_compile(
             model, target=args.target, weight_bits=args.weight_bits, dt=args.dt, calibrate=calibrate, passes=args.passes,
             dump_after=args.dump_after or None, dump_dir=out.parent / f"{out.stem}.dumps" if args.dump_after else None,
+            assumed=assumed, **guard_options(args),
         )
         console.print(result.summary_text(width=console.width or 120), end="")
+    failed = strict_exit(args, result, assumed)
+    if failed is not None:
+        return failed
     write_nir(chip_to_nir(model if result is None else result.chip), out)
     if args.report:
         report = result.to_dict() if result is not None else {"note": "model was chip-level already"}
         Path(args.report).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.report).write_text(json.dumps(report, indent=1))
+        write_text(args.report, json.dumps(report, indent=1))
     console.print(f"wrote {out}" + (f" and {args.report}" if args.report else "")
                   + f"; run it with: snnc run {out} --input IN.npy --out OUT.npz")
     return 0

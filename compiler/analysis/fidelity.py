@@ -1,0 +1,361 @@
+"""The fidelity guard: every compile checks its chip graph against the float model and says what it lost.
+
+Why: quantization can fail quietly (weights of 1e-12 become 0 synapses, a zero threshold fires every
+step, v saturates, u wraps). `check_fidelity` runs the float model (`reference` backend) and the
+chip graph (`sim`) on the same input - the calibration data, or without any a generated input that
+drives every layer (stated as an assumption) - and measures per layer (population paired with the
+float node of the same name):
+  agreement      spike agreement, Dice of spike sets, exact timing after `CompileResult.align`
+                 (snnc.compiler.analysis.sweep.spike_fidelity); count_agreement: spike counts
+  trace_error    for non-spiking outputs: RMS error / RMS of the float trace (chip trace scaled
+                 back by meta["output_scale"])
+  weight_error   the quantizer's relative weight error (its report)
+  saturation     fraction of (sample, step, neuron) where v sits at the limit of ir.bits SPECS["v"]
+  wraps          u wrap events: steps where u jumps by more than 2**23 (half its 24-bit range; a
+                 wrap moves it by 2**24, normal dynamics inside the range far less) - a heuristic
+  firing         fraction of (sample, step, neuron) that spike; a layer at ~1 fires every step
+  dead           the layer never fires on the chip, or all its weights quantized to zero
+Each measurement has a limit (`DEFAULT_TOLERANCE`, changed with `tolerance={...}` or
+`--tolerance KEY=VALUE,...`); a breach becomes a `Breach` naming the layer, the value, the limit
+and the likely fix, emitted as a `FidelityWarning` (shown as `snnc: warning:`; `--strict` fails).
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+
+from snnc.ir.bits import SPECS
+from snnc.ir.errors import ParameterError
+from snnc.ir.reset_mode import AssumptionWarning, reset_mode_of, SPIKING
+
+from .sweep import spike_fidelity
+
+# key -> (default limit, "max" or "min", what it measures)
+TOLERANCES: dict[str, tuple[float, str, str]] = {
+    "weight_error": (0.25, "max", "relative weight error of a layer after quantization"),
+    "agreement": (0.5, "min", "spike count agreement with the float model (1 = same counts)"),
+    "trace_error": (0.25, "max", "RMS error of a non-spiking output relative to the float trace"),
+    "saturation": (0.01, "max", "fraction of neuron-steps with v at its 24-bit limit"),
+    "wraps": (0, "max", "u wrap events (24-bit current overflow)"),
+    "firing": (0.99, "max", "fraction of neuron-steps that spike (a layer at 1 fires every step)"),
+    "dead": (0, "max", "1 if the layer never fires or all its weights quantized to zero"),
+}
+DEFAULT_TOLERANCE: dict[str, float] = {k: v[0] for k, v in TOLERANCES.items()}
+GENERATED_STEPS = 64
+GENERATED_BATCH = 2
+MAX_SAMPLES = 8  # calibration samples the guard runs (the first ones)
+
+
+class FidelityWarning(AssumptionWarning):
+    """A compile lost more than a tolerance allows (shown as `snnc: warning:`; `--strict` fails)."""
+
+
+@dataclass
+class Breach:
+    layer: str
+    check: str
+    value: float
+    limit: float
+    fix: str
+
+    @property
+    def message(self) -> str:
+        kind = TOLERANCES[self.check][1]
+        rel = "below the minimum" if kind == "min" else "above the limit"
+        return (f"layer {self.layer!r}: {self.check} {_num(self.value)} is {rel} {_num(self.limit)} "
+                f"({TOLERANCES[self.check][2]}); {self.fix}")
+
+    def to_dict(self) -> dict:
+        return {"layer": self.layer, "check": self.check, "value": self.value, "limit": self.limit,
+                "fix": self.fix, "message": self.message}
+
+
+@dataclass
+class FidelityReport:
+    """Per-layer measurements, the limits used, breaches and the run's stated assumptions."""
+
+    layers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tolerance: dict[str, float] = field(default_factory=dict)
+    breaches: list[Breach] = field(default_factory=list)
+    assumptions: list[str] = field(default_factory=list)
+    input_source: str = ""
+    steps: int = 0
+    batch: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.breaches
+
+    def to_dict(self) -> dict:
+        return {
+            "ok": self.ok, "input": self.input_source, "steps": self.steps, "batch": self.batch,
+            "seconds": round(self.seconds, 4), "tolerance": dict(self.tolerance), "assumptions": list(self.assumptions),
+            "layers": self.layers, "breaches": [b.to_dict() for b in self.breaches],
+        }
+
+    def lines(self) -> list[str]:
+        """The summary's text: input, assumptions, one line per layer, verdict."""
+        out = [f"fidelity guard: {self.input_source}, {self.batch} x {self.steps} steps"]
+        out += [f"assumed: {a}" for a in self.assumptions]
+        for name, m in self.layers.items():
+            parts = [f"{k} {_num(m[k])}" for k in ("agreement", "trace_error", "weight_error", "firing", "saturation", "wraps")
+                     if m.get(k) is not None]
+            out.append(f"  {name}: " + ", ".join(parts) + (" DEAD" if m.get("dead") else ""))
+        out.append("fidelity: ok (no tolerance breached)" if self.ok else f"fidelity: {len(self.breaches)} breach(es)")
+        return out
+
+
+def parse_tolerance(spec: str | Mapping[str, Any] | None) -> dict[str, float]:
+    """`"weight_error=0.1,agreement=0.9"` or a dict -> the full tolerance table (defaults filled in)."""
+    out = dict(DEFAULT_TOLERANCE)
+    if spec is None:
+        return out
+    items: list[tuple[str, Any]]
+    if isinstance(spec, str):
+        items = []
+        for part in filter(None, (p.strip() for p in spec.split(","))):
+            key, sep, value = part.partition("=")
+            if not sep:
+                raise ParameterError("tolerance entries are KEY=VALUE", where="--tolerance", got=part,
+                                     hint=f"e.g. weight_error=0.1,agreement=0.9; keys: {', '.join(TOLERANCES)}")
+            items.append((key.strip(), value.strip()))
+    else:
+        items = list(dict(spec).items())
+    for key, value in items:
+        if key not in TOLERANCES:
+            raise ParameterError("unknown tolerance", where="--tolerance / tolerance=", expected=", ".join(TOLERANCES), got=key)
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        if not math.isfinite(number) or number < 0:
+            raise ParameterError("a tolerance must be a finite number >= 0", where=f"tolerance {key}", got=value,
+                                 hint=f"{key}: {TOLERANCES[key][2]}")
+        out[key] = number
+    return out
+
+
+@contextlib.contextmanager
+def recorded_warnings() -> Iterator[list]:
+    """Collect snnc's stated assumptions (AssumptionWarning, FidelityWarning) raised in the block, and
+    show them again afterwards (so the CLI still prints each once) - `--strict` looks at the list."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", AssumptionWarning)
+        records: list = []
+        yield records
+    for w in caught:
+        if issubclass(w.category, AssumptionWarning):
+            records.append(w)
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno, w.file, w.line)
+
+
+# -- measuring -------------------------------------------------------------------------------------
+def generated_input(shapes: Mapping[str, tuple[int, ...]], seed: int = 0) -> dict[str, np.ndarray]:
+    """Random spikes [batch, T, *shape], one in four on: drives every layer of a sane network."""
+    rng = np.random.default_rng(seed)
+    return {name: (rng.random((GENERATED_BATCH, GENERATED_STEPS, *shape)) < 0.25).astype(np.float64)
+            for name, shape in shapes.items()}
+
+
+def check_fidelity(result: Any, calibrate: Any = None, tolerance: Mapping[str, float] | None = None,
+                   assumptions: list[str] | None = None) -> FidelityReport:
+    """Run float and chip on `calibrate` (or a generated input) and measure `result` (a CompileResult)."""
+    import time
+
+    from snnc.backends.base import get_backend, normalize_inputs
+
+    start = time.perf_counter()
+    tol = parse_tolerance(tolerance)
+    source, chip = result.source, result.chip
+    ref_prog = get_backend("reference").build(source, dt=result.dt)
+    if calibrate is None:
+        data = generated_input(ref_prog.input_shapes)
+        what = "generated input (no calibration data: random spikes, p=0.25, seed 0)"
+    else:
+        data = calibrate
+        what = "calibration data"
+    data, batch, steps = normalize_inputs(data, ref_prog.input_shapes, None)
+    if batch > MAX_SAMPLES:
+        data = {k: v[:MAX_SAMPLES] for k, v in data.items()}
+        batch = MAX_SAMPLES
+        what += f" (first {MAX_SAMPLES} samples)"
+    kernels = getattr(ref_prog, "kernels", {})
+    spiking = [n for n in chip.populations if n in kernels and getattr(kernels[n], "spiking", False)]
+    ref = ref_prog.run(data, steps=steps, probes=spiking)
+    shift = max([result.time_shift, *result.output_shifts.values()] or [0])
+    chip_data = data if set(data) == set(chip.inputs) else dict(zip(chip.inputs, data.values()))
+    probes = [f"{p}/{var}" for p in chip.populations for var in ("s", "u", "v")]
+    # the plain chip run (integers, unaligned), long enough that every population covers all steps
+    latest = max([shift, *(int(p.meta.get("latency") or 0) for p in chip.populations.values())])
+    run = get_backend("sim").build(chip).run(result.encode_inputs(chip_data), steps=steps + latest, probes=probes)
+
+    report = FidelityReport(tolerance=tol, input_source=what, steps=steps, batch=batch,
+                            assumptions=list(assumptions or []))
+    qlayers = result.layers
+    out_of = {port.population: name for name, port in chip.outputs.items()}
+    vmax = SPECS["v"].hi
+    for name, pop in chip.populations.items():
+        m: dict[str, Any] = {"neurons": int(pop.size)}
+        q = qlayers.get(name, {})
+        if "weight_error" in q:
+            m["weight_error"] = float(q["weight_error"])
+        spikes = run.probes[f"{name}/s"]
+        aligned = result.align(spikes, name)[:, :steps]
+        graded_out = name in out_of and chip.outputs[out_of[name]].var != "s"
+        if graded_out:
+            port = out_of[name]
+            scale = np.asarray((chip.meta.get("output_scale") or {}).get(port, 1.0), dtype=np.float64)
+            offset = np.asarray((chip.meta.get("output_offset") or {}).get(port, 0.0), dtype=np.float64)
+            raw = result.align(run.outputs[port], output=port)[:, :steps]
+            trace = raw * scale.reshape(raw.shape[2:] if scale.size > 1 else ()) + offset.reshape(raw.shape[2:] if offset.size > 1 else ())
+            want = _ref_output(ref, port)
+            if want is not None and want.shape == trace.shape:
+                norm = float(np.sqrt(np.mean(want**2)))
+                m["trace_error"] = float(np.sqrt(np.mean((trace - want) ** 2)) / norm) if norm > 0 else 0.0
+        else:
+            fired = np.asarray(aligned) != 0
+            m["spikes"] = int(fired.sum())
+            m["firing"] = float(fired.mean()) if fired.size else 0.0
+            if name in ref.probes:
+                f = spike_fidelity(name, aligned, ref.probes[name])
+                m.update(agreement=float(f.count_agreement), exact_agreement=float(f.agreement),
+                         reference_spikes=int(f.reference_spikes))
+        v = np.asarray(run.probes[f"{name}/v"], dtype=np.int64)
+        u = np.asarray(run.probes[f"{name}/u"], dtype=np.int64)
+        m["saturation"] = float(np.mean(np.abs(v) >= vmax)) if v.size and not graded_out else 0.0
+        m["wraps"] = int(np.count_nonzero(np.abs(np.diff(u, axis=1)) > 2**23)) if u.shape[1] > 1 else 0
+        zero_weights = "synapses" in q and q["synapses"] == 0 and bool(q.get("projections"))
+        m["dead"] = int(zero_weights or (not graded_out and m.get("spikes", 1) == 0))
+        m["vth"] = q.get("vth")
+        report.layers[name] = m
+        _breaches(report, name, m, q, tol)
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _ref_output(ref, port: str) -> np.ndarray | None:
+    if port in ref.outputs:
+        return np.asarray(ref.outputs[port], dtype=np.float64)
+    if len(ref.outputs) == 1:
+        return np.asarray(next(iter(ref.outputs.values())), dtype=np.float64)
+    return None
+
+
+def _breaches(report: FidelityReport, name: str, m: dict, q: dict, tol: Mapping[str, float]) -> None:
+    def add(check: str, fix: str) -> None:
+        value = m.get(check)
+        if value is None:
+            return
+        limit = tol[check]
+        bad = value < limit if TOLERANCES[check][1] == "min" else value > limit
+        if bad:
+            report.breaches.append(Breach(name, check, float(value), float(limit), fix))
+
+    tiny = q.get("synapses") == 0
+    add("weight_error", "the weights are too small or too spread for the chip's exponent range: rescale the "
+        "layer's weights and threshold together" if tiny else "raise --weight-bits, or calibrate with --calibrate")
+    add("agreement", "calibrate with --calibrate, raise --weight-bits, or check --reset-mode")
+    add("trace_error", "calibrate with --calibrate or raise --weight-bits")
+    add("saturation", "v hits its 24-bit limit: calibrate with --calibrate (scales from real ranges) or lower the layer's input weights")
+    add("wraps", "u overflows its 24 bits: calibrate with --calibrate or lower the layer's input weights")
+    vth = q.get("vth")
+    zero_vth = vth == 0 or (isinstance(vth, dict) and vth.get("min") == 0)
+    add("firing", "check the threshold (a threshold of 0 fires on any input)" if zero_vth
+        else "check the threshold and the bias; the layer fires on every step")
+    add("dead", "all weights quantized to zero: raise --weight-bits or rescale the weights" if tiny
+        else "check the threshold and the input scale (try --calibrate with real data)")
+
+
+def reset_modes(graph: Any) -> dict[str, int]:
+    """How many spiking nodes of a NIR-level graph use each reset mode."""
+    counts: dict[str, int] = {}
+    for node in getattr(graph, "nodes", {}).values():
+        if isinstance(node, SPIKING):
+            mode = reset_mode_of(node)
+            counts[mode] = counts.get(mode, 0) + 1
+    return counts
+
+
+def _num(x: float) -> str:
+    if isinstance(x, (int, np.integer)) or (isinstance(x, float) and x.is_integer() and abs(x) >= 1):
+        return str(int(x))
+    return f"{x:.4g}"
+
+
+# -- assumptions -----------------------------------------------------------------------------------
+def stated_assumptions(result: Any, unstated: list[str] = ()) -> list[str]:
+    """What this compile assumed, once: reset mode, dt, input encoding, timing changes.
+
+    `unstated`: messages of assumptions made while loading (e.g. a NIR file that cannot state its
+    reset mode, see snnc.ir.reset_mode)."""
+    out = []
+    modes = reset_modes(result.source)
+    if modes:
+        guessed = any("reset" in m for m in unstated)
+        out.append("reset: " + ", ".join(f"{m} ({n} spiking node(s))" for m, n in modes.items())
+                   + (" - not stated by the model file, assumed (change with --reset-mode / reset_mode=)" if guessed
+                      else " - as the model states"))
+    out += [m for m in unstated if "reset" not in m]
+    out.append(f"dt: {result.dt:g} s per step (NIR is continuous time; change with --dt)")
+    try:
+        inputs = result.report("quantize").get("inputs", {})
+    except KeyError:
+        inputs = {}
+    for name, info in inputs.items():
+        if info.get("encoding") == "graded":
+            out.append(f"input {name!r}: graded, {info.get('num_message_bits')}-bit payload, scale {_num(float(info.get('input_scale', 1)))} "
+                       f"chip units per float unit (range {_num(float(info.get('range', 0)))})")
+        else:
+            out.append(f"input {name!r}: binary spikes (values other than 0/1 are not expected)")
+    try:
+        timing = result.report("timing")
+    except KeyError:
+        timing = None
+    if timing is not None:
+        shift = int(timing.get("time_shift", 0))
+        out.append(f"timing: the chip's outputs lag the float model by {shift} step(s) (one per layer; shifted back in every comparison)")
+        extra = {k: v for k, v in (timing.get("extra_delay") or {}).items() if v}
+        if extra:
+            out.append("timing: extra synaptic delay added on " + ", ".join(f"{k} (+{v})" for k, v in extra.items()))
+        out += [f"timing: {n}" for n in timing.get("notes", [])]
+    return out
+
+
+def guard_compile(result: Any, *, calibrate: Any = None, tolerance: Any = None, assumed: list[str] = (),
+                  run: bool = True, strict: bool = False) -> None:
+    """What `compile` does after its passes: state the assumptions, run the guard, warn per breach
+    (FidelityWarning), and with `strict` raise one QuantizationError listing every problem."""
+    result.assumptions = stated_assumptions(result, list(assumed))
+    if run:
+        result.fidelity = check_fidelity(result, calibrate, tolerance, result.assumptions)
+        for b in result.fidelity.breaches:
+            warnings.warn(b.message, FidelityWarning, stacklevel=3)
+    else:
+        parse_tolerance(tolerance)  # still refuse a malformed tolerance
+    if strict:
+        raise_if_strict(strict_problems(result, assumed))
+
+
+def strict_problems(result: Any, assumed: list[str] = ()) -> list[str]:
+    """Every warning `--strict` turns into an error: breaches and assumptions the model did not state."""
+    problems = list(assumed)
+    if result is not None and result.fidelity is not None:
+        problems += [b.message for b in result.fidelity.breaches]
+    return problems
+
+
+def raise_if_strict(problems: list[str]) -> None:
+    if problems:
+        from snnc.ir.errors import QuantizationError
+
+        raise QuantizationError(
+            f"strict: {len(problems)} warning(s) treated as errors: " + " | ".join(problems),
+            where="fidelity guard",
+            hint="fix the causes named above, or relax the limits with --tolerance KEY=VALUE (tolerance= in the API)",
+        )
