@@ -305,25 +305,22 @@ class CompileResult:
         return self.summary_text()
 
     # -- running ------------------------------------------------------------------------------------
-    def encode_inputs(self, inputs: np.ndarray | Mapping[str, np.ndarray]) -> np.ndarray | dict[str, np.ndarray]:
-        """Inputs as the chip takes them: graded inputs scaled by meta["input_scale"] and rounded."""
-        scales = self.chip.meta.get("input_scale", {})
-        if not scales:
-            return inputs
-        if isinstance(inputs, Mapping):
-            return {k: (np.rint(np.asarray(v, dtype=np.float64) * scales[k]) if k in scales else v) for k, v in inputs.items()}
-        (name,) = list(self.chip.inputs)
-        return np.rint(np.asarray(inputs, dtype=np.float64) * scales[name]) if name in scales else inputs
+    def encode_inputs(self, inputs: np.ndarray | Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Float inputs as the chip takes them (see snnc.compiler.data.encoding.encode)."""
+        from .data.encoding import encode
 
-    def run(self, inputs, backend: str = "sim", steps: int | None = None, probes: Sequence[str] = (), **options):
-        """Run the compiled graph on a chip-level backend (inputs encoded as compiled)."""
-        from snnc.backends.base import get_backend
+        return encode(self.chip, inputs).inputs
 
-        program = get_backend(backend).build(self.chip, **options)
-        result = program.run(self.encode_inputs(inputs), steps=steps, probes=probes)
-        result.time_shift = self.time_shift
-        result.output_shifts = self.output_shifts
-        return result
+    def run(self, inputs, backend: str = "sim", steps: int | None = None, probes: Sequence[str] = (), raw: bool = False,
+            **options):
+        """Run the compiled graph on float inputs, as the float model takes them: outputs come back
+        aligned with the float model over all T steps and in its units (the run is extended by the
+        latency). Probes stay in chip units and lag by their population's latency (`align`).
+        `raw=True`: the chip's own integer outputs for `steps` steps, unaligned (as the chip runs).
+        See snnc.compiler.data.encoding."""
+        from .data.encoding import run
+
+        return run(self.chip, inputs, backend=backend, steps=steps, probes=probes, raw=raw, **options)
 
 
 class _Null:

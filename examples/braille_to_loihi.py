@@ -107,7 +107,7 @@ def main(argv=None) -> dict:
     sim, energy = ev.run, ev.energy
     lava_steps = run_steps if not args.fast else min(run_steps, 128 + shift)
     with timer.stage("lava"):
-        lava = compiled.run(batch, backend="lava", steps=lava_steps, probes=[hidden_pop], progress=False)
+        lava = compiled.run(batch, backend="lava", steps=lava_steps, probes=[hidden_pop], progress=False, raw=True)
     out_name = next(iter(chip.outputs))
     d_hidden = mismatches(sim.probes[hidden_pop][:, :lava_steps], lava.probes[hidden_pop])
     d_out = mismatches(sim.outputs[out_name][:, :lava_steps], lava.outputs[out_name])

@@ -176,7 +176,7 @@ def run(args) -> dict:
 
     with timer.stage("lava"):
         n_lava = 2 if args.fast else 4
-        lava = compiled.run(s_test[:n_lava], backend="lava", steps=args.steps + shift)
+        lava = compiled.run(s_test[:n_lava], backend="lava", steps=args.steps + shift, raw=True)
     lava_equal = bool(np.array_equal(lava.output, sim.output[:n_lava]))
     checks.add("lava = sim (bit-exact)", lava_equal, f"{n_lava} test images, every output spike over {args.steps + shift} steps")
 

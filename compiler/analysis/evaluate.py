@@ -42,6 +42,11 @@ class Evaluation:
         info = {"chip": self.mapping.profile.name, "time_shift": self.run.time_shift}
         if self.compiled is not None:
             info.update(target=self.compiled.target, weight_bits=self.compiled.weight_bits, dt=self.compiled.dt)
+        decoded = getattr(self.run, "decoded_outputs", None)
+        if decoded is not None:
+            from ..data.encoding import readout_summary
+
+            info["readouts"] = readout_summary(self.chip, decoded)
         info.update(meta or {})
         return write_report(
             out_dir,
@@ -84,13 +89,14 @@ def evaluate(
     graph = compiled.chip if compiled is not None else model
     if probes is None:
         probes = [f"{name}/s" for name in graph.populations]
-    if compiled is not None:
-        run = compiled.run(inputs, backend="sim", steps=steps, probes=probes)
-    else:
-        from snnc.backends.base import get_backend
+    # float inputs are encoded as compiled; the run is extended by the latency so that every output
+    # covers all T float steps (the chip must run those steps too: their energy is counted)
+    from ..data.encoding import decode, extra_steps, float_steps
+    from ..data.encoding import run as run_encoded
 
-        run = get_backend("sim").build(graph).run(inputs, steps=steps, probes=probes)
-        run.time_shift = int(graph.meta.get("time_shift", 0) or 0)
+    length = float_steps(graph, inputs, steps)
+    run = run_encoded(graph, inputs, backend="sim", steps=length + extra_steps(graph), probes=probes, raw=True)
+    run.decoded_outputs = decode(graph, run.outputs, length)  # float units, aligned, T steps
     mapping = map_to_cores(graph, chip, traffic=run.activity)
     energy = estimate_energy(run.activity, mapping, costs=costs)
     budget = bit_budget(graph, run.activity, warn=False)

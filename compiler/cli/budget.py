@@ -10,6 +10,7 @@ from snnc.compiler.data.inputs import load_input_array
 
 from .app import register
 from .common import add_reset_mode
+from .data_args import add_data_args, calibration, read_data
 
 def _width_list(text: str) -> list[int]:
     try:
@@ -24,7 +25,7 @@ def add_budget_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
     add_reset_mode(parser)
     parser.add_argument("--weight-bits", type=_width_list, default=list(DEFAULT_WEIGHT_BITS),
                         help="comma-separated weight widths to compile at (1..8; default 2,4,6,8)")
-    parser.add_argument("--input", required=True, help="input spikes .npy, [T, *shape] or [batch, T, *shape]")
+    add_data_args(parser, calibrate=True)
     parser.add_argument("--labels", help="optional .npy of one integer class per sample: adds accuracy")
     parser.add_argument("--steps", type=int, help="time steps to simulate (default: the input's length)")
     parser.add_argument("--dt", type=float, help="simulation step in seconds (default: the compiler's)")
@@ -37,11 +38,12 @@ def run_budget_command(args: argparse.Namespace, console=None) -> int:
     from rich.console import Console
 
     console = console or Console()
-    inputs = load_input_array(args.input)
+    inputs = read_data(args)
     labels = load_input_array(args.labels) if getattr(args, "labels", None) else None
     opts = {} if getattr(args, "dt", None) is None else {"dt": args.dt}
     if getattr(args, "reset_mode", None) is not None:
         opts["reset_mode"] = args.reset_mode
+    opts["calibrate"] = calibration(args, inputs, console)
     result = budget_sweep(args.model, args.weight_bits, inputs, getattr(args, "steps", None), labels, **opts)
     console.print(result.render())
     for row in result.rows:

@@ -149,6 +149,9 @@ def _inspect_chip(graph, label: str, console) -> None:
     console.print(_table(f"outputs ({len(graph.outputs)})", ["output", "population", "variable"],
                          [(n, o.population, o.var) for n, o in graph.outputs.items()]))
     recurrent = [c for c in graph.population_order() if graph.is_recurrent(c)]
+    from snnc.compiler.data.encoding import port_table
+
+    console.print(_table("port encodings (float <-> chip)", ["port", "name", "encoding", "scale", "shift (steps)"], port_table(graph)))
     console.print("recurrent loops: " + ("; ".join(" -> ".join(c + c[:1]) for c in recurrent) if recurrent else "none"))
     meta = ", ".join(f"{k}={v}" for k, v in graph.meta.items() if isinstance(v, (int, float, str)))
     console.print(f"totals: {graph.num_neurons} neurons, {graph.num_synapses} synapses" + (f"; meta: {meta}" if meta else ""))

@@ -3,15 +3,14 @@ from __future__ import annotations
 
 import argparse
 
-from snnc.compiler.data.inputs import load_input_array
-
 from .app import register
+from .data_args import add_data_args, calibration, read_data
 from .common import _positive_float, _positive_int, add_reset_mode, load_model_arg
 
 def _evaluate_args(p: argparse.ArgumentParser, *, report: bool) -> None:
     p.add_argument("model", help="a NIR-level .nir (compiled first), a chip-level .nir, or a lava-dl .net file")
     add_reset_mode(p)
-    p.add_argument("--input", required=True, metavar="IN.npy", help="input array [T, *shape] or [batch, T, *shape]")
+    add_data_args(p, calibrate=True)
     p.add_argument("--chip", default="loihi2", metavar="NAME|FILE", help="chip profile: loihi1, loihi2 or a .toml/.json profile")
     p.add_argument("--costs", metavar="TABLE", help="cost table (loihi1-davies2018, loihi1-sanafe, loihi2-assumed; default: the chip's)")
     p.add_argument("--steps", type=_positive_int, metavar="T", help="time steps (default: the input's length)")
@@ -21,21 +20,26 @@ def _evaluate_args(p: argparse.ArgumentParser, *, report: bool) -> None:
         p.add_argument("-o", "--out", required=True, metavar="DIR", help="folder for report.json and report.html")
 
 
-def _evaluate(args: argparse.Namespace):
+def _evaluate(args: argparse.Namespace, console):
     from snnc.compiler.analysis.evaluate import evaluate
     from snnc.ir.chip import ChipGraph
 
     model = load_model_arg(args)
-    data = load_input_array(args.input)
-    options = {} if isinstance(model, ChipGraph) else {"weight_bits": args.weight_bits, "dt": args.dt}
+    data = read_data(args)
+    if isinstance(model, ChipGraph):
+        options = {}
+        if args.calibrate:
+            console.print("note: --calibrate ignored: the model is chip-level already", highlight=False, markup=False)
+    else:
+        options = {"weight_bits": args.weight_bits, "dt": args.dt, "calibrate": calibration(args, data, console)}
     return evaluate(model, data, chip=args.chip, costs=args.costs, steps=args.steps, **options)
 
 
 def _report(args: argparse.Namespace, console) -> int:
     from snnc.compiler.report import print_energy_table
 
-    ev = _evaluate(args)
-    paths = ev.write_report(args.out, meta={"model": str(args.model), "input": str(args.input)})
+    ev = _evaluate(args, console)
+    paths = ev.write_report(args.out, meta={"model": str(args.model), "input": str(args.input or args.events)})
     print_energy_table(ev.energy, console=console)
     console.print(f"wrote {paths['json']} and {paths['html']}")
     return 0
@@ -44,7 +48,7 @@ def _report(args: argparse.Namespace, console) -> int:
 def _energy(args: argparse.Namespace, console) -> int:
     from snnc.compiler.report import print_energy_table
 
-    ev = _evaluate(args)
+    ev = _evaluate(args, console)
     print_energy_table(ev.energy, console=console)
     return 0
 

@@ -2,20 +2,22 @@
 from __future__ import annotations
 
 import argparse
+import warnings
 
 import numpy as np
 
-from snnc.compiler.data.inputs import load_input_array
 from snnc.ir.errors import BackendError, GraphError, ParameterError, ShapeError
 
 from .app import register
+from .data_args import add_data_args, read_data
 from .common import _positive_float, _positive_int, _probe_targets, add_reset_mode, load_backend, load_model_arg, model_input_shapes, write_npz
 
 def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="a .nir file (NIR-level or chip-level) or a lava-dl .net file")
     add_reset_mode(p)
-    p.add_argument("--input", required=True, metavar="IN.npy",
-                   help="input array [T, *shape] or [batch, T, *shape]; for several input ports an .npz with one array per port name")
+    add_data_args(p, calibrate=False)
+    p.add_argument("--raw", action="store_true",
+                   help="chip-level models: write the chip's own integer outputs (unaligned) instead of float values aligned with the float model")
     p.add_argument("--out", required=True, metavar="OUT.npz", help="where to write outputs and probes")
     p.add_argument("--steps", type=_positive_int, metavar="T", help="time steps (default: the input's length; extra steps get zero input)")
     p.add_argument("--backend", metavar="NAME", help="backend (default: reference for NIR-level models, sim for chip-level)")
@@ -32,12 +34,21 @@ def _run(args: argparse.Namespace, console) -> int:
     from snnc.ir.chip import ChipGraph
 
     model = load_model_arg(args)
-    data = load_input_array(args.input)
+    data = read_data(args)
     shapes = model_input_shapes(model)
     try:
-        inputs, batch, steps = normalize_inputs(data, shapes, args.steps)
+        if isinstance(model, ChipGraph):  # checked (with the index of a bad value) by the encoding
+            from snnc.compiler.data.encoding import encode
+
+            with warnings.catch_warnings():  # the run below states them once
+                warnings.simplefilter("ignore")
+                enc = encode(model, data, args.steps)
+            inputs, batch, steps = enc.inputs, enc.batch, enc.steps
+        else:
+            inputs, batch, steps = normalize_inputs(data, shapes, args.steps)
     except ShapeError as exc:
-        raise ShapeError(exc.what, where=f"{args.input}: {exc.where}" if exc.where else args.input,
+        source = args.input or args.events
+        raise ShapeError(exc.what, where=f"{source}: {exc.where}" if exc.where else source,
                          expected=exc.expected, got=exc.got, hint=exc.hint) from exc
     known = _probe_targets(model)
     for probe in args.probe:
@@ -54,8 +65,15 @@ def _run(args: argparse.Namespace, console) -> int:
         )
     backend = load_backend(name, model)
     options = {"dt": args.dt} if args.dt is not None else {}
-    program = backend.build(model, **options)
-    result = program.run(inputs, steps=steps, probes=list(args.probe))
+    if isinstance(model, ChipGraph):  # float in, float out: the encoding contract in the chip file
+        from snnc.compiler.data.encoding import run as run_encoded
+
+        result = run_encoded(model, data, backend=name, steps=args.steps, probes=list(args.probe), raw=args.raw)
+    else:
+        if args.raw:
+            raise ParameterError("--raw applies to chip-level models only", where=args.model)
+        program = backend.build(model, **options)
+        result = program.run(inputs, steps=steps, probes=list(args.probe))
     arrays = {}
     if len(result.outputs) == 1:
         arrays["output"] = np.asarray(next(iter(result.outputs.values())))
@@ -68,7 +86,8 @@ def _run(args: argparse.Namespace, console) -> int:
         arrays[f"probe/{probe}"] = np.asarray(result.probes[probe])
     write_npz(args.out, arrays)
     summary = ", ".join(f"{k} {list(v.shape)}" for k, v in arrays.items())
-    console.print(f"ran {batch} x {steps} steps on {name}; wrote {args.out}: {summary}")
+    where = "" if not isinstance(model, ChipGraph) else (" (chip integers, unaligned)" if args.raw else " (float units, aligned with the float model)")
+    console.print(f"ran {batch} x {steps} steps on {name}{where}; wrote {args.out}: {summary}")
     return 0
 
 

@@ -1,141 +1,169 @@
-"""N-MNIST event files: read them and bin them into frames a network can take as input.
+"""Event-camera / event-stream data through tonic: read a recording, bin it into frames.
 
-The N-MNIST binary format (Orchard et al. 2015; read the same way by tonic's
-`tonic.io.read_mnist_file`): 5 bytes per event, big-endian bit packing,
+tonic (the library this field uses) reads the formats and bins the events; this module picks the
+reader from the file (or `format`), knows each format's sensor size, turns tonic's errors into
+snnc errors naming the file, and bins with `tonic.functional.to_frame_numpy` so that every event
+lands in exactly one bin (the last bin may be partial: `include_incomplete`).
 
-    bits 39-32  x address (pixels)
-    bits 31-24  y address (pixels)
-    bit  23     polarity (1 = ON, 0 = OFF)
-    bits 22-0   timestamp (microseconds)
+Frames are [T, P, H, W] (polarity, then y, then x), tonic's ToFrame layout, the one the NIR
+paper's N-MNIST CNN (input 2x34x34) was trained on. Binned counts may exceed 1; the encoding
+contract (snnc.compiler.data.encoding) sends them as graded payload, never refusing them.
 
-An event whose y byte is 240 is a timestamp-overflow marker, not a spike: as in tonic (and
-Orchard's eventvision.py it copies) every later timestamp grows by 2**13 and the marker is
-dropped. Events come back as tonic's structured dtype (x int16, y int16, t int64, p bool).
-
-Frames are [T, 2, H, W] (polarity OFF=0 / ON=1, then y, then x), the layout tonic's ToFrame
-produces and the NIR paper's N-MNIST CNN (input 2x34x34) was trained on. Unlike tonic's
-`time_window` slicing, every event lands in exactly one bin (the last bin may be partial), so the
-frame sum equals the event count.
+`read_events(path, ...)` -> frames is the one call the CLI (`--events`) and the evaluation
+commands use; `dataset_frames(dataset, ...)` adapts any tonic dataset (NMNIST, DVSGesture, SHD,
+...) to (frames, label) pairs binned the same way.
 """
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
 from snnc.ir.errors import ModelFileError, ParameterError
 
-EVENT_DTYPE = np.dtype([("x", np.int16), ("y", np.int16), ("t", np.int64), ("p", bool)])
-NMNIST_SENSOR = (34, 34)
-"""(width, height) of the N-MNIST sensor, as tonic's NMNIST.sensor_size[:2]."""
-BYTES_PER_EVENT = 5
-OVERFLOW_Y = 240
-OVERFLOW_STEP_US = 2**13
+NMNIST_SENSOR = (34, 34, 2)
+"""(width, height, polarities) of the N-MNIST sensor, as tonic.datasets.NMNIST.sensor_size."""
+
+FORMATS = {
+    # name: (file suffixes, default sensor size (W, H, P) or None = from the file/events)
+    "nmnist": ((".bin",), NMNIST_SENSOR),
+    "aedat4": ((".aedat4",), None),
+    "dvs128": ((), (128, 128, 2)),
+    "dvsgesture": ((".aedat",), (128, 128, 2)),
+    "davis346": ((), (346, 260, 2)),
+    "npy": ((".npy",), None),
+}
 
 
-def decode_nmnist(raw: bytes, *, sensor_size: tuple[int, int] = NMNIST_SENSOR, where: str = "<bytes>") -> np.ndarray:
-    """Decode N-MNIST bytes into a structured array (x, y, t, p); errors name the bad event."""
-    if len(raw) % BYTES_PER_EVENT:
-        raise ModelFileError(
-            "N-MNIST file size is not a multiple of 5 bytes (truncated or not an N-MNIST file)",
-            where=where,
-            expected=f"a multiple of {BYTES_PER_EVENT} bytes",
-            got=f"{len(raw)} bytes",
-        )
-    data = np.frombuffer(raw, dtype=np.uint8).reshape(-1, BYTES_PER_EVENT).astype(np.int64)
-    x, y = data[:, 0], data[:, 1]
-    p = (data[:, 2] >> 7).astype(bool)
-    t = ((data[:, 2] & 0x7F) << 16) | (data[:, 3] << 8) | data[:, 4]
-    overflow = y == OVERFLOW_Y
-    if overflow.any():
-        t = t + OVERFLOW_STEP_US * np.cumsum(overflow)
-        keep = ~overflow
-        x, y, t, p = x[keep], y[keep], t[keep], p[keep]
-    width, height = sensor_size
-    bad = np.flatnonzero((x >= width) | (y >= height))
-    if bad.size:
-        i = int(bad[0])
-        raise ModelFileError(
-            "event coordinates outside the sensor (corrupt file or wrong sensor size)",
-            where=f"{where}: event {i}",
-            expected=f"x < {width}, y < {height}",
-            got=f"x={int(x[i])}, y={int(y[i])} ({bad.size} such events)",
-            hint="pass sensor_size=(width, height) for recordings from another sensor",
-        )
-    events = np.empty(x.size, dtype=EVENT_DTYPE)
-    events["x"], events["y"], events["t"], events["p"] = x, y, t, p
-    return events
+def _format_of(path: Path, fmt: str | None) -> str:
+    if fmt is not None:
+        if fmt not in FORMATS:
+            raise ParameterError("unknown event format", where=str(path), expected=sorted(FORMATS), got=fmt)
+        return fmt
+    for name, (suffixes, _) in FORMATS.items():
+        if path.suffix.lower() in suffixes:
+            return name
+    raise ParameterError(
+        "cannot tell the event format from the file name", where=str(path), expected=sorted(FORMATS),
+        hint="pass --event-format (format=...)",
+    )
 
 
-def read_nmnist(path: str | Path, *, sensor_size: tuple[int, int] = NMNIST_SENSOR) -> np.ndarray:
-    """Read an N-MNIST .bin file into a structured array with fields x, y, t (µs), p."""
+def load_events(path: str | Path, format: str | None = None, sensor_size: tuple[int, int, int] | None = None):  # noqa: A002
+    """(events, sensor_size): tonic's structured array (x, y, t in µs, p) and (W, H, P)."""
+    import tonic
+    import tonic.io as tio
+
     path = Path(path)
     if not path.exists():
         raise ModelFileError("event file not found", where=str(path), hint="check the path")
     if path.is_dir():
         raise ModelFileError("is a directory, not an event file", where=str(path))
+    fmt = _format_of(path, format)
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ModelFileError(f"cannot read the event file ({exc.strerror or exc})", where=str(path)) from exc
-    return decode_nmnist(raw, sensor_size=sensor_size, where=str(path))
+        if fmt == "nmnist":
+            if path.stat().st_size % 5:
+                raise ModelFileError("N-MNIST file size is not a multiple of 5 bytes (truncated or not an N-MNIST file)",
+                                     where=str(path), expected="a multiple of 5 bytes", got=f"{path.stat().st_size} bytes")
+            events = tio.read_mnist_file(str(path), dtype=tonic.datasets.NMNIST.dtype)
+        elif fmt == "aedat4":
+            events = tio.read_aedat4(str(path))
+        elif fmt == "dvs128":
+            events = tio.read_dvs_128(str(path))[1]
+        elif fmt == "dvsgesture":
+            events = tio.read_dvs_ibm(str(path))[1]
+        elif fmt == "davis346":
+            events = tio.read_davis_346(str(path))[1]
+        else:
+            events = np.load(path, allow_pickle=False)
+    except ModelFileError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - tonic's readers raise many types on bad files
+        raise ModelFileError(f"tonic cannot read the file as {fmt} ({type(exc).__name__}: {' '.join(str(exc).split())})",
+                             where=str(path)) from exc
+    names = set(getattr(events.dtype, "names", None) or ())
+    if not {"x", "t", "p"} <= names:
+        raise ModelFileError("not an event array (needs fields x, t, p and usually y)", where=str(path), got=sorted(names))
+    size = sensor_size or FORMATS[fmt][1]
+    if size is None:
+        size = (int(events["x"].max()) + 1 if len(events) else 1,
+                int(events["y"].max()) + 1 if "y" in names and len(events) else 1,
+                max(2, int(events["p"].max()) + 1) if len(events) else 2)
+    size = tuple(int(v) for v in size)
+    _check_inside(events, size, str(path))
+    return events, size
 
 
-def events_to_frames(
-    events: np.ndarray,
-    *,
-    bin_width_us: float | None = None,
-    n_bins: int | None = None,
-    sensor_size: tuple[int, int] = NMNIST_SENSOR,
-    t_start: int = 0,
-    t_end: int | None = None,
-    dtype=np.float32,
-) -> np.ndarray:
-    """Count events into frames [T, 2, height, width] over [t_start, t_end).
+def _check_inside(events, size, where: str) -> None:
+    width, height = size[0], size[1]
+    y = events["y"] if "y" in events.dtype.names else np.zeros(len(events), np.int64)
+    bad = np.flatnonzero((events["x"] < 0) | (events["x"] >= width) | (y < 0) | (y >= height) | (events["p"] >= size[2]))
+    if bad.size:
+        i = int(bad[0])
+        raise ModelFileError(
+            "event coordinates outside the sensor (corrupt file or wrong sensor size)",
+            where=f"{where}: event {i}", expected=f"x < {width}, y < {height}, p < {size[2]}",
+            got=f"x={int(events['x'][i])}, y={int(y[i])}, p={int(events['p'][i])} ({bad.size} such events)",
+            hint="pass sensor_size=(width, height, polarities) for recordings from another sensor",
+        )
 
-    Give exactly one of `bin_width_us` (T = ceil((t_end - t_start) / width)) or `n_bins`
-    (equal bins). `t_end` defaults to the last timestamp + 1. Events outside the window are
-    dropped; with the defaults none are, so frames.sum() == len(events).
-    """
-    if (bin_width_us is None) == (n_bins is None):
-        raise ParameterError("give exactly one of bin_width_us or n_bins", where="events_to_frames", got=(bin_width_us, n_bins))
+
+def events_to_frames(events, sensor_size=NMNIST_SENSOR, *, bin_ms: float | None = None, steps: int | None = None,
+                     dtype=np.float32) -> np.ndarray:
+    """Count events into frames [T, P, H, W] with tonic: bins of `bin_ms` milliseconds from t=0
+    (the last one partial), or `steps` equal bins over the recording. Every event lands in one bin."""
+    from tonic.functional import to_frame_numpy
+
+    if (bin_ms is None) == (steps is None):
+        raise ParameterError("give exactly one of bin_ms (--bin-ms) or steps (--steps)", where="events_to_frames", got=(bin_ms, steps))
     names = getattr(getattr(events, "dtype", None), "names", None) or ()
-    if not {"x", "y", "t", "p"} <= set(names):
-        raise ParameterError(
-            "events must be a structured array with fields x, y, t, p", where="events_to_frames", got=names or type(events).__name__
-        )
-    width, height = (int(v) for v in sensor_size)
-    t = events["t"].astype(np.int64)
-    if t_end is None:
-        t_end = int(t.max()) + 1 if t.size else int(t_start) + 1
-    span = int(t_end) - int(t_start)
-    if span <= 0:
-        raise ParameterError("time window is empty", where="events_to_frames", expected="t_end > t_start", got=(t_start, t_end))
-    if bin_width_us is not None:
-        width_us = float(bin_width_us)
-        if not math.isfinite(width_us) or width_us <= 0:
-            raise ParameterError("bin width must be a positive number of microseconds", where="events_to_frames", got=bin_width_us)
-        count = math.ceil(span / width_us)
-        index = np.floor((t - t_start) / width_us).astype(np.int64)
+    if not {"x", "t", "p"} <= set(names):
+        raise ParameterError("events must be a structured array with fields x, t, p (and y)", where="events_to_frames",
+                             got=names or type(events).__name__)
+    size = tuple(int(v) for v in sensor_size)
+    _check_inside(events, size, "events_to_frames")
+    events = np.sort(events, order="t") if len(events) and np.any(np.diff(events["t"]) < 0) else events
+    if bin_ms is not None:
+        if not (isinstance(bin_ms, (int, float)) and math.isfinite(bin_ms) and bin_ms > 0):
+            raise ParameterError("bin width must be a positive number of milliseconds", where="events_to_frames", got=bin_ms)
+        window = float(bin_ms) * 1000.0
+        if not len(events):
+            return np.zeros((1, size[2], size[1], size[0]), dtype=dtype)
+        end = float(events["t"].max()) + 1
+        count = max(1, math.ceil(end / window))
+        frames = to_frame_numpy(events.copy(), size, time_window=window, include_incomplete=True, start_time=0,
+                                end_time=count * window)
     else:
-        if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins <= 0:
-            raise ParameterError("n_bins must be a positive integer", where="events_to_frames", got=n_bins)
-        count = int(n_bins)
-        index = ((t - t_start) * count) // span
-    x, y = events["x"].astype(np.int64), events["y"].astype(np.int64)
-    if np.any((x < 0) | (x >= width) | (y < 0) | (y >= height)):
-        raise ParameterError(
-            "event coordinates outside the sensor", where="events_to_frames", expected=f"x < {width}, y < {height}"
-        )
-    inside = (t >= t_start) & (t < t_end)
-    frames = np.zeros((count, 2, height, width), dtype=np.int64)
-    np.add.at(frames, (index[inside], events["p"][inside].astype(np.int64), y[inside], x[inside]), 1)
-    return frames.astype(dtype)
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps <= 0:
+            raise ParameterError("steps must be a positive integer", where="events_to_frames", got=steps)
+        if not len(events):
+            return np.zeros((int(steps), size[2], size[1], size[0]), dtype=dtype)
+        end = float(events["t"].max()) + 1  # equal bins over [0, last event]: the last event is kept
+        frames = to_frame_numpy(events.copy(), size, time_window=end / int(steps), include_incomplete=True, start_time=0,
+                                end_time=end)[: int(steps)]
+    return np.asarray(frames, dtype=dtype)
 
 
-def nmnist_frames(path: str | Path, *, bin_width_us: float | None = None, n_bins: int | None = None, **kwargs) -> np.ndarray:
-    """Read an N-MNIST file and bin it: frames [T, 2, 34, 34] ready for `snnc run`."""
-    sensor_size = kwargs.pop("sensor_size", NMNIST_SENSOR)
-    events = read_nmnist(path, sensor_size=sensor_size)
-    return events_to_frames(events, bin_width_us=bin_width_us, n_bins=n_bins, sensor_size=sensor_size, **kwargs)
+def read_events(path: str | Path, *, format: str | None = None, sensor_size: tuple[int, int, int] | None = None,  # noqa: A002
+                bin_ms: float | None = None, steps: int | None = None, dtype=np.float32) -> np.ndarray:
+    """Read an event file with tonic and bin it: frames [T, P, H, W] ready for `snnc run`."""
+    events, size = load_events(path, format, sensor_size)
+    return events_to_frames(events, size, bin_ms=bin_ms, steps=steps, dtype=dtype)
+
+
+def dataset_frames(dataset, *, bin_ms: float | None = None, steps: int | None = None, indices=None,
+                   dtype=np.float32) -> Iterator[tuple[np.ndarray, int]]:
+    """(frames [T, P, H, W], label) per sample of a tonic dataset (untransformed samples are
+    (events, label)); `indices` picks samples. Binned like `read_events`."""
+    size = tuple(getattr(dataset, "sensor_size", None) or ())
+    for i in range(len(dataset)) if indices is None else indices:
+        events, label = dataset[i]
+        yield events_to_frames(events, size or NMNIST_SENSOR, bin_ms=bin_ms, steps=steps, dtype=dtype), label
+
+
+def nmnist_frames(path: str | Path, *, bin_width_us: float | None = None, n_bins: int | None = None, dtype=np.float32) -> np.ndarray:
+    """An N-MNIST file as frames [T, 2, 34, 34] (bins in microseconds or a number of bins)."""
+    return read_events(path, format="nmnist", bin_ms=None if bin_width_us is None else bin_width_us / 1000.0,
+                       steps=n_bins, dtype=dtype)

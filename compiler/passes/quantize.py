@@ -77,6 +77,7 @@ from snnc.ir.errors import ParameterError, QuantizationError, ShapeError
 from snnc.ir.graph import Graph
 
 from .base import Pass, PassResult
+from ..data.encoding import record as record_encoding
 from .netlist import FloatNet, FloatPop, FloatProj, FloatRun, LinOp, conv_matrix, lower, simulate
 
 E_RANGE = range(SPECS["weight_exp"].lo, SPECS["weight_exp"].hi + 1)
@@ -246,6 +247,8 @@ class Quantize(Pass):
             input_report[name] = info
             if graded:
                 chip.meta.setdefault("input_scale", {})[name] = s_in
+                if calib is not None or self.input_range is not None:  # the range the scale was sized on
+                    chip.meta.setdefault("input_range", {})[name] = float(info["range"])
         need_bias_pop = self.bias == "neuron" and any(net.biases.values())
         if need_bias_pop:
             chip.add(Population(BIAS_POP, (1,), du=4095, dv=0, vth=0, bias_mant=1, bias_exp=0, meta={"role": "bias", "latency": 0}))
@@ -280,6 +283,7 @@ class Quantize(Pass):
                 chip.meta.setdefault("output_scale", {})[port] = _jsonable_scale(1.0 / np.asarray(p.meta["scale"]))
                 off = np.asarray(net.pops[pop].cuba.offset)
                 chip.meta.setdefault("output_offset", {})[port] = float(off.ravel()[0]) if np.all(off == off.ravel()[0]) else off.tolist()
+        record_encoding(chip)  # the float <-> chip contract of every port (snnc.compiler.data.encoding)
         chip.validate()
         report = {
             "weight_bits": int(self.weight_bits),

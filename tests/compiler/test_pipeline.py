@@ -23,7 +23,7 @@ def braille(refdata):
 
 
 def hidden_mismatches(result: CompileResult, x: np.ndarray, float_hidden: np.ndarray) -> tuple[int, int]:
-    run = result.run(x[None], probes=["lif1.lif"], steps=len(x) + result.time_shift)  # room for the last outputs
+    run = result.run(x[None], probes=["lif1.lif"], steps=len(x) + result.time_shift, raw=True)  # room for the last outputs
     hidden = result.align(run.probes["lif1.lif"], "lif1.lif")[0, : len(x)].reshape(len(x), -1)
     label = int(result.align(run.outputs["output"])[0, : len(x)].sum(axis=0).argmax())
     return int(np.abs(hidden - float_hidden).sum()), label
@@ -54,7 +54,7 @@ def test_lif_spikes_within_one_step_of_the_float_model(refdata):
     want = np.nonzero(ReferenceBackend().build(path).run(x[None]).outputs["output"][0, :, 0])[0]
     assert want.tolist() == [460, 510, 710, 760]
     result = compile(path)
-    run = result.run(x[None], steps=len(x) + result.time_shift)
+    run = result.run(x[None], steps=len(x) + result.time_shift, raw=True)
     got = np.nonzero(result.align(run.outputs["output"])[0, :, 0])[0]
     print(f"\nLIF spike steps: float {want.tolist()}, compiled (aligned) {got.tolist()}, time shift {result.time_shift}")
     assert len(got) == len(want) and np.abs(got - want).max() <= 1
@@ -68,7 +68,7 @@ def test_cnn_keeps_the_class_and_per_layer_activity(refdata):
     ref = ReferenceBackend().build(path).run(x, probes=layers)
     result = compile(path)
     assert [p.kind for p in result.chip.projections.values()].count("conv") == 3
-    run = result.run(x, probes=layers, steps=x.shape[1] + result.time_shift)
+    run = result.run(x, probes=layers, steps=x.shape[1] + result.time_shift, raw=True)
     want = int(ref.outputs["output"][0].sum(axis=0).argmax())
     got = int(result.align(run.outputs["output"])[0].sum(axis=0).argmax())
     print(f"\nCNN class: float {want}, compiled {got}")
@@ -88,8 +88,8 @@ def test_compiled_model_round_trips_through_nir_with_identical_spikes(braille, t
     assert file.exists()
     write_nir(chip_to_nir(result.chip), tmp_path / "final.nir")
     back = chip_from_nir(read_nir_file(tmp_path / "final.nir"))
-    a = result.run(x[None], probes=["lif1.lif"])
-    b = CompileResult(chip=back, graph=None, source=result.source, records=result.records).run(x[None], probes=["lif1.lif"])
+    a = result.run(x[None], probes=["lif1.lif"], raw=True)
+    b = CompileResult(chip=back, graph=None, source=result.source, records=result.records).run(x[None], probes=["lif1.lif"], raw=True)
     assert a.outputs["output"].sum() > 100
     assert np.array_equal(a.outputs["output"], b.outputs["output"])
     assert np.array_equal(a.probes["lif1.lif"], b.probes["lif1.lif"])
