@@ -80,7 +80,7 @@ def test_snntorch_reset_modes_through_nir_reference_sim_and_lava(kind, mech, per
     result = compile(path, calibrate=xs, **({"shared": ()} if per_neuron else {}))
     assert {p.reset_mode for p in result.chip.populations.values() if p.spiking} >= {mech if mech != "zero" else "zero"}
     steps = xs.shape[1] + result.time_shift
-    sim = result.run(xs, backend="sim", steps=steps)
+    sim = result.run(xs, backend="sim", steps=steps, raw=True)
     chip_out = {k: result.align(v, output=k)[:, : xs.shape[1]] for k, v in sim.outputs.items()}
     ref_counts = np.concatenate([ref.outputs[n].sum(axis=1).ravel() for n in names])
     chip_counts = np.concatenate([chip_out[n].sum(axis=1).ravel() for n in names])
