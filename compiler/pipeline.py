@@ -1,6 +1,6 @@
 """`compile()`: a model in, a chip-level graph plus a report of every pass out.
 
-The pipeline is canonicalize -> fuse -> timing -> quantize -> legalize (see each pass's module
+The pipeline is canonicalize -> fuse -> timing -> quantize -> split -> legalize (see each pass's module
 for why it exists), run by the `PassManager` which validates the graph after every pass, times
 the passes and can dump the graph after any of them. `CompileResult` holds the ChipGraph, the
 NIR-level graph the quantizer saw, per-pass reports and per-layer quantization errors, renders a
@@ -28,6 +28,7 @@ from .passes.canonicalize import Canonicalize
 from .passes.fuse import Fuse
 from .passes.legalize import Legalize
 from .passes.quantize import Quantize
+from .passes.split import Split
 from .passes.timing import Timing
 
 DEFAULT_DT = 1e-4
@@ -87,6 +88,7 @@ def default_passes(
             input_bits=input_bits, headroom=headroom, bias=bias, exponent_groups=exponent_groups,
             split_sign=split_sign, refine=refine,
         ),
+        Split(shared=tuple(shared), tolerance=tolerance),  # heterogeneous layers as sub-populations
         Legalize(target=target, shared=tuple(shared), tolerance=tolerance),
     ]
 

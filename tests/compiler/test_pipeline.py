@@ -106,7 +106,7 @@ def test_accepts_graph_nir_and_path_and_reports(braille):
         for name, p in by_path.chip.projections.items():
             w1, w2 = p.weights, other.chip.projections[name].weights
             assert np.array_equal(w1.toarray() if hasattr(w1, "toarray") else w1, w2.toarray() if hasattr(w2, "toarray") else w2)
-    assert [r.name for r in by_path.records] == ["canonicalize", "fuse", "timing", "quantize", "legalize"]
+    assert [r.name for r in by_path.records] == ["canonicalize", "fuse", "timing", "quantize", "split", "legalize"]
     text = by_path.summary_text()
     assert "lif1.lif" in text and "lif2" in text and "total" in text and "weight err" in text
     data = json.loads(json.dumps(by_path.to_dict()))
