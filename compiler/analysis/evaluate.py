@@ -57,6 +57,8 @@ class Evaluation:
             run_result=self.run,
             budget=self.budget,
             quant_errors=self.compiled.layers if self.compiled is not None else None,
+            fidelity=self.compiled.fidelity if self.compiled is not None else None,
+            assumptions=self.compiled.assumptions if self.compiled is not None else None,
             meta=info,
         )
 
@@ -82,7 +84,11 @@ def evaluate(
     from snnc.compiler.frontends.loader import load_model
 
     if compiled is None:
-        model = load_model(model, reset_mode=compile_options.pop("reset_mode", None))  # a ChipGraph comes back as it is
+        from .fidelity import recorded_warnings
+
+        with recorded_warnings() as load_warnings:  # stated again by compile's assumptions
+            model = load_model(model, reset_mode=compile_options.pop("reset_mode", None))  # a ChipGraph comes back as it is
+        compile_options["assumed"] = [*compile_options.get("assumed", ()), *(str(w.message) for w in load_warnings)]
         if not isinstance(model, ChipGraph):
             target = chip if chip in ("loihi1", "loihi2") else "loihi2"
             compiled = compile(model, target=target, **compile_options)

@@ -10,11 +10,13 @@ float node of the same name):
   trace_error    for non-spiking outputs: RMS error / RMS of the float trace (chip trace scaled
                  back by meta["output_scale"])
   weight_error   the quantizer's relative weight error (its report)
-  saturation     fraction of (sample, step, neuron) where v sits at the limit of ir.bits SPECS["v"]
+  saturation     fraction of (sample, step, neuron) where v sits at the upper limit of ir.bits SPECS["v"]
+  floor          the same at the lower limit (strong inhibition; spikes may still agree)
   wraps          u wrap events: steps where u jumps by more than 2**23 (half its 24-bit range; a
                  wrap moves it by 2**24, normal dynamics inside the range far less) - a heuristic
   firing         fraction of (sample, step, neuron) that spike; a layer at ~1 fires every step
   dead           the layer never fires on the chip, or all its weights quantized to zero
+  vth            the smallest quantized threshold of a spiking layer (0: fires on any input)
 Each measurement has a limit (`DEFAULT_TOLERANCE`, changed with `tolerance={...}` or
 `--tolerance KEY=VALUE,...`); a breach becomes a `Breach` naming the layer, the value, the limit
 and the likely fix, emitted as a `FidelityWarning` (shown as `snnc: warning:`; `--strict` fails).
@@ -40,15 +42,18 @@ TOLERANCES: dict[str, tuple[float, str, str]] = {
     "weight_error": (0.25, "max", "relative weight error of a layer after quantization"),
     "agreement": (0.5, "min", "spike count agreement with the float model (1 = same counts)"),
     "trace_error": (0.25, "max", "RMS error of a non-spiking output relative to the float trace"),
-    "saturation": (0.01, "max", "fraction of neuron-steps with v at its 24-bit limit"),
+    "saturation": (0.01, "max", "fraction of neuron-steps with v at its upper 24-bit limit"),
+    "floor": (0.5, "max", "fraction of neuron-steps with v at its lower 24-bit limit (strong inhibition)"),
     "wraps": (0, "max", "u wrap events (24-bit current overflow)"),
     "firing": (0.99, "max", "fraction of neuron-steps that spike (a layer at 1 fires every step)"),
     "dead": (0, "max", "1 if the layer never fires or all its weights quantized to zero"),
+    "vth": (1, "min", "smallest quantized threshold mantissa of a spiking layer (0 fires on any positive input)"),
 }
 DEFAULT_TOLERANCE: dict[str, float] = {k: v[0] for k, v in TOLERANCES.items()}
 GENERATED_STEPS = 64
 GENERATED_BATCH = 2
 MAX_SAMPLES = 8  # calibration samples the guard runs (the first ones)
+GUARD_FAILED = "the fidelity guard could not run"
 
 
 class FidelityWarning(AssumptionWarning):
@@ -104,7 +109,7 @@ class FidelityReport:
         out = [f"fidelity guard: {self.input_source}, {self.batch} x {self.steps} steps"]
         out += [f"assumed: {a}" for a in self.assumptions]
         for name, m in self.layers.items():
-            parts = [f"{k} {_num(m[k])}" for k in ("agreement", "trace_error", "weight_error", "firing", "saturation", "wraps")
+            parts = [f"{k} {_num(m[k])}" for k in ("agreement", "trace_error", "weight_error", "firing", "saturation", "floor", "wraps")
                      if m.get(k) is not None]
             out.append(f"  {name}: " + ", ".join(parts) + (" DEAD" if m.get("dead") else ""))
         out.append("fidelity: ok (no tolerance breached)" if self.ok else f"fidelity: {len(self.breaches)} breach(es)")
@@ -201,6 +206,8 @@ def check_fidelity(result: Any, calibrate: Any = None, tolerance: Mapping[str, f
     out_of = {port.population: name for name, port in chip.outputs.items()}
     vmax = SPECS["v"].hi
     for name, pop in chip.populations.items():
+        if pop.meta.get("role") == "bias":  # the constant-bias helper population: nothing to compare
+            continue
         m: dict[str, Any] = {"neurons": int(pop.size)}
         q = qlayers.get(name, {})
         if "weight_error" in q:
@@ -218,7 +225,7 @@ def check_fidelity(result: Any, calibrate: Any = None, tolerance: Mapping[str, f
             if want is not None and want.shape == trace.shape:
                 norm = float(np.sqrt(np.mean(want**2)))
                 m["trace_error"] = float(np.sqrt(np.mean((trace - want) ** 2)) / norm) if norm > 0 else 0.0
-        else:
+        elif name in spiking:  # paired with a spiking float node (relays and helpers are graded)
             fired = np.asarray(aligned) != 0
             m["spikes"] = int(fired.sum())
             m["firing"] = float(fired.mean()) if fired.size else 0.0
@@ -228,11 +235,14 @@ def check_fidelity(result: Any, calibrate: Any = None, tolerance: Mapping[str, f
                          reference_spikes=int(f.reference_spikes))
         v = np.asarray(run.probes[f"{name}/v"], dtype=np.int64)
         u = np.asarray(run.probes[f"{name}/u"], dtype=np.int64)
-        m["saturation"] = float(np.mean(np.abs(v) >= vmax)) if v.size and not graded_out else 0.0
+        m["saturation"] = float(np.mean(v >= vmax)) if v.size else 0.0
+        m["floor"] = float(np.mean(v <= -vmax)) if v.size else 0.0
         m["wraps"] = int(np.count_nonzero(np.abs(np.diff(u, axis=1)) > 2**23)) if u.shape[1] > 1 else 0
         zero_weights = "synapses" in q and q["synapses"] == 0 and bool(q.get("projections"))
-        m["dead"] = int(zero_weights or (not graded_out and m.get("spikes", 1) == 0))
-        m["vth"] = q.get("vth")
+        m["dead"] = int(zero_weights or m.get("spikes", 1) == 0)
+        vth = q.get("vth")
+        if name in spiking and vth is not None:
+            m["vth"] = int(vth.get("min", 0)) if isinstance(vth, dict) else int(vth)
         report.layers[name] = m
         _breaches(report, name, m, q, tol)
     report.seconds = time.perf_counter() - start
@@ -263,9 +273,10 @@ def _breaches(report: FidelityReport, name: str, m: dict, q: dict, tol: Mapping[
     add("agreement", "calibrate with --calibrate, raise --weight-bits, or check --reset-mode")
     add("trace_error", "calibrate with --calibrate or raise --weight-bits")
     add("saturation", "v hits its 24-bit limit: calibrate with --calibrate (scales from real ranges) or lower the layer's input weights")
+    add("floor", "v sits at its lower limit (strong inhibition): calibrate with --calibrate or check the inhibitory weights")
     add("wraps", "u overflows its 24 bits: calibrate with --calibrate or lower the layer's input weights")
-    vth = q.get("vth")
-    zero_vth = vth == 0 or (isinstance(vth, dict) and vth.get("min") == 0)
+    zero_vth = m.get("vth") == 0
+    add("vth", "check the threshold: the float model's threshold is 0 or too small for the layer's scale")
     add("firing", "check the threshold (a threshold of 0 fires on any input)" if zero_vth
         else "check the threshold and the bias; the layer fires on every step")
     add("dead", "all weights quantized to zero: raise --weight-bits or rescale the weights" if tiny
@@ -300,7 +311,7 @@ def stated_assumptions(result: Any, unstated: list[str] = ()) -> list[str]:
         guessed = any("reset" in m for m in unstated)
         out.append("reset: " + ", ".join(f"{m} ({n} spiking node(s))" for m, n in modes.items())
                    + (" - not stated by the model file, assumed (change with --reset-mode / reset_mode=)" if guessed
-                      else " - as the model states"))
+                      else ""))
     out += [m for m in unstated if "reset" not in m]
     out.append(f"dt: {result.dt:g} s per step (NIR is continuous time; change with --dt)")
     try:
@@ -332,12 +343,19 @@ def guard_compile(result: Any, *, calibrate: Any = None, tolerance: Any = None, 
     """What `compile` does after its passes: state the assumptions, run the guard, warn per breach
     (FidelityWarning), and with `strict` raise one QuantizationError listing every problem."""
     result.assumptions = stated_assumptions(result, list(assumed))
+    parse_tolerance(tolerance)  # refuse a malformed tolerance before anything runs
     if run:
-        result.fidelity = check_fidelity(result, calibrate, tolerance, result.assumptions)
-        for b in result.fidelity.breaches:
-            warnings.warn(b.message, FidelityWarning, stacklevel=3)
-    else:
-        parse_tolerance(tolerance)  # still refuse a malformed tolerance
+        try:
+            result.fidelity = check_fidelity(result, calibrate, tolerance, result.assumptions)
+        except Exception as exc:  # noqa: BLE001 - the guard must not block a compile; it says it could not check
+            message = (f"{GUARD_FAILED} ({type(exc).__name__}: {' '.join(str(exc).split())[:300]}); "
+                       "this compile is unchecked - compare it with the float model yourself (snnc budget)")
+            result.assumptions.append(message)
+            assumed = [*assumed, message]
+            warnings.warn(message, FidelityWarning, stacklevel=3)
+        else:
+            for b in result.fidelity.breaches:
+                warnings.warn(b.message, FidelityWarning, stacklevel=3)
     if strict:
         raise_if_strict(strict_problems(result, assumed))
 
@@ -345,9 +363,11 @@ def guard_compile(result: Any, *, calibrate: Any = None, tolerance: Any = None, 
 def strict_problems(result: Any, assumed: list[str] = ()) -> list[str]:
     """Every warning `--strict` turns into an error: breaches and assumptions the model did not state."""
     problems = list(assumed)
-    if result is not None and result.fidelity is not None:
-        problems += [b.message for b in result.fidelity.breaches]
-    return problems
+    if result is not None:
+        problems += [a for a in getattr(result, "assumptions", []) if a.startswith(GUARD_FAILED)]
+        if result.fidelity is not None:
+            problems += [b.message for b in result.fidelity.breaches]
+    return list(dict.fromkeys(problems))
 
 
 def raise_if_strict(problems: list[str]) -> None:

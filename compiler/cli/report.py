@@ -6,6 +6,7 @@ import argparse
 from .app import register
 from .data_args import add_data_args, calibration, read_data
 from .common import _positive_float, _positive_int, add_reset_mode, load_model_arg
+from .guard_args import add_guard_args, guard_options, strict_exit
 
 def _evaluate_args(p: argparse.ArgumentParser, *, report: bool) -> None:
     p.add_argument("model", help="a NIR-level .nir (compiled first), a chip-level .nir, or a lava-dl .net file")
@@ -18,20 +19,25 @@ def _evaluate_args(p: argparse.ArgumentParser, *, report: bool) -> None:
     p.add_argument("--dt", type=_positive_float, default=1e-4, metavar="S", help="time step in seconds when compiling (default 1e-4)")
     if report:
         p.add_argument("-o", "--out", required=True, metavar="DIR", help="folder for report.json and report.html")
+    add_guard_args(p)
 
 
 def _evaluate(args: argparse.Namespace, console):
     from snnc.compiler.analysis.evaluate import evaluate
+    from snnc.compiler.analysis.fidelity import recorded_warnings
     from snnc.ir.chip import ChipGraph
 
-    model = load_model_arg(args)
+    with recorded_warnings() as load_warnings:  # assumptions the file cannot state (--strict fails on them)
+        model = load_model_arg(args)
+    args.assumed = [str(w.message) for w in load_warnings]
     data = read_data(args)
     if isinstance(model, ChipGraph):
         options = {}
         if args.calibrate:
             console.print("note: --calibrate ignored: the model is chip-level already", highlight=False, markup=False)
     else:
-        options = {"weight_bits": args.weight_bits, "dt": args.dt, "calibrate": calibration(args, data, console)}
+        options = {"weight_bits": args.weight_bits, "dt": args.dt, "calibrate": calibration(args, data, console),
+                   "assumed": args.assumed, **guard_options(args)}
     return evaluate(model, data, chip=args.chip, costs=args.costs, steps=args.steps, **options)
 
 
@@ -39,6 +45,9 @@ def _report(args: argparse.Namespace, console) -> int:
     from snnc.compiler.report import print_energy_table
 
     ev = _evaluate(args, console)
+    failed = strict_exit(args, ev.compiled, args.assumed)
+    if failed is not None:
+        return failed
     paths = ev.write_report(args.out, meta={"model": str(args.model), "input": str(args.input or args.events)})
     print_energy_table(ev.energy, console=console)
     console.print(f"wrote {paths['json']} and {paths['html']}")
@@ -50,7 +59,8 @@ def _energy(args: argparse.Namespace, console) -> int:
 
     ev = _evaluate(args, console)
     print_energy_table(ev.energy, console=console)
-    return 0
+    failed = strict_exit(args, ev.compiled, args.assumed)
+    return 0 if failed is None else failed
 
 
 register("energy", "estimate energy and latency per inference from a simulated run", lambda p: _evaluate_args(p, report=False), _energy)

@@ -130,8 +130,9 @@ def run_summary(run_result) -> dict | None:
 
 
 def build_report_dict(*, graph=None, mapping=None, energy=None, activity=None, run_result=None,
-                      budget=None, quant_errors=None, meta=None) -> dict:
-    """Everything `report.json` holds, as one plain dict (absent parts are None)."""
+                      budget=None, quant_errors=None, meta=None, fidelity=None, assumptions=None) -> dict:
+    """Everything `report.json` holds, as one plain dict (absent parts are None). `fidelity`: the
+    compile's fidelity guard (snnc.compiler.analysis.fidelity); `assumptions`: what it assumed."""
     energy_d = to_plain(energy)
     return {
         "schema": "snnc-report/1",
@@ -144,11 +145,13 @@ def build_report_dict(*, graph=None, mapping=None, energy=None, activity=None, r
         "energy": energy_d,
         "latency": energy_d.get("latency") if isinstance(energy_d, dict) else None,
         "run": run_summary(run_result),
+        "fidelity": to_plain(fidelity),
+        "assumptions": to_plain(assumptions),
     }
 
 
 def write_report(out_dir, *, graph=None, mapping=None, energy=None, activity=None, run_result=None,
-                 budget=None, quant_errors=None, meta=None) -> dict[str, Path]:
+                 budget=None, quant_errors=None, meta=None, fidelity=None, assumptions=None) -> dict[str, Path]:
     """Write `report.json` and a self-contained `report.html` into `out_dir`; returns their paths."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -157,7 +160,8 @@ def write_report(out_dir, *, graph=None, mapping=None, energy=None, activity=Non
     if activity is None and run_result is not None:
         activity = run_result.activity
     data = build_report_dict(graph=graph, mapping=mapping, energy=energy, activity=activity, run_result=run_result,
-                             budget=budget, quant_errors=quant_errors, meta=meta)
+                             budget=budget, quant_errors=quant_errors, meta=meta, fidelity=fidelity,
+                             assumptions=assumptions)
     json_path = out / "report.json"
     atomic_write_text(json_path, json.dumps(data, indent=1))
     from .html import render_html

@@ -491,6 +491,21 @@ def _quant_section(data: dict) -> str:
     return "<pre>" + _esc(json.dumps(q, indent=1)[:20000]) + "</pre>"
 
 
+def _fidelity_section(data: dict) -> str:
+    f = data.get("fidelity")
+    if not isinstance(f, dict):
+        return _missing("fidelity guard (from compile)")
+    verdict = ("no tolerance breached" if f.get("ok") else f"{len(f.get('breaches') or [])} tolerance(s) breached")
+    head = f"<p>Float model vs. chip on {_esc(f.get('input'))}, {f.get('batch')} x {f.get('steps')} steps: {_esc(verdict)}.</p>"
+    layers = f.get("layers") or {}
+    keys = list(dict.fromkeys(k for m in layers.values() for k in m))
+    fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else v  # noqa: E731
+    table = _table(["layer", *keys], [[name, *(fmt(m.get(k, "")) for k in keys)] for name, m in layers.items()]) if layers else ""
+    breaches = "".join(f"<li>{_esc(b.get('message'))}</li>" for b in f.get("breaches") or [])
+    limits = ", ".join(f"{k} {v:g}" for k, v in (f.get("tolerance") or {}).items())
+    return head + table + (f"<h3>Warnings</h3><ul>{breaches}</ul>" if breaches else "") + f"<p>Limits: {_esc(limits)}</p>"
+
+
 def _activity_section(activity) -> str:
     if activity is None:
         return _missing("activity counters (from the sim backend)")
@@ -502,8 +517,8 @@ def _activity_section(activity) -> str:
             + _table(["projection", "synaptic ops", "messages in"], prow))
 
 
-def _assumptions_section(mapping, energy) -> str:
-    items = []
+def _assumptions_section(mapping, energy, stated=None) -> str:
+    items = [f"<li>{_esc(a)}</li>" for a in stated or []]
     if energy is not None:
         items.append(f"<li>Cost table: {_esc(energy.table.label)}. Source: {_esc(energy.table.source)}</li>")
         items.append(f"<li>Static power: {_esc(energy.table.static_source)}</li>")
@@ -527,8 +542,9 @@ def render_html(data: dict, *, graph=None, mapping=None, energy=None, activity=N
         "raster": _raster_section(run_result, graph, activity),
         "bit-budget": _budget_section(data),
         "quantization": _quant_section(data),
+        "fidelity": _fidelity_section(data),
         "activity": _activity_section(activity),
-        "assumptions": _assumptions_section(mapping, energy),
+        "assumptions": _assumptions_section(mapping, energy, data.get("assumptions")),
     }
     nav = "".join(f'<a href="#{sid}">{_esc(t)}</a>' for sid, t in SECTIONS)
     sections = "".join(f'<section id="{sid}"><h2>{_esc(t)}</h2>{body[sid]}</section>' for sid, t in SECTIONS)
