@@ -13,7 +13,8 @@ $(STAMP): pyproject.toml
 	@set -e; PY310=$$(tools/find_python310.sh); \
 	  [ -x $(PY) ] || $$PY310 -m venv $(VENV); \
 	  $(PY) -m pip install -q --upgrade pip; \
-	  $(PY) -m pip install -q -e '.[test]'
+	  $(PY) -m pip install -q -e '.[test]'; \
+	  $(PY) -m pip install -q --no-deps lava-dl==0.6.0 opencv-python-headless==4.10.0.84 torchvision==0.29.1
 	@touch $(STAMP)
 
 demo: $(STAMP)
