@@ -39,7 +39,7 @@ def run_budget_command(args: argparse.Namespace, console=None) -> int:
 
     console = console or Console()
     inputs = read_data(args)
-    labels = load_input_array(args.labels) if getattr(args, "labels", None) else None
+    labels = load_input_array(args.labels) if getattr(args, "labels", None) else getattr(args, "dataset_labels", None)
     opts = {} if getattr(args, "dt", None) is None else {"dt": args.dt}
     if getattr(args, "reset_mode", None) is not None:
         opts["reset_mode"] = args.reset_mode

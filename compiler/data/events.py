@@ -167,3 +167,42 @@ def nmnist_frames(path: str | Path, *, bin_width_us: float | None = None, n_bins
     """An N-MNIST file as frames [T, 2, 34, 34] (bins in microseconds or a number of bins)."""
     return read_events(path, format="nmnist", bin_ms=None if bin_width_us is None else bin_width_us / 1000.0,
                        steps=n_bins, dtype=dtype)
+
+
+DATASETS = {"nmnist": "NMNIST", "dvsgesture": "DVSGesture", "shd": "SHD", "ssc": "SSC", "pokerdvs": "POKERDVS",
+            "cifar10dvs": "CIFAR10DVS", "ncaltech101": "NCALTECH101"}
+"""Dataset names the CLI accepts -> tonic.datasets classes."""
+
+
+def load_dataset(name: str, root: str | Path, *, train: bool = False, download: bool = False):
+    """A tonic dataset stored under `root` (tonic's own layout). Nothing is downloaded unless
+    `download=True` (the user asks for it); a missing dataset is an error naming the folder."""
+    import tonic.datasets as tds
+
+    key = name.lower().replace("-", "").replace("_", "")
+    if key not in DATASETS:
+        raise ParameterError("unknown event dataset", where=f"dataset {name!r}", expected=sorted(DATASETS))
+    cls = getattr(tds, DATASETS[key])
+
+    def refuse(self):
+        raise ModelFileError(f"tonic dataset {DATASETS[key]} not found", where=str(Path(root) / DATASETS[key]),
+                             hint="put the dataset there in tonic's layout, or allow the download (--download)")
+
+    kind = cls if download else type(cls.__name__, (cls,), {"download": refuse})
+    kwargs = {"train": train} if "train" in cls.__init__.__code__.co_varnames else {}
+    return kind(str(root), **kwargs)
+
+
+def dataset_arrays(dataset, *, bin_ms: float | None = None, steps: int | None = None, samples: int | None = None,
+                   dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
+    """(x [N, T, *frame], labels [N]) from a tonic dataset, the first `samples` samples; recordings
+    of different lengths (with `bin_ms`) are padded with empty bins to the longest."""
+    n = len(dataset) if samples is None else min(int(samples), len(dataset))
+    pairs = list(dataset_frames(dataset, bin_ms=bin_ms, steps=steps, indices=range(n), dtype=dtype))
+    if not pairs:
+        raise ParameterError("the dataset holds no samples", where=type(dataset).__name__)
+    length = max(f.shape[0] for f, _ in pairs)
+    x = np.zeros((len(pairs), length, *pairs[0][0].shape[1:]), dtype=dtype)
+    for i, (f, _) in enumerate(pairs):
+        x[i, : f.shape[0]] = f
+    return x, np.array([int(label) for _, label in pairs])

@@ -139,3 +139,29 @@ def test_nir_paper_cnn_keeps_the_class_on_the_nmnist_sample_through_tonic(refdat
         assert run.outputs["output"].shape[1] == x.shape[0]
         assert int(run.outputs["output"][0].sum(0).argmax()) == want
         assert (calibrate is None) == bool(run.encoding_notes)  # uncalibrated: counts sent graded, reported
+
+
+@pytest.mark.refdata
+def test_cli_events_on_the_cnn_chip_file_and_energy_note(refdata, tmp_path, capsys):
+    cnn, ev = refdata / "nir-paper/cnn/cnn_sinabs.nir", refdata / "events/sample_nmnist.bin"
+    assert main(["compile", str(cnn), "--reset-mode", "zero", "-o", str(tmp_path / "c.nir")]) == 0
+    for args, name in ((["run", str(tmp_path / "c.nir")], "chip"), (["run", str(cnn), "--reset-mode", "zero"], "float")):
+        assert main([*args, "--events", str(ev), "--bin-ms", "2", "--out", str(tmp_path / f"{name}.npz")]) == 0
+    chip, ref = np.load(tmp_path / "chip.npz")["output"], np.load(tmp_path / "float.npz")["output"]
+    assert chip.shape == ref.shape == (1, 156, 10)  # 311 ms in 2 ms bins, all steps
+    assert chip[0].sum(0).argmax() == ref[0].sum(0).argmax()
+    assert main(["run", str(tmp_path / "c.nir"), "--events", str(ev), "--steps", "50", "--raw", "--out", str(tmp_path / "raw.npz")]) == 0
+    assert np.load(tmp_path / "raw.npz")["output"].shape == (1, 50, 10)
+    capsys.readouterr()
+    assert main(["energy", str(cnn), "--reset-mode", "zero", "--events", str(ev), "--steps", "40"]) == 0
+    assert "no --calibrate given: scales are sized on the run's own input" in capsys.readouterr().out
+    assert main(["run", str(cnn), "--events", str(ev), "--out", str(tmp_path / "x.npz")]) == 2  # no binning given
+    assert "--bin-ms" in capsys.readouterr().err
+
+
+def test_cli_dataset_option_refuses_to_download_silently(tmp_path, capsys):
+    nir.write(tmp_path / "m.nir", li_graph("li"))
+    assert main(["budget", str(tmp_path / "m.nir"), "--dataset", "nmnist", "--dataset-root", str(tmp_path / "none"),
+                 "--steps", "10"]) == 2
+    err = capsys.readouterr().err
+    assert "NMNIST not found" in err and "--download" in err and str(tmp_path / "none") in err

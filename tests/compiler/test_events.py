@@ -102,3 +102,27 @@ def test_structured_npy_events_and_a_dataset_adapter(tmp_path):
 
     pairs = list(dataset_frames(Data(), steps=2))
     assert [label for _, label in pairs] == [0, 1] and all(f.shape == (2, 2, 4, 4) and f.sum() == 3 for f, _ in pairs)
+
+
+def test_dataset_arrays_pad_recordings_to_the_longest():
+    import tonic
+
+    short = np.array([(0, 0, 100, 1)], dtype=tonic.datasets.NMNIST.dtype)
+    long = np.array([(1, 1, 0, 0), (1, 1, 4500, 0)], dtype=tonic.datasets.NMNIST.dtype)
+
+    class Data:
+        sensor_size = (2, 2, 2)
+
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            return (short, 7) if i == 0 else (long, 3)
+
+    from snnc.compiler.data.events import dataset_arrays
+
+    x, labels = dataset_arrays(Data(), bin_ms=1)
+    assert x.shape == (2, 5, 2, 2, 2) and labels.tolist() == [7, 3]
+    assert x[0].sum() == 1 and x[0, 1:].sum() == 0 and x[1, 0, 0, 1, 1] == 1 and x[1, 4, 0, 1, 1] == 1
+    x1, _ = dataset_arrays(Data(), steps=3, samples=1)
+    assert x1.shape == (1, 3, 2, 2, 2)
