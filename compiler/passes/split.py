@@ -27,6 +27,8 @@ import scipy.sparse as sp
 from snnc.ir.chip import ChipGraph, OutputPort, Population, Projection
 from snnc.ir.errors import QuantizationError
 
+from ..data.encoding import META_KEY
+from ..data.encoding import record as record_encoding
 from .base import Pass, PassResult
 from .netlist import conv_matrix
 from .registry import register_pass
@@ -148,6 +150,8 @@ def split_heterogeneous(graph: ChipGraph, shared=("du", "dv", "vth"), tolerance:
     shifts = [int(out.populations[o.population].meta.get("latency") or 0) for o in out.outputs.values()]
     if shifts:
         out.meta["time_shift"] = max([int(out.meta.get("time_shift") or 0), *shifts])
+    if META_KEY in out.meta:  # the float <-> chip contract: a merged port lags one step more
+        record_encoding(out)
     return out.validate(), report
 
 
