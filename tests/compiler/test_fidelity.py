@@ -1,0 +1,233 @@
+"""The fidelity guard (snnc.compiler.analysis.fidelity): deliberately broken models each produce the
+named warning, `strict` / `--strict` fail them, healthy models and the NIR paper's files pass."""
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import nir
+import numpy as np
+import pytest
+
+from snnc.backends.base import get_backend
+from snnc.compiler.analysis.fidelity import (
+    DEFAULT_TOLERANCE, MAX_SAMPLES, FidelityWarning, generated_input, parse_tolerance,
+)
+from snnc.compiler.analysis.sweep import budget_sweep
+from snnc.compiler.cli import main
+from snnc.compiler.pipeline import compile
+from snnc.ir.bits import SPECS
+from snnc.ir.errors import ParameterError, PassError, QuantizationError
+from snnc.ir.reset_mode import AssumptionWarning
+
+REFDATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "nir-paper"
+
+
+def net(w1=3.0, w2=3.0, vth=1.0, vth2=None, mode="zero", n=10, h=8, o=4) -> nir.NIRGraph:
+    """input -> Affine -> LIF -> Affine -> LIF with positive random weights (scaled by w1, w2)."""
+    rng = np.random.default_rng(0)
+
+    def meta():
+        return {} if mode is None else {"reset_mode": mode}
+
+    return nir.NIRGraph.from_list(
+        nir.Affine(np.abs(rng.normal(0, 1, (h, n))) * w1, np.zeros(h)),
+        nir.LIF(tau=np.full(h, 2e-3), r=np.ones(h), v_leak=np.zeros(h), v_threshold=np.full(h, vth), metadata=meta()),
+        nir.Affine(np.abs(rng.normal(0, 1, (o, h))) * w2, np.zeros(o)),
+        nir.LIF(tau=np.full(o, 2e-3), r=np.ones(o), v_leak=np.zeros(o),
+                v_threshold=np.full(o, vth if vth2 is None else vth2), metadata=meta()),
+    )
+
+
+def guarded(graph, **options):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = compile(graph, **options)
+    return result, [w for w in caught if issubclass(w.category, AssumptionWarning)]
+
+
+def breaches(result) -> dict[tuple[str, str], object]:
+    return {(b.layer, b.check): b for b in result.fidelity.breaches}
+
+
+# -- tolerances ------------------------------------------------------------------------------------
+def test_tolerance_parsing():
+    assert parse_tolerance(None) == DEFAULT_TOLERANCE
+    tol = parse_tolerance("weight_error=0.1, agreement=0.9")
+    assert tol["weight_error"] == 0.1 and tol["agreement"] == 0.9 and tol["dead"] == DEFAULT_TOLERANCE["dead"]
+    assert parse_tolerance({"wraps": 3})["wraps"] == 3.0
+    for bad in ("nonsense=1", "weight_error", "weight_error=-1", "agreement=nan"):
+        with pytest.raises(ParameterError):
+            parse_tolerance(bad)
+
+
+# -- healthy ---------------------------------------------------------------------------------------
+def test_healthy_model_passes_and_agrees_with_the_sweep():
+    result, warned = guarded(net())
+    f = result.fidelity
+    assert f.ok and warned == []
+    assert "generated input" in f.input_source and (f.batch, f.steps) == (2, 64)
+    # every layer fires, none saturates, weights are kept to < 1 %
+    for name, m in f.layers.items():
+        assert m["spikes"] > 0 and m["saturation"] == 0 and m["wraps"] == 0 and m["weight_error"] < 0.01, name
+    # independent: the budget sweep's own float-vs-chip comparison (its own runs and alignment) on the same input
+    data = generated_input({"input": (10,)})
+    sweep = budget_sweep(net(), [8], data["input"])
+    row = sweep.rows[0]
+    for name, fid in {**row.hidden, **row.outputs}.items():
+        layer = name if name in f.layers else result.chip.outputs[name].population
+        assert f.layers[layer]["exact_agreement"] == pytest.approx(fid.agreement)
+        assert f.layers[layer]["reference_spikes"] == fid.reference_spikes
+
+
+def test_report_and_summary_state_results_and_assumptions():
+    result, _ = guarded(net())
+    data = json.loads(json.dumps(result.to_dict()))
+    assert data["fidelity"]["ok"] is True and set(data["fidelity"]["layers"]) == {"lif", "lif_1"}
+    assert data["fidelity"]["tolerance"] == DEFAULT_TOLERANCE
+    text = result.summary_text()
+    assert "fidelity: ok" in text
+    for needle in ("reset: zero (2 spiking node(s))", "dt: 0.0001 s", "input 'input': binary spikes", "lag the float model by 2 step(s)"):
+        assert any(needle in a for a in data["assumptions"]), needle
+        assert needle in text
+    off = compile(net(), guard=False)
+    assert off.fidelity is None and off.assumptions and "fidelity guard: not run" in off.summary_text()
+
+
+def test_calibration_data_is_used_and_capped():
+    rng = np.random.default_rng(3)
+    calib = (rng.random((MAX_SAMPLES + 4, 30, 10)) < 0.3).astype(np.float64)
+    result, _ = guarded(net(), calibrate=calib)
+    assert result.fidelity.input_source.startswith("calibration data")
+    assert (result.fidelity.batch, result.fidelity.steps) == (MAX_SAMPLES, 30)
+
+
+# -- broken models: each produces its named warning --------------------------------------------------
+def test_tiny_weights_named_weight_error_and_dead():
+    result, warned = guarded(net(w1=1e-12))
+    b = breaches(result)
+    # every weight of 'lif' quantized to 0: the relative error of an all-zero approximation is exactly 1
+    assert b[("lif", "weight_error")].value == 1.0 and b[("lif", "weight_error")].limit == DEFAULT_TOLERANCE["weight_error"]
+    assert "rescale" in b[("lif", "weight_error")].fix
+    assert ("lif", "dead") in b and result.layers["lif"]["synapses"] == 0
+    assert any("layer 'lif': weight_error 1 is above the limit 0.25" in str(w.message) for w in warned)
+    assert all(w.category is FidelityWarning for w in warned)
+
+
+def test_huge_weights_are_refused_loudly():
+    with pytest.raises(PassError, match="too large for its threshold"):
+        compile(net(w1=1e12))
+
+
+def test_saturating_layer_named_with_the_measured_fraction():
+    result, _ = guarded(net(w1=50.0, mode="none"))  # no reset: v climbs to its 24-bit ceiling
+    b = breaches(result)
+    assert ("lif", "saturation") in b and "calibrate" in b[("lif", "saturation")].fix
+    # independent: run the chip ourselves and count v at the ceiling of ir.bits
+    shift = result.latency("lif")
+    data = generated_input({"input": (10,)})
+    run = get_backend("sim").build(result.chip).run(result.encode_inputs(data), steps=64 + 2, probes=["lif/v"])
+    v = run.probes["lif/v"]
+    assert b[("lif", "saturation")].value == pytest.approx(np.mean(v[:, : 64 + 2] >= SPECS["v"].hi), abs=0.05)
+    assert b[("lif", "saturation")].value > 0.1 and shift >= 1
+
+
+def test_dead_layer_named():
+    result, _ = guarded(net(w2=-3.0))  # inhibitory weights only: the output layer can never fire
+    b = breaches(result)
+    assert set(b) == {("lif_1", "dead")}
+    ref = get_backend("reference").build(result.source).run(generated_input({"input": (10,)}))
+    assert next(iter(ref.outputs.values())).sum() == 0  # the float model is silent too: the model, not the chip
+    assert "threshold" in b[("lif_1", "dead")].fix
+
+
+def test_zero_threshold_named():
+    result, _ = guarded(net(vth=0.0, vth2=1.0))
+    b = breaches(result)
+    assert b[("lif", "vth")].value == 0 and "check the threshold" in b[("lif", "vth")].fix
+
+
+def test_unstated_reset_mode_is_stated_and_strict_fails():
+    result, warned = guarded(net(mode=None))
+    assert [w.category for w in warned] == [AssumptionWarning]
+    assert any("not stated by the model file" in a for a in result.assumptions)
+    with pytest.raises(QuantizationError, match="NIR cannot state how spiking neurons reset"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            compile(net(mode=None), strict=True)
+
+
+def test_tolerance_changes_the_verdict():
+    result, _ = guarded(net(w1=1e-12), tolerance={"weight_error": 1.0, "dead": 1})
+    assert result.fidelity.ok and result.fidelity.tolerance["dead"] == 1
+    result, _ = guarded(net(), tolerance="agreement=1.01")  # an impossible minimum breaches on every spiking layer
+    assert {b.check for b in result.fidelity.breaches} == {"agreement"}
+    with pytest.raises(QuantizationError, match="agreement"):
+        compile(net(), tolerance="agreement=1.01", strict=True)
+
+
+# -- CLI ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name, graph, needle", [
+    ("tiny", net(w1=1e-12), "layer 'lif': weight_error 1 is above the limit 0.25"),
+    ("saturating", net(w1=50.0, mode="none"), "layer 'lif': saturation"),
+    ("dead", net(w2=-3.0), "layer 'lif_1': dead 1"),
+    ("zero_threshold", net(vth=0.0, vth2=1.0), "layer 'lif': vth 0 is below the minimum 1"),
+    ("unstated_reset", net(mode=None), "NIR cannot state how spiking neurons reset"),
+])
+def test_cli_warns_and_strict_fails(tmp_path, capsys, name, graph, needle):
+    model = tmp_path / f"{name}.nir"
+    nir.write(str(model), graph)
+    out = tmp_path / "out.nir"
+    assert main(["compile", str(model), "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert any(line.startswith("snnc: warning: ") and needle in line for line in err.splitlines()) and out.exists()
+    previous = out.read_bytes()
+    assert main(["compile", str(model), "-o", str(out), "--strict", "--report", str(tmp_path / "r.json")]) == 1
+    err = capsys.readouterr().err
+    assert any(line.startswith("snnc: error: strict: ") and needle in line for line in err.splitlines())
+    assert out.read_bytes() == previous and not (tmp_path / "r.json").exists()  # nothing written
+
+
+def test_cli_healthy_strict_passes_and_tolerance_flag(tmp_path, capsys):
+    model = tmp_path / "ok.nir"
+    nir.write(str(model), net())
+    assert main(["compile", str(model), "-o", str(tmp_path / "o.nir"), "--strict", "--report", str(tmp_path / "r.json")]) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["fidelity"]["ok"] is True
+    assert main(["compile", str(model), "-o", str(tmp_path / "o.nir"), "--strict", "--tolerance", "agreement=1.01"]) == 1
+    assert main(["compile", str(model), "-o", str(tmp_path / "o.nir"), "--strict", "--no-guard",
+                 "--tolerance", "agreement=1.01"]) == 0
+    capsys.readouterr()
+    assert main(["compile", str(model), "-o", str(tmp_path / "o.nir"), "--tolerance", "bogus=1"]) == 2
+
+
+def test_cli_report_strict(tmp_path, capsys):
+    model = tmp_path / "dead.nir"
+    nir.write(str(model), net(w2=-3.0))
+    np.save(tmp_path / "in.npy", (np.random.default_rng(1).random((40, 10)) < 0.3).astype(np.float64))
+    args = ["report", str(model), "--input", str(tmp_path / "in.npy"), "-o", str(tmp_path / "rep")]
+    assert main(args + ["--strict"]) == 1 and not (tmp_path / "rep").exists()
+    assert main(args) == 0
+    data = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert [b["check"] for b in data["fidelity"]["breaches"]] == ["dead"]
+    assert any("reset: zero" in a for a in data["assumptions"])
+    assert "layer &#x27;lif_1&#x27;: dead 1" in (tmp_path / "rep" / "report.html").read_text() or \
+        "layer 'lif_1': dead 1" in (tmp_path / "rep" / "report.html").read_text()
+
+
+# -- the NIR paper's files: no breach ---------------------------------------------------------------
+@pytest.mark.parametrize("path, calibrate", [
+    ("lif/lif_norse.nir", None),
+    ("braille/braille_noDelay_bias_zero.nir", None),
+    ("braille/braille_noDelay_bias_zero.nir", "braille/sample0_input.npy"),
+    ("cnn/cnn_sinabs.nir", None),
+])
+def test_nir_paper_files_pass(path, calibrate):
+    if not REFDATA.exists():
+        pytest.fail(f"reference data missing: {REFDATA}")
+    calib = None if calibrate is None else np.load(REFDATA / calibrate)
+    result, warned = guarded(str(REFDATA / path), calibrate=calib)
+    assert result.fidelity.ok, [b.message for b in result.fidelity.breaches]
+    # the one warning is the reset mode NIR cannot state, and it is in the stated assumptions
+    assert [w.category for w in warned] == [AssumptionWarning]
+    assert any("not stated by the model file" in a for a in result.assumptions)
