@@ -249,7 +249,7 @@ def readout_summary(chip, decoded: Mapping[str, np.ndarray]) -> dict:
             entry.update(spike_counts=[int(v) for v in counts[:64]], argmax=int(counts.argmax()) if counts.size else None)
         else:
             entry.update(min=float(a.min()) if a.size else None, max=float(a.max()) if a.size else None,
-                         mean=float(a.mean()) if a.size else None, last=[float(v) for v in flat[-1][:64]] if flat.size else [],
+                         mean=float(a.mean()) if a.size else None, last=[float(f"{v:.6g}") for v in flat[-1][:64]] if flat.size else [],
                          argmax_last=int(flat[-1].argmax()) if flat.size else None)
         out[port] = entry
     return out

@@ -18,8 +18,17 @@ from snnc.ir.reset_mode import AssumptionWarning
 
 
 def li_graph(kind: str, seed: int = 0) -> nir.NIRGraph:
-    """Analog input -> Affine -> (LI | CubaLI) readout, or -> Affine -> LI -> Affine -> LI."""
+    """Analog input -> Affine -> (LI | CubaLI) readout; "lif>li"/"li>li": a hidden LIF (spiking) or
+    LI (a relayed state) layer of 8 before an LI readout."""
     rng = np.random.default_rng(seed)
+    if ">" in kind:
+        hidden = (nir.LIF(tau=np.full(8, 2e-3), r=np.ones(8), v_leak=np.zeros(8), v_threshold=np.full(8, 0.3))
+                  if kind.startswith("lif") else nir.LI(tau=np.full(8, 2e-3), r=np.ones(8), v_leak=np.zeros(8)))
+        nodes = {"in": nir.Input(input_type=np.array([3])), "fc": nir.Affine(weight=rng.normal(0, 1.5, (8, 3)), bias=np.full(8, 0.3)),
+                 "hid": hidden, "fc2": nir.Affine(weight=rng.normal(0, 0.5, (4, 8)), bias=np.zeros(4)),
+                 "li": nir.LI(tau=np.full(4, 5e-3), r=np.ones(4), v_leak=np.zeros(4)), "out": nir.Output(output_type=np.array([4]))}
+        edges = [("in", "fc"), ("fc", "hid"), ("hid", "fc2"), ("fc2", "li"), ("li", "out")]
+        return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
     nodes = {"in": nir.Input(input_type=np.array([3])), "fc": nir.Affine(weight=rng.normal(0, 0.5, (4, 3)), bias=np.zeros(4))}
     if kind == "li":
         nodes["li"] = nir.LI(tau=np.full(4, 2e-3), r=np.ones(4), v_leak=np.zeros(4))
@@ -39,12 +48,15 @@ def nrmse(a, b) -> float:
     return float(np.sqrt(np.mean((a - b) ** 2)) / np.std(b))
 
 
-@pytest.mark.parametrize("kind", ["li", "cubali"])
+@pytest.mark.parametrize("kind", ["li", "cubali", "lif>li", "li>li"])
 @pytest.mark.parametrize("batch", [1, 3])
 def test_chip_file_returns_the_float_readout_for_all_steps(kind, batch, tmp_path):
-    g = Graph.from_nir(li_graph(kind))
+    g = Graph.from_nir(li_graph(kind), reset_mode="zero")
     x = analog(batch)
-    ref = get_backend("reference").build(g).run(x).outputs["out"]
+    ref_run = get_backend("reference").build(g).run(x, probes=["hid"] if kind == "lif>li" else [])
+    ref = ref_run.outputs["out"]
+    if kind == "lif>li":
+        assert ref_run.probes["hid"].sum() > 20 * batch  # the hidden layer really spikes
     result = compile(g, calibrate=x)
     write_nir(chip_to_nir(result.chip), tmp_path / "chip.nir")
     chip = chip_from_nir(read_nir_file(tmp_path / "chip.nir"))
