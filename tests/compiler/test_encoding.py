@@ -177,3 +177,13 @@ def test_cli_dataset_option_refuses_to_download_silently(tmp_path, capsys):
                  "--steps", "10"]) == 2
     err = capsys.readouterr().err
     assert "NMNIST not found" in err and "--download" in err and str(tmp_path / "none") in err
+
+
+@pytest.mark.lava
+def test_lava_returns_the_same_float_outputs_as_the_sim():
+    g = Graph.from_nir(li_graph("li"))
+    x = analog(1, steps=30)
+    result = compile(g, calibrate=x)
+    sim, lava = result.run(x), result.run(x, backend="lava")
+    assert sim.outputs["out"].shape == lava.outputs["out"].shape == (1, 30, 4)
+    np.testing.assert_array_equal(sim.outputs["out"], lava.outputs["out"])
