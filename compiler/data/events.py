@@ -91,9 +91,9 @@ def load_events(path: str | Path, format: str | None = None, sensor_size: tuple[
         size = (int(events["x"].max()) + 1 if len(events) else 1,
                 int(events["y"].max()) + 1 if "y" in names and len(events) else 1,
                 max(2, int(events["p"].max()) + 1) if len(events) else 2)
-    size = tuple(int(v) for v in size)
-    _check_inside(events, size, str(path))
-    return events, size
+    shape = (int(size[0]), int(size[1]), int(size[2]))
+    _check_inside(events, shape, str(path))
+    return events, shape
 
 
 def _check_inside(events, size, where: str) -> None:
