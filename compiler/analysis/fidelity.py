@@ -50,9 +50,9 @@ TOLERANCES: dict[str, tuple[float, str, str]] = {
     "vth": (1, "min", "smallest quantized threshold mantissa of a spiking layer (0 fires on any positive input)"),
 }
 DEFAULT_TOLERANCE: dict[str, float] = {k: v[0] for k, v in TOLERANCES.items()}
-GENERATED_STEPS = 64
-GENERATED_BATCH = 2
-MAX_SAMPLES = 8  # calibration samples the guard runs (the first ones)
+GENERATED_STEPS = 32  # plus the chip's time shift, so that the deepest layer sees 32 driven steps
+MAX_SAMPLE_STEPS = 512  # the guard runs at most this many (sample x step) of the calibration data
+MAX_SAMPLES = 8  # and at most this many samples (the first ones): its cost stays a fraction of a compile
 GUARD_FAILED = "the fidelity guard could not run"
 
 
@@ -157,15 +157,14 @@ def recorded_warnings() -> Iterator[list]:
     for w in caught:
         if issubclass(w.category, AssumptionWarning):
             records.append(w)
-        warnings.showwarning(w.message, w.category, w.filename, w.lineno, w.file, w.line)
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)  # the caller's filters decide
 
 
 # -- measuring -------------------------------------------------------------------------------------
-def generated_input(shapes: Mapping[str, tuple[int, ...]], seed: int = 0) -> dict[str, np.ndarray]:
-    """Random spikes [batch, T, *shape], one in four on: drives every layer of a sane network."""
+def generated_input(shapes: Mapping[str, tuple[int, ...]], seed: int = 0, steps: int = GENERATED_STEPS) -> dict[str, np.ndarray]:
+    """Random spikes [1, T, *shape], one in four on: drives every layer of a sane network."""
     rng = np.random.default_rng(seed)
-    return {name: (rng.random((GENERATED_BATCH, GENERATED_STEPS, *shape)) < 0.25).astype(np.float64)
-            for name, shape in shapes.items()}
+    return {name: (rng.random((1, steps, *shape)) < 0.25).astype(np.float64) for name, shape in shapes.items()}
 
 
 def check_fidelity(result: Any, calibrate: Any = None, tolerance: Mapping[str, float] | None = None,
@@ -180,16 +179,18 @@ def check_fidelity(result: Any, calibrate: Any = None, tolerance: Mapping[str, f
     source, chip = result.source, result.chip
     ref_prog = get_backend("reference").build(source, dt=result.dt)
     if calibrate is None:
-        data = generated_input(ref_prog.input_shapes)
+        data = generated_input(ref_prog.input_shapes, steps=GENERATED_STEPS + result.time_shift)
         what = "generated input (no calibration data: random spikes, p=0.25, seed 0)"
     else:
         data = calibrate
         what = "calibration data"
     data, batch, steps = normalize_inputs(data, ref_prog.input_shapes, None)
-    if batch > MAX_SAMPLES:
-        data = {k: v[:MAX_SAMPLES] for k, v in data.items()}
-        batch = MAX_SAMPLES
-        what += f" (first {MAX_SAMPLES} samples)"
+    keep_steps = min(steps, MAX_SAMPLE_STEPS)
+    keep = max(1, min(batch, MAX_SAMPLES, MAX_SAMPLE_STEPS // keep_steps))
+    if (keep, keep_steps) != (batch, steps):
+        data = {k: v[:keep, :keep_steps] for k, v in data.items()}
+        what += f" (first {keep} of {batch} samples, {keep_steps} of {steps} steps)"
+        batch, steps = keep, keep_steps
     kernels = getattr(ref_prog, "kernels", {})
     spiking = [n for n in chip.populations if n in kernels and getattr(kernels[n], "spiking", False)]
     ref = ref_prog.run(data, steps=steps, probes=spiking)

@@ -12,7 +12,7 @@ import pytest
 
 from snnc.backends.base import get_backend
 from snnc.compiler.analysis.fidelity import (
-    DEFAULT_TOLERANCE, MAX_SAMPLES, FidelityWarning, generated_input, parse_tolerance,
+    DEFAULT_TOLERANCE, GENERATED_STEPS, MAX_SAMPLE_STEPS, MAX_SAMPLES, FidelityWarning, generated_input, parse_tolerance,
 )
 from snnc.compiler.analysis.sweep import budget_sweep
 from snnc.compiler.cli import main
@@ -67,12 +67,12 @@ def test_healthy_model_passes_and_agrees_with_the_sweep():
     result, warned = guarded(net())
     f = result.fidelity
     assert f.ok and warned == []
-    assert "generated input" in f.input_source and (f.batch, f.steps) == (2, 64)
+    assert "generated input" in f.input_source and (f.batch, f.steps) == (1, GENERATED_STEPS + result.time_shift)
     # every layer fires, none saturates, weights are kept to < 1 %
     for name, m in f.layers.items():
         assert m["spikes"] > 0 and m["saturation"] == 0 and m["wraps"] == 0 and m["weight_error"] < 0.01, name
     # independent: the budget sweep's own float-vs-chip comparison (its own runs and alignment) on the same input
-    data = generated_input({"input": (10,)})
+    data = generated_input({"input": (10,)}, steps=f.steps)
     sweep = budget_sweep(net(), [8], data["input"])
     row = sweep.rows[0]
     for name, fid in {**row.hidden, **row.outputs}.items():
@@ -101,6 +101,10 @@ def test_calibration_data_is_used_and_capped():
     result, _ = guarded(net(), calibrate=calib)
     assert result.fidelity.input_source.startswith("calibration data")
     assert (result.fidelity.batch, result.fidelity.steps) == (MAX_SAMPLES, 30)
+    long = (rng.random((3, MAX_SAMPLE_STEPS // 2 + 1, 10)) < 0.3).astype(np.float64)  # two samples would exceed the cap
+    result, _ = guarded(net(), calibrate=long)
+    assert (result.fidelity.batch, result.fidelity.steps) == (1, MAX_SAMPLE_STEPS // 2 + 1)
+    assert "first 1 of 3 samples" in result.fidelity.input_source
 
 
 # -- broken models: each produces its named warning --------------------------------------------------
@@ -126,10 +130,11 @@ def test_saturating_layer_named_with_the_measured_fraction():
     assert ("lif", "saturation") in b and "calibrate" in b[("lif", "saturation")].fix
     # independent: run the chip ourselves and count v at the ceiling of ir.bits
     shift = result.latency("lif")
-    data = generated_input({"input": (10,)})
-    run = get_backend("sim").build(result.chip).run(result.encode_inputs(data), steps=64 + 2, probes=["lif/v"])
+    steps = result.fidelity.steps
+    data = generated_input({"input": (10,)}, steps=steps)
+    run = get_backend("sim").build(result.chip).run(result.encode_inputs(data), steps=steps + 2, probes=["lif/v"])
     v = run.probes["lif/v"]
-    assert b[("lif", "saturation")].value == pytest.approx(np.mean(v[:, : 64 + 2] >= SPECS["v"].hi), abs=0.05)
+    assert b[("lif", "saturation")].value == np.mean(v >= SPECS["v"].hi)
     assert b[("lif", "saturation")].value > 0.1 and shift >= 1
 
 
@@ -137,7 +142,7 @@ def test_dead_layer_named():
     result, _ = guarded(net(w2=-3.0))  # inhibitory weights only: the output layer can never fire
     b = breaches(result)
     assert set(b) == {("lif_1", "dead")}
-    ref = get_backend("reference").build(result.source).run(generated_input({"input": (10,)}))
+    ref = get_backend("reference").build(result.source).run(generated_input({"input": (10,)}, steps=result.fidelity.steps))
     assert next(iter(ref.outputs.values())).sum() == 0  # the float model is silent too: the model, not the chip
     assert "threshold" in b[("lif_1", "dead")].fix
 
