@@ -206,6 +206,7 @@ class Split(Pass):
     def run(self, graph: ChipGraph) -> PassResult:
         self.check_level(graph)
         g, split = split_heterogeneous(graph, tuple(self.shared), self.tolerance)
+        cost = {"populations": [len(graph.populations), len(g.populations)], "projections": [len(graph.projections), len(g.projections)]}
         notes = [
             f"layer {name!r}: {s['groups']} groups of per-neuron time constants/thresholds "
             f"({'+'.join(map(str, s['sizes']))} neurons) run as populations {name}#0..{name}#{s['groups'] - 1}"
@@ -213,7 +214,10 @@ class Split(Pass):
                if "merged_output" in s else "")
             for name, s in split.items()
         ]
-        return PassResult(g, {"split": split, "notes": notes})
+        if split:  # every block between two groups is its own projection: g x g' for a split recurrent layer
+            notes.append(f"splitting took the graph from {cost['populations'][0]} to {cost['populations'][1]} populations and "
+                         f"{cost['projections'][0]} to {cost['projections'][1]} projections (raise tolerance for fewer groups)")
+        return PassResult(g, {"split": split, "notes": notes, "cost": cost if split else {}})
 
 
 register_pass(Split)

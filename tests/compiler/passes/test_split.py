@@ -69,6 +69,9 @@ def test_split_is_exact_and_leaves_one_parameter_set_per_population(recurrent):
     report = split.report("split")["split"]
     assert set(report) == {"hid", "ro"} and sum(report["hid"]["sizes"]) == H and report["hid"]["groups"] > 1
     assert any("hid#0" in n for n in split.report("split")["notes"])
+    cost = split.report("split")["cost"]  # the price of exactness is stated: more populations and projections
+    assert cost["populations"] == [len(kept.chip.populations), len(split.chip.populations)]
+    assert cost["projections"][1] == len(split.chip.projections) > cost["projections"][0]
     raw_a, raw_b = kept.run(x, steps=200, raw=True), split.run(x, steps=200, raw=True)
     assert split.output_shifts["out"] == kept.output_shifts["out"] + 1  # the merge population's step
     ya, yb = kept.align(raw_a.outputs["out"], output="out"), split.align(raw_b.outputs["out"], output="out")
