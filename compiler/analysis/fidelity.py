@@ -6,7 +6,8 @@ chip graph (`sim`) on the same input - the calibration data, or without any a ge
 drives every layer (stated as an assumption) - and measures per layer (population paired with the
 float node of the same name):
   agreement      spike agreement, Dice of spike sets, exact timing after `CompileResult.align`
-                 (snnc.compiler.analysis.sweep.spike_fidelity); count_agreement: spike counts
+                 (snnc.compiler.analysis.sweep.spike_fidelity): `agreement` compares spike counts per
+                 neuron (rate codes), `timing` the exact spike sets (Dice)
   trace_error    for non-spiking outputs: RMS error / RMS of the float trace (chip trace scaled
                  back by meta["output_scale"])
   weight_error   the quantizer's relative weight error (its report)
@@ -41,6 +42,7 @@ from .sweep import spike_fidelity
 TOLERANCES: dict[str, tuple[float, str, str]] = {
     "weight_error": (0.25, "max", "relative weight error of a layer after quantization"),
     "agreement": (0.5, "min", "spike count agreement with the float model (1 = same counts)"),
+    "timing": (0.0, "min", "exact spike agreement, Dice over (sample, step, neuron) (off by default: a spike one step late costs two)"),
     "trace_error": (0.25, "max", "RMS error of a non-spiking output relative to the float trace"),
     "saturation": (0.01, "max", "fraction of neuron-steps with v at its upper 24-bit limit"),
     "floor": (0.5, "max", "fraction of neuron-steps with v at its lower 24-bit limit (strong inhibition)"),
@@ -109,7 +111,7 @@ class FidelityReport:
         out = [f"fidelity guard: {self.input_source}, {self.batch} x {self.steps} steps"]
         out += [f"assumed: {a}" for a in self.assumptions]
         for name, m in self.layers.items():
-            parts = [f"{k} {_num(m[k])}" for k in ("agreement", "trace_error", "weight_error", "firing", "saturation", "floor", "wraps")
+            parts = [f"{k} {_num(m[k])}" for k in ("agreement", "timing", "trace_error", "weight_error", "firing", "saturation", "floor", "wraps")
                      if m.get(k) is not None]
             out.append(f"  {name}: " + ", ".join(parts) + (" DEAD" if m.get("dead") else ""))
         out.append("fidelity: ok (no tolerance breached)" if self.ok else f"fidelity: {len(self.breaches)} breach(es)")
@@ -232,7 +234,7 @@ def check_fidelity(result: Any, calibrate: Any = None, tolerance: Mapping[str, f
             m["firing"] = float(fired.mean()) if fired.size else 0.0
             if name in ref.probes:
                 f = spike_fidelity(name, aligned, ref.probes[name])
-                m.update(agreement=float(f.count_agreement), exact_agreement=float(f.agreement),
+                m.update(agreement=float(f.count_agreement), timing=float(f.agreement),
                          reference_spikes=int(f.reference_spikes))
         v = np.asarray(run.probes[f"{name}/v"], dtype=np.int64)
         u = np.asarray(run.probes[f"{name}/u"], dtype=np.int64)
@@ -272,6 +274,7 @@ def _breaches(report: FidelityReport, name: str, m: dict, q: dict, tol: Mapping[
     add("weight_error", "the weights are too small or too spread for the chip's exponent range: rescale the "
         "layer's weights and threshold together" if tiny else "raise --weight-bits, or calibrate with --calibrate")
     add("agreement", "calibrate with --calibrate, raise --weight-bits, or check --reset-mode")
+    add("timing", "spikes move in time: raise --weight-bits or calibrate with --calibrate")
     add("trace_error", "calibrate with --calibrate or raise --weight-bits")
     add("saturation", "v hits its 24-bit limit: calibrate with --calibrate (scales from real ranges) or lower the layer's input weights")
     add("floor", "v sits at its lower limit (strong inhibition): calibrate with --calibrate or check the inhibitory weights")

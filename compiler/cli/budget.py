@@ -6,10 +6,13 @@ import json
 from pathlib import Path
 
 from snnc.compiler.analysis.sweep import DEFAULT_WEIGHT_BITS, budget_sweep
+from snnc.compiler.analysis.fidelity import recorded_warnings
 from snnc.compiler.data.inputs import load_input_array
+from snnc.ir.io import write_text
 
 from .app import register
 from .common import add_reset_mode
+from .guard_args import add_guard_args, guard_options, strict_exit
 from .data_args import add_data_args, calibration, read_data
 
 def _width_list(text: str) -> list[int]:
@@ -44,20 +47,26 @@ def run_budget_command(args: argparse.Namespace, console=None) -> int:
     if getattr(args, "reset_mode", None) is not None:
         opts["reset_mode"] = args.reset_mode
     opts["calibrate"] = calibration(args, inputs, console)
-    result = budget_sweep(args.model, args.weight_bits, inputs, getattr(args, "steps", None), labels, **opts)
+    opts.update(guard_options(args))  # the fidelity guard runs at every width (its warnings name the layer)
+    with recorded_warnings() as stated:
+        result = budget_sweep(args.model, args.weight_bits, inputs, getattr(args, "steps", None), labels, **opts)
+    failed = strict_exit(args, None, [str(w.message) for w in stated])
+    if failed is not None:
+        return failed
     console.print(result.render())
     for row in result.rows:
         if row.budget is not None:
             for warning in row.budget.warnings:
                 console.print(f"[yellow]warning[/] ({row.weight_bits} bits): {warning}")
     if getattr(args, "json_out", None):
-        Path(args.json_out).write_text(json.dumps(result.to_dict(), indent=2))
+        write_text(args.json_out, json.dumps(result.to_dict(), indent=2))
         console.print(f"wrote {args.json_out}")
     return 0
 
 
 def _budget_args(p: argparse.ArgumentParser) -> None:
     add_budget_arguments(p)
+    add_guard_args(p)
 
 
 def _budget(args: argparse.Namespace, console) -> int:

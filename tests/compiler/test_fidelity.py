@@ -77,7 +77,7 @@ def test_healthy_model_passes_and_agrees_with_the_sweep():
     row = sweep.rows[0]
     for name, fid in {**row.hidden, **row.outputs}.items():
         layer = name if name in f.layers else result.chip.outputs[name].population
-        assert f.layers[layer]["exact_agreement"] == pytest.approx(fid.agreement)
+        assert f.layers[layer]["timing"] == pytest.approx(fid.agreement)
         assert f.layers[layer]["reference_spikes"] == fid.reference_spikes
 
 
@@ -170,6 +170,15 @@ def test_tolerance_changes_the_verdict():
     assert {b.check for b in result.fidelity.breaches} == {"agreement"}
     with pytest.raises(QuantizationError, match="agreement"):
         compile(net(), tolerance="agreement=1.01", strict=True)
+    # 2-bit weights keep every spike count here but move spikes in time: only `timing` sees it
+    rng = np.random.default_rng(1)
+    calib = (rng.random((50, 10)) < 0.3).astype(np.float64)
+    result, _ = guarded(net(), weight_bits=2, calibrate=calib, tolerance="timing=0.9")
+    sweep = budget_sweep(net(), [2], calib, calibrate=calib)
+    for (layer, check), b in breaches(result).items():
+        assert check == "timing" and b.value == pytest.approx({**sweep.rows[0].hidden, **{
+            result.chip.outputs[k].population: v for k, v in sweep.rows[0].outputs.items()}}[layer].agreement)
+    assert breaches(result) and all(m["agreement"] >= 0.5 for m in result.fidelity.layers.values())
 
 
 # -- CLI ---------------------------------------------------------------------------------------------
