@@ -234,3 +234,29 @@ def test_a_split_relay_bank_runs_identically_on_lava():
     result = compile(filter_bank(), calibrate=inputs(seed=2, steps=200))
     sim, lava = result.run(x, backend="sim", raw=True), result.run(x, backend="lava", raw=True)
     assert sim.outputs["out"].sum() > 0 and np.array_equal(sim.outputs["out"], lava.outputs["out"])
+
+
+def test_a_conv_layer_with_per_channel_time_constants_splits_exactly():
+    """Conv projections into and out of a split layer become sparse blocks with the same synapses."""
+    rng = np.random.default_rng(0)
+    shape = (3, 6, 6)
+    tau = np.repeat(1e-4 / (1 - np.array([0.7, 0.8, 0.9])), 36).reshape(shape)  # one beta per channel
+
+    def lif(sh, t):
+        return nir.LIF(tau=t, r=t / 1e-4, v_leak=np.zeros(sh), v_threshold=np.full(sh, 0.5), v_reset=np.zeros(sh),
+                       metadata={"reset_mode": "subtract"})
+
+    def conv(w, hw):
+        return nir.Conv2d(input_shape=hw, weight=w, stride=1, padding=0, dilation=1, groups=1, bias=np.zeros(w.shape[0]))
+
+    nodes = {"in": nir.Input(np.array([2, 8, 8])), "c1": conv(rng.normal(0.0, 0.3, (3, 2, 3, 3)), (8, 8)), "l1": lif(shape, tau),
+             "c2": conv(rng.normal(0.05, 0.3, (2, 3, 3, 3)), (6, 6)), "l2": lif((2, 4, 4), np.full((2, 4, 4), 1e-3)),
+             "out": nir.Output(np.array([2, 4, 4]))}
+    g = nir.NIRGraph(nodes=nodes, edges=[("in", "c1"), ("c1", "l1"), ("l1", "c2"), ("c2", "l2"), ("l2", "out")], type_check=False)
+    x = (rng.random((2, 60, 2, 8, 8)) < 0.3).astype(float)
+    p = default_passes(calibrate=x, tolerance=0.0)
+    split = compile(g, calibrate=x, passes=p)
+    kept = compile(g, calibrate=x, passes=p[:-2] + [Legalize(shared=())])
+    assert split.report("split")["split"]["l1"]["sizes"] == [36, 36, 36]
+    a, b = kept.run(x).outputs["out"], split.run(x).outputs["out"]
+    assert 0.1 < a.mean() < 0.9 and np.array_equal(a, b)
