@@ -77,8 +77,8 @@ def main() -> None:
     fractions = []
     for name, model, calib in models(args.quick):
         compile(model, calibrate=calib)  # warm-up: imports, kernel loading
-        plain, _ = timed(lambda: compile(model, calibrate=calib, guard=False), args.repeat)
-        guarded, result = timed(lambda: compile(model, calibrate=calib), args.repeat)
+        plain, _ = timed(lambda m=model, c=calib: compile(m, calibrate=c, guard=False), args.repeat)
+        guarded, result = timed(lambda m=model, c=calib: compile(m, calibrate=c), args.repeat)
         extra = max(guarded - plain, 0.0)
         fractions.append(extra / plain)
         verdict = "ok" if result.fidelity.ok else f"{len(result.fidelity.breaches)} breach(es)"

@@ -28,7 +28,7 @@ import contextlib
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -180,13 +180,14 @@ def check_fidelity(result: Any, calibrate: Any = None, tolerance: Mapping[str, f
     tol = parse_tolerance(tolerance)
     source, chip = result.source, result.chip
     ref_prog = get_backend("reference").build(source, dt=result.dt)
+    shapes = {name: tuple(source.in_shapes[name]) for name in source.inputs}
     if calibrate is None:
-        data = generated_input(ref_prog.input_shapes, steps=GENERATED_STEPS + result.time_shift)
+        data = generated_input(shapes, steps=GENERATED_STEPS + result.time_shift)
         what = "generated input (no calibration data: random spikes, p=0.25, seed 0)"
     else:
         data = calibrate
         what = "calibration data"
-    data, batch, steps = normalize_inputs(data, ref_prog.input_shapes, None)
+    data, batch, steps = normalize_inputs(data, shapes, None)
     keep_steps = min(steps, MAX_SAMPLE_STEPS)
     keep = max(1, min(batch, MAX_SAMPLES, MAX_SAMPLE_STEPS // keep_steps))
     if (keep, keep_steps) != (batch, steps):
@@ -304,7 +305,7 @@ def _num(x: float) -> str:
 
 
 # -- assumptions -----------------------------------------------------------------------------------
-def stated_assumptions(result: Any, unstated: list[str] = ()) -> list[str]:
+def stated_assumptions(result: Any, unstated: Sequence[str] = ()) -> list[str]:
     """What this compile assumed, once: reset mode, dt, input encoding, timing changes.
 
     `unstated`: messages of assumptions made while loading (e.g. a NIR file that cannot state its
@@ -342,7 +343,7 @@ def stated_assumptions(result: Any, unstated: list[str] = ()) -> list[str]:
     return out
 
 
-def guard_compile(result: Any, *, calibrate: Any = None, tolerance: Any = None, assumed: list[str] = (),
+def guard_compile(result: Any, *, calibrate: Any = None, tolerance: Any = None, assumed: Sequence[str] = (),
                   run: bool = True, strict: bool = False) -> None:
     """What `compile` does after its passes: state the assumptions, run the guard, warn per breach
     (FidelityWarning), and with `strict` raise one QuantizationError listing every problem."""
@@ -364,7 +365,7 @@ def guard_compile(result: Any, *, calibrate: Any = None, tolerance: Any = None, 
         raise_if_strict(strict_problems(result, assumed))
 
 
-def strict_problems(result: Any, assumed: list[str] = ()) -> list[str]:
+def strict_problems(result: Any, assumed: Sequence[str] = ()) -> list[str]:
     """Every warning `--strict` turns into an error: breaches and assumptions the model did not state."""
     problems = list(assumed)
     if result is not None:

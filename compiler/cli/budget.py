@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from snnc.compiler.analysis.sweep import DEFAULT_WEIGHT_BITS, budget_sweep
 from snnc.compiler.analysis.fidelity import recorded_warnings
