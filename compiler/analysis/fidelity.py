@@ -14,7 +14,9 @@ float node of the same name):
   saturation     fraction of (sample, step, neuron) where v sits at the upper limit of ir.bits SPECS["v"]
   floor          the same at the lower limit (strong inhibition; spikes may still agree)
   wraps          u wrap events: steps where u jumps by more than 2**23 (half its 24-bit range; a
-                 wrap moves it by 2**24, normal dynamics inside the range far less) - a heuristic
+                 wrap moves it by 2**24, normal dynamics inside the range far less) - a heuristic:
+                 a u that wraps by the same amount every step is missed, a genuine jump that
+                 large would count (an exact count needs the sim to count wraps)
   firing         fraction of (sample, step, neuron) that spike; a layer at ~1 fires every step
   dead           the layer never fires on the chip, or all its weights quantized to zero
   vth            the smallest quantized threshold of a spiking layer (0: fires on any input)

@@ -245,3 +245,21 @@ def test_nir_paper_files_pass(path, calibrate):
     # the one warning is the reset mode NIR cannot state, and it is in the stated assumptions
     assert [w.category for w in warned] == [AssumptionWarning]
     assert any("not stated by the model file" in a for a in result.assumptions)
+
+
+def test_u_wraps_are_counted_and_named():
+    """Max weights at the largest exponent push the 24-bit current past its range: the guard names
+    the layer. (The count is a heuristic - jumps of u by more than half its range - not an exact
+    count; a u that wraps by the same amount every step is not seen.)"""
+    import dataclasses
+
+    from snnc.compiler.analysis.fidelity import check_fidelity
+
+    result = compile(net(), guard=False)
+    for name, p in list(result.chip.projections.items()):
+        if p.src == "input":  # every input synapse of 'lif' at weight 255 << 7
+            result.chip.projections[name] = dataclasses.replace(p, weights=p.weights.sign() * 255, weight_exp=SPECS["weight_exp"].hi)
+    report = check_fidelity(result)
+    assert report.layers["lif"]["wraps"] > 0 and report.layers["lif_1"]["wraps"] == 0
+    b = {(x.layer, x.check): x for x in report.breaches}[("lif", "wraps")]
+    assert b.limit == 0 and "u overflows" in b.fix
