@@ -12,8 +12,6 @@ from typing import Any
 
 import nir
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from snnc.ir import shapes as S
 from snnc.ir.reset_mode import reset_mode_of
@@ -293,6 +291,10 @@ class ConvKernel(Kernel):
     """Conv1d/Conv2d through torch in float64; 'same'/'valid' resolved by `ir.shapes`."""
 
     def __init__(self, node, shape, dt, where):
+        import torch  # only convolutional graphs pay torch's import time
+        import torch.nn.functional as F
+
+        self.torch = torch
         dims = 1 if isinstance(node, nir.Conv1d) else 2
         self.fn = F.conv1d if dims == 1 else F.conv2d
         self.weight = torch.from_numpy(np.asarray(node.weight, dtype=np.float64).copy())
@@ -305,7 +307,7 @@ class ConvKernel(Kernel):
         self.groups = int(np.ravel(node.groups)[0])
 
     def step(self, x, state):
-        t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
+        t = self.torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
         y = self.fn(t, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
         return y.numpy()
 
@@ -325,10 +327,14 @@ class PoolKernel(Kernel):
                 got=self.padding,
             )
         self.divisor = 1 if isinstance(node, nir.SumPool2d) else None
+        import torch  # only pooling graphs pay torch's import time
+        import torch.nn.functional as F
+
+        self.torch, self.pool = torch, F.avg_pool2d
 
     def step(self, x, state):
-        t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
-        y = F.avg_pool2d(t, self.kernel, self.stride, self.padding, count_include_pad=True, divisor_override=self.divisor)
+        t = self.torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
+        y = self.pool(t, self.kernel, self.stride, self.padding, count_include_pad=True, divisor_override=self.divisor)
         return y.numpy()
 
 
