@@ -99,8 +99,11 @@ def test_a_heterogeneous_voltage_readout_is_refused_with_a_hint():
 
 @pytest.mark.lava
 def test_split_model_runs_identically_on_lava():
-    g, x = graph(), inputs(batch=1, steps=40)
-    result = compile(g, calibrate=x, passes=passes(x, split=True))
+    # feed-forward and a coarser tolerance: a handful of groups keeps the Lava run (one OS process per
+    # Lava process) small enough for a loaded CI machine; the recurrent g^2 case is checked on the sim
+    g, x = graph(recurrent=False), inputs(batch=1, steps=30)
+    result = compile(g, calibrate=x, passes=passes(x, split=True, tolerance=0.1))
+    assert any("#" in name for name in result.chip.populations)
     sim, lava = result.run(x, backend="sim"), result.run(x, backend="lava")
     for k in sim.outputs:
         assert np.array_equal(sim.outputs[k], lava.outputs[k]), k
