@@ -69,6 +69,7 @@ def load_netx(
     input_bias: np.ndarray | None = None,
     input_message_bits: int | None = None,
     num_layers: int | None = None,
+    input_shape: tuple[int, ...] | None = None,
 ) -> ChipGraph:
     """Read a lava-dl netx `.net` file into a validated `ChipGraph` (trained integers kept exactly).
 
@@ -76,7 +77,8 @@ def load_netx(
     when C, H, W differ), the way netx feeds an image. `input_message_bits`: payload bits of the
     graph input `input` (default 24 when the file has an input layer with neurons, whose input is
     graded; 0, binary spikes, when the first layer is a synaptic layer). `num_layers`: read only the
-    first layers, like netx's `Network(num_layers=...)`.
+    first layers, like netx's `Network(num_layers=...)`. `input_shape` (C, H, W): the input of a file
+    without an input layer whose first layer cannot give it (a conv layer).
     """
     path = Path(path)
     where = str(path)
@@ -97,7 +99,7 @@ def load_netx(
     try:
         with handle:
             layers = _read_layers(handle, where, num_layers)
-            return _build(layers, where, input_bias, input_message_bits)
+            return _build(layers, where, input_bias, input_message_bits, input_shape)
     except SnncError:
         raise
     except Exception as exc:  # noqa: BLE001 - h5py raises many types on damaged content
@@ -315,7 +317,7 @@ def _neuron(layer: _Layer) -> dict[str, int]:
             where=f"{where}.iDecay",
             expected="1..4096 (Lava du = iDecay - 1, 12 bits)",
             got=i_decay,
-            hint="iDecay = 0 (no current decay) has no Lava LIF equivalent",
+            hint="lava-dl netx turns iDecay = 0 (no current decay) into Lava du = -1, which the chip IR's 12-bit du cannot hold; retrain with current_decay >= 1/4096",
         )
     v_decay = field("vDecay")
     if not 0 <= v_decay <= 4095:
@@ -451,7 +453,7 @@ def _exact(w: np.ndarray, wl: np.ndarray, bits: int, exp: int) -> bool:
 
 
 # -- building -----------------------------------------------------------------------------------
-def _build(layers: list[_Layer], where: str, input_bias, input_message_bits) -> ChipGraph:
+def _build(layers: list[_Layer], where: str, input_bias, input_message_bits, input_shape=None) -> ChipGraph:
     g = ChipGraph()
     g.meta.update({"source": where, "format": "lava-dl netx", "netx": {"layers": [l.kind for l in layers]}})
     src_name: str | None = None
@@ -500,14 +502,13 @@ def _build(layers: list[_Layer], where: str, input_bias, input_message_bits) -> 
             src_name, src_shape, last_pop = name, shape, pop
             pending_delay, pending_from = _delays(layer, shape), layer.where
             continue
-        if src_name is None:
-            raise ModelFileError(
-                f"the first layer is a {kind!r} layer without an input layer before it",
-                where=f"{layer.where}.type",
-                hint="netx files start with an 'input' layer that gives the input shape",
-            )
         if kind == "flatten":
             continue
+        if src_name is None:
+            shape_in = _implicit_input_shape(layer, kind, input_shape)
+            bits = 0 if input_message_bits is None else input_message_bits
+            g.add(InputPopulation("input", shape_in, num_message_bits=bits))
+            src_name, src_shape = "input", shape_in
         shape = _shape(layer)
         params = _neuron(layer)
         if kind == "dense":
@@ -572,6 +573,32 @@ def _build(layers: list[_Layer], where: str, input_bias, input_message_bits) -> 
         )
     g.outputs["output"] = OutputPort(last_pop.name, "s")
     return g.validate()
+
+
+def _implicit_input_shape(layer: _Layer, kind: str, input_shape) -> tuple[int, ...]:
+    """Input shape of a file whose first layer is synaptic, as lava-dl's Network infers it.
+
+    netx connects `net.inp` straight to that layer's synapse, so the graph input `input` feeds the
+    layer's projection (binary spikes unless `input_message_bits`). A dense layer gives its
+    in-features; a conv layer needs `input_shape` (C, H, W), as lava-dl needs it.
+    """
+    if input_shape is not None:
+        shape = tuple(int(d) for d in np.atleast_1d(np.asarray(input_shape)).reshape(-1))
+        if not shape or any(d <= 0 for d in shape):
+            raise ParameterError("input_shape must be positive integers", where=f"{layer.where}: input_shape", got=input_shape)
+        return shape
+    if kind in ("dense", "dense_rec"):
+        if "inFeatures" in layer:
+            return (_scalar(layer, "inFeatures"),)
+        w = _ints(layer, "weight")
+        if w.ndim != 2:
+            raise ModelFileError("dense weight must be [out, in]", where=f"{layer.where}.weight", got=w.shape)
+        return (int(w.shape[1]),)
+    raise ParameterError(
+        f"the input shape of a network starting with a {kind!r} layer cannot be inferred",
+        where=f"{layer.where}.type",
+        hint="pass input_shape=(C, H, W) (CLI: --input-shape C,H,W), as lava-dl's Network(input_shape=...) needs it",
+    )
 
 
 def _meta(layer: _Layer) -> dict:

@@ -1,0 +1,86 @@
+"""lava-dl 0.6.0 as the oracle for `.net` files: written by lava-dl, run by lava-dl.
+
+`export` builds the file with lava-dl slayer's own blocks (CPU, the weights they were given) and
+their `export_hdf5`, exactly as a lava-dl user saves a trained network; `run_netx` loads it with
+lava-dl's `netx.hdf5.Network` and runs it in Lava 0.10.0 under `Loihi2SimCfg(select_tag="fixed_pt")`,
+recording the output block's spikes. Nothing here reads snnc.
+
+Time convention (the same as the sim backend and `tests/lava_oracle.py`): input index t is what the
+RingBuffer sends at Lava step t+1, record index t is the output after Lava step t+1.
+Layout: flat (1-D) ports only; lava-dl's (W, H, C) order is the caller's business.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import lava_oracle  # noqa: F401 - imports Lava's runtime with the 'fork' start method fixed
+import numpy as np
+
+
+def _slayer():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from lava.lib.dl import slayer
+    return slayer
+
+
+def export(blocks: Sequence, path: str | Path, input_shape: Sequence[int], seed: int = 0) -> Path:
+    """Write lava-dl blocks as a netx `.net` file (one forward pass first: slayer sets shapes there)."""
+    import h5py
+    import torch
+
+    torch.manual_seed(seed)
+    x = (torch.rand(1, *input_shape, 4) < 0.5).float()
+    with torch.no_grad():
+        for block in blocks:
+            x = block(x)
+    path = Path(path)
+    with h5py.File(path, "w") as handle:
+        layers = handle.create_group("layer")
+        for i, block in enumerate(blocks):
+            block.export_hdf5(layers.create_group(str(i)))
+    return path
+
+
+def cuba_dense(n_in: int, n_out: int, *, threshold=1.0, current_decay=0.25, voltage_decay=0.03,
+               weight_scale=2, delay=False, recurrent=False, seed=0):
+    """A slayer CUBA dense (or recurrent dense) block with random weights (seeded)."""
+    import torch
+
+    slayer = _slayer()
+    torch.manual_seed(seed)
+    params = dict(threshold=threshold, current_decay=current_decay, voltage_decay=voltage_decay, requires_grad=False)
+    cls = slayer.block.cuba.Recurrent if recurrent else slayer.block.cuba.Dense
+    kw = dict(weight_scale=weight_scale, weight_norm=False)
+    if not recurrent:
+        kw["delay"] = delay
+    block = cls(params, n_in, n_out, **kw)
+    if delay:
+        with torch.no_grad():
+            block.delay.delay.data = torch.randint(0, 4, block.delay.delay.shape).float()
+    return block
+
+
+def run_netx(path: str | Path, spikes: np.ndarray, *, input_message_bits: int = 0, **network_kw) -> np.ndarray:
+    """lava-dl netx's output spikes [T, n_out] for input `spikes` [T, n_in] (Lava fixed_pt)."""
+    from lava.lib.dl import netx
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc import io
+
+    spikes = np.asarray(spikes)
+    steps = spikes.shape[0]
+    net = netx.hdf5.Network(net_config=str(path), input_message_bits=input_message_bits, **network_kw)
+    source = io.source.RingBuffer(data=spikes.reshape(steps, -1).T.astype(np.int32))
+    sink = io.sink.RingBuffer(shape=net.out.shape, buffer=steps)
+    source.s_out.connect(net.inp)
+    net.out.connect(sink.a_in)
+    try:
+        net.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+        out = sink.data.get()
+    finally:
+        net.stop()
+    return np.asarray(out).reshape(-1, steps).T
