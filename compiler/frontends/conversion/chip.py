@@ -70,6 +70,7 @@ exactly raises `QuantizationError` naming the layer.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -283,7 +284,8 @@ def quantize_model(model: nn.Module, data, *, levels: int, input_scale: float = 
     B = round(b / (s_w s_in)), and D = round(percentile of the positive z / (L s_w s_in)) so that
     the `percentile` of a layer's pre-activation maps to L levels. AvgPool2d becomes a
     SumPool2d whose 1/k^2 is folded into the next layer's weights. A ReLU must follow each
-    Conv/Linear except the last (the readout); put pooling after the ReLU.
+    Conv/Linear except the last (the readout); put pooling after the ReLU. A BatchNorm right
+    after a Conv/Linear is folded into it (eval-mode statistics) before quantization.
     """
     mods = [m for m in _flat_modules(model) if not isinstance(m, (nn.Dropout, nn.Identity))]
     x = torch.as_tensor(np.asarray(data) if not torch.is_tensor(data) else data).double()
@@ -297,8 +299,19 @@ def quantize_model(model: nn.Module, data, *, levels: int, input_scale: float = 
         m = mods[i]
         where = f"module {i} ({type(m).__name__})"
         if isinstance(m, (nn.Conv2d, nn.Linear)):
+            bn = mods[i + 1] if i + 1 < len(mods) and isinstance(mods[i + 1], _BATCHNORMS) else None
+            if bn is not None:
+                m = _fold_batchnorm(m, bn, where=f"module {i + 1} ({type(bn).__name__})")
+                i += 1
             act = i + 1 < len(mods) and isinstance(mods[i + 1], nn.ReLU)
             if not act and any(isinstance(k, (nn.Conv2d, nn.Linear)) for k in mods[i + 1:]):
+                nxt = mods[i + 1]
+                if not isinstance(nxt, (nn.Conv2d, nn.Linear, nn.AvgPool2d, nn.Flatten)):
+                    raise UnsupportedNodeError(  # name the offending module, not the layer before it
+                        "module not supported by quantize_model", where=f"module {i + 1} ({type(nxt).__name__})",
+                        expected="ReLU after each Conv2d/Linear but the last", got=type(nxt).__name__,
+                        hint=_alternative(nxt),
+                    )
                 raise UnsupportedNodeError(
                     "every Conv2d/Linear but the last must be followed by a ReLU", where=where,
                     hint="put pooling after the ReLU; only the readout layer has no activation",
@@ -337,12 +350,66 @@ def quantize_model(model: nn.Module, data, *, levels: int, input_scale: float = 
         else:
             raise UnsupportedNodeError(
                 "module not supported by quantize_model", where=where,
-                expected="Conv2d, Linear, ReLU (after Conv/Linear), AvgPool2d, Flatten", got=type(m).__name__,
+                expected="Conv2d, Linear, BatchNorm (right after Conv/Linear), ReLU (after Conv/Linear), AvgPool2d, Flatten",
+                got=type(m).__name__, hint=_alternative(m),
             )
     if not layers or not isinstance(layers[-1], IntGridLayer):
         raise UnsupportedNodeError("the model must end with a Conv2d/Linear layer (optionally + ReLU)", where="quantize_model")
     net = IntGridNet(layers, input_scale=input_scale, input_range=input_range)
     return net
+
+
+_BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
+
+# The nearest supported alternative for modules quantize_model rejects (named in the error).
+_ALTERNATIVES = {
+    nn.MaxPool2d: "use AvgPool2d with stride = kernel (a sum pool on counts); exact MaxPool is not built yet",
+    nn.MaxPool1d: "use AvgPool2d with stride = kernel on a (C, H, W) map",
+    nn.AdaptiveAvgPool2d: "use AvgPool2d with an explicit kernel = stride dividing the map",
+    nn.Conv1d: "express it as Conv2d with a (1, k) kernel on a (C, 1, W) input",
+    nn.LeakyReLU: "use ReLU (activations are unsigned counts 0..L)",
+    nn.Tanh: "use ReLU (activations are unsigned counts 0..L)",
+    nn.Sigmoid: "use ReLU (activations are unsigned counts 0..L)",
+    nn.ReLU6: "use ReLU; the clamp at L levels already bounds the activation",
+    nn.RNN: "use IntGridRNN / quantize_rnn in conversion.chip_rnn (single-layer Elman RNN)",
+}
+
+
+def _alternative(m: nn.Module) -> str:
+    for kind, hint in _ALTERNATIVES.items():
+        if isinstance(m, kind):
+            return hint
+    return "rewrite the model with Conv2d/Linear + ReLU, AvgPool2d (stride = kernel) and Flatten"
+
+
+def _fold_batchnorm(m, bn, *, where: str):
+    """Conv/Linear followed by eval-mode BatchNorm -> one Conv/Linear (w * g, (b - mu) * g + beta),
+    g = gamma / sqrt(var + eps): the quantizer then sees a single affine op, as the chip does."""
+    channels = m.out_channels if isinstance(m, nn.Conv2d) else m.out_features
+    if bn.num_features != channels:
+        raise ShapeError("BatchNorm features differ from the preceding layer's outputs", where=where,
+                         expected=channels, got=bn.num_features)
+    if bn.running_mean is None or bn.running_var is None:
+        raise UnsupportedNodeError("BatchNorm without running statistics cannot be folded", where=where,
+                                   hint="use track_running_stats=True (the default) and train the model first")
+    if bn.training:
+        warnings.warn(f"snnc: {where} is in training mode; folding its running statistics (eval-mode behaviour)",
+                      stacklevel=3)
+    mean = bn.running_mean.detach().double()
+    g = 1.0 / torch.sqrt(bn.running_var.detach().double() + bn.eps)
+    if bn.affine:
+        g = g * bn.weight.detach().double()
+    beta = bn.bias.detach().double() if bn.affine else torch.zeros_like(mean)
+    b = m.bias.detach().double() if m.bias is not None else torch.zeros_like(mean)
+    op = _copy_op(m, 1.0)
+    if m.bias is None:  # the folded op always carries a bias
+        op = (nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation, m.groups)
+              if isinstance(m, nn.Conv2d) else nn.Linear(m.in_features, m.out_features)).double()
+    shape = (-1,) + (1,) * (m.weight.dim() - 1)
+    with torch.no_grad():
+        op.weight.copy_(m.weight.detach().double() * g.reshape(shape))
+        op.bias.copy_((b - mean) * g + beta)
+    return op
 
 
 def _copy_op(m, fold: float):
