@@ -103,7 +103,7 @@ def main(argv=None) -> dict:
     # 3. sim (with mapping, energy and bit budget of that run) and lava on the chip graph; the chip
     #    needs `shift` more steps for the same answer
     with timer.stage("sim+energy"):
-        ev = evaluate(model_path, batch, chip="loihi2", compiled=compiled, steps=run_steps, probes=[hidden_pop])
+        ev = evaluate(model_path, batch, chip="loihi2", compiled=compiled, steps=steps, probes=[hidden_pop])  # evaluate runs steps + shift
     sim, energy = ev.run, ev.energy
     lava_steps = run_steps if not args.fast else min(run_steps, 128 + shift)
     with timer.stage("lava"):

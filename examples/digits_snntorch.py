@@ -155,7 +155,7 @@ def run(args) -> dict:
     with timer.stage("sim+energy"):
         from snnc.compiler.analysis.evaluate import evaluate
 
-        ev = evaluate(graph, s_test, chip="loihi2", compiled=compiled, steps=args.steps + shift, probes=())
+        ev = evaluate(graph, s_test, chip="loihi2", compiled=compiled, steps=args.steps, probes=())  # evaluate extends the run by the latency
     sim = ev.run
     sim_out = sim.aligned(sim.output)[:, : args.steps]
     pred_sim = spike_count_predictions(sim_out)
