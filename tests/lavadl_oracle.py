@@ -37,6 +37,10 @@ def export(blocks: Sequence, path: str | Path, input_shape: Sequence[int], seed:
     with torch.no_grad():
         for block in blocks:
             x = block(x)
+        for block in blocks:
+            if getattr(block, "random_delay", 0):
+                d = block.delay.delay
+                d.data = torch.randint(0, block.random_delay, d.shape, generator=torch.Generator().manual_seed(seed)).float()
     path = Path(path)
     with h5py.File(path, "w") as handle:
         layers = handle.create_group("layer")
@@ -58,9 +62,7 @@ def cuba_dense(n_in: int, n_out: int, *, threshold=1.0, current_decay=0.25, volt
     if not recurrent:
         kw["delay"] = delay
     block = cls(params, n_in, n_out, **kw)
-    if delay:
-        with torch.no_grad():
-            block.delay.delay.data = torch.randint(0, 4, block.delay.delay.shape).float()
+    block.random_delay = 4 if delay else 0  # set by `export` once the forward pass sized them
     return block
 
 

@@ -18,7 +18,8 @@ builds Lava processes (lava-dl `netx/hdf5.py`, `netx/blocks/process.py`, `netx/u
     pool   weight [1, 1, kH, kW] -> depthwise conv projection (groups = C) with that kernel
     flatten                      -> nothing: dense projections read their source flattened in
                                     C, H, W order, as netx's transpose([2, 1, 0]).flatten()
-    delay  (per neuron, steps)   -> axonal delay: per-synapse delay of the outgoing dense projection
+    delay  (dense, steps)        -> delays of the layer's own incoming synapses (netx's DelayDense:
+                                    row j waits delay[j]); input/conv layers: ignored, as netx does
 
 Shapes: files store (C, H, W); netx reverses them to Lava's (X, Y, Z) = (W, H, C). Populations
 here are (C, H, W), so recordings made in Lava's layout need `.transpose(2, 1, 0)`.
@@ -33,7 +34,7 @@ The scalars `weight`/`bias` of the input layer are netx's input transform; they 
 
 What Lava 0.10.0 or the chip IR cannot express is an error naming the layer and field: refDelay > 1
 (no fixed-point refractory LIF), graded spikes (gradedSpike, messageBits), non-CUBA neurons,
-wgtExp != 0 (netx would silently ignore it), delays into conv/pool projections, layer types netx
+wgtExp != 0 (netx would silently ignore it), layer types netx
 does not build (average, concat, convT, unpool, complex dense).
 """
 from __future__ import annotations
@@ -363,28 +364,55 @@ def _bias(layer: _Layer, shape: tuple[int, ...]) -> np.ndarray | int:
     return out
 
 
-def _delays(layer: _Layer, shape: tuple[int, ...]) -> np.ndarray | None:
-    """Axonal delays of the layer's neurons (flattened C, H, W), or None when all are zero."""
+def _dense_delay(layer: _Layer, wshape: tuple[int, int]) -> np.ndarray | int:
+    """Per-synapse delays of a dense layer's own incoming synapses, as netx builds its DelayDense.
+
+    netx reads a dense layer's `delay` as delays of the synapses INTO it: one value per output
+    neuron (row j delayed by delay[j]), per input (column), or one for all. (slayer applies the
+    same numbers after the neuron; netx's reading is what runs on Lava and Loihi, so it is used.)
+    """
     d = _ints(layer, "delay", required=False)
     if d is None:
-        return None
+        return 0
     flat = d.reshape(-1)
-    n = math.prod(shape)
+    rows, cols = wshape
     if flat.size == 1:
-        flat = np.full(n, flat[0])
-    elif len(shape) == 3 and flat.size == shape[0]:
-        flat = np.repeat(flat, shape[1] * shape[2])
-    elif flat.size != n:
-        raise ModelFileError("delay does not match the layer", where=f"{layer.where}.delay", expected=f"1, channels or {n} values", got=flat.size)
+        out = np.full(wshape, int(flat[0]), np.int64)
+    elif flat.size == rows:
+        out = np.repeat(flat[:, None], cols, axis=1)
+    elif flat.size == cols:
+        out = np.repeat(flat[None, :], rows, axis=0)
+    else:
+        raise ModelFileError(
+            "delay does not match the layer", where=f"{layer.where}.delay", expected=f"1, {rows} (per neuron) or {cols} (per input) values", got=flat.size
+        )
     spec = SPECS["delay"]
-    if flat.min() < spec.lo or flat.max() > spec.hi:
+    if out.min() < spec.lo or out.max() > spec.hi:
         raise ParameterError(
             "delay out of range",
             where=f"{layer.where}.delay",
             expected=f"{spec.lo}..{spec.hi} steps",
-            got=int(flat.min() if flat.min() < spec.lo else flat.max()),
+            got=int(out.min() if out.min() < spec.lo else out.max()),
+            hint="netx would clamp delays above 62 (changing the network); retrain with shorter delays",
         )
-    return flat if np.any(flat) else None
+    return out if np.any(out) else 0
+
+
+def _ignored_delay(layer: _Layer, shape: tuple[int, ...]) -> None:
+    """netx builds input/conv layers without their `delay`; do the same, and say so."""
+    d = _ints(layer, "delay", required=False)
+    if d is not None and np.any(d):
+        import warnings
+
+        from snnc.ir.reset_mode import AssumptionWarning
+
+        warnings.warn(
+            AssumptionWarning(
+                f"{layer.where}.delay: lava-dl netx builds {layer.kind} layers without delays, so their nonzero "
+                "delays are ignored here too (the network runs as netx runs it)"
+            ),
+            stacklevel=4,
+        )
 
 
 # -- weights ------------------------------------------------------------------------------------
@@ -458,8 +486,6 @@ def _build(layers: list[_Layer], where: str, input_bias, input_message_bits, inp
     g.meta.update({"source": where, "format": "lava-dl netx", "netx": {"layers": [l.kind for l in layers]}})
     src_name: str | None = None
     src_shape: tuple[int, ...] | None = None
-    pending_delay: np.ndarray | None = None
-    pending_from = ""
     last_pop = None
     for layer in layers:
         kind = layer.kind
@@ -499,8 +525,8 @@ def _build(layers: list[_Layer], where: str, input_bias, input_message_bits, inp
                 )
             )
             g.meta["netx"]["input_transform"] = transform
+            _ignored_delay(layer, shape)
             src_name, src_shape, last_pop = name, shape, pop
-            pending_delay, pending_from = _delays(layer, shape), layer.where
             continue
         if kind == "flatten":
             continue
@@ -525,9 +551,7 @@ def _build(layers: list[_Layer], where: str, input_bias, input_message_bits, inp
                     got=w.shape,
                 )
             wl, bits, exp = dense_weight_format(w, f"{layer.where}.weight")
-            delay = 0
-            if pending_delay is not None:
-                delay = np.broadcast_to(pending_delay[None, :], w.shape).copy()
+            delay = _dense_delay(layer, w.shape)
             pop = g.add(Population(name, shape, bias_mant=_bias(layer, shape), bias_exp=NETX_BIAS_EXP, meta=_meta(layer), **params))
             g.add(
                 Projection(
@@ -536,12 +560,7 @@ def _build(layers: list[_Layer], where: str, input_bias, input_message_bits, inp
                 )
             )
         else:  # conv or pool
-            if pending_delay is not None:
-                raise UnsupportedNodeError(
-                    "axonal delays into a convolution are not supported",
-                    where=f"{pending_from}.delay",
-                    hint="Lava's Conv has no delays; export the network without delays on layers feeding conv/pool layers",
-                )
+            _ignored_delay(layer, shape)
             if len(src_shape) != 3 or len(shape) != 3:
                 raise ModelFileError(
                     f"a {kind} layer needs (C, H, W) shapes", where=f"{layer.where}.shape", got=(src_shape, shape)
@@ -562,15 +581,8 @@ def _build(layers: list[_Layer], where: str, input_bias, input_message_bits, inp
                 ) from exc
             g.add(proj)
         src_name, src_shape, last_pop = name, shape, pop
-        pending_delay, pending_from = _delays(layer, shape), layer.where
     if last_pop is None:
         raise ModelFileError("netx file has no neuron layer", where=where, hint="the file needs at least one layer with neurons")
-    if pending_delay is not None:
-        raise UnsupportedNodeError(
-            "axonal delays on the output layer are not supported",
-            where=f"{pending_from}.delay",
-            hint="no projection leaves the last layer to carry them; shift the output in time instead",
-        )
     g.outputs["output"] = OutputPort(last_pop.name, "s")
     return g.validate()
 

@@ -140,7 +140,7 @@ def write_dense_net(path, w1, w2, b1, b2, delay1, n_in, i_decay=(3000, 4096), v_
 
 
 def lava_reference(spikes_in, layers, steps):
-    """Lava 0.10.0 fixed_pt, written from docs/loihi-fixed-point.md: Dense sends at t+1+delay[src],
+    """Lava 0.10.0 fixed_pt, written from docs/loihi-fixed-point.md: DelayDense row k sends at t+1+delay[k],
     u = trunc(u (4096 - du - 1) / 4096) + (a << 6), v = trunc(v (4096 - dv) / 4096) + u + (b << 6)."""
     batch = spikes_in.shape[0]
     src = spikes_in.reshape(batch, steps, -1).astype(np.int64)
@@ -150,8 +150,9 @@ def lava_reference(spikes_in, layers, steps):
         arrive = np.zeros((batch, steps + 64, n), np.int64)
         for t in range(steps):
             for j in np.nonzero(src[:, t].any(axis=0))[0]:
-                d = 1 + (int(delay[j]) if delay is not None else 0)
-                arrive[:, t + d] += src[:, t, j][:, None] * w[:, j][None, :]
+                for k in range(n):
+                    d = 1 + (int(delay[k]) if delay is not None else 0)
+                    arrive[:, t + d, k] += src[:, t, j] * w[k, j]
         u = np.zeros((batch, n), np.int64)
         v = np.zeros((batch, n), np.int64)
         out = np.zeros((batch, steps, n), np.int64)
@@ -193,13 +194,13 @@ def test_dense_delay_pool_files_match_lava_semantics(tmp_path, seed, pool, wmax)
                         for dj in range(2):
                             wp[c * 4 + i * 2 + j, c * 16 + (2 * i + di) * 4 + 2 * j + dj] = 24
         layers.append(dict(w=wp, delay=None, du=4095, dv=0, vth=30, b=np.zeros(8, np.int64)))
-    layers.append(dict(w=w1, delay=None, du=2999, dv=500, vth=vth, b=b1))
-    layers.append(dict(w=w2, delay=delay1, du=4095, dv=0, vth=vth, b=b2))  # layer 1's axonal delays
+    layers.append(dict(w=w1, delay=delay1, du=2999, dv=500, vth=vth, b=b1))  # netx: delays of layer 1's own synapses
+    layers.append(dict(w=w2, delay=None, du=4095, dv=0, vth=vth, b=b2))
     expect = lava_reference(x, layers, steps)
     assert expect.sum() > 0, "test network is silent"
     np.testing.assert_array_equal(got.reshape(expect.shape), expect)
     (delayed,) = [p for p in g.projections.values() if np.ndim(p.delay)]
-    np.testing.assert_array_equal(delayed.delay, np.broadcast_to(delay1, (3, 6)))  # axonal delay of layer 1
+    np.testing.assert_array_equal(delayed.delay, np.broadcast_to(delay1[:, None], (6, n_in)))  # rows of layer 1
 
 
 def test_dense_weight_format_matches_netx_and_is_exact():
@@ -246,7 +247,6 @@ def _edit(src, dst, fn):
         (lambda f: f["layer/1/neuron/wgtExp"].__setitem__((), 2), UnsupportedNodeError, ["layer 1", "wgtExp"]),
         (lambda f: (f["layer/1/neuron"].__delitem__("type"), f["layer/1/neuron"].create_dataset("type", data=b"SDNN")), UnsupportedNodeError, ["layer 1", "SDNN"]),
         (lambda f: (f["layer/2"].__delitem__("type"), _type(f["layer/2"], "average")), UnsupportedNodeError, ["layer 2", "average"]),
-        (lambda f: f["layer/1"].create_dataset("delay", data=np.ones(24, np.float32)), UnsupportedNodeError, ["layer 1", "delay", "conv"]),
         (lambda f: f["layer/1/weight"].__setitem__((0, 0, 0, 0, 0), 300.0), QuantizationError, ["layer 1", "weight", "-256..255"]),
         (lambda f: f["layer/1/weight"].__setitem__((0, 0, 0, 0, 0), 2.5), QuantizationError, ["layer 1", "weight", "integers"]),
         (lambda f: f["layer/1/neuron/iDecay"].__setitem__((), 0), SnncError, ["layer 1", "iDecay"]),
@@ -315,3 +315,14 @@ def test_missing_and_non_hdf5_files(tmp_path):
         f.create_group("other")
     with pytest.raises(ModelFileError, match="no 'layer' group"):
         load_netx(tmp_path / "e.net")
+
+
+def test_conv_delay_is_ignored_as_netx_does_with_a_warning(tiny, tmp_path):
+    """netx builds conv layers without their delay: snnc runs the same network and says so."""
+    from snnc.ir.reset_mode import AssumptionWarning
+
+    path = _edit(tiny[0], tmp_path / "d.net", lambda f: f["layer/1"].create_dataset("delay", data=np.ones(24, np.float32)))
+    with pytest.warns(AssumptionWarning, match=r"layer 1.*delay.*conv"):
+        g = load_netx(path)
+    assert not any(np.any(p.delay) for p in g.projections.values())
+

@@ -30,6 +30,11 @@ def test_dense_network_without_input_layer_equals_lavadl(tmp_path, delay):
     path = oracle.export(blocks, tmp_path / "net.net", (24,))
     spikes = (np.random.default_rng(3).random((40, 24)) < 0.3).astype(np.int32)
     ref = oracle.run_netx(path, spikes)
+    if delay:
+        import h5py
+
+        with h5py.File(path) as f:
+            assert np.any(f["layer/0/delay"][()])  # lava-dl wrote real delays
     assert ref.sum() > 5  # the network is active: equality below is not between two silent runs
     for backend in ("sim", "lava"):
         np.testing.assert_array_equal(_snnc(path, spikes, backend), ref, err_msg=backend)
