@@ -1,0 +1,100 @@
+"""NeuroBench metrics (neurobench 2.3.0 definitions) on plain arrays, so reports can state them.
+
+The neurobench package computes these through torch hooks on a wrapped model; snnc has the
+weights and the recorded activity already, so this module applies the same definitions to
+arrays (checked against the package in tests/compiler/test_neurobench.py):
+
+* footprint: bytes of a torch model's parameters + buffers (``numel * element_size``);
+* connection sparsity: zero weights / all weights of the connection layers, rounded to 4 digits;
+* activation sparsity: 1 - nonzero activations / all activations, over layers, steps, samples;
+* synaptic operations per sample: for each layer call, inputs and weights are binarised
+  (nonzero -> 1, bias ignored); ``Effective`` = sum of binary(W) @ binary(x); it counts as ACs
+  when every input is in {-1, 0, 1} (spikes), else as MACs; ``Dense`` = the same with every
+  weight and input set to 1 (for a sparse matrix, e.g. a conv written as a matrix, only its
+  stored entries are connections, as a conv's taps are);
+* membrane updates per sample: all neurons on a layer's first step, then every neuron whose
+  membrane potential changed during a step.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from snnc.ir.errors import ShapeError
+
+
+def footprint(model) -> int:
+    """Bytes of a torch model's parameters and buffers (neurobench Footprint)."""
+    params = sum(p.numel() * p.element_size() for p in model.parameters())
+    buffers = sum(b.numel() * b.element_size() for b in model.buffers())
+    return int(params + buffers)
+
+
+def connection_sparsity(weights: Iterable) -> float:
+    """Zero weights over all weights, rounded to 4 digits (neurobench ConnectionSparsity)."""
+    zeros = total = 0
+    for w in weights:
+        w = w.toarray() if sp.issparse(w) else np.asarray(w)
+        zeros += int(np.count_nonzero(w == 0))
+        total += w.size
+    return round(zeros / total, 4) if total else 0.0
+
+
+def activation_sparsity(activations: Iterable) -> float:
+    """1 - nonzero / all over every given activation array (neurobench ActivationSparsity)."""
+    nonzero = total = 0
+    for a in activations:
+        a = np.asarray(a)
+        nonzero += int(np.count_nonzero(a))
+        total += a.size
+    return (total - nonzero) / total if total else 0.0
+
+
+def _binary(w):
+    """(binary W: nonzero -> 1, all-ones W: every connection -> 1)."""
+    if sp.issparse(w):
+        coo = sp.coo_matrix(w)
+        ones = np.ones(coo.nnz)
+        return (sp.csr_matrix(((coo.data != 0).astype(np.float64), (coo.row, coo.col)), shape=w.shape),
+                sp.csr_matrix((ones, (coo.row, coo.col)), shape=w.shape))
+    w = np.asarray(w)
+    return (w != 0).astype(np.float64), np.ones(w.shape)
+
+
+def synaptic_operations(calls: Iterable[tuple], samples: int) -> dict[str, float]:
+    """Per-sample synaptic operations (neurobench SynapticOperations).
+
+    `calls`: (W, x) per layer call, W [out, in] (dense or scipy sparse), x [batch, in] the
+    layer's input on that call (one call per time step for a spiking layer)."""
+    mac = ac = dense = 0
+    for w, x in calls:
+        x = np.asarray(x, dtype=np.float64).reshape(len(x), -1) if np.ndim(x) > 1 else np.asarray(x, float)[None]
+        if x.shape[-1] != w.shape[1]:
+            raise ShapeError("layer input does not match the weight matrix", where="synaptic_operations",
+                             expected=w.shape[1], got=x.shape[-1])
+        spiking = bool(np.all(np.isin(x, (-1.0, 0.0, 1.0))))
+        wb, wall = _binary(w)
+        xb = (x != 0).astype(np.float64)
+        eff = float(np.asarray(wb @ xb.T).sum())
+        dense += float(np.asarray(wall @ np.ones_like(xb).T).sum())
+        if spiking:
+            ac += eff
+        else:
+            mac += eff
+    if samples <= 0:
+        return {"Effective_MACs": 0, "Effective_ACs": 0, "Dense": 0}
+    return {"Effective_MACs": mac / samples, "Effective_ACs": ac / samples, "Dense": dense / samples}
+
+
+def membrane_updates(traces: Sequence, samples: int) -> float:
+    """Per-sample membrane updates (neurobench MembraneUpdates) from per-layer traces v [T, ...]:
+    the first step updates every neuron, later steps those whose v changed."""
+    total = 0
+    for v in traces:
+        v = np.asarray(v)
+        if len(v) == 0:
+            continue
+        total += v[0].size + int(np.count_nonzero(np.diff(v, axis=0)))
+    return total / samples if samples > 0 else 0.0

@@ -1,0 +1,98 @@
+"""snnc's NeuroBench metrics against the neurobench package itself (2.3.0, installed --no-deps)
+on the same layers, weights and inputs."""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn as nn
+from neurobench.metrics.static import ConnectionSparsity, Footprint
+from neurobench.metrics.utils.layers import single_layer_MACs
+
+from snnc.compiler.analysis.neurobench import (
+    activation_sparsity,
+    connection_sparsity,
+    footprint,
+    membrane_updates,
+    synaptic_operations,
+)
+
+
+class _Wrapped:
+    """The one method neurobench's static metrics call on a NeuroBenchModel."""
+
+    def __init__(self, net):
+        self.net = net
+
+    def __net__(self):
+        return self.net
+
+
+def _pruned(seed):
+    torch.manual_seed(seed)
+    net = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 5 * 5, 4))
+    with torch.no_grad():
+        for p in (net[0].weight, net[3].weight):
+            p[torch.rand_like(p) < 0.4] = 0
+    return net
+
+
+def test_static_metrics_equal_neurobench():
+    net = _pruned(0)
+    assert footprint(net) == Footprint()(_Wrapped(net))
+    ours = connection_sparsity([net[0].weight.detach().numpy(), net[3].weight.detach().numpy()])
+    assert ours == ConnectionSparsity()(_Wrapped(net)) and 0.2 < ours < 0.6
+
+
+def _conv_matrix(conv, in_shape):
+    """The conv as a sparse [out, in] matrix: column j = the conv of unit input j (taps stored)."""
+    n_in = int(np.prod(in_shape))
+    rows, cols, vals = [], [], []
+    w = conv.weight.detach().clone()
+    with torch.no_grad():
+        marker = conv.weight.detach().clone()
+        marker[:] = 1  # structural taps, including zero weights
+        for j in range(n_in):
+            e = torch.zeros(1, n_in)
+            e[0, j] = 1
+            e = e.reshape(1, *in_shape)
+            taps = torch.nn.functional.conv2d(e, marker, None, conv.stride, conv.padding).reshape(-1)
+            val = torch.nn.functional.conv2d(e, w, None, conv.stride, conv.padding).reshape(-1)
+            for i in torch.nonzero(taps).reshape(-1).tolist():
+                rows.append(i)
+                cols.append(j)
+                vals.append(float(val[i]))
+    out = int(torch.nn.functional.conv2d(torch.zeros(1, *in_shape), w, None, conv.stride, conv.padding).numel())
+    return sp.csr_matrix((vals, (rows, cols)), shape=(out, n_in))
+
+
+def test_synaptic_operations_equal_neurobench():
+    """Spiking inputs (ACs) over 4 steps and one graded call (MACs), on a pruned conv and linear."""
+    net = _pruned(1)
+    rng = np.random.default_rng(1)
+    batch, steps = 3, 4
+    spikes = [torch.as_tensor((rng.random((batch, 1, 5, 5)) < 0.3).astype(np.float32)) for _ in range(steps)]
+    graded = torch.as_tensor(rng.integers(0, 4, size=(batch, 75)).astype(np.float32))
+    eff_ac = eff_mac = dense = 0
+    for x in spikes:
+        ops, spiking = single_layer_MACs(x, net[0])
+        assert spiking
+        eff_ac += ops
+        dense += single_layer_MACs(x, net[0], total=True)[0]
+    ops, spiking = single_layer_MACs(graded, net[3])
+    assert not spiking
+    eff_mac += ops
+    dense += single_layer_MACs(graded, net[3], total=True)[0]
+    conv_w = _conv_matrix(net[0], (1, 5, 5))
+    calls = [(conv_w, x.reshape(batch, -1).numpy()) for x in spikes]
+    calls.append((net[3].weight.detach().numpy(), graded.numpy()))
+    ours = synaptic_operations(calls, samples=batch)
+    assert ours == {"Effective_MACs": eff_mac / batch, "Effective_ACs": eff_ac / batch, "Dense": dense / batch}
+    assert 0 < ours["Effective_ACs"] < ours["Dense"]
+
+
+def test_activation_sparsity_and_membrane_updates_by_hand():
+    a = [np.array([[0, 1, 0, 0]]), np.array([[2, 0]])]
+    assert activation_sparsity(a) == 4 / 6
+    v = np.array([[[0.0, 1.0]], [[0.5, 1.0]], [[0.5, 0.0]]])  # T=3, B=1, N=2: 2 + 1 + 1 updates
+    assert membrane_updates([v], samples=1) == 4.0
