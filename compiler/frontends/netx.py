@@ -7,6 +7,7 @@ builds Lava processes (lava-dl `netx/hdf5.py`, `netx/blocks/process.py`, `netx/u
 
     neuron (type LOIHI or CUBA)  -> Lava LIF: du = iDecay - 1, dv = vDecay, vth = vThMant,
                                     bias_mant = layer bias, bias_exp = 6
+    dense_rec weight_rec [n, n]  -> also a projection of the layer onto itself (one step later)
     dense  weight [out, in]      -> dense projection; weights, num_weight_bits and weight_exp from
                                     netx's `optimize_weight_bits` (exact: acc >> -weight_exp
                                     returns the file's integers)
@@ -54,7 +55,7 @@ NETX_BIAS_EXP = 6
 """netx hands every layer's bias to Lava as bias_mant with bias_exp = 6."""
 
 _NEURON_TYPES = ("LOIHI", "CUBA")
-_LAYER_TYPES = ("input", "dense", "conv", "pool", "flatten")
+_LAYER_TYPES = ("input", "dense", "dense_rec", "conv", "pool", "flatten")
 _NOT_BUILT = {
     "average": "netx does not build 'average' layers either; read the output population's spikes and average them",
     "concat": "netx does not build 'concat' layers; export a sequential network",
@@ -398,6 +399,22 @@ def _dense_delay(layer: _Layer, wshape: tuple[int, int]) -> np.ndarray | int:
     return out if np.any(out) else 0
 
 
+def _recurrent_weight(layer: _Layer, n: int) -> np.ndarray:
+    """A dense_rec layer's weight_rec [n, n]: its spikes back into its own current one step later."""
+    if layer.get("delay") is not None and np.any(np.asarray(layer["delay"])):
+        raise UnsupportedNodeError(
+            "delays on a recurrent dense layer are not supported",
+            where=f"{layer.where}.delay",
+            hint="lava-dl 0.6 netx builds delayed recurrent layers without their weight exponent (not the trained network); export dense_rec layers without delays",
+        )
+    w = _ints(layer, "weight_rec")
+    if w.ndim == 1 and w.size == n * n:
+        w = w.reshape(n, n)
+    if w.shape != (n, n):
+        raise ModelFileError("weight_rec does not match the layer size", where=f"{layer.where}.weight_rec", expected=(n, n), got=w.shape)
+    return w
+
+
 def _ignored_delay(layer: _Layer, shape: tuple[int, ...]) -> None:
     """netx builds input/conv layers without their `delay`; do the same, and say so."""
     d = _ints(layer, "delay", required=False)
@@ -537,7 +554,7 @@ def _build(layers: list[_Layer], where: str, input_bias, input_message_bits, inp
             src_name, src_shape = "input", shape_in
         shape = _shape(layer)
         params = _neuron(layer)
-        if kind == "dense":
+        if kind in ("dense", "dense_rec"):
             shape = (math.prod(shape),)
             w = _ints(layer, "weight")
             n_in = math.prod(src_shape)
@@ -550,15 +567,25 @@ def _build(layers: list[_Layer], where: str, input_bias, input_message_bits, inp
                     expected=(shape[0], n_in),
                     got=w.shape,
                 )
-            wl, bits, exp = dense_weight_format(w, f"{layer.where}.weight")
+            w_rec = _recurrent_weight(layer, shape[0]) if kind == "dense_rec" else None
+            # netx fits one weight format to [weight, weight_rec] together (one exponent for both)
+            both = w if w_rec is None else np.hstack((w, w_rec))
+            wl, bits, exp = dense_weight_format(both, f"{layer.where}.weight")
             delay = _dense_delay(layer, w.shape)
             pop = g.add(Population(name, shape, bias_mant=_bias(layer, shape), bias_exp=NETX_BIAS_EXP, meta=_meta(layer), **params))
             g.add(
                 Projection(
-                    f"{src_name}->{name}", src_name, name, wl, kind="dense", weight_exp=exp, num_weight_bits=bits,
+                    f"{src_name}->{name}", src_name, name, wl[:, :n_in], kind="dense", weight_exp=exp, num_weight_bits=bits,
                     num_message_bits=_message_bits(g, src_name), delay=delay, meta={"netx_layer": layer.index},
                 )
             )
+            if w_rec is not None:
+                g.add(
+                    Projection(
+                        f"{name}->{name}", name, name, wl[:, n_in:], kind="dense", weight_exp=exp, num_weight_bits=bits,
+                        meta={"netx_layer": layer.index, "role": "recurrent (weight_rec)"},
+                    )
+                )
         else:  # conv or pool
             _ignored_delay(layer, shape)
             if len(src_shape) != 3 or len(shape) != 3:
