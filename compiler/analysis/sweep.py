@@ -89,6 +89,21 @@ def accuracy(spikes: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(predictions(spikes) == np.asarray(labels).reshape(-1)))
 
 
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of the (cost, quality) points no other point dominates (cost <= and quality >=,
+    one strictly): the widths worth choosing; NaN points are never on the front."""
+    pts = [(float(c), float(q)) for c, q in points]
+    front = []
+    for i, (c, q) in enumerate(pts):
+        if np.isnan(c) or np.isnan(q):
+            continue
+        dominated = any(c2 <= c and q2 >= q and (c2 < c or q2 > q)
+                        for j, (c2, q2) in enumerate(pts) if j != i and not (np.isnan(c2) or np.isnan(q2)))
+        if not dominated:
+            front.append(i)
+    return front
+
+
 # -- result ----------------------------------------------------------------------------------------
 @dataclass
 class SweepRow:
@@ -144,8 +159,18 @@ class SweepResult:
                 return r
         raise KeyError(weight_bits)
 
+    def pareto(self) -> list[int]:
+        """Weight widths on the Pareto front of memory bits (weights + state) against accuracy
+        (with labels) or output agreement; rows that failed or have no quality are left out."""
+        rows = [r for r in self.rows if r.error is None and r.budget is not None]
+        quality = [r.accuracy if r.accuracy is not None else r.fidelity for r in rows]
+        cost = [r.budget.weight_memory_bits + r.budget.state_bits for r in rows]
+        points = [(c, np.nan if q is None else q) for c, q in zip(cost, quality)]
+        return [rows[i].weight_bits for i in pareto_front(points)]
+
     def to_dict(self) -> dict:
         return {
+            "pareto_weight_bits": self.pareto(),
             "steps": self.steps,
             "batch": self.batch,
             "reference_accuracy": self.reference_accuracy,
@@ -166,6 +191,10 @@ class SweepResult:
         cols += [f"{name} agreement" for name in hidden]
         if any(r.accuracy is not None for r in self.rows):
             cols.append("accuracy")
+        cols.append("Pareto")
+        front = set(self.pareto())
+        caption += "; Pareto: not beaten in both memory (weights + state) and accuracy/agreement"
+        table.caption = caption
         for col in cols:
             table.add_column(col, justify="right")
         for r in self.rows:
@@ -184,6 +213,7 @@ class SweepResult:
             cells += [_fmt(r.hidden[n].agreement if n in r.hidden else None, "{:.3f}") for n in hidden]
             if "accuracy" in cols:
                 cells.append(_fmt(r.accuracy, "{:.3f}"))
+            cells.append("*" if r.weight_bits in front else "")
             table.add_row(*cells)
         return table
 

@@ -7,6 +7,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rich.console import Console
 
 from snnc.compiler.analysis.sweep import accuracy, budget_sweep, predictions, spike_fidelity
@@ -147,9 +149,13 @@ def test_sweep_with_real_backends_on_an_exact_chip_twin():
     assert exact.budget.steps == 32 and exact.budget.spike_bits > 0
     d = json.loads(json.dumps(result.to_dict()))
     assert d["rows"][2]["fidelity"] == 1.0 and d["rows"][0]["error"]
+    # Pareto (memory vs accuracy): 2 bits is cheaper; 8 bits is on the front iff it is more accurate
+    expected_front = [2, 8] if result.row(2).accuracy < 1.0 else [2]
+    assert d["pareto_weight_bits"] == expected_front == result.pareto()
     out = io.StringIO()
     Console(file=out, width=200, color_system=None).print(result.render())
     assert "if1 agreement" in out.getvalue() and "1-bit weights refused" in out.getvalue()
+    assert "Pareto" in out.getvalue()
 
 
 # -- the real compiler on the NIR paper's Braille network ----------------------------------------
@@ -190,3 +196,18 @@ def test_budget_command_prints_the_table_and_writes_json(refdata, tmp_path):
     with pytest.raises(ShapeError, match="one label per input sample"):
         np.save(labels, np.array([1, 2]))
         run_budget_command(args, console=Console(file=io.StringIO()))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 20), st.integers(0, 20)), min_size=1, max_size=12))
+def test_pareto_front_matches_brute_force(points):
+    """A point is on the front iff no other point is at least as cheap and as good, one strictly;
+    every point off the front is dominated by one on it."""
+    from snnc.compiler.analysis.sweep import pareto_front
+
+    front = set(pareto_front(points))
+    for i, (c, q) in enumerate(points):
+        beaten = any((c2 <= c and q2 >= q) and (c2 < c or q2 > q) for c2, q2 in points)
+        assert (i in front) == (not beaten)
+        if beaten:
+            assert any(points[j][0] <= c and points[j][1] >= q for j in front)
