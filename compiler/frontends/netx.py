@@ -72,6 +72,8 @@ def load_netx(
     input_message_bits: int | None = None,
     num_layers: int | None = None,
     input_shape: tuple[int, ...] | None = None,
+    reset_interval: int | None = None,
+    reset_offset: int = 0,
 ) -> ChipGraph:
     """Read a lava-dl netx `.net` file into a validated `ChipGraph` (trained integers kept exactly).
 
@@ -80,7 +82,8 @@ def load_netx(
     graph input `input` (default 24 when the file has an input layer with neurons, whose input is
     graded; 0, binary spikes, when the first layer is a synaptic layer). `num_layers`: read only the
     first layers, like netx's `Network(num_layers=...)`. `input_shape` (C, H, W): the input of a file
-    without an input layer whose first layer cannot give it (a conv layer).
+    without an input layer whose first layer cannot give it (a conv layer). `reset_interval`,
+    `reset_offset`: lava-dl's Network options (every layer a Lava LIFReset, see `_netx_reset`).
     """
     path = Path(path)
     where = str(path)
@@ -101,7 +104,8 @@ def load_netx(
     try:
         with handle:
             layers = _read_layers(handle, where, num_layers)
-            return _build(layers, where, input_bias, input_message_bits, input_shape)
+            graph = _build(layers, where, input_bias, input_message_bits, input_shape)
+            return _netx_reset(graph, reset_interval, reset_offset) if reset_interval is not None else graph
     except SnncError:
         raise
     except Exception as exc:  # noqa: BLE001 - h5py raises many types on damaged content
@@ -110,6 +114,15 @@ def load_netx(
             where=where,
             hint="the file is incomplete or was not written by lava-dl's export_hdf5",
         ) from exc
+
+
+def _netx_reset(g: ChipGraph, interval: int, offset: int) -> ChipGraph:
+    """lava-dl's reset_interval: every neuron layer becomes a LIFReset, the k-th layer (0-based, in
+    file order) resetting at steps where t % interval == offset + 1 + k (netx's staggering, so a
+    reset wave follows the data through the layers; hardware time starts at 1)."""
+    for k, pop in enumerate(g.populations.values()):
+        pop.model, pop.reset_interval, pop.reset_offset = "lif_reset", int(interval), int(offset) + 1 + k
+    return g.validate()
 
 
 # -- reading ------------------------------------------------------------------------------------
