@@ -34,6 +34,10 @@ Spikes (needs the `Activity` of a simulated or calibration run; an input's spike
                       input's is its own num_message_bits.
   spike bits        = payload bits x spikes, where spikes are summed over all time steps and the
                       whole batch; per sample = spike bits / batch; per step = per sample / steps.
+Compute (needs the `Activity` too):
+  bit ops           = sum over projections of synaptic ops x num_weight_bits (each operation
+                      fetches and accumulates one weight of that width), over the run; per sample
+                      = bit ops / batch.
 Accumulator headroom, per population (worst case over all spike patterns, one step):
   For each incoming projection and target neuron i, with the effective weights w (after Lava's
   clip and truncation to num_weight_bits):
@@ -99,6 +103,7 @@ class ProjectionBudget:
     num_message_bits: int
     weight_exp: int
     max_input: int  # 64 x the largest |value| this projection alone adds to one neuron per step
+    synaptic_ops: int | None = None  # measured over the run (whole batch); None without activity
 
 
 @dataclass
@@ -193,6 +198,18 @@ class BitBudget:
         return None if self.batch is None else self.spike_bits / self.batch
 
     @property
+    def bit_ops(self) -> int | None:
+        """Synaptic operations x weight bits, summed over projections and the run (the Bit Budget's
+        compute cost: each operation fetches and adds one num_weight_bits weight); None without activity."""
+        if self.batch is None:
+            return None
+        return sum((p.synaptic_ops or 0) * p.num_weight_bits for layer in self.layers for p in layer.projections)
+
+    @property
+    def bit_ops_per_sample(self) -> float | None:
+        return None if self.batch is None else self.bit_ops / self.batch
+
+    @property
     def min_margin_bits(self) -> int | None:
         return min((layer.margin_bits for layer in self.layers), default=None)
 
@@ -235,6 +252,8 @@ class BitBudget:
                 "memory_bits": self.memory_bits,
                 "spike_bits": self.spike_bits,
                 "spike_bits_per_sample": self.spike_bits_per_sample,
+                "bit_ops": self.bit_ops,
+                "bit_ops_per_sample": self.bit_ops_per_sample,
                 "min_margin_bits": self.min_margin_bits,
             },
             "warnings": list(self.warnings),
@@ -392,7 +411,10 @@ def _layer_budget(graph: ChipGraph, pop: Population, activity) -> LayerBudget:
     for proj in incoming:
         p_pos, p_neg = _input_bounds(graph, proj, pop)
         pos, neg = pos + p_pos, neg + p_neg
-        projections.append(_projection_budget(graph, proj, p_pos, p_neg))
+        pb = _projection_budget(graph, proj, p_pos, p_neg)
+        if activity is not None and proj.name in activity.projections:
+            pb.synaptic_ops = int(activity.projections[proj.name].synaptic_ops)
+        projections.append(pb)
     worst = np.maximum(pos, neg)  # A_i, Python ints
     max_input = (int(worst.max()) if pop.size else 0) << INPUT_SHIFT
     input_bits = max_input.bit_length() + 1

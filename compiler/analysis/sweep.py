@@ -187,7 +187,8 @@ class SweepResult:
         if self.reference_accuracy is not None:
             caption += f"; float reference accuracy {self.reference_accuracy:.3f}"
         table = Table(title=title, caption=caption, caption_justify="left")
-        cols = ["weight bits", "weight memory", "state bits", "spike bits/sample", "min margin", "output agreement"]
+        cols = ["weight bits", "weight memory", "state bits", "spike bits/sample", "bit ops/sample", "min margin",
+                "output agreement"]
         cols += [f"{name} agreement" for name in hidden]
         if any(r.accuracy is not None for r in self.rows):
             cols.append("accuracy")
@@ -207,6 +208,7 @@ class SweepResult:
                 f"{b.weight_memory_bits:,}",
                 f"{b.state_bits:,}",
                 _fmt(b.spike_bits_per_sample, "{:,.0f}"),
+                _fmt(b.bit_ops_per_sample, "{:,.0f}"),
                 f"{b.min_margin_bits} b",
                 _fmt(r.fidelity, "{:.3f}"),
             ]

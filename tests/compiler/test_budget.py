@@ -268,3 +268,31 @@ def test_render_shows_layers_totals_and_overflow():
     Console(file=out, width=200, color_system=None).print(b.render())
     text = out.getvalue()
     assert "big" in text and "total" in text and "OVERFLOW" in text and "8,388,608" in text
+
+
+def test_bit_ops_recomputed_from_spikes_and_fan_out():
+    """bit ops = sum over projections of (source spikes x nonzero fan-out of each spiking neuron)
+    x num_weight_bits: recomputed here from the input and the probed hidden spikes of a sim run."""
+    from snnc.backends.base import get_backend
+
+    g = ChipGraph()
+    g.add(InputPopulation("in", (3,)))
+    g.add(Population("h", (2,), du=4095, dv=0, vth=10))
+    g.add(Population("o", (2,), du=4095, dv=0, vth=10))
+    wp = np.array([[40, 0, 30], [0, 24, -6]])
+    wq = np.array([[20, 0], [16, 14]])
+    g.add(Projection("p", "in", "h", wp, num_weight_bits=6))
+    g.add(Projection("q", "h", "o", wq, num_weight_bits=5))
+    g.outputs["out"] = OutputPort("o")
+    rng = np.random.default_rng(0)
+    x = (rng.random((3, 20, 3)) < 0.5).astype(np.float32)
+    result = get_backend("sim").build(g).run(x, probes=["h"])
+    h = np.asarray(result.probes["h"]) != 0
+    assert h.sum() > 0
+    fan_p, fan_q = (wp != 0).sum(axis=0), (wq != 0).sum(axis=0)  # nonzero targets per source neuron
+    expected = 6 * int((x != 0).sum(axis=(0, 1)) @ fan_p) + 5 * int(h.reshape(-1, 2).sum(axis=0) @ fan_q)
+    b = bit_budget(g, result.activity)
+    assert b.bit_ops == expected and b.bit_ops_per_sample == expected / 3
+    total = json.loads(json.dumps(b.to_dict()))["total"]
+    assert total["bit_ops"] == expected
+    assert bit_budget(g).bit_ops is None
