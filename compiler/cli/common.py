@@ -128,9 +128,48 @@ def add_reset_mode(p: argparse.ArgumentParser) -> None:
                         "(assumed, with a warning, when not given), subtract = snnTorch's default, none")
 
 
+def add_netx_options(p: argparse.ArgumentParser) -> None:
+    """lava-dl's `netx.hdf5.Network` run-time options, for lava-dl `.net` models."""
+    g = p.add_argument_group("lava-dl .net models")
+    g.add_argument("--reset-interval", type=_positive_int, metavar="N", help="reset every layer every N steps (lava-dl's reset_interval, Lava LIFReset)")
+    g.add_argument("--reset-offset", type=int, default=None, metavar="K", help="phase of that reset (lava-dl's reset_offset; default 0)")
+    g.add_argument("--input-bias", metavar="IMAGE.npy", help="bias_mant of the input layer's neurons, in C,H,W order (an image fed as lava-dl feeds it)")
+    g.add_argument("--input-shape", metavar="C,H,W", help="input shape of a .net file without an input layer that cannot give it")
+
+
+def _netx_args(args: argparse.Namespace) -> dict:
+    """The netx options given on the command line (an error if the model is not a .net file)."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from snnc.ir.errors import ParameterError
+
+    opts: dict = {}
+    if getattr(args, "reset_interval", None) is not None:
+        opts["reset_interval"] = args.reset_interval
+        opts["reset_offset"] = args.reset_offset or 0
+    elif getattr(args, "reset_offset", None) is not None:
+        raise ParameterError("--reset-offset needs --reset-interval", where="--reset-offset", hint="add --reset-interval N")
+    if getattr(args, "input_bias", None):
+        try:
+            opts["input_bias"] = np.load(args.input_bias)
+        except (OSError, ValueError) as exc:
+            raise ParameterError("cannot read the input bias", where=f"--input-bias {args.input_bias}", got=str(exc)[:80], hint="save it with numpy.save") from exc
+    if getattr(args, "input_shape", None):
+        try:
+            opts["input_shape"] = tuple(int(d) for d in str(args.input_shape).split(","))
+        except ValueError:
+            raise ParameterError("--input-shape must be integers separated by commas", where="--input-shape", got=args.input_shape) from None
+    if opts and Path(str(args.model)).suffix.lower() != ".net":
+        flags = ", ".join("--" + k.replace("_", "-") for k in opts)
+        raise ParameterError(f"{flags} apply only to lava-dl .net models", where=str(args.model), hint="drop these flags")
+    return opts
+
+
 def load_model_arg(args: argparse.Namespace):
-    """The model named on the command line, with its `--reset-mode`."""
+    """The model named on the command line, with its `--reset-mode` (and netx options for .net files)."""
     from snnc.compiler.frontends.loader import load_model
 
-    return load_model(args.model, reset_mode=getattr(args, "reset_mode", None))
+    return load_model(args.model, reset_mode=getattr(args, "reset_mode", None), **_netx_args(args))
 

@@ -9,12 +9,13 @@ from snnc.compiler.data.inputs import load_input_array
 from snnc.ir.io import write_text
 
 from .app import register
-from .common import _positive_float, _positive_int, add_reset_mode, load_model_arg
+from .common import _positive_float, _positive_int, add_netx_options, add_reset_mode, load_model_arg
 from .guard_args import add_guard_args, guard_options, strict_exit
 
 def _compile_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="a NIR-level .nir file (or a lava-dl .net file, already chip-level)")
     add_reset_mode(p)
+    add_netx_options(p)
     p.add_argument("-o", "--out", required=True, metavar="OUT.nir", help="where to write the compiled (chip-level) NIR file")
     p.add_argument("--target", choices=["loihi2", "loihi1"], default="loihi2", help="chip to compile for (default loihi2)")
     p.add_argument("--weight-bits", type=_positive_int, default=8, metavar="N", help="bits per weight, 1..8 (default 8)")

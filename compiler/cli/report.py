@@ -5,12 +5,13 @@ import argparse
 
 from .app import register
 from .data_args import add_data_args, calibration, read_data
-from .common import _positive_float, _positive_int, add_reset_mode, load_model_arg
+from .common import _positive_float, _positive_int, add_netx_options, add_reset_mode, load_model_arg
 from .guard_args import add_guard_args, guard_options, strict_exit
 
 def _evaluate_args(p: argparse.ArgumentParser, *, report: bool) -> None:
     p.add_argument("model", help="a NIR-level .nir (compiled first), a chip-level .nir, or a lava-dl .net file")
     add_reset_mode(p)
+    add_netx_options(p)
     add_data_args(p, calibrate=True)
     p.add_argument("--chip", default="loihi2", metavar="NAME|FILE", help="chip profile: loihi1, loihi2 or a .toml/.json profile")
     p.add_argument("--costs", metavar="TABLE", help="cost table (loihi1-davies2018, loihi1-sanafe, loihi2-assumed; default: the chip's)")

@@ -10,11 +10,12 @@ from snnc.ir.errors import BackendError, GraphError, ParameterError, ShapeError
 
 from .app import register
 from .data_args import add_data_args, read_data
-from .common import _positive_float, _positive_int, _probe_targets, add_reset_mode, load_backend, load_model_arg, model_input_shapes, write_npz
+from .common import _positive_float, _positive_int, _probe_targets, add_netx_options, add_reset_mode, load_backend, load_model_arg, model_input_shapes, write_npz
 
 def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="a .nir file (NIR-level or chip-level) or a lava-dl .net file")
     add_reset_mode(p)
+    add_netx_options(p)
     add_data_args(p, calibrate=False)
     p.add_argument("--raw", action="store_true",
                    help="chip-level models: write the chip's own integer outputs (unaligned) instead of float values aligned with the float model")

@@ -326,3 +326,27 @@ def test_conv_delay_is_ignored_as_netx_does_with_a_warning(tiny, tmp_path):
         g = load_netx(path)
     assert not any(np.any(p.delay) for p in g.projections.values())
 
+
+
+def test_cli_netx_options_reach_the_reader(tmp_path, capsys):
+    """`snnc run X.net --reset-interval N --reset-offset K` runs what load_netx(reset_interval=...) builds
+    (checked against lava-dl itself in test_netx_lavadl); the flags on a non-.net model are one error."""
+    from snnc.compiler.cli import main
+
+    rng = np.random.default_rng(5)
+    w1, w2 = rng.integers(-40, 60, size=(6, 10)), rng.integers(0, 60, size=(3, 6))
+    write_dense_net(tmp_path / "n.net", w1, w2, np.zeros(6), np.zeros(3), None, 10, v_decay=(0, 0), vth=(30, 30))
+    x = (rng.random((1, 30, 10)) < 0.4).astype(np.int64)
+    np.save(tmp_path / "x.npy", x)
+    code = main(["run", str(tmp_path / "n.net"), "--input", str(tmp_path / "x.npy"), "--raw", "--out", str(tmp_path / "o.npz"),
+                 "--reset-interval", "7", "--reset-offset", "2"])
+    assert code == 0, capsys.readouterr().err
+    want = get_backend("sim").build(load_netx(tmp_path / "n.net", reset_interval=7, reset_offset=2)).run({"input": x}).output
+    plain = get_backend("sim").build(load_netx(tmp_path / "n.net")).run({"input": x}).output
+    got = np.load(tmp_path / "o.npz")["output"]
+    np.testing.assert_array_equal(got, want)
+    assert not np.array_equal(want, plain)
+    (tmp_path / "m.nir").write_bytes(b"")
+    code = main(["run", str(tmp_path / "m.nir"), "--input", str(tmp_path / "x.npy"), "--out", str(tmp_path / "o.npz"), "--reset-interval", "7"])
+    err = capsys.readouterr().err
+    assert code != 0 and "--reset-interval" in err and "only to lava-dl .net" in err
