@@ -295,13 +295,19 @@ def quantize_rnn(rnn: nn.RNN, readout: nn.Linear | None, data, *, levels: int, i
     where = "quantize_rnn"
     if not isinstance(rnn, nn.RNN):
         raise UnsupportedNodeError("quantize_rnn takes an nn.RNN", where=where, got=type(rnn).__name__)
-    if rnn.nonlinearity != "relu" or rnn.num_layers != 1 or rnn.bidirectional or not rnn.batch_first:
-        raise UnsupportedNodeError(
-            "only a one-layer, unidirectional, batch_first nn.RNN with nonlinearity='relu' is supported",
-            where=where, got=dict(nonlinearity=rnn.nonlinearity, num_layers=rnn.num_layers,
-                                  bidirectional=rnn.bidirectional, batch_first=rnn.batch_first),
-            hint="build nn.RNN(F, H, nonlinearity='relu', batch_first=True)",
-        )
+    # one error per unsupported setting, each naming the setting and the nearest supported form
+    for bad, setting, got, hint in (
+        (rnn.nonlinearity != "relu", "nonlinearity", rnn.nonlinearity,
+         "use nonlinearity='relu' (counts are unsigned 0..L; tanh's negative half has no spikes)"),
+        (rnn.num_layers != 1, "num_layers", rnn.num_layers,
+         "stacked RNNs are not converted yet: use num_layers=1 (a wider hidden layer)"),
+        (rnn.bidirectional, "bidirectional", rnn.bidirectional,
+         "a backward pass needs the whole sequence before the first output: use bidirectional=False"),
+        (not rnn.batch_first, "batch_first", rnn.batch_first, "build the RNN with batch_first=True"),
+    ):
+        if bad:
+            raise UnsupportedNodeError(f"nn.RNN {setting}={got!r} is not supported", where=f"{where}: nn.RNN.{setting}",
+                                       expected="nn.RNN(F, H, nonlinearity='relu', batch_first=True)", got=got, hint=hint)
     if int(levels) != levels or levels < 1:
         raise ParameterError("levels must be a positive integer", where=where, got=levels)
     qmax = 2 ** (int(weight_bits) - 1) - 1

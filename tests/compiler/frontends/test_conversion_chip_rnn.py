@@ -190,3 +190,20 @@ def test_quantize_rnn_rejects_tanh_and_too_many_levels():
     model = IntGridRNN.from_integers(np.ones((2, 2)), np.zeros((2, 2)), [0, 0], 1, 64, input_range=(0, 1))
     with pytest.raises(QuantizationError, match="layer 'h'.*delay"):
         convert_rnn_to_chip(model, 2)
+
+
+@pytest.mark.parametrize("kwargs,setting", [
+    (dict(nonlinearity="tanh"), "nonlinearity"),
+    (dict(nonlinearity="relu", num_layers=2), "num_layers"),
+    (dict(nonlinearity="relu", bidirectional=True), "bidirectional"),
+    (dict(nonlinearity="relu", batch_first=False), "batch_first"),
+])
+def test_quantize_rnn_names_the_unsupported_setting(kwargs, setting):
+    """Each unsupported nn.RNN setting is named on its own (not one catch-all message)."""
+    from snnc.ir.errors import UnsupportedNodeError
+
+    kwargs.setdefault("batch_first", True)
+    with pytest.raises(UnsupportedNodeError, match=f"nn.RNN.{setting}") as err:
+        quantize_rnn(nn.RNN(3, 4, **kwargs), None, torch.zeros(2, 3, 3), levels=4)
+    others = {"nonlinearity", "num_layers", "bidirectional", "batch_first"} - {setting}
+    assert not any(f"nn.RNN {o}=" in str(err.value) for o in others)
