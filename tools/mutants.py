@@ -33,6 +33,17 @@ MUTANTS = [
     Mutant("recurrent kernel: u not wrapped", "backends/sim/kernels.py",
            "u = wrap_u(wrap32(decay(np.int64(u_state[b, j])", "u = (wrap32(decay(np.int64(u_state[b, j])",
            ("tests/backends/test_sim_fixed_point.py",)),
+    # the same, and the recurrent kernel's own wrap boundary (u = +2**23 wrapping), against Lava on a
+    # recurrent component whose u reaches and crosses 2**23
+    Mutant("recurrent kernel: u not wrapped (Lava)", "backends/sim/kernels.py",
+           "u = wrap_u(wrap32(decay(np.int64(u_state[b, j])", "u = (wrap32(decay(np.int64(u_state[b, j])",
+           ("tests/backends/test_sim_lava.py::test_recurrent_extremes_against_lava",)),
+    Mutant("recurrent kernel: wrap boundary moved (Lava)", "backends/sim/kernels.py",
+           "wrap32(wrap32(a[j]) << STATE_SHIFT)))\n", "wrap32(wrap32(a[j]) << STATE_SHIFT)) + 1) - 1\n",
+           ("tests/backends/test_sim_lava.py::test_recurrent_extremes_against_lava",)),
+    Mutant("recurrent kernel: wrap boundary moved", "backends/sim/kernels.py",
+           "wrap32(wrap32(a[j]) << STATE_SHIFT)))\n", "wrap32(wrap32(a[j]) << STATE_SHIFT)) + 1) - 1\n",
+           ("tests/backends/test_sim_fixed_point.py::test_both_kernels_at_the_wrap_boundary",)),
     # the wrap boundary itself: +2**23 stays, +2**23 + 1 wraps
     Mutant("wrap boundary moved", "ir/fixed_point/arith.py", "U_WRAP * (x > U_HALF)", "U_WRAP * (x >= U_HALF)",
            ("tests/ir/test_fixed_point.py",)),

@@ -102,3 +102,32 @@ def test_the_extremes_are_reached():
             wrapped += int(np.any(np.abs(ref["u"]) >= U_HALF - 2**16))
             saturated += int(np.any(np.abs(ref["v"]) == V_MAX))
     assert wrapped > 10 and saturated > 10
+
+
+def test_both_kernels_at_the_wrap_boundary():
+    """u = +2**23 exactly is kept and -2**23 wraps to +2**23 (Lava: x > 2**23 loses 2**24,
+    x <= -2**23 gains it), in the feed-forward and in the recurrent kernel. Random states almost
+    never land on the boundary itself, so a kernel that wrapped at >= 2**23 passed the test above."""
+    h = U_HALF
+    for recurrent in (False, True):
+        g = ChipGraph()
+        g.add(InputPopulation("x", (1,), num_message_bits=24))
+        g.add(Population("p", (3,), du=4095, dv=4095, vth=2**17 - 1, reset_mode="none"))
+        g.add(Projection("in", "x", "p", np.array([[2], [-2], [4]]), num_message_bits=24))
+        if recurrent:
+            g.add(Projection("rec", "p", "p", np.zeros((3, 3), np.int64)))
+        g.outputs["p"] = OutputPort("p")
+        x = np.array([[[2**16], [2**16 + 1], [-(2**16)], [0]]])  # arrives one step later
+        prog = SimBackend().build(g)
+        assert [c.recurrent for c in prog.plan.components] == [recurrent]
+        run = prog.run(x, probes=["p/u", "p/v", "p/s"])
+        u = run.probes["p/u"][0]
+        # a << 6 with a = x * (2, -2, 4): (2**23, -2**23, 2**24) -> kept, +2**23, 0
+        assert u[1].tolist() == [h, h, 0]
+        # (2**23 + 128, -2**23 - 128, 2**24 + 256) -> each wraps once
+        assert u[2].tolist() == [128 - h, h - 128, 256]
+        # (-2**23, 2**23, -2**24) -> +2**23, kept, 0
+        assert u[3].tolist() == [h, h, 0]
+        ref = reference(g, x)
+        for var in "suv":
+            assert np.array_equal(run.probes[f"p/{var}"], ref[var]), (var, recurrent)

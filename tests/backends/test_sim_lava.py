@@ -174,3 +174,57 @@ def test_extreme_values_against_lava():
             for var in "usv":
                 assert np.array_equal(res.probes[f"n/{var}"][0], rec.var("n", var)), (var, synapses)
     assert records[0].u["n"][1].item() == -6577216 * 64 + 2**24  # the hand value of test_sim_units
+
+
+def test_recurrent_extremes_against_lava():
+    """A recurrent component whose u reaches and crosses 2**23, run by Lava and by the sim's
+    recurrent kernel (`scan`): the feed-forward extremes above never reach it (issue 11).
+
+    a (8 LIFs firing every step) -> b (4 neurons, self-connected) and c (1 neuron, self-connected,
+    u accumulating). Hand values, with u cleared every step (du = 4095) in b, 8-bit mixed weights
+    truncated to even (255 -> 254) and weight_exp 7:
+      b0: 8 x 254 << 7 = 260096, << 6 = 16646144 > 2**23: wraps to 16646144 - 2**24 = -131072;
+      b1: 8 x 128 << 7 = 2**17, << 6 = 2**23: kept (the boundary itself does not wrap);
+      b2: -2**23 wraps to +2**23;
+      b3: 8 x 120 from a alone is 7864320 (no wrap); with b1's and b2's recurrent spikes (+64 each)
+          it is (960 + 128) << 13 = 8912896 > 2**23: wraps to -7864320, only through the loop.
+    c keeps 4095/4096 of u and feeds itself 254 << 7 per spike: u climbs across 2**23 and wraps.
+    """
+    from snnc.ir.chip import ChipGraph, InputPopulation, Population, Projection
+
+    g = ChipGraph()
+    g.add(InputPopulation("x", (8,)))
+    g.add(Population("a", (8,), du=4095, dv=4095, vth=1))
+    g.add(Population("b", (4,), du=4095, dv=4095, vth=1000))
+    g.add(Population("c", (1,), du=0, dv=4095, vth=1000))
+    g.add(Projection("xa", "x", "a", np.eye(8, dtype=np.int64) * 100))
+    g.add(Projection("ab", "a", "b", np.array([[255] * 8, [128] * 8, [-128] * 8, [120] * 8]), weight_exp=7))
+    bb = np.zeros((4, 4), np.int64)
+    bb[3, 1] = bb[3, 2] = 64
+    g.add(Projection("bb", "b", "b", bb, weight_exp=7))
+    g.add(Projection("xc", "x", "c", np.array([[100] + [0] * 7]), weight_exp=7))
+    g.add(Projection("cc", "c", "c", np.array([[255]]), weight_exp=7))
+    steps = 24
+    x = np.ones((steps, 8), np.int64)
+    (rec,) = lava_oracle.run_lava_many([(g, x)], steps)
+
+    prog = SimBackend().build(g)
+    assert {name for comp in prog.plan.components if comp.recurrent for name in comp.members} == {"b", "c"}
+    probes = tuple(f"{p}/{v}" for p in "abc" for v in "suv")
+    for synapses in ("events", "dense"):
+        res = SimBackend().build(g, synapses=synapses).run(x, probes=probes)
+        for key in probes:
+            pop, var = key.split("/")
+            assert np.array_equal(res.probes[key][0], rec.var(pop, var)), (key, synapses)
+
+    b_u, c_u = rec.var("b", "u"), rec.var("c", "u")
+    H = 2**23
+    later = b_u[5:]  # a fires from step 1, its spikes reach b at step 2, b's own loop one step later
+    assert np.all(later[:, 0] == 16646144 - 2**24)
+    assert np.all(later[:, 1] == H) and np.all(later[:, 2] == H)
+    assert np.all(later[:, 3] == (960 + 128) * 2**13 - 2**24)
+    # c crossed +2**23 by accumulation: a step whose u is below the previous one by more than the
+    # decay could take (only the wrap does that) after u had come within one input of 2**23
+    c = c_u[:, 0].astype(np.int64)
+    assert np.max(c) > H - 2 * (254 << 13)
+    assert np.any(np.diff(c) < -H)
