@@ -168,6 +168,30 @@ class SweepResult:
         points = [(c, np.nan if q is None else q) for c, q in zip(cost, quality)]
         return [rows[i].weight_bits for i in pareto_front(points)]
 
+    def figure(self):
+        """Memory bits (weights + state) against accuracy (labels) or output agreement, one point
+        per width, the Pareto front joined by a line (matplotlib object API, no pyplot state)."""
+        from matplotlib.figure import Figure
+
+        rows = [r for r in self.rows if r.error is None and r.budget is not None]
+        use_acc = any(r.accuracy is not None for r in rows)
+        fig = Figure(figsize=(5, 3.5))
+        ax = fig.add_subplot()
+        pts = {r.weight_bits: (r.budget.weight_memory_bits + r.budget.state_bits,
+                               r.accuracy if use_acc else r.fidelity) for r in rows}
+        pts = {k: v for k, v in pts.items() if v[1] is not None}
+        ax.scatter([c for c, _ in pts.values()], [q for _, q in pts.values()], color="0.6", label="width")
+        for bits, (c, q) in pts.items():
+            ax.annotate(f"{bits} b", (c, q), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        front = sorted((pts[b] for b in self.pareto() if b in pts))
+        ax.plot([c for c, _ in front], [q for _, q in front], "o-", color="C3", label="Pareto front")
+        ax.set_xlabel("memory bits (weights + state)")
+        ax.set_ylabel("accuracy" if use_acc else "output agreement")
+        ax.set_title(f"Bit budget ({self.steps} steps)")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        return fig
+
     def to_dict(self) -> dict:
         return {
             "pareto_weight_bits": self.pareto(),

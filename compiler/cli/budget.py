@@ -31,6 +31,7 @@ def add_budget_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
     parser.add_argument("--labels", help="optional .npy of one integer class per sample: adds accuracy")
     parser.add_argument("--steps", type=int, help="time steps to simulate (default: the input's length)")
     parser.add_argument("--dt", type=float, help="simulation step in seconds (default: the compiler's)")
+    parser.add_argument("--plot", help="also draw memory vs accuracy/agreement with the Pareto front to this PNG")
     parser.add_argument("--json", dest="json_out", help="also write the sweep, with every bit budget, as JSON here")
     return parser
 
@@ -57,6 +58,13 @@ def run_budget_command(args: argparse.Namespace, console=None) -> int:
         if row.budget is not None:
             for warning in row.budget.warnings:
                 console.print(f"[yellow]warning[/] ({row.weight_bits} bits): {warning}")
+    if getattr(args, "plot", None):
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        fig = result.figure()
+        FigureCanvasAgg(fig)
+        fig.savefig(args.plot, dpi=100)
+        console.print(f"wrote {args.plot} (Pareto widths: {result.pareto()})")
     if getattr(args, "json_out", None):
         write_text(args.json_out, json.dumps(result.to_dict(), indent=2))
         console.print(f"wrote {args.json_out}")

@@ -156,6 +156,12 @@ def test_sweep_with_real_backends_on_an_exact_chip_twin():
     Console(file=out, width=200, color_system=None).print(result.render())
     assert "if1 agreement" in out.getvalue() and "1-bit weights refused" in out.getvalue()
     assert "Pareto" in out.getvalue() and "bit ops/sample" in out.getvalue()
+    # the plot's front line holds exactly the Pareto widths' (memory, accuracy) points
+    (line,) = [ln for ln in result.figure().axes[0].lines if ln.get_label() == "Pareto front"]
+    drawn = sorted(zip(line.get_xdata(), line.get_ydata()))
+    want = sorted((result.row(b).budget.weight_memory_bits + result.row(b).budget.state_bits, result.row(b).accuracy)
+                  for b in expected_front)
+    assert drawn == want
     assert exact.budget.bit_ops > result.row(2).budget.bit_ops > 0  # 8 vs 2 bits per op (spike counts differ by far less than 4x)
 
 
@@ -186,13 +192,15 @@ def test_budget_command_prints_the_table_and_writes_json(refdata, tmp_path):
     np.save(labels, np.array([1]))
     out_json = tmp_path / "sweep.json"
     args = parse([str(folder / "braille_noDelay_bias_zero.nir"), "--weight-bits", "3,8", "--steps", "100",
-                  "--input", str(folder / "sample0_input.npy"), "--labels", str(labels), "--json", str(out_json)])
+                  "--input", str(folder / "sample0_input.npy"), "--labels", str(labels), "--json", str(out_json),
+                  "--plot", str(tmp_path / "pareto.png")])
     text = io.StringIO()
     assert run_budget_command(args, console=Console(file=text, width=200, color_system=None)) == 0
     printed = text.getvalue()
     assert "Bit budget vs. fidelity (100 steps, batch 1)" in printed and "accuracy" in printed
     d = json.loads(out_json.read_text())
     assert [r["weight_bits"] for r in d["rows"]] == [3, 8] and d["steps"] == 100
+    assert (tmp_path / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and 3 in d["pareto_weight_bits"]
     assert d["rows"][0]["budget"]["total"]["weight_memory_bits"] < d["rows"][1]["budget"]["total"]["weight_memory_bits"]
     with pytest.raises(ShapeError, match="one label per input sample"):
         np.save(labels, np.array([1, 2]))
