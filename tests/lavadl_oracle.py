@@ -7,7 +7,7 @@ recording the output block's spikes. Nothing here reads snnc.
 
 Time convention (the same as the sim backend and `tests/lava_oracle.py`): input index t is what the
 RingBuffer sends at Lava step t+1, record index t is the output after Lava step t+1.
-Layout: flat (1-D) ports only; lava-dl's (W, H, C) order is the caller's business.
+Layout: lava-dl's (W, H, C) order for image inputs; the output must be flat (a dense layer).
 """
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def cuba_dense(n_in: int, n_out: int, *, threshold=1.0, current_decay=0.25, volt
 
 
 def run_netx(path: str | Path, spikes: np.ndarray, *, input_message_bits: int = 0, **network_kw) -> np.ndarray:
-    """lava-dl netx's output spikes [T, n_out] for input `spikes` [T, n_in] (Lava fixed_pt)."""
+    """lava-dl netx's output spikes [T, n_out] for input `spikes` [T, n_in] or [T, W, H, C] (Lava fixed_pt)."""
     from lava.lib.dl import netx
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
@@ -76,7 +76,8 @@ def run_netx(path: str | Path, spikes: np.ndarray, *, input_message_bits: int = 
     spikes = np.asarray(spikes)
     steps = spikes.shape[0]
     net = netx.hdf5.Network(net_config=str(path), input_message_bits=input_message_bits, **network_kw)
-    source = io.source.RingBuffer(data=spikes.reshape(steps, -1).T.astype(np.int32))
+    data = spikes.reshape(steps, -1).T if spikes.ndim == 2 else np.moveaxis(spikes, 0, -1)  # [T, W, H, C] -> [W, H, C, T]
+    source = io.source.RingBuffer(data=data.astype(np.int32))
     sink = io.sink.RingBuffer(shape=net.out.shape, buffer=steps)
     source.s_out.connect(net.inp)
     net.out.connect(sink.a_in)
@@ -86,3 +87,17 @@ def run_netx(path: str | Path, spikes: np.ndarray, *, input_message_bits: int = 
     finally:
         net.stop()
     return np.asarray(out).reshape(-1, steps).T
+
+
+def cuba_conv(c_in: int, c_out: int, kernel: int, *, stride=1, padding=0, weight_scale=2, seed=0, **neuron):
+    """A slayer CUBA conv block with random weights (seeded)."""
+    import torch
+
+    slayer = _slayer()
+    torch.manual_seed(seed)
+    params = dict(threshold=1.0, current_decay=0.25, voltage_decay=0.03, requires_grad=False, **neuron)
+    return slayer.block.cuba.Conv(params, c_in, c_out, kernel, stride=stride, padding=padding, weight_scale=weight_scale, weight_norm=False)
+
+
+def flatten():
+    return _slayer().block.cuba.Flatten()

@@ -68,6 +68,19 @@ def test_reset_interval_equals_lavadl(tmp_path, interval, offset):
         np.testing.assert_array_equal(_snnc(path, spikes, backend, **kw), ref, err_msg=backend)
 
 
+@pytest.mark.parametrize("stride, padding", [(1, 1), (2, 0)])
+def test_conv_flatten_dense_without_input_layer_equals_lavadl(tmp_path, stride, padding):
+    """conv (input shape given, as lava-dl needs it) -> flatten -> dense: same spikes, same steps."""
+    conv = oracle.cuba_conv(2, 4, 3, stride=stride, padding=padding, seed=1, weight_scale=3)
+    h = (6 + 2 * padding - 3) // stride + 1
+    path = oracle.export([conv, oracle.flatten(), oracle.cuba_dense(4 * h * h, 5, seed=2)], tmp_path / "c.net", (2, 6, 6))
+    x = (np.random.default_rng(0).random((30, 2, 6, 6)) < 0.3).astype(np.int32)  # [T, C, H, W]
+    ref = oracle.run_netx(path, x.transpose(0, 3, 2, 1), input_shape=(6, 6, 2))  # lava-dl's (W, H, C)
+    assert ref.sum() > 3
+    for backend in ("sim", "lava"):
+        np.testing.assert_array_equal(_snnc(path, x, backend, input_shape=(2, 6, 6)), ref, err_msg=backend)
+
+
 @settings(max_examples=4, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     sizes=st.tuples(st.integers(1, 20), st.integers(1, 12), st.integers(1, 6)),
