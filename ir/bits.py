@@ -83,9 +83,10 @@ STATE_BITS = SPECS["u"].bits + SPECS["v"].bits
 
 
 def wrap_u(x: np.ndarray) -> np.ndarray:
-    """Wrap the current the way Lava's fixed-point LIF does: > 2**23 and <= -2**23 wrap by 2**24."""
-    x = np.where(x > 2**23, x - 2**24, x)
-    return np.where(x <= -(2**23), x + 2**24, x)
+    """Wrap the current the way Lava's fixed-point LIF does (`snnc.ir.fixed_point.wrap_u`)."""
+    from .fixed_point.arith import wrap_u as _wrap_u
+
+    return _wrap_u(np.asarray(x, np.int64))
 
 
 def wrap_signed24(x: np.ndarray) -> np.ndarray:

@@ -43,6 +43,7 @@ import nir
 import numpy as np
 import scipy.sparse as sp
 
+from .fixed_point.units import DECAY_ONE, STATE_UNIT
 from .chip import ChipGraph, ConvGeometry, InputPopulation, OutputPort, Population, Projection
 from .errors import ModelFileError, ParameterError, SnncError
 from .timestep import check_dt
@@ -163,13 +164,13 @@ def float_parameters(pop: Population, dt: float) -> dict[str, np.ndarray]:
     bias = np.broadcast_to(
         np.asarray(pop.bias_mant, dtype=np.float64) * np.exp2(np.asarray(pop.bias_exp, dtype=np.float64)), shape
     )
-    tau_syn = dt * 4096.0 / (du + 1.0)
-    steps_mem = np.where(dv > 0, 4096.0 / np.where(dv > 0, dv, 1.0), DV0_TAU_STEPS)
+    tau_syn = dt * float(DECAY_ONE) / (du + 1.0)
+    steps_mem = np.where(dv > 0, float(DECAY_ONE) / np.where(dv > 0, dv, 1.0), DV0_TAU_STEPS)
     tau_mem = dt * steps_mem
     if pop.model == "ternary":
-        vth = np.full(shape, float(pop.vth_hi) * 64.0)
+        vth = np.full(shape, float(pop.vth_hi) * float(STATE_UNIT))
     else:
-        vth = np.broadcast_to(np.asarray(pop.vth, dtype=np.float64) * 64.0, shape)
+        vth = np.broadcast_to(np.asarray(pop.vth, dtype=np.float64) * float(STATE_UNIT), shape)
     return {
         "tau_syn": np.array(tau_syn),
         "tau_mem": np.array(tau_mem),
@@ -177,7 +178,7 @@ def float_parameters(pop: Population, dt: float) -> dict[str, np.ndarray]:
         "v_leak": np.array(bias * steps_mem),
         "v_threshold": np.array(vth),
         "v_reset": np.broadcast_to(np.asarray(pop.v_reset, dtype=np.float64), shape).copy(),
-        "w_in": np.array(4096.0 / (du + 1.0)),
+        "w_in": np.array(float(DECAY_ONE) / (du + 1.0)),
     }
 
 

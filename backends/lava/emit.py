@@ -41,10 +41,11 @@ import scipy.sparse as sp
 
 from snnc.ir.chip import ChipGraph, InputPopulation, Population, Projection
 from snnc.ir.errors import BackendError, GraphError, ShapeError
+from snnc.ir.fixed_point.units import DECAY_ONE, STATE_UNIT
 
 TAGS = ("fixed_pt", "floating_pt")
 STATE_VARS = ("s", "u", "v")
-FLOAT_UNIT = 64  # the fixed LIF shifts synaptic input and thresholds left by 6 bits
+FLOAT_UNIT = STATE_UNIT  # the fixed LIF shifts synaptic input and thresholds left by 6 bits
 
 
 def conv_kernel_to_lava(kernel: np.ndarray) -> np.ndarray:
@@ -135,8 +136,8 @@ def population_kwargs(pop: Population, tag: str) -> dict:
     else:
         kw = dict(
             shape=tuple(pop.shape),
-            du=(np.asarray(pop.du, dtype=float) + 1.0) / 4096.0,
-            dv=np.asarray(pop.dv, dtype=float) / 4096.0,
+            du=(np.asarray(pop.du, dtype=float) + 1.0) / float(DECAY_ONE),
+            dv=np.asarray(pop.dv, dtype=float) / float(DECAY_ONE),
             bias_mant=np.asarray(pop.bias_mant, dtype=float) * 2.0 ** np.asarray(pop.bias_exp, dtype=float),
             bias_exp=0.0,
             name=pop.name,

@@ -21,13 +21,14 @@ import numpy as np
 
 from snnc.ir.chip import ChipGraph, Projection
 from snnc.ir.errors import ParameterError, QuantizationError, ResourceError
+from snnc.ir.fixed_point.units import alpha_from_du, beta_from_dv
 
 from ..targets import get_profile
 from .base import Pass, PassResult
 
 _FACTOR = {
-    "du": lambda x: (4095.0 - x) / 4096.0,
-    "dv": lambda x: (4096.0 - x) / 4096.0,
+    "du": alpha_from_du,  # the decay factors the chip applies (snnc.ir.fixed_point)
+    "dv": beta_from_dv,
     "vth": lambda x: x.astype(np.float64),
 }
 
