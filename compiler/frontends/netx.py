@@ -25,11 +25,20 @@ builds Lava processes (lava-dl `netx/hdf5.py`, `netx/blocks/process.py`, `netx/u
 Shapes: files store (C, H, W); netx reverses them to Lava's (X, Y, Z) = (W, H, C). Populations
 here are (C, H, W), so recordings made in Lava's layout need `.transpose(2, 1, 0)`.
 
+Files without an input layer (lava-dl's tutorial networks start with a dense layer): netx connects
+`net.inp` straight to the first layer's synapse, so here the graph input `input` feeds the first
+projection (same step, binary unless `input_message_bits`); its shape comes from the dense layer's
+in-features or `input_shape` (C, H, W), which a conv first layer needs, as in lava-dl.
+`reset_interval`/`reset_offset` make every layer a LIFReset with netx's per-layer offsets.
+
 The input layer: in netx it is a LIF population driven only by its bias (the image is written into
 `bias_mant`, bias_exp 6, as lava-dl's tests do with `input_bias.npy`). Here it is the population
 `layer0`; `input_bias` sets its bias, and the graph also gets a graded input `input` feeding
 `layer0`'s current one-to-one with weight 1, so a value a sent at index t adds a << 6 to u one
 step later (with iDecay = 4096, i.e. du = 4095, that is the same as bias_mant = a for one step).
+Known difference: lava-dl connects `net.inp` straight to the input layer's `a_in` (same step), so
+with an input layer snnc's outputs are one step later than netx's for input-driven activity
+(bias-driven activity is on time); files without an input layer are exact.
 The scalars `weight`/`bias` of the input layer are netx's input transform; they are kept in
 `meta['netx']['input_transform']`.
 
@@ -421,6 +430,7 @@ def _recurrent_weight(layer: _Layer, n: int) -> np.ndarray:
             hint="lava-dl 0.6 netx builds delayed recurrent layers without their weight exponent (not the trained network); export dense_rec layers without delays",
         )
     w = _ints(layer, "weight_rec")
+    assert w is not None  # required
     if w.ndim == 1 and w.size == n * n:
         w = w.reshape(n, n)
     if w.shape != (n, n):
@@ -570,6 +580,7 @@ def _build(layers: list[_Layer], where: str, input_bias, input_message_bits, inp
         if kind in ("dense", "dense_rec"):
             shape = (math.prod(shape),)
             w = _ints(layer, "weight")
+            assert w is not None and src_shape is not None  # required; set by the input
             n_in = math.prod(src_shape)
             if w.ndim == 1 or (w.ndim == 2 and w.shape != (shape[0], n_in) and w.size == shape[0] * n_in):
                 w = w.reshape(shape[0], -1)
@@ -641,8 +652,9 @@ def _implicit_input_shape(layer: _Layer, kind: str, input_shape) -> tuple[int, .
         return shape
     if kind in ("dense", "dense_rec"):
         if "inFeatures" in layer:
-            return (_scalar(layer, "inFeatures"),)
+            return (int(_ints(layer, "inFeatures").reshape(-1)[0]),)  # type: ignore[union-attr]
         w = _ints(layer, "weight")
+        assert w is not None  # required
         if w.ndim != 2:
             raise ModelFileError("dense weight must be [out, in]", where=f"{layer.where}.weight", got=w.shape)
         return (int(w.shape[1]),)
