@@ -107,3 +107,15 @@ def test_unsupported_module_names_module_index_and_alternative(module, index, hi
         quantize_model(model, x, levels=4, input_range=(0, 16))
     text = str(err.value)
     assert type(module).__name__ in text and hint in text
+
+
+@pytest.mark.lava
+def test_batchnorm_folded_network_on_lava_equals_numpy_integers():
+    from snnc.backends.base import get_backend
+
+    model = _bn_model(0)
+    x = np.random.default_rng(0).integers(0, 17, size=(24, 1, 8, 8)).astype(np.float64)
+    net = quantize_model(model, torch.as_tensor(x), levels=4, input_range=(0, 16))
+    conv = convert_to_chip(net, (1, 8, 8))
+    lava = get_backend("lava").build(conv.chip).run(conv.encode(torch.as_tensor(x[:2])), steps=conv.steps)
+    np.testing.assert_array_equal(conv.activations(lava), _numpy_integer_forward(net, x[:2])[-1])
