@@ -98,3 +98,35 @@ def membrane_updates(traces: Sequence, samples: int) -> float:
             continue
         total += v[0].size + int(np.count_nonzero(np.diff(v, axis=0)))
     return total / samples if samples > 0 else 0.0
+
+
+def chip_metrics(chip, activity) -> dict[str, float | None]:
+    """The workload metrics of a chip run from its activity counters, per sample.
+
+    Synaptic operations: the sim counts one per (arriving spike, stored synapse), which is
+    neurobench's effective count for binary inputs (ACs); a projection carrying graded payloads
+    (num_message_bits > 0) counts as MACs. Dense = connections x steps per projection (dense:
+    every matrix entry, zeros included, as neurobench; sparse: stored entries); None when a conv
+    projection is present (its expanded connection count is not computed here). Activation
+    sparsity over the populations' spikes. Membrane updates are not derivable from counters
+    alone (they need v traces: `membrane_updates`)."""
+    batch, steps = int(activity.batch), int(activity.steps)
+    mac = ac = dense = 0
+    for name, proj in chip.projections.items():
+        ops = activity.projections[name].synaptic_ops if name in activity.projections else 0
+        if int(proj.num_message_bits) > 0:
+            mac += ops
+        else:
+            ac += ops
+        if dense is not None:
+            dense = None if proj.kind == "conv" else dense + (
+                proj.weights.nnz if proj.kind == "sparse" else proj.weights.size) * steps * batch
+    spikes = sum(activity.populations[n].spikes for n in chip.populations if n in activity.populations)
+    slots = sum(p.size for p in chip.populations.values()) * steps * batch
+    return {
+        "Effective_MACs": mac / batch,
+        "Effective_ACs": ac / batch,
+        "Dense": None if dense is None else dense / batch,
+        "activation_sparsity": 1 - spikes / slots if slots else 0.0,
+        "connection_sparsity": connection_sparsity(p.weights for p in chip.projections.values()),
+    }

@@ -96,3 +96,36 @@ def test_activation_sparsity_and_membrane_updates_by_hand():
     assert activation_sparsity(a) == 4 / 6
     v = np.array([[[0.0, 1.0]], [[0.5, 1.0]], [[0.5, 0.0]]])  # T=3, B=1, N=2: 2 + 1 + 1 updates
     assert membrane_updates([v], samples=1) == 4.0
+
+
+def test_chip_metrics_equal_neurobench_on_the_recorded_spikes():
+    """A sim run's counters give what neurobench's single_layer_MACs gives on the same spikes."""
+    from snnc.backends.base import get_backend
+    from snnc.compiler.analysis.neurobench import chip_metrics
+    from snnc.ir.chip import ChipGraph, InputPopulation, OutputPort, Population, Projection
+
+    g = ChipGraph()
+    g.add(InputPopulation("in", (3,)))
+    g.add(Population("h", (2,), du=4095, dv=0, vth=10))
+    g.add(Population("o", (2,), du=4095, dv=0, vth=10))
+    wp, wq = np.array([[40, 0, 30], [0, 24, -6]]), np.array([[20, 0], [16, 14]])
+    g.add(Projection("p", "in", "h", wp))
+    g.add(Projection("q", "h", "o", wq))
+    g.outputs["out"] = OutputPort("o")
+    x = (np.random.default_rng(0).random((3, 20, 3)) < 0.5).astype(np.float32)
+    result = get_backend("sim").build(g).run(x, probes=["h"])
+    h = (np.asarray(result.probes["h"]) != 0).astype(np.float32)
+    lp, lq = nn.Linear(3, 2, bias=False), nn.Linear(2, 2, bias=False)
+    with torch.no_grad():
+        lp.weight.copy_(torch.as_tensor(wp, dtype=torch.float32))
+        lq.weight.copy_(torch.as_tensor(wq, dtype=torch.float32))
+    eff = dense = 0
+    for t in range(20):  # one layer call per step, as snnTorch models are stepped
+        for layer, inp in ((lp, x[:, t]), (lq, h[:, t])):
+            eff += single_layer_MACs(torch.as_tensor(inp), layer)[0]
+            dense += single_layer_MACs(torch.as_tensor(inp), layer, total=True)[0]
+    m = chip_metrics(g, result.activity)
+    assert (m["Effective_ACs"], m["Effective_MACs"], m["Dense"]) == (eff / 3, 0, dense / 3)
+    spikes = h.sum() + np.asarray(result.outputs["out"]).sum()
+    assert m["activation_sparsity"] == 1 - spikes / (4 * 20 * 3)
+    assert m["connection_sparsity"] == round(3 / 10, 4)  # zeros: 2 in wp, 1 in wq, of 10 entries
