@@ -110,6 +110,18 @@ class IntGridRNN(nn.Module):
     `predict(x)` the argmax of the last frame's integer logits.
     """
 
+    # declared so that type checkers see plain attributes, not nn.Module's Tensor | Module lookup
+    input: nn.Linear
+    recurrent: nn.Linear
+    readout: nn.Linear | None
+    input_scale: float
+    input_range: tuple[int, int]
+    weight_scale: float
+    readout_scale: float
+    step: int
+    levels: int
+    qmax: int
+
     def __init__(self, input: nn.Linear, recurrent: nn.Linear, readout: nn.Linear | None = None, *,
                  input_scale: float = 1.0, input_range: tuple[int, int] = (0, 255), weight_scale: float = 1.0,
                  readout_scale: float = 1.0, step: int = 1, levels: int = 1, weight_bits: int = 8):
