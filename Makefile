@@ -25,7 +25,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 check: $(STAMP)
-	bash tools/check.sh
+	PY=$(PY) bash tools/check.sh
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_sim.py
