@@ -51,8 +51,8 @@ MUTANTS = [
     Mutant("teacher: float reset not applied", "compiler/passes/quantize.py",
            "state.v = np.where(fired, v_reset, state.v)", "state.v = state.v",
            ("tests/compiler/passes/test_quantize_teacher.py",)),
-    Mutant("teacher: threshold rounded down", "compiler/passes/quantize.py",
-           "np.maximum(np.rint(k * thr / STATE_UNIT), 1)", "np.maximum(np.floor(k * thr / STATE_UNIT), 1)",
+    Mutant("threshold mantissa rounded down", "compiler/passes/quantize.py",
+           "np.maximum(np.rint(k * thr / STATE_UNIT), 1)", "np.maximum(np.floor(k * thr / STATE_UNIT), 1)",  # vth_mantissa
            ("tests/compiler/passes/test_quantize_teacher.py",)),
     Mutant("teacher: flips not counted", "compiler/passes/quantize.py",
            "flips += int(np.count_nonzero((spikes != 0) != fired))", "flips += int(np.count_nonzero(fired & (spikes != 0)) * 0)",

@@ -263,7 +263,7 @@ class Quantize(Pass):
                     "a leaky integrator that feeds a layer earlier in a recurrent loop cannot be relayed yet",
                     where=f"layer {name!r} -> {early}", hint="feed its state forward only, or make the layer spiking",
                 )
-            fixed_k = None
+            fixed = None
             if name in relays and any(p.src == name for p in net.incoming(name)):
                 # a relay that feeds itself (LMU-style memory): its payload scale must be known before
                 # its own weights are quantized, so its chip factor comes from the calibrated range
@@ -272,9 +272,10 @@ class Quantize(Pass):
                                             where=f"layer {name!r}", hint="compile with calibrate=... (--calibrate IN.npy)")
                 bound = float(max(np.max(run.i_absmax[name], initial=0.0), np.max(np.abs(run.v_max[name]), initial=0.0),
                                   np.max(np.abs(run.v_min[name]), initial=0.0), 1e-12))
-                fixed_k = STATE_MAX / (self.headroom * bound)
-                msg_scale[name] = fixed_k / 2.0 ** _relay_shift(fixed_k * bound * self.headroom)
-            layers[name] = self._layer(chip, net, pop, msg_scale, run, timed, notes, relay=name in relays, fixed_k=fixed_k)
+                k_fixed = STATE_MAX / (self.headroom * bound)
+                fixed = (k_fixed, _relay_shift(k_fixed * bound * self.headroom))
+                msg_scale[name] = fixed[0] / 2.0 ** fixed[1]
+            layers[name] = self._layer(chip, net, pop, msg_scale, run, timed, notes, relay=name in relays, fixed=fixed)
 
         for port, (pop, var) in net.outputs.items():
             chip.outputs[port] = OutputPort(pop, var)
@@ -354,8 +355,10 @@ class Quantize(Pass):
 
     # -- one layer ----------------------------------------------------------------------------------
     def _layer(self, chip: ChipGraph, net: FloatNet, pop: FloatPop, msg_scale, run: FloatRun | None, timed: bool, notes: list,
-               relay: bool = False, fixed_k: float | None = None) -> dict:
+               relay: bool = False, fixed: tuple[float, int] | None = None) -> dict:
+        """`fixed`: (chip factor, relay shift) decided before the layer (a relay that feeds itself)."""
         name, c, n = pop.name, pop.cuba, pop.size
+        fixed_k = None if fixed is None else fixed[0]
         where = f"layer {name!r}"
         alpha, beta = c.alpha.ravel(), c.beta.ravel()
         thr = None if c.thr is None else c.thr.ravel()
@@ -482,7 +485,7 @@ class Quantize(Pass):
                                        "reach it; calibrate to check")
         # -- neuron parameters -----------------------------------------------------------------------
         if thr is not None:
-            vth = np.where(thr > 0, np.maximum(np.rint(k_rows * thr / 64.0), 1), 0).astype(np.int64)
+            vth = vth_mantissa(k_rows, thr)
         else:
             vth = np.full(n, VTH_MAX, np.int64)
         bias_mant = np.zeros(n, np.int64)
@@ -502,11 +505,11 @@ class Quantize(Pass):
             if model == "lif_reset":
                 model, dv = "lif", np.full(n, 4095)
                 layer_notes.append("relay with beta = 0: dv = 4095 keeps v/4096 of the previous step")
-            if fixed_k is None:
+            if fixed is None:
                 relay_shift = _relay_shift(float(k) * float(np.max(np.broadcast_to(v_bound, (n,)), initial=0.0)) * self.headroom)
                 msg_scale[name] = float(k) / 2.0**relay_shift
             else:
-                relay_shift = int(round(math.log2(fixed_k / msg_scale[name])))
+                relay_shift = fixed[1]
             layer_notes.append(f"relay: sends v >> {relay_shift} as a {RELAY_BITS}-bit graded spike every step "
                                f"({msg_scale[name]:.4g} payload units per float unit)")
             model = "relay"
@@ -688,7 +691,7 @@ class Quantize(Pass):
             bq, be = bq.ravel(), be.ravel()
             add = np.where(be > 0, bq << np.maximum(be, 0), bq >> np.maximum(-be, 0))
             contrib[start:] += add
-        vth_e = threshold_value(np.where(thr > 0, np.maximum(np.rint(k * thr / STATE_UNIT), 1), 0).astype(np.int64))
+        vth_e = threshold_value(vth_mantissa(k, thr))
         mode, v_reset_f, _ = run.resets.get(name, ("zero", 0.0, None))
         v_reset = np.rint(k * np.broadcast_to(np.asarray(v_reset_f, np.float64), (n,))).astype(np.int64)
         state = NeuronState.zeros(batch, n)
@@ -745,7 +748,7 @@ class Quantize(Pass):
         weights (and constant drive) as the chip applies them relative to the threshold it applies."""
         k_arr = np.asarray(k, dtype=np.float64)
         if thr is not None:
-            vth = np.where(thr > 0, np.maximum(np.rint(k_arr * thr / 64.0), 1.0), 0.0)
+            vth = vth_mantissa(k_arr, thr)
             ratio = np.where(thr > 0, thr * k_arr / np.where(vth > 0, vth * 64.0, 1.0), 1.0)  # true / applied threshold
             thr_err = float(np.max(np.abs(ratio - 1.0)))
         else:
@@ -888,6 +891,11 @@ class Quantize(Pass):
             diff2 += float(np.sum((mq - mf) ** 2))
             norm2 += float(np.sum(mf**2))
         return math.sqrt(diff2 / norm2) if norm2 > 0 else 0.0
+
+
+def vth_mantissa(k, thr) -> np.ndarray:
+    """The threshold mantissa at chip factor `k`: round(k thr / 64), at least 1 where thr > 0."""
+    return np.where(thr > 0, np.maximum(np.rint(k * thr / STATE_UNIT), 1), 0).astype(np.int64)
 
 
 def _relay_shift(v_top: float) -> int:
