@@ -26,11 +26,13 @@ from snnc.ir.fixed_point.units import alpha_from_du, beta_from_dv
 from ..targets import get_profile
 from .base import Pass, PassResult
 
-_FACTOR = {
+FACTOR = {
     "du": alpha_from_du,  # the decay factors the chip applies (snnc.ir.fixed_point)
     "dv": beta_from_dv,
-    "vth": lambda x: x.astype(np.float64),
+    "vth": lambda x: np.asarray(x, dtype=np.float64),
 }
+"""Each shared parameter as the float it stands for, so that a relative tolerance means the same
+wherever layers are compared (here and in the split pass)."""
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ class Legalize(Pass):
 
     def run(self, graph: ChipGraph) -> PassResult:
         self.check_level(graph)
-        unknown = set(self.shared) - set(_FACTOR)
+        unknown = set(self.shared) - set(FACTOR)
         if unknown:
             raise ParameterError("shared parameters must be among du, dv, vth", where="legalize option shared", got=sorted(unknown))
         profile = get_profile(self.target)
@@ -67,9 +69,9 @@ class Legalize(Pass):
                 if param not in self.shared:
                     report["per_neuron"].setdefault(name, []).append(param)
                     continue
-                f = _FACTOR[param](arr)
+                f = FACTOR[param](arr)
                 chosen = int(np.sort(arr.ravel())[arr.size // 2])
-                ref = float(_FACTOR[param](np.asarray(chosen)))
+                ref = float(FACTOR[param](np.asarray(chosen)))
                 spread = float(np.max(np.abs(f - ref)) / max(abs(ref), 1e-12))
                 if spread > self.tolerance:
                     raise QuantizationError(

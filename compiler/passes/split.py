@@ -30,15 +30,10 @@ from snnc.ir.errors import QuantizationError
 from ..data.encoding import META_KEY
 from ..data.encoding import record as record_encoding
 from .base import Pass, PassResult
+from .legalize import FACTOR
 from .netlist import conv_matrix
 from .registry import register_pass
 
-# decay factor / threshold in float units, so that tolerance means the same as in Legalize
-_FACTOR = {
-    "du": lambda x: (4095.0 - x) / 4096.0,
-    "dv": lambda x: (4096.0 - x) / 4096.0,
-    "vth": lambda x: np.asarray(x, dtype=np.float64),
-}
 _PER_NEURON = ("du", "dv", "vth", "bias_mant", "bias_exp", "v_reset")
 
 
@@ -63,7 +58,7 @@ def neuron_groups(pop: Population, shared, tolerance: float) -> list[np.ndarray]
         value = getattr(pop, param)
         if np.ndim(value) == 0:
             continue
-        f = _FACTOR[param](np.asarray(value).ravel())
+        f = FACTOR[param](np.asarray(value).ravel())
         ref = float(np.median(f))
         if np.max(np.abs(f - ref)) <= tolerance * max(abs(ref), 1e-12):
             continue  # Legalize collapses it within tolerance
