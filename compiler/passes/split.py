@@ -58,7 +58,7 @@ def neuron_groups(pop: Population, shared, tolerance: float) -> list[np.ndarray]
         value = getattr(pop, param)
         if np.ndim(value) == 0:
             continue
-        f = FACTOR[param](np.asarray(value).ravel())
+        f = np.asarray(FACTOR[param](np.asarray(value).ravel()))
         ref = float(np.median(f))
         if np.max(np.abs(f - ref)) <= tolerance * max(abs(ref), 1e-12):
             continue  # Legalize collapses it within tolerance
