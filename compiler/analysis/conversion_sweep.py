@@ -6,9 +6,10 @@ function of (model, point, data) -> row (`conversion_point`), so a distributed e
 the points out; `conversion_grid` simply maps it over the grid. Accuracy is the chip's (sim);
 conversion is exact, so it equals the quantized network's accuracy at that point.
 
-Known gap: `convert_to_chip` programs every projection with 8-bit synapses whatever the width
-the network was quantized to, so `memory_bits` and `bit_ops_per_sample` (the chip as built) do not
-shrink with weight bits; `model_weight_bits` (integer weights x width) is the width's own cost.
+`convert_to_chip` programs each projection at the width its integers need (`exact_weights`), so
+`memory_bits` and `bit_ops_per_sample` (the chip as built: data synapses at the network's width,
+clock synapses at theirs) shrink with weight bits; `model_weight_bits` (the integer network's
+weights x width) is the width's cost without the conversion's clocks and neuron state.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ class ConversionPoint:
     levels: int
     steps: int
     accuracy: float
-    memory_bits: int  # weights + state of the chip as built (8-bit synapses, see the module docstring)
+    memory_bits: int  # weights + state of the chip as built
     model_weight_bits: int  # the quantized network's weights x weight_bits
     bit_ops_per_sample: float
     synaptic_ops_per_sample: float

@@ -46,8 +46,13 @@ c_d of E; channel 3 carries the kick + ramp payloads with weight 1. A flat layer
 (C, H, W) layer gets a (4, H, W) clock and a 1x1 conv (E is per channel there). Per-layer clocks
 keep every projection's target shape equal to its population's, so the NIR file type-checks.
 
-Data: dense/sparse projections carry weights 2 q with weight_exp -1 (exact in Lava's mixed sign
-mode, which drops the lowest bit), conv projections carry q (Lava's Conv applies no exponent).
+Data: dense/sparse projections are programmed at the network's real width (`exact_weights`):
+num_weight_bits n = the fewest bits holding the integers q in the projection's sign mode (a b-bit
+network: n = b mixed, b - 1 single-sign), weights q * 2**k with weight_exp -k, where 2**k is the
+grid Lava's truncation keeps at n bits (k = 9 - n mixed): nothing is truncated and the shift
+restores sum q exactly. So the bit budget prices a b-bit network's synapses at b bits, and the
+clock projections at the width of their own integers. Conv projections carry q (Lava's Conv
+applies no exponent and no truncation); their num_weight_bits is q's signed width (memory).
 A sum pool followed by a Linear is one matrix whose entries are the layer's own weights
 (non-overlapping pools); a sum pool followed by a Conv is one conv with each tap repeated over a
 k x k block and stride/padding times k (exact when the pool drops no rows). Pooling costs no
@@ -80,6 +85,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from snnc.ir.bits import SPECS, representable_weight_range, sign_mode
 from snnc.ir.chip import ChipGraph, ConvGeometry, InputPopulation, OutputPort, Population, Projection
 from snnc.ir.errors import ParameterError, QuantizationError, ShapeError, UnsupportedNodeError
 
@@ -554,6 +560,30 @@ def _row_sums(mat: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
     return pos, neg
 
 
+def exact_weights(q, layer: str, what: str = "weights"):
+    """Integer weights q -> (weights handed to Lava, num_weight_bits, weight_exp), exact at the
+    fewest bits: for the projection's sign mode, the smallest n whose representable grid
+    (`bits.representable_weight_range`, step 2**k) holds q * 2**k; Lava truncates nothing and
+    `acc >> k` restores the sum of q exactly. So a b-bit network costs b bits per weight on the
+    chip (a single-sign projection one less: its sign is shared). Works on arrays and CSR."""
+    data = q.data if sp.issparse(q) else np.asarray(q, np.int64)
+    mode = sign_mode(data)
+    for n in range(1, SPECS["num_weight_bits"].hi + 1):
+        lo, hi, step = representable_weight_range(n, mode)
+        if not data.size or (data.min() * step >= lo and data.max() * step <= hi):
+            k = step.bit_length() - 1
+            return (q * step).astype(np.int64) if not sp.issparse(q) else (q * step).tocsr(), n, -k
+    _fail(layer, f"{what} exceed the chip's 8-bit synapses ({mode} sign mode)", (int(data.min()), int(data.max())),
+          "-128..127 (mixed), 0..255 (excitatory)", "quantize with weight_bits <= 8 (overlapping pools sum weights)")
+
+
+def conv_weight_bits(q: np.ndarray) -> int:
+    """Bits a conv kernel's integers take in memory (Lava's Conv applies them as given, signed)."""
+    q = np.asarray(q, np.int64)
+    top = int(max(-q.min(), q.max(), 0)) if q.size else 0
+    return max(1, min(SPECS["num_weight_bits"].hi, top.bit_length() + (1 if q.size and q.min() < 0 else 0)))
+
+
 def _fail(layer: str, what: str, got, limit, hint: str):
     raise QuantizationError(what, where=f"layer {layer!r}", expected=limit, got=got, hint=hint)
 
@@ -663,14 +693,16 @@ def _add_clock(chip: ChipGraph, clocks: dict, name: str, pop: Population, E: np.
             wts[:, DIGITS] = 1
         shape = (nch, h, w)
         proj = Projection(f"{cname}->{name}", cname, name, wts[:, :, None, None], kind="conv",
-                          conv=ConvGeometry((nch, h, w), (c, h, w), (1, 1)), num_message_bits=CLOCK_BITS)
+                          conv=ConvGeometry((nch, h, w), (c, h, w), (1, 1)), num_message_bits=CLOCK_BITS,
+                          num_weight_bits=conv_weight_bits(wts))
     else:
         wts = np.zeros((pop.size, nch), np.int64)
-        wts[:, :DIGITS] = 2 * _digits(E)
+        wts[:, :DIGITS] = _digits(E)
         if ramp is not None:
-            wts[:, DIGITS] = 2
+            wts[:, DIGITS] = 1
         shape = (nch,)
-        proj = Projection(f"{cname}->{name}", cname, name, wts, kind="dense", weight_exp=-1,
+        w, bits, exp = exact_weights(wts, name, "clock weights")
+        proj = Projection(f"{cname}->{name}", cname, name, w, kind="dense", weight_exp=exp, num_weight_bits=bits,
                           num_message_bits=CLOCK_BITS)
     arr = np.zeros((steps, *shape), np.int64)
     for d in range(DIGITS):
@@ -727,21 +759,17 @@ def convert_to_chip(qmodel: IntGridNet, input_shape: Sequence[int], levels: int 
         # weights in the chip's formats
         if link.conv is not None:
             q, geom = link.conv
-            if q.min() < -256 or q.max() > 255:
-                _fail(name, "conv weights exceed 8 bits + sign", (int(q.min()), int(q.max())), "-256..255",
+            if q.min() < -128 or q.max() > 127:
+                _fail(name, "conv weights exceed 8 bits + sign", (int(q.min()), int(q.max())), "-128..127",
                       "quantize with weight_bits <= 8")
             data = Projection(f"{src}->{name}", src, name, q, kind="conv", conv=geom,
-                              num_message_bits=in_bits if src_is_input else 0)
+                              num_weight_bits=conv_weight_bits(q), num_message_bits=in_bits if src_is_input else 0)
         else:
-            if mat.nnz and (mat.data.min() < -128 or mat.data.max() > 127):
-                _fail(name, "dense weights (times 2 for Lava's mixed sign mode) exceed 8 bits + sign",
-                      (int(mat.data.min()), int(mat.data.max())), "-128..127",
-                      "quantize with weight_bits <= 8 (overlapping pools sum weights)")
             density = mat.nnz / max(1, mat.shape[0] * mat.shape[1])
-            w2 = (2 * mat).tocsr()
+            w, bits, exp = exact_weights(mat.tocsr(), name, "weights (pools folded in)")
             kind = "dense" if density > 0.25 else "sparse"
-            data = Projection(f"{src}->{name}", src, name, w2.toarray() if kind == "dense" else w2, kind=kind,
-                              weight_exp=-1, num_message_bits=in_bits if src_is_input else 0)
+            data = Projection(f"{src}->{name}", src, name, w.toarray() if kind == "dense" else w, kind=kind,
+                              weight_exp=exp, num_weight_bits=bits, num_message_bits=in_bits if src_is_input else 0)
         if mod.act:
             k_hidden += 1
             D = int(mod.step)

@@ -55,7 +55,8 @@ relative L ((index + 1) % P == (L + 2) % P), where its offset Br arrives (its ow
 relative 2L - 1 (index tau P + 2L) its v = 64 y_tau exactly; every frame's logits are read.
 Steps: (T - 1) P + 2L + 1. L = 1 gives P = 1: one step per frame.
 
-All weights are exact in Lava's mixed sign mode (dense, 2 q with weight_exp -1); every bound
+All weights are exact at the network's real width (`chip.exact_weights`: q * 2**k, weight_exp -k,
+num_weight_bits the fewest bits that hold q in the projection's sign mode); every bound
 (v inside +-(2**17 - 1) a-units where a saturation could change the result, each step's input
 inside u's 24 bits, 8-bit weights, 24-bit clock payloads, delay <= 62) is checked and a violation
 raises `QuantizationError` naming the layer.
@@ -82,6 +83,7 @@ from .chip import (
     IntGridNet,
     _add_clock,
     _fail,
+    exact_weights,
     _ste_round,
 )
 
@@ -505,10 +507,10 @@ def _input_bounds(wq: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndar
     return (pos * hi + neg * lo).sum(1), (pos * lo + neg * hi).sum(1)
 
 
-def _check_weights(name: str, q: np.ndarray, what: str) -> None:
-    if q.size and (q.min() < -128 or q.max() > 127):
-        _fail(name, f"{what} weights (times 2 for Lava's mixed sign mode) exceed 8 bits + sign",
-              (int(q.min()), int(q.max())), "-128..127", "quantize with weight_bits <= 8")
+def _dense(name: str, src: str, dst: str, q: np.ndarray, what: str, **kw) -> Projection:
+    """A dense projection carrying the integers q exactly at their real width (`exact_weights`)."""
+    w, bits, exp = exact_weights(q, dst, f"{what} weights")
+    return Projection(name, src, dst, w, kind="dense", weight_exp=exp, num_weight_bits=bits, **kw)
 
 
 def convert_rnn_to_chip(qrnn: IntGridRNN, frames: int) -> RNNChipConversion:
@@ -535,8 +537,8 @@ def convert_rnn_to_chip(qrnn: IntGridRNN, frames: int) -> RNNChipConversion:
     if in_bits > 24:
         raise QuantizationError("input integers exceed the 24-bit graded payload", where="input",
                                 expected="|x| < 2**24", got=(lo, hi))
-    _check_weights(name, wq, "input")
-    _check_weights(name, uq, "recurrent")
+    x_proj = _dense(f"x->{name}", "x", name, wq, "input", num_message_bits=in_bits)
+    u_proj = _dense(f"{name}->{name}", name, name, uq, "recurrent", delay=d)
     steps = (T - 1) * P + 2 * L + 1
 
     # -- the hidden layer's bounds (a-units) ---------------------------------------------------
@@ -571,8 +573,8 @@ def convert_rnn_to_chip(qrnn: IntGridRNN, frames: int) -> RNNChipConversion:
     pop = Population(name, (H,), du=4095, dv=0, vth=0, model="lif_reset", reset_interval=P, reset_offset=2 % P,
                      meta={"step_D": D, "levels": L, "period": P, "M": M, "recurrent_delay": d})
     chip.add(pop)
-    chip.add(Projection(f"x->{name}", "x", name, 2 * wq, kind="dense", weight_exp=-1, num_message_bits=in_bits))
-    chip.add(Projection(f"{name}->{name}", name, name, 2 * uq, kind="dense", weight_exp=-1, delay=d))
+    chip.add(x_proj)
+    chip.add(u_proj)
     ramp = np.zeros(steps, np.int64)
     input_indices, windows = [], []
     for tau in range(T):
@@ -594,7 +596,7 @@ def convert_rnn_to_chip(qrnn: IntGridRNN, frames: int) -> RNNChipConversion:
         readout = "readout"
         rq = qrnn.int_readout().numpy().astype(np.int64)
         Br = qrnn.int_readout_bias().numpy().astype(np.int64)
-        _check_weights(readout, rq, "readout")
+        r_proj = _dense(f"{name}->{readout}", name, readout, rq, "readout")
         r_pos, r_neg = np.maximum(rq, 0).sum(1), -np.minimum(rq, 0).sum(1)
         lo_v, hi_v = Br - L * r_neg, Br + L * r_pos
         if np.min(lo_v) < -A_LIMIT or np.max(hi_v) > A_LIMIT or np.min(Br) < -A_LIMIT or np.max(Br) > A_LIMIT:
@@ -607,7 +609,7 @@ def convert_rnn_to_chip(qrnn: IntGridRNN, frames: int) -> RNNChipConversion:
         rpop = Population(readout, (rq.shape[0],), du=4095, dv=0, vth=READOUT_VTH, model="lif_reset",
                           reset_interval=P, reset_offset=(L + 2) % P, meta={"readout": True})
         chip.add(rpop)
-        chip.add(Projection(f"{name}->{readout}", name, readout, 2 * rq, kind="dense", weight_exp=-1))
+        chip.add(r_proj)
         _add_clock(chip, clocks, readout, rpop, Br, None, steps)
         rarr = clocks[f"clock_{readout}"]
         rarr[:] = 0
