@@ -6,9 +6,10 @@ field is checked against its bit width (`snnc.ir.bits.SPECS`) when the object is
 the chip cannot hold is an error here, never a silent clip later.
 
 Semantics are Lava 0.10.0's fixed-point models (see docs/loihi-fixed-point.md): a projection
-delivers what it accumulated at step t to its target at step t+1+delay; several projections into
-one population are summed. Neuron arrays are flattened in C order for dense/sparse projections;
-convolutions see their source and target as (C, H, W).
+delivers what it accumulated at step t to its target at step t+1+delay (a `direct` input
+projection: at step t); several projections into one population are summed. Neuron arrays are
+flattened in C order for dense/sparse projections; convolutions see their source and target as
+(C, H, W).
 """
 from __future__ import annotations
 
@@ -196,6 +197,9 @@ class Projection:
     uses its weights as given (any value in -256..255; num_weight_bits only counts memory).
     `delay` (0..62) is a scalar or, for dense, one per synapse.
     `num_message_bits` > 0 means the source sends graded spikes (the payload is multiplied).
+    `direct`: no synapse at all, the input's values reach the target's `a_in` in the same step
+    (zero latency, one-to-one, weight 1): how lava-dl netx wires `net.inp` to an input layer's
+    neurons. Only an `InputPopulation` can be a direct source; it costs no synaptic memory or ops.
     """
 
     name: str
@@ -209,6 +213,7 @@ class Projection:
     delay: int | np.ndarray = 0
     conv: ConvGeometry | None = None
     meta: dict = field(default_factory=dict)
+    direct: bool = False
 
     def __post_init__(self):
         where = f"projection {self.name!r} ({self.src} -> {self.dst})"
@@ -255,6 +260,25 @@ class Projection:
             expect = (c_out, c_in // self.conv.groups, *self.conv.kernel)
             if self.weights.shape != expect or c_in % self.conv.groups or c_out % self.conv.groups:
                 raise ShapeError("conv kernel does not match its geometry", where=where, expected=expect, got=self.weights.shape)
+        if self.direct:
+            self._check_direct(where)
+
+    def _check_direct(self, where: str) -> None:
+        """A direct projection is the identity: one-to-one, weight 1, no exponent, no delay."""
+        self.direct = bool(self.direct)
+        w = self.weights
+        square = self.kind != "conv" and w.shape[0] == w.shape[1]
+        identity = square and (
+            (w != sp.identity(w.shape[0], dtype=np.int64, format="csr")).nnz == 0 if sp.issparse(w)
+            else np.array_equal(w, np.eye(w.shape[0], dtype=np.int64))
+        )
+        if not identity or self.weight_exp != 0 or np.any(self.delay):
+            raise ParameterError(
+                "a direct projection must be the identity (one-to-one, weight 1, weight_exp 0, delay 0)",
+                where=f"{where}.direct",
+                got=(self.kind, w.shape, self.weight_exp, self.max_delay),
+                hint="use an ordinary projection (one step of latency) for anything else",
+            )
 
     @property
     def sign_mode(self) -> str:
@@ -262,7 +286,10 @@ class Projection:
 
     @property
     def num_synapses(self) -> int:
-        """Stored synapses: nonzero weights (dense, sparse) or kernel entries (conv, shared)."""
+        """Stored synapses: nonzero weights (dense, sparse) or kernel entries (conv, shared); a
+        direct projection has none."""
+        if self.direct:
+            return 0
         if self.kind == "sparse":
             return int(self.weights.nnz)
         if self.kind == "conv":
@@ -388,6 +415,11 @@ class ChipGraph:
                     )
             elif p.weights.shape != (dst.size, src.size):
                 raise ShapeError("weight matrix does not match source/target sizes", where=where, expected=(dst.size, src.size), got=p.weights.shape)
+            if p.direct and not isinstance(src, InputPopulation):
+                raise GraphError(
+                    "only an input can feed a population directly", where=where, got=p.src,
+                    hint="a population's spikes reach other populations through synapses (one step later)",
+                )
             if p.num_message_bits == 0 and isinstance(src, Population) and not src.spiking:
                 raise ParameterError(
                     "a relay population sends graded payloads, but this projection is binary",

@@ -28,7 +28,8 @@ scaled by 2**(6 + weight_exp):
     weights     = effective integer weights (after Lava's truncation) * 2**(6 + weight_exp)
 
 What NIR cannot express lives only in the metadata: the one-step latency of every projection
-(Loihi delivers a spike to the next layer one step later; NIR edges are instantaneous), synaptic
+(Loihi delivers a spike to the next layer one step later; NIR edges are instantaneous; a `direct`
+input projection has none), synaptic
 delays, Lava's rounding (truncation toward zero, 24-bit wrap of u, saturation of v), the
 LIFReset/TernaryLIF variants, graded-spike bit widths, and which state an output port reads.
 A dense projection into a multi-dimensional population has no NIR reshape to match its shape.
@@ -244,6 +245,7 @@ def _projection_node(proj: Projection, graph: ChipGraph) -> nir.NIRNode:
         "delay": _encode(proj.delay, f"{where}.delay"),
         "conv": None,
         "meta": _encode(proj.meta, f"{where}.meta"),
+        "direct": bool(proj.direct),
     }
     weight = float_weights(proj)
     if proj.kind == "conv":
@@ -460,6 +462,7 @@ def _rebuild(nir_graph, header: dict, where: str) -> ChipGraph:
             delay=_decode(rec["delay"]),
             conv=ConvGeometry(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in conv.items()}) if conv else None,
             meta=_decode(rec["meta"]),
+            direct=bool(rec.get("direct", False)),  # files written before direct inputs had none
         )
         _check_floats(nodes[nname], {"weight": float_weights(proj)}, f"{where}: node {nname!r}")
         graph.add(proj)

@@ -76,6 +76,7 @@ def run_netx(path: str | Path, spikes: np.ndarray, *, input_message_bits: int = 
     spikes = np.asarray(spikes)
     steps = spikes.shape[0]
     net = netx.hdf5.Network(net_config=str(path), input_message_bits=input_message_bits, **network_kw)
+    wire_input_layer(net)
     data = spikes.reshape(steps, -1).T if spikes.ndim == 2 else np.moveaxis(spikes, 0, -1)  # [T, W, H, C] -> [W, H, C, T]
     source = io.source.RingBuffer(data=data.astype(np.int32))
     sink = io.sink.RingBuffer(shape=net.out.shape, buffer=steps)
@@ -87,6 +88,25 @@ def run_netx(path: str | Path, spikes: np.ndarray, *, input_message_bits: int = 
     finally:
         net.stop()
     return np.asarray(out).reshape(-1, steps).T
+
+
+def wire_input_layer(net) -> None:
+    """Connect an input layer's port to its neurons' `a_in` (same step, no synapse).
+
+    lava-dl 0.6.0's `Input` block declares `inp` but leaves it unconnected inside ("the input must
+    be handled through neuron's bias"), and Lava then refuses to compile a network whose `net.inp`
+    is driven. This adds the one connection the port stands for; everything else is netx's own.
+    """
+    from lava.lib.dl.netx.blocks.process import Input
+
+    if isinstance(net.in_layer, Input):
+        net.in_layer.inp.connect(net.in_layer.neuron.a_in)
+
+
+def cuba_input(**neuron):
+    """A slayer CUBA input block (a neuron layer without synapses; no weights)."""
+    params = {**dict(threshold=1.0, current_decay=0.25, voltage_decay=0.03, requires_grad=False), **neuron}
+    return _slayer().block.cuba.Input(params)
 
 
 def cuba_conv(c_in: int, c_out: int, kernel: int, *, stride=1, padding=0, weight_scale=2, seed=0, **neuron):

@@ -10,6 +10,7 @@
 | Projection dense (delay 0 / > 0)       | `Dense` / `DelayDense`                          |
 | Projection sparse (delay 0 / > 0)      | `Sparse` / `DelaySparse`                        |
 | Projection conv                        | `Conv` (torch CHW layout converted to Lava WHC) |
+| Projection `direct` (input only)       | none: the RingBuffer's `s_out` connects to the neurons' `a_in` |
 
 Every parameter is passed by the name the Lava constructor declares (Lava silently accepts unknown
 keyword arguments, so a typo would leave a default in place); tests read the Vars back.
@@ -288,6 +289,9 @@ def emit(
         kwargs = population_kwargs(pop, tag) if pop.lava_native else cuba_kwargs(pop, tag)
         net.populations[name] = _neuron_class(pop)(**kwargs)
     for name, proj in graph.projections.items():
+        if proj.direct:
+            _connect_direct(net, graph, proj)
+            continue
         cls, kw = projection_kwargs(proj, tag)
         try:
             proc = cls(**kw)
@@ -373,6 +377,14 @@ def _connect(net: LavaNetwork, graph: ChipGraph, proj: Projection, proc) -> None
         return
     (out if len(src.shape) == 1 else out.flatten()).connect(proc.s_in)
     (proc.a_out if len(dst.shape) == 1 else proc.a_out.reshape(tuple(dst.shape))).connect(target)
+
+
+def _connect_direct(net: LavaNetwork, graph: ChipGraph, proj: Projection) -> None:
+    """A direct projection has no Lava process: the RingBuffer's port is connected straight to the
+    neurons' `a_in` (same step, no weight), as lava-dl netx connects `net.inp` to an input layer."""
+    out = net.inputs[proj.src].s_out
+    shape = tuple(graph.populations[proj.dst].shape)
+    (out if tuple(graph.inputs[proj.src].shape) == shape else out.reshape(shape)).connect(net.populations[proj.dst].a_in)
 
 
 def parse_record_keys(graph: ChipGraph, keys: Iterable[str]) -> list[tuple[str, str, str]]:

@@ -135,6 +135,7 @@ class _Link:
     src: str
     kind: str  # dense | sparse | conv
     delay: int
+    latency: int  # 1 (a synapse: one step), 0 (a direct input projection: the same step)
     n_off: int  # first neuron of the target inside its component
     n_dst: int
     shift: int
@@ -262,7 +263,8 @@ class Plan:
             out = graph.outgoing(inp.name)
             fan = np.zeros((len(out), inp.size), np.int64)
             for p, proj in enumerate(out):
-                fan[p] = _fanout(self.matrices[proj.name])
+                if not proj.direct:  # a direct projection has no synapses (no synaptic ops)
+                    fan[p] = _fanout(self.matrices[proj.name])
             graded = inp.num_message_bits > 0
             self.inputs[inp.name] = _InputPlan(
                 inp.name, tuple(inp.shape), inp.size, graded,
@@ -297,7 +299,8 @@ class Plan:
                         internal.append((proj, delay, wd))
                         continue
                     link = _Link(
-                        proj=proj.name, src=proj.src, kind=proj.kind, delay=delay, n_off=offsets[name],
+                        proj=proj.name, src=proj.src, kind=proj.kind, delay=delay, latency=0 if proj.direct else 1,
+                        n_off=offsets[name],
                         n_dst=graph.populations[name].size, shift=int(proj.weight_exp),
                         mode=_send_mode(proj, src, graded),
                         graded=graded,

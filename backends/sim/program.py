@@ -3,7 +3,7 @@
 Time convention (shared with `tests/lava_oracle.py`): input index t (0-based) is what Lava's
 RingBuffer sends at Lava step t+1, and output/probe index t is the state after Lava step t+1. A
 spike sent at index t therefore changes the target's `u` at index t+1+delay; nothing arrives at
-index 0.
+index 0 (except through a `direct` input projection, which delivers input index t at index t).
 
 Per chunk of C steps (C chosen so the chunk buffers stay within `memory_budget_mb`), components
 run in topological order. Every link from an earlier component or an input is evaluated for all
@@ -226,7 +226,7 @@ class SimProgram:
         if src.nnz == 0:
             return  # nothing sent: every synapse process sends 0
         bound = link.l1 * src.peak
-        t_off = 1 + link.delay
+        t_off = link.latency + link.delay
         mode = self.synapses
         if (
             link.kind == "conv"

@@ -33,12 +33,13 @@ in-features or `input_shape` (C, H, W), which a conv first layer needs, as in la
 
 The input layer: in netx it is a LIF population driven only by its bias (the image is written into
 `bias_mant`, bias_exp 6, as lava-dl's tests do with `input_bias.npy`). Here it is the population
-`layer0`; `input_bias` sets its bias, and the graph also gets a graded input `input` feeding
-`layer0`'s current one-to-one with weight 1, so a value a sent at index t adds a << 6 to u one
-step later (with iDecay = 4096, i.e. du = 4095, that is the same as bias_mant = a for one step).
-Known difference: lava-dl connects `net.inp` straight to the input layer's `a_in` (same step), so
-with an input layer snnc's outputs are one step later than netx's for input-driven activity
-(bias-driven activity is on time); files without an input layer are exact.
+`layer0`; `input_bias` sets its bias, and the graph also gets a graded input `input` connected
+`direct`ly to `layer0`'s `a_in` (no synapse, no latency), as netx connects `net.inp` to the input
+block's neurons: a value a sent at index t adds a << 6 to u at that same step (with iDecay = 4096,
+i.e. du = 4095, that is the same as bias_mant = a for one step). (lava-dl 0.6.0's Input block
+declares that port but leaves it unconnected inside, and Lava then refuses to compile a network
+whose `net.inp` is driven; the direct wiring is what the port stands for, and the lava-dl oracle
+of the tests adds exactly that one connection.)
 The scalars `weight`/`bias` of the input layer are netx's input transform; they are kept in
 `meta['netx']['input_transform']`.
 
@@ -561,7 +562,7 @@ def _build(layers: list[_Layer], where: str, input_bias, input_message_bits, inp
             g.add(
                 Projection(
                     f"input->{name}", "input", name, sp.identity(n, dtype=np.int64, format="csr"), kind="sparse",
-                    num_message_bits=bits, meta={"netx_layer": layer.index, "role": "input current, one-to-one"},
+                    num_message_bits=bits, direct=True, meta={"netx_layer": layer.index, "role": "input current, direct"},
                 )
             )
             g.meta["netx"]["input_transform"] = transform

@@ -119,3 +119,25 @@ def test_conv_first_layer_needs_input_shape(tmp_path):
         load_netx(tmp_path / "c.net")
     g = load_netx(tmp_path / "c.net", input_shape=(1, 6, 6))
     assert g.inputs["input"].shape == (1, 6, 6)
+
+
+@pytest.mark.parametrize("bits, high", [(0, 2), (8, 200)])
+def test_input_layer_driven_through_net_inp_equals_lavadl_at_every_step(tmp_path, bits, high):
+    """An input layer (neurons, no synapse) fed through `net.inp`: netx adds the input to the
+    neurons' a_in in the same step; snnc's direct input projection does too (no shift correction),
+    with binary spikes and with graded values (input_message_bits)."""
+    blocks = [oracle.cuba_input(threshold=0.05 if bits == 0 else 1.0, current_decay=0.5), oracle.cuba_dense(10, 8, seed=11, weight_scale=4, threshold=0.5), oracle.cuba_dense(8, 5, seed=12, threshold=0.5, weight_scale=4)]
+    path = oracle.export(blocks, tmp_path / "in.net", (10,))
+    x = np.random.default_rng(13).integers(0, high, (30, 10)) * (np.random.default_rng(14).random((30, 10)) < 0.5)
+    x = x.astype(np.int32)
+    ref = oracle.run_netx(path, x, input_message_bits=bits)
+    assert ref.sum() > 5
+    g = load_netx(path)
+    assert g.projections["input->layer0"].direct
+    for backend in ("sim", "lava"):
+        np.testing.assert_array_equal(_snnc(path, x, backend), ref, err_msg=backend)
+    # the same-step wiring is what makes them equal: one step of synapse latency does not
+    g.projections["input->layer0"].direct = False
+    lagged = get_backend("sim").build(g).run({"input": x[None]}).outputs["output"][0]
+    assert not np.array_equal(lagged, ref)
+    np.testing.assert_array_equal(lagged[1:], ref[:-1])
