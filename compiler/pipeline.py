@@ -201,6 +201,11 @@ class CompileResult:
         return self.report("quantize").get("layers", {})
 
     @property
+    def notes(self) -> list[str]:
+        """Quirks of the model file repaired while reading it (snnc.ir.repairs), each stated once."""
+        return list(getattr(self.source, "notes", []))
+
+    @property
     def time_shift(self) -> int:
         return int(self.chip.meta.get("time_shift", 0) or 0)
 
@@ -251,6 +256,7 @@ class CompileResult:
                 "inputs": self.report("quantize").get("inputs", {}),
                 "meta": {k: v for k, v in self.chip.meta.items()},
                 "assumptions": list(self.assumptions),
+                "notes": self.notes,
                 "fidelity": self.fidelity.to_dict() if self.fidelity is not None else None,
                 "passes": [r.to_dict() for r in self.records],
             }

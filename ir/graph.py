@@ -11,16 +11,18 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import networkx as nx
 import nir
 import numpy as np
 
+from . import repairs as R
 from . import shapes as S
 from .errors import GraphError, ModelFileError, ParameterError, ShapeError, UnsupportedNodeError
 from .io import atomic_path
-from .reset_mode import SPIKING, state_reset_modes
+from .nesting import flatten
+from .reset_mode import state_reset_modes
 
 # Parameters that must be finite; time constants must also be positive.
 _TIME_CONSTANTS = {"tau", "tau_syn", "tau_mem"}
@@ -45,40 +47,47 @@ class Graph:
     out_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     recurrent: set[tuple[str, str]] = field(default_factory=set)
     source: str = "<graph>"
+    subgraphs: dict[str, list[str]] = field(default_factory=dict)  # nested subgraph -> its flat nodes
+    notes: list[str] = field(default_factory=list)  # repairs made while reading (snnc.ir.repairs)
 
     # -- construction ---------------------------------------------------------------------------
     @classmethod
     def from_nir(cls, model: "nir.NIRGraph | str | Path", *, validate: bool = True, source: str | None = None,
-                 reset_mode: str | None = None) -> "Graph":
+                 reset_mode: str | None = None, notes: list[str] | None = None) -> "Graph":
         """Read a NIR graph (object or file path), flatten it, infer shapes, validate it.
 
         `source` names the graph in error messages (default: the path, or "<graph>").
         `reset_mode` is given to spiking nodes whose metadata does not state one (see
-        `snnc.ir.reset_mode`; None: assume "zero" and warn).
+        `snnc.ir.reset_mode`; None: assume "zero" and warn). Quirks with one meaning are repaired
+        (`snnc.ir.repairs`): `notes` (from `read_nir_file`) and this reading's own repairs end up
+        in `Graph.notes`, each stated once as a ReadNote.
         """
         source = source or "<graph>"
+        notes = list(notes or [])
         if isinstance(model, (str, Path)):
             source = str(model)
-            model = read_nir_file(model)
+            model = read_nir_file(model, notes=notes)
         if not isinstance(model, nir.NIRGraph):
             raise ModelFileError(
                 "not a NIR graph", where=source, got=type(model).__name__, hint="pass a nir.NIRGraph or a .nir file"
             )
-        nodes, edges = _flatten(model, prefix="", where=source)
+        flat = flatten(model, where=source)
+        nodes, edges = flat.nodes, flat.edges
         seen: set[int] = set()
         for name, node in nodes.items():  # one subgraph object used twice: give each use its own nodes
             if id(node) in seen:
                 nodes[name] = copy.deepcopy(node)
             seen.add(id(node))
-        for name, node in nodes.items():  # stating a reset mode must not edit the caller's node objects
-            if isinstance(node, SPIKING):
-                nodes[name] = copy.copy(node)
+        for name, node in nodes.items():  # stating a reset mode or repairing must not edit the caller's nodes
+            nodes[name] = _scalars_back(copy.copy(node))
         state_reset_modes(nodes, reset_mode, source)
         metadata = getattr(model, "metadata", None)
         metadata = metadata if isinstance(metadata, dict) else {}
-        graph = cls(nodes=nodes, edges=edges, metadata=dict(metadata), source=source)
+        graph = cls(nodes=nodes, edges=edges, metadata=dict(metadata), source=source, subgraphs=flat.subgraphs,
+                    notes=[*notes, *flat.notes])
         if validate:
-            graph.validate()
+            graph.validate(repair=True)
+        R.emit(graph.notes)
         return graph
 
     def copy(self) -> "Graph":
@@ -87,14 +96,18 @@ class Graph:
     def to_nir(self) -> nir.NIRGraph:
         """The graph as a flat `nir.NIRGraph`.
 
-        Parameters are copied unchanged. Shapes NIR leaves optional are filled in from inference
-        when missing (Output shape, Conv `input_shape`, Flatten `input_type`), so that `nir.read`
-        and other NIR tools can load the written file.
+        Parameters are copied unchanged, except that scalar neuron parameters are written per
+        neuron (nir 1.0.8's type check takes a node's shape from its parameters) and named in the
+        node's metadata, so that `Graph.from_nir` reads them back as the scalars they were. Shapes
+        NIR leaves optional are filled in from inference when missing (Output shape, Conv
+        `input_shape`, Flatten `input_type`), so that `nir.read` and other NIR tools load the file.
         """
         nodes = {}
         for name, node in self.nodes.items():
             node = copy.deepcopy(node)
             shape_in, shape_out = self.in_shapes.get(name), self.out_shapes.get(name)
+            if shape_in is not None:
+                _per_neuron(node, shape_in)
             if isinstance(node, nir.Output) and shape_in is not None:
                 node.output_type = {"output": np.array(shape_in)}
                 node.input_type = {"input": np.array(shape_in)}
@@ -193,8 +206,12 @@ class Graph:
         return name
 
     # -- validation -----------------------------------------------------------------------------
-    def validate(self) -> "Graph":
-        """Check types, edges, parameters and shapes; fill `in_shapes`, `out_shapes`, `recurrent`."""
+    def validate(self, *, repair: bool = False) -> "Graph":
+        """Check types, edges, parameters and shapes; fill `in_shapes`, `out_shapes`, `recurrent`.
+
+        `repair`: a node declaring a shape that differs from what its input delivers only in
+        size-1 dimensions takes the delivered shape, with a note in `notes` (`snnc.ir.repairs`);
+        passes validate without it, so that their own mistakes stay errors."""
         if not isinstance(self.nodes, dict) or any(not isinstance(n, str) for n in self.nodes):
             raise GraphError("graph nodes must be a dict of name -> nir node with string names", where=self.source)
         try:
@@ -245,13 +262,34 @@ class Graph:
             if isinstance(self.nodes[name], nir.Output) and self.successors(name):
                 raise GraphError("Output node has outgoing edges", where=f"{self.source}: node {name!r}")
         self.recurrent = self.find_recurrent_edges()
-        self._infer_shapes()
+        for _ in range(len(self.nodes) + 1):  # each repair fixes one node's declaration for good
+            try:
+                self._infer_shapes()
+                break
+            except _Disagreement as d:
+                if not (repair and self._repair_declaration(d)):
+                    raise d.error() from None
         return self
+
+    def _repair_declaration(self, d: "_Disagreement") -> bool:
+        """Give node `d.node` the shape its input delivers if they differ only in size-1 dimensions."""
+        if d.declared is None or not R.singleton_equivalent(d.declared, d.delivered):
+            return False
+        node = self.nodes[d.node]
+        what = R.reshape_declaration(node, d.delivered)
+        if what is None:
+            return False
+        self.notes.append(
+            f"{self.source}: node {d.node!r} ({type(node).__name__}) declares shape {d.declared} but its input "
+            f"({d.why}) delivers {d.delivered}; they differ only in dimensions of size 1: {what} reshaped to {d.delivered}"
+        )
+        return True
 
     def _infer_shapes(self) -> None:
         """Propagate shapes forward (and backward for scalar-parameter nodes) to a fixed point."""
         ins: dict[str, tuple] = {}
         outs: dict[str, tuple] = {}
+        declared: set[str] = set()  # nodes whose input shape comes from their own parameters
 
         def settle(table, name, shape, why):
             if shape is None:
@@ -264,22 +302,19 @@ class Graph:
                 table[name] = shape
                 return True
             if old != shape:
-                raise ShapeError(
-                    "shapes do not agree",
-                    where=f"{self.source}: {why}",
-                    expected=old,
-                    got=shape,
-                )
+                raise _Disagreement(self.source, name, why, old, shape, declared=table is ins and name in declared)
             return False
 
         for name, node in self.nodes.items():
             own = S.own_shape(node)
             if own is not None:
                 settle(ins, name, own, f"node {name!r}")
+                declared.add(name)
             hint = S.input_shape_hint(node)
             if hint is not None:
                 if isinstance(node, nir.Output):
                     settle(ins, name, hint, f"node {name!r}")
+                    declared.add(name)
                 elif isinstance(node, (nir.Affine, nir.Linear)) and len(hint) == 1:
                     pass  # last dimension only: checked by output_shape
             if isinstance(node, (nir.Conv1d, nir.Conv2d)) and node.input_shape is not None:
@@ -315,6 +350,50 @@ class Graph:
         self.in_shapes, self.out_shapes = ins, outs
 
 
+SCALARS_KEY = "snnc_scalar_params"
+"""Node metadata naming the parameters `to_nir` wrote per neuron that were scalars."""
+
+
+def _per_neuron(node: nir.NIRNode, shape: tuple[int, ...]) -> None:
+    """Write a node's scalar parameters per neuron (see `Graph.to_nir`)."""
+    fields = [f for f in S.PARAMS.get(type(node), ()) if getattr(node, f, None) is not None and np.ndim(getattr(node, f)) == 0]
+    if not fields or len(shape) == 0:
+        return
+    for f in fields:
+        setattr(node, f, np.full(shape, getattr(node, f)))
+    meta = dict(node.metadata) if isinstance(getattr(node, "metadata", None), dict) else {}
+    meta[SCALARS_KEY] = ",".join(fields)
+    node.metadata = meta
+
+
+def _scalars_back(node: nir.NIRNode) -> nir.NIRNode:
+    """Undo `_per_neuron`: parameters named in the metadata become scalars again (if uniform)."""
+    meta = getattr(node, "metadata", None)
+    if not isinstance(meta, dict) or SCALARS_KEY not in meta:
+        return node
+    names = meta[SCALARS_KEY]
+    names = names.decode() if isinstance(names, bytes) else str(names)
+    for f in names.split(","):
+        value = getattr(node, f, None) if f in S.PARAMS.get(type(node), ()) else None
+        if value is not None and np.size(value) and np.all(np.asarray(value) == np.asarray(value).reshape(-1)[0]):
+            setattr(node, f, np.asarray(value).reshape(-1)[0])
+    node.metadata = {k: v for k, v in meta.items() if k != SCALARS_KEY}
+    return node
+
+
+class _Disagreement(Exception):
+    """Two shapes met at one node during inference (a ShapeError unless it can be repaired)."""
+
+    def __init__(self, source: str, node: str, why: str, old: tuple, new: tuple, *, declared: bool):
+        super().__init__(node)
+        self.source, self.node, self.why = source, node, why
+        self.old, self.delivered = old, new
+        self.declared = old if declared else None  # the node's own declaration, when `old` is one
+
+    def error(self) -> ShapeError:
+        return ShapeError("shapes do not agree", where=f"{self.source}: {self.why}", expected=self.old, got=self.delivered)
+
+
 # -- reading ------------------------------------------------------------------------------------
 # Parameters a node type may omit in a file (nir fills them in) and the fields it stores.
 _OPTIONAL = {"input_shape", "v_reset", "w_in", "input_type", "start_dim", "end_dim"}
@@ -338,8 +417,12 @@ NODE_TYPES: dict[str, type] = {t.__name__: t for t in (*S.SUPPORTED_TYPES, nir.N
 """Every node type of nir 1.0.8 by its name in a file."""
 
 
-def read_nir_file(path: str | Path) -> nir.NIRGraph:
+def read_nir_file(path: str | Path, *, notes: list[str] | None = None) -> nir.NIRGraph:
     """Read a NIR file like `nir.read(path, type_check=False)`, with precise errors.
+
+    Reads HDF5 directly, so nested subgraphs whose edges nir 1.0.8's `nir.read` refuses load
+    (see `snnc.ir.nesting`). Quirks with one meaning are repaired (`snnc.ir.repairs`): their notes
+    are appended to `notes`, or stated as ReadNotes when no list is given.
 
     nir's own HDF5 parser (`nir.serialization.hdf2dict`) and node classes (`from_dict`) do the
     work; this function checks the parsed structure node by node first, so a bad file names the
@@ -378,6 +461,7 @@ def read_nir_file(path: str | Path) -> nir.NIRGraph:
                 )
             _check_dataset_sizes(node, where)
             data = hdf2dict(node)
+            version = _version(f)
     except ModelFileError:
         raise
     except Exception as exc:  # noqa: BLE001 - corrupt chunks surface as many h5py/OS/Memory errors
@@ -386,7 +470,12 @@ def read_nir_file(path: str | Path) -> nir.NIRGraph:
             where=where,
             hint="the file is truncated or damaged; export it again",
         ) from exc
-    node = nir_node_from_dict(data, where=where, name="<root>")
+    log = R.RepairLog(where, version)
+    node = nir_node_from_dict(data, where=where, name="<root>", log=log)
+    if notes is None:
+        R.emit(log.messages())
+    else:
+        notes.extend(log.messages())
     if not isinstance(node, nir.NIRGraph):
         raise ModelFileError(
             "the file's root node is not a NIRGraph", where=where, got=type(node).__name__
@@ -420,8 +509,22 @@ def _first_line(exc: BaseException) -> str:
     return text[0][:200] if text else type(exc).__name__
 
 
-def nir_node_from_dict(data, *, where: str, name: str) -> nir.NIRNode:
-    """Build one nir node (recursively for NIRGraph) from nir's dict form, checking it first."""
+def _version(f) -> str | None:
+    """The NIR version a file declares (None when it has no readable 'version')."""
+    try:
+        value = f["version"][()] if "version" in f else None
+    except Exception:  # noqa: BLE001 - a damaged version entry only loses the note's detail
+        return None
+    if isinstance(value, bytes):
+        value = value.decode("utf8", "replace")
+    return str(value)[:40] if value is not None else None
+
+
+def nir_node_from_dict(data, *, where: str, name: str, log: "R.RepairLog | None" = None) -> nir.NIRNode:
+    """Build one nir node (recursively for NIRGraph) from nir's dict form, checking it first.
+
+    Quirks with one meaning are repaired and recorded in `log` (`snnc.ir.repairs`)."""
+    log = log if log is not None else R.RepairLog(where)
     here = f"{where}: node {name!r}" if name != "<root>" else where
     if not isinstance(data, dict):
         raise ModelFileError("node is not an HDF5 group", where=here, got=type(data).__name__)
@@ -454,17 +557,15 @@ def nir_node_from_dict(data, *, where: str, name: str) -> nir.NIRNode:
             expected=sorted(allowed),
             hint="the file was written by a NIR version other than 1.0.8",
         )
-    metadata = data.get("metadata", {})
-    if not isinstance(metadata, dict):
-        raise ModelFileError("metadata is not a group", where=here, got=type(metadata).__name__)
+    metadata = R.metadata_group(data.get("metadata", {}), name, log)
     if cls is nir.NIRGraph:
         nodes = data["nodes"]
         if not isinstance(nodes, dict):
             raise ModelFileError("'nodes' is not a group", where=here, got=type(nodes).__name__)
-        children = {str(k): nir_node_from_dict(v, where=where, name=_join(name, k)) for k, v in nodes.items()}
+        children = {str(k): nir_node_from_dict(v, where=where, name=_join(name, k), log=log) for k, v in nodes.items()}
         edges = _parse_edges(data["edges"], here)
         return nir.NIRGraph(nodes=children, edges=edges, metadata=metadata, type_check=False)
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
     for key in present:
         value = data[key]
         if isinstance(value, str) and key in _STRING_OK:
@@ -478,6 +579,8 @@ def nir_node_from_dict(data, *, where: str, name: str) -> nir.NIRNode:
                 got=type(value).__name__ if arr is None else str(arr.dtype),
             )
         kwargs[key] = value
+    R.fill_defaults(cls, kwargs, name, log)
+    R.broadcast_scalars(cls, kwargs, name, log)
     kwargs["type"] = type_name
     kwargs["metadata"] = metadata
     if cls in (nir.Conv1d, nir.Conv2d):
@@ -524,90 +627,6 @@ def _parse_edges(raw, where: str) -> list[tuple[str, str]]:
             ends.append(end)
         edges.append((ends[0], ends[1]))
     return edges
-
-
-def _flatten(graph: nir.NIRGraph, prefix: str, where: str) -> tuple[dict, list]:
-    """Inline nested NIRGraphs as `outer.inner`; their inner Input/Output nodes are bridged away.
-
-    An edge may name a subgraph ("sub": its only Input/Output) or a node inside it
-    ("sub.inner", "sub.input").
-    """
-    nodes: dict[str, nir.NIRNode] = {}
-    edges: list[tuple[str, str]] = []
-    entry: dict[str, list[str]] = {}  # subgraph name -> its inner input-node names (flattened)
-    exit_: dict[str, list[str]] = {}
-    if not isinstance(getattr(graph, "nodes", None), dict):
-        raise GraphError("graph nodes must be a mapping of names to nodes", where=where, got=type(getattr(graph, "nodes", None)).__name__)
-    raw_edges = getattr(graph, "edges", None)
-    if raw_edges is None or isinstance(raw_edges, (str, bytes, dict)):
-        raise GraphError("graph edges must be a list of (source, target) pairs", where=where, got=type(raw_edges).__name__)
-
-    def put(name: str, node) -> None:
-        if name in nodes:
-            raise GraphError(
-                "two nodes get the same name after flattening nested graphs",
-                where=f"{where}: node {name!r}",
-                hint="rename the node or the subgraph",
-            )
-        nodes[name] = node
-
-    for name, node in graph.nodes.items():
-        if isinstance(name, bytes):
-            name = name.decode("utf8", "replace")
-        if not isinstance(name, str):
-            raise GraphError("node names must be strings", where=where, got=repr(name))
-        full = f"{prefix}{name}"
-        if isinstance(node, nir.NIRGraph):
-            inner_nodes, inner_edges = _flatten(node, prefix=f"{full}.", where=where)
-            if not isinstance(node.nodes, dict):
-                raise GraphError("graph nodes must be a mapping", where=f"{where}: node {full!r}")
-            entry[full] = [f"{full}.{k}" for k, v in node.nodes.items() if isinstance(v, nir.Input)]
-            exit_[full] = [f"{full}.{k}" for k, v in node.nodes.items() if isinstance(v, nir.Output)]
-            for inner, inner_node in inner_nodes.items():
-                put(inner, inner_node)
-            edges.extend(inner_edges)
-        else:
-            put(full, node)
-    try:
-        edge_list = list(raw_edges)
-    except TypeError:
-        raise GraphError("graph edges must be a list of (source, target) pairs", where=where, got=type(raw_edges).__name__) from None
-    for edge in edge_list:
-        try:
-            a, b = (x.decode() if isinstance(x, bytes) else x for x in edge)
-        except (TypeError, ValueError, UnicodeDecodeError):
-            raise GraphError("malformed edge", where=where, expected="a (source, target) pair", got=edge) from None
-        if not isinstance(a, str) or not isinstance(b, str):
-            raise GraphError("edge ends must be node names (strings)", where=where, got=(a, b))
-        a, b = f"{prefix}{a}", f"{prefix}{b}"
-        if a in exit_:
-            if len(exit_[a]) != 1:
-                raise GraphError(
-                    "edge from a subgraph without exactly one Output must name the inner node",
-                    where=f"{where}: edge {a!r} -> {b!r}",
-                    got=exit_[a],
-                    hint=f"write the edge as ('{a}.<output>', ...)",
-                )
-            a = exit_[a][0]
-        if b in entry:
-            if len(entry[b]) != 1:
-                raise GraphError(
-                    "edge into a subgraph without exactly one Input must name the inner node",
-                    where=f"{where}: edge {a!r} -> {b!r}",
-                    got=entry[b],
-                    hint=f"write the edge as (..., '{b}.<input>')",
-                )
-            b = entry[b][0]
-        edges.append((a, b))
-    # Remove the inner Input/Output nodes of inlined subgraphs by bridging across them.
-    inner_ports = [n for sub in (*entry.values(), *exit_.values()) for n in sub]
-    for port in inner_ports:
-        preds = [a for a, b in edges if b == port]
-        succs = [b for a, b in edges if a == port]
-        edges = [e for e in edges if port not in e]
-        edges.extend((a, b) for a in preds for b in succs if (a, b) not in edges)
-        nodes.pop(port, None)
-    return nodes, edges
 
 
 # -- parameter checks -----------------------------------------------------------------------------

@@ -41,7 +41,7 @@ def pair(value, name: str, where: str) -> tuple[int, int]:
 
 
 # Every per-neuron parameter of a node type: any of them being an array fixes the node's shape.
-_PARAMS = {
+PARAMS = {
     nir.LIF: ("tau", "r", "v_leak", "v_threshold", "v_reset"),
     nir.CubaLIF: ("tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "v_reset", "w_in"),
     nir.IF: ("r", "v_threshold", "v_reset"),
@@ -63,7 +63,7 @@ def own_shape(node: nir.NIRNode) -> Shape | None:
         return tuple(int(d) for d in np.atleast_1d(node.input_type["input"]))
     if isinstance(node, (nir.Affine, nir.Linear)):
         return None
-    for param in _PARAMS.get(type(node), ()):
+    for param in PARAMS.get(type(node), ()):
         value = getattr(node, param, None)
         if value is None:
             continue

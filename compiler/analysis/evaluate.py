@@ -59,6 +59,7 @@ class Evaluation:
             quant_errors=self.compiled.layers if self.compiled is not None else None,
             fidelity=self.compiled.fidelity if self.compiled is not None else None,
             assumptions=self.compiled.assumptions if self.compiled is not None else None,
+            notes=self.compiled.notes if self.compiled is not None else None,
             meta=info,
         )
 

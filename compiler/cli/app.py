@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from snnc.ir.errors import SnncError
+from snnc.ir.repairs import ReadNote
 from snnc.ir.reset_mode import AssumptionWarning
 
 from .common import _console, _one_line
@@ -90,6 +91,8 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     """snnc's own warnings as one line on stderr; others as Python prints them."""
     if issubclass(category, AssumptionWarning):
         print(f"snnc: warning: {_one_line(message)}", file=sys.stderr)
+    elif issubclass(category, ReadNote):  # a file quirk with one meaning, repaired (snnc.ir.repairs)
+        print(f"snnc: note: {_one_line(message)}", file=sys.stderr)
     else:
         sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 

@@ -36,6 +36,10 @@ def _inspect_nir(graph, label: str, console) -> None:
         reset = reset_mode_of(node) if isinstance(node, SPIKING) else ""
         rows.append((name, type(node).__name__, _shape(graph.in_shapes.get(name)), _shape(graph.out_shapes.get(name)), node_param_count(node), reset))
     console.print(_table(f"{label}: NIR-level graph, {len(graph.nodes)} nodes", ["node", "type", "input", "output", "params", "reset"], rows))
+    if graph.subgraphs:  # the nesting the file had before it was flattened (snnc.ir.nesting)
+        console.print(_table(f"nested subgraphs ({len(graph.subgraphs)}), flattened as outer.inner", ["subgraph", "inside", "nodes"],
+                             [(name, _parent(name, graph.subgraphs) or "(top level)", ", ".join(members))
+                              for name, members in graph.subgraphs.items()]))
     rank = {n: i for i, n in enumerate(graph.topo_order())}
     edge_rows = [(a, b, "recurrent" if (a, b) in graph.recurrent else "")
                  for a, b in sorted(graph.edges, key=lambda e: (rank[e[0]], rank[e[1]]))]
@@ -51,6 +55,11 @@ def _inspect_nir(graph, label: str, console) -> None:
     console.print(f"totals: {neurons} neurons, {synapses} synapses, {params} parameters, "
                   f"inputs {', '.join(f'{n} {_shape(graph.in_shapes[n])}' for n in graph.inputs)}, "
                   f"outputs {', '.join(f'{n} {_shape(graph.in_shapes[n])}' for n in graph.outputs)}")
+
+
+def _parent(name: str, subgraphs: dict) -> str | None:
+    """The subgraph that holds subgraph `name` (the longest other subgraph name it starts with)."""
+    return max((s for s in subgraphs if s != name and name.startswith(f"{s}.")), key=len, default=None)
 
 
 def nir_loops(graph) -> list[tuple[list[str], list[tuple[str, str]]]]:

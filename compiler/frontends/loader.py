@@ -15,6 +15,7 @@ from snnc.ir.chip import ChipGraph
 from snnc.ir.chip_nir import chip_from_nir, is_chip_nir
 from snnc.ir.errors import ModelFileError, ParameterError
 from snnc.ir.graph import Graph, read_nir_file
+from snnc.ir.repairs import emit
 from snnc.ir.reset_mode import state_reset_modes
 
 SUPPORTED = (
@@ -67,10 +68,13 @@ def load_model(source: Any, *, reset_mode: str | None = None, **options: Any) ->
 def _load_path(path: Path, options: dict, reset_mode: str | None = None) -> Graph | ChipGraph:
     suffix = path.suffix.lower()
     if suffix == ".nir":
-        model = read_nir_file(path)
+        notes: list[str] = []  # quirks repaired while reading (snnc.ir.repairs), stated once below
+        model = read_nir_file(path, notes=notes)
         if is_chip_nir(model):
-            return chip_from_nir(model, where=str(path))
-        return Graph.from_nir(model, source=str(path), reset_mode=reset_mode)
+            chip = chip_from_nir(model, where=str(path))
+            emit(notes)
+            return chip
+        return Graph.from_nir(model, source=str(path), reset_mode=reset_mode, notes=notes)
     if suffix == ".net":
         if not path.exists():
             raise ModelFileError("file not found", where=str(path), hint="check the path")

@@ -130,9 +130,11 @@ def run_summary(run_result) -> dict | None:
 
 
 def build_report_dict(*, graph=None, mapping=None, energy=None, activity=None, run_result=None,
-                      budget=None, quant_errors=None, meta=None, fidelity=None, assumptions=None) -> dict:
+                      budget=None, quant_errors=None, meta=None, fidelity=None, assumptions=None,
+                      notes=None) -> dict:
     """Everything `report.json` holds, as one plain dict (absent parts are None). `fidelity`: the
-    compile's fidelity guard (snnc.compiler.analysis.fidelity); `assumptions`: what it assumed."""
+    compile's fidelity guard (snnc.compiler.analysis.fidelity); `assumptions`: what it assumed;
+    `notes`: quirks of the model file repaired while reading it (snnc.ir.repairs)."""
     energy_d = to_plain(energy)
     return {
         "schema": "snnc-report/1",
@@ -147,11 +149,13 @@ def build_report_dict(*, graph=None, mapping=None, energy=None, activity=None, r
         "run": run_summary(run_result),
         "fidelity": to_plain(fidelity),
         "assumptions": to_plain(assumptions),
+        "notes": to_plain(notes or []),
     }
 
 
 def write_report(out_dir, *, graph=None, mapping=None, energy=None, activity=None, run_result=None,
-                 budget=None, quant_errors=None, meta=None, fidelity=None, assumptions=None) -> dict[str, Path]:
+                 budget=None, quant_errors=None, meta=None, fidelity=None, assumptions=None,
+                 notes=None) -> dict[str, Path]:
     """Write `report.json` and a self-contained `report.html` into `out_dir`; returns their paths."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -161,7 +165,7 @@ def write_report(out_dir, *, graph=None, mapping=None, energy=None, activity=Non
         activity = run_result.activity
     data = build_report_dict(graph=graph, mapping=mapping, energy=energy, activity=activity, run_result=run_result,
                              budget=budget, quant_errors=quant_errors, meta=meta, fidelity=fidelity,
-                             assumptions=assumptions)
+                             assumptions=assumptions, notes=notes)
     json_path = out / "report.json"
     atomic_write_text(json_path, json.dumps(data, indent=1))
     from .html import render_html
