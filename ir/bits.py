@@ -73,6 +73,10 @@ SPECS: dict[str, IntSpec] = {
         IntSpec("reset_offset", 16, 0, 2**16 - 1, "LIFReset phase in time steps"),
         IntSpec("v_reset", 24, -(2**23 - 1), 2**23 - 1, "voltage a spiking neuron resets to (reset_mode zero), in v units"),
         IntSpec("relay_shift", 5, 0, 23, "right shift from a relay's v to its graded payload"),
+        IntSpec("prod_exp", 5, 0, 23, "product neuron: right shift of the int32 product a1 * a2"),
+        IntSpec("theta_step", 12, 0, 4095, "atrlif threshold increase per spike (mantissa; Lava shifts it left by 6)"),
+        IntSpec("d_theta", 12, 0, 4095, "atrlif decay of theta towards theta_0, 4096 = one"),
+        IntSpec("d_r", 12, 0, 4095, "atrlif decay of the refractory state r, 4096 = one"),
         IntSpec("u", 24, -(2**23), 2**23 - 1, "synaptic current state (wraps)"),
         IntSpec("v", 24, -(2**23 - 1), 2**23 - 1, "membrane voltage state (saturates)"),
     ]

@@ -22,11 +22,16 @@ import scipy.sparse as sp
 
 from .bits import SPECS, sign_mode, truncate_weights
 from .errors import GraphError, ParameterError, ShapeError
+from .fixed_point.prodneuron import PRODUCT_PORTS
 from .fixed_point import NEURON_KINDS, RESET_MODES
 
 NeuronModel = Literal["lif", "lif_reset", "ternary", "relay"]
 ResetMode = Literal["zero", "subtract", "none"]
 OutputVar = Literal["s", "u", "v"]
+PROGRAMMABLE_KINDS = ("product", "atrlif")
+"""Kinds Lava 0.10 runs as its own processes beyond LIF: `lava.proc.prodneuron.ProdNeuron` and
+`lava.proc.atrlif.ATRLIF` (`snnc.ir.fixed_point.prodneuron` / `.atrlif` define them)."""
+DEFAULT_PORT = "a_in"
 
 
 def _shape(shape, where: str) -> tuple[int, ...]:
@@ -86,6 +91,11 @@ class Population:
     (vth << 6 is taken off v at the next step, snnTorch's default) or "none".
     For `ternary`, `vth_hi`/`vth_lo` replace `vth`. `meta` carries provenance (source NIR nodes,
     float scale chosen by the quantizer) and is never read by a simulator.
+    "product" (Lava `ProdNeuron`, `snnc.ir.fixed_point.prodneuron`): no state; sends the graded
+    (a1 * a2) >> prod_exp where its int32 magnitude exceeds `vth` (not shifted); its two inputs are
+    the ports `a_in1`/`a_in2` that projections name in `Projection.port`. "atrlif" (Lava `ATRLIF`,
+    `snnc.ir.fixed_point.atrlif`): du/dv/bias as the LIF, `vth` is theta_0 (12 bits), plus
+    `theta_step`, `d_theta`, `d_r`; its `u` probe is Lava's current `i`.
     """
 
     name: str
@@ -103,6 +113,10 @@ class Population:
     reset_mode: ResetMode = "zero"
     v_reset: int | np.ndarray = 0
     relay_shift: int = 0
+    prod_exp: int = 0
+    theta_step: int = 0
+    d_theta: int = 0
+    d_r: int = 0
     meta: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -110,14 +124,15 @@ class Population:
         self.shape = _shape(self.shape, where)
         for name in ("du", "dv", "vth", "bias_mant", "bias_exp", "v_reset"):
             setattr(self, name, _per_neuron(name, getattr(self, name), self.shape, where))
-        if self.model not in NEURON_KINDS:
-            raise ParameterError("unknown neuron model", where=where, expected=", ".join(NEURON_KINDS), got=self.model)
+        if self.model not in NEURON_KINDS + PROGRAMMABLE_KINDS:
+            raise ParameterError("unknown neuron model", where=where, expected=", ".join(NEURON_KINDS + PROGRAMMABLE_KINDS), got=self.model)
         if self.reset_mode not in RESET_MODES:
             raise ParameterError("unknown reset mode", where=f"{where}.reset_mode", expected=", ".join(RESET_MODES), got=self.reset_mode)
         if self.model == "ternary" and self.reset_mode == "subtract":
             raise ParameterError("a ternary population cannot reset by subtraction", where=f"{where}.reset_mode",
                                  expected="zero or none", got=self.reset_mode)
         self.relay_shift = SPECS["relay_shift"].check(self.relay_shift, f"{where}.relay_shift")
+        self._check_programmable(where)
         if self.model != "relay" and self.relay_shift:
             raise ParameterError("relay_shift applies to relay populations only", where=f"{where}.relay_shift",
                                  got=self.relay_shift, hint="set model='relay' or relay_shift=0")
@@ -139,6 +154,42 @@ class Population:
                     "vth_lo must not exceed vth_hi", where=where, got=(self.vth_lo, self.vth_hi)
                 )
 
+    def _check_programmable(self, where: str) -> None:
+        """Fields of the product and adaptive-threshold kinds: in range, per layer where Lava's Var
+        is one value, and only where they mean something."""
+        mine = {"prod_exp": "product", "theta_step": "atrlif", "d_theta": "atrlif", "d_r": "atrlif"}
+        for name, kind in mine.items():
+            setattr(self, name, SPECS[name].check(getattr(self, name), f"{where}.{name}"))
+            if self.model != kind and getattr(self, name):
+                raise ParameterError(f"{name} applies to {kind} populations only", where=f"{where}.{name}",
+                                     got=getattr(self, name), hint=f"set model={kind!r} or {name}=0")
+        if self.model not in PROGRAMMABLE_KINDS:
+            return
+        if self.reset_mode != "zero" or np.any(self.v_reset):
+            raise ParameterError(f"a {self.model} population has no reset mode or reset voltage", where=f"{where}.reset_mode",
+                                 expected="reset_mode='zero', v_reset=0", got=(self.reset_mode, self.v_reset))
+        per_layer = ("vth",) if self.model == "product" else ("du", "dv", "vth")
+        for name in per_layer:
+            if np.ndim(getattr(self, name)):
+                raise ParameterError(f"a {self.model} population's {name} is one value per layer (Lava's Var has shape (1,))",
+                                     where=f"{where}.{name}", got=np.shape(getattr(self, name)), hint=f"give {name} as a scalar")
+        if self.model == "product":
+            unused = {"du": 0, "dv": 0, "bias_mant": 0, "bias_exp": 0}
+            for name, default in unused.items():
+                if np.any(getattr(self, name) != default):
+                    raise ParameterError(f"{name} does not apply to a product population (it keeps no state)",
+                                         where=f"{where}.{name}", got=getattr(self, name),
+                                         hint="a product neuron takes vth (compared with |a1 * a2 >> prod_exp|) and prod_exp")
+        elif int(self.vth) > SPECS["theta_step"].hi:
+            raise ParameterError("an atrlif threshold theta_0 (vth) has 12 bits in Lava's ATRLIF", where=f"{where}.vth",
+                                 expected=f"0..{SPECS['theta_step'].hi}", got=int(self.vth),
+                                 hint="rescale the layer's weights and bias so the threshold fits")
+
+    @property
+    def ports(self) -> tuple[str, ...]:
+        """The input ports projections may target (Lava's port names)."""
+        return PRODUCT_PORTS if self.model == "product" else (DEFAULT_PORT,)
+
     @property
     def size(self) -> int:
         return math.prod(self.shape)
@@ -155,7 +206,7 @@ class Population:
     @property
     def spiking(self) -> bool:
         """False for relays, whose every message is a graded payload."""
-        return self.model != "relay"
+        return self.model not in ("relay", "product")
 
 
 @dataclass
@@ -213,6 +264,7 @@ class Projection:
     delay: int | np.ndarray = 0
     conv: ConvGeometry | None = None
     meta: dict = field(default_factory=dict)
+    port: str = DEFAULT_PORT
     direct: bool = False
 
     def __post_init__(self):
@@ -432,6 +484,19 @@ class ChipGraph:
                     where=where,
                     hint="set num_message_bits on the projection to the input's payload bits",
                 )
+            if p.port not in dst.ports:
+                raise GraphError(
+                    f"projection targets a port its {dst.model} population does not have", where=f"{where}.port",
+                    expected=", ".join(dst.ports), got=p.port,
+                    hint="a product population has two inputs, a_in1 and a_in2; every other kind has a_in",
+                )
+        for pop in self.populations.values():
+            for port in pop.ports if pop.model == "product" else ():
+                if not any(p.port == port for p in self.incoming(pop.name)):
+                    raise GraphError(
+                        f"product population has no projection into its port {port}", where=f"population {pop.name!r}",
+                        hint="its output would be 0 at every step; connect both a_in1 and a_in2",
+                    )
         for name, port in self.outputs.items():
             if port.population not in self.populations:
                 raise GraphError("output names an unknown population", where=f"output {name!r}", expected=sorted(self.populations), got=port.population)

@@ -25,6 +25,10 @@ scaled by 2**(6 + weight_exp):
     v_leak      = bias_mant * 2**bias_exp * tau_mem / dt   (the bias adds to v every step)
     v_threshold = vth * 64 (ternary: vth_hi * 64), v_reset = the integer v_reset (v units);
     reset_mode and relay settings live in the snnc metadata (NIR has no field for them)
+    product / atrlif populations (Lava ProdNeuron / ATRLIF) are written as the same CubaLIF
+    carrier, whose floats then describe only du/dv/vth/bias: their dynamics (the product of two
+    ports, the adaptive threshold: prod_exp, theta_step, d_theta, d_r) and a projection's target
+    `port` (a_in1/a_in2 of a product) live only in the snnc metadata; NIR has no node for them
     weights     = effective integer weights (after Lava's truncation) * 2**(6 + weight_exp)
 
 What NIR cannot express lives only in the metadata: the one-step latency of every projection
@@ -52,6 +56,8 @@ from .timestep import check_dt
 KEY = "snnc"
 FORMAT_VERSION = 1
 DEFAULT_DT = 1e-4
+PROGRAMMABLE_FIELDS = ("prod_exp", "theta_step", "d_theta", "d_r")
+"""Population fields of the product and atrlif kinds (metadata only; see the module docstring)."""
 """Step used when neither the call nor graph.meta['dt'] gives one (the NIR paper's dt)."""
 DV0_TAU_STEPS = 2.0**40
 """tau_mem / dt written for dv = 0 (no leak): NIR needs a finite time constant; a power of two
@@ -225,6 +231,7 @@ def _population_node(pop: Population, dt: float) -> nir.CubaLIF:
         "reset_mode": pop.reset_mode,
         "v_reset": _encode(pop.v_reset, f"population {pop.name!r}.v_reset"),
         "relay_shift": _encode(pop.relay_shift, f"population {pop.name!r}.relay_shift"),
+        **{k: _encode(getattr(pop, k), f"population {pop.name!r}.{k}") for k in PROGRAMMABLE_FIELDS},
         "meta": _encode(pop.meta, f"population {pop.name!r}.meta"),
     }
     return nir.CubaLIF(**float_parameters(pop, dt), metadata=_meta(record))
@@ -245,6 +252,7 @@ def _projection_node(proj: Projection, graph: ChipGraph) -> nir.NIRNode:
         "delay": _encode(proj.delay, f"{where}.delay"),
         "conv": None,
         "meta": _encode(proj.meta, f"{where}.meta"),
+        "port": proj.port,
         "direct": bool(proj.direct),
     }
     weight = float_weights(proj)
@@ -444,6 +452,7 @@ def _rebuild(nir_graph, header: dict, where: str) -> ChipGraph:
             # files written before reset modes existed reset to zero, as Lava's LIF does
             reset_mode=rec.get("reset_mode", "zero"),
             **{k: _decode(rec[k]) for k in ("v_reset", "relay_shift") if k in rec},
+            **{k: _decode(rec[k]) for k in PROGRAMMABLE_FIELDS if k in rec},  # absent in files of older snnc
         )
         _check_floats(nodes[nname], float_parameters(pop, dt), f"{where}: node {nname!r}")
         graph.add(pop)
@@ -462,6 +471,7 @@ def _rebuild(nir_graph, header: dict, where: str) -> ChipGraph:
             delay=_decode(rec["delay"]),
             conv=ConvGeometry(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in conv.items()}) if conv else None,
             meta=_decode(rec["meta"]),
+            port=rec.get("port", "a_in"),  # files written before product ports had none
             direct=bool(rec.get("direct", False)),  # files written before direct inputs had none
         )
         _check_floats(nodes[nname], {"weight": float_weights(proj)}, f"{where}: node {nname!r}")

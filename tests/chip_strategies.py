@@ -319,3 +319,50 @@ def _pad(case: ChipCase, steps: int) -> ChipCase:
         pad = np.zeros((steps - arr.shape[0], *arr.shape[1:]), arr.dtype)
         inputs[name] = np.concatenate([arr, pad])
     return replace(case, inputs=inputs, steps=steps)
+
+
+# -- product and adaptive-threshold neurons (Lava ProdNeuron / ATRLIF) ---------------------------------
+@st.composite
+def programmable_graphs(draw, max_inputs: int = 5, max_neurons: int = 4) -> ChipGraph:
+    """input x -> product `prod` (ports a_in1, a_in2) and atrlif `alif` -> LIF `out` reading both.
+
+    The product's second port reads either x or the atrlif's spikes (a spiking gate). Weight
+    exponents and graded payloads reach the int32 wrap of the product; thresholds, decays and
+    theta steps cover Lava's 12-bit ranges.
+    """
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    n_in, n = draw(st.integers(1, max_inputs)), draw(st.integers(1, max_neurons))
+    bits = draw(st.sampled_from([0, 8]))
+    decays = st.sampled_from([0, 1, 64, 512, 2048, 4000, 4095])
+    g = ChipGraph()
+    g.add(InputPopulation("x", (n_in,), num_message_bits=bits))
+    g.add(Population("prod", (n,), model="product", vth=draw(st.sampled_from([0, 1, 1000, 2**16])),
+                     prod_exp=draw(st.sampled_from([0, 1, 5, 12, 23]))))
+    g.add(Population("alif", (n,), model="atrlif", du=draw(decays), dv=draw(decays), vth=draw(st.integers(0, 4095)),
+                     theta_step=draw(st.sampled_from([0, 1, 50, 4095])), d_theta=draw(decays), d_r=draw(decays),
+                     bias_mant=rng.integers(-200, 200, n) if draw(st.booleans()) else 0, bias_exp=draw(st.integers(0, 3))))
+    g.add(Population("out", (2,), du=draw(decays), dv=draw(decays), vth=draw(st.sampled_from([1, 100, 10000]))))
+
+    def w(rows, cols):
+        return rng.integers(-256, 256, (rows, cols))
+
+    exps = st.integers(-8, 7)
+    g.add(Projection("in1", "x", "prod", w(n, n_in), num_message_bits=bits, weight_exp=draw(exps), port="a_in1"))
+    if draw(st.booleans()):
+        g.add(Projection("in2", "x", "prod", w(n, n_in), num_message_bits=bits, weight_exp=draw(exps), port="a_in2"))
+    else:
+        g.add(Projection("gate", "alif", "prod", w(n, n), weight_exp=draw(exps), port="a_in2"))
+    g.add(Projection("ina", "x", "alif", rng.integers(-64, 256, (n, n_in)), num_message_bits=bits, weight_exp=draw(st.integers(0, 4))))
+    g.add(Projection("p_out", "prod", "out", w(2, n), num_message_bits=24, weight_exp=draw(exps)))
+    g.add(Projection("a_out", "alif", "out", w(2, n), weight_exp=draw(exps)))
+    g.outputs["out"] = OutputPort("out")
+    return g.validate()
+
+
+def programmable_inputs(graph: ChipGraph, steps: int, seed: int) -> np.ndarray:
+    """[steps, n] values for input x: graded +-255 payloads or 0/1 spikes (about half firing)."""
+    rng = np.random.default_rng(seed)
+    inp = graph.inputs["x"]
+    if inp.num_message_bits:
+        return rng.integers(-255, 256, (steps, inp.size))
+    return (rng.random((steps, inp.size)) < 0.5).astype(np.int64)

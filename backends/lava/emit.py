@@ -7,6 +7,7 @@
 | InputPopulation                        | `lava.proc.io.source.RingBuffer` (binary or graded values) |
 | Population model lif / lif_reset / ternary | `LIF` / `LIFReset` / `TernaryLIF`         |
 | Population with another reset or a relay | snnc's `procs.cuba.CubaNeuron` (fixed_pt)     |
+| Population model product / atrlif      | `lava.proc.prodneuron.ProdNeuron` (ports a_in1/a_in2) / `lava.proc.atrlif.ATRLIF` (fixed_pt; probe u: its i) |
 | Projection dense (delay 0 / > 0)       | `Dense` / `DelayDense`                          |
 | Projection sparse (delay 0 / > 0)      | `Sparse` / `DelaySparse`                        |
 | Projection conv                        | `Conv` (torch CHW layout converted to Lava WHC) |
@@ -40,7 +41,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import scipy.sparse as sp
 
-from snnc.ir.chip import ChipGraph, InputPopulation, Population, Projection
+from snnc.ir.chip import PROGRAMMABLE_KINDS, ChipGraph, InputPopulation, Population, Projection
 from snnc.ir.errors import BackendError, GraphError, ShapeError
 from snnc.ir.fixed_point.units import DECAY_ONE, STATE_UNIT
 
@@ -244,6 +245,38 @@ def cuba_kwargs(pop: Population, tag: str) -> dict:
     )
 
 
+def programmable_process(pop: Population, tag: str):
+    """Lava's own `ProdNeuron` / `ATRLIF` for a product / atrlif population.
+
+    fixed_pt only: ProdNeuron has no float model, and ATRLIF's float model is another arithmetic
+    (no 6-bit MSB alignment of input and threshold). The 12-bit decays are handed over as
+    `delta = d / 4096`, exact in float64, so Lava's fixed model computes integers exactly.
+    """
+    if tag != "fixed_pt":
+        raise BackendError(
+            f"a {pop.model} population runs on Lava's fixed_pt model only", where=f"population {pop.name!r}",
+            hint="run the lava backend with tag='fixed_pt' (the default)",
+        )
+    if pop.model == "product":
+        from lava.proc.prodneuron.process import ProdNeuron
+
+        proc = ProdNeuron(shape=tuple(pop.shape), vth=int(pop.vth), exp=int(pop.prod_exp))
+        proc.name = pop.name  # ProdNeuron takes no `name` argument
+        return proc
+    from lava.proc.atrlif.process import ATRLIF
+
+    one = float(DECAY_ONE)
+    return ATRLIF(
+        shape=tuple(pop.shape), delta_i=int(pop.du) / one, delta_v=int(pop.dv) / one, delta_theta=int(pop.d_theta) / one,
+        delta_r=int(pop.d_r) / one, theta_0=int(pop.vth), theta_step=int(pop.theta_step),
+        bias_mant=_param(pop.bias_mant), bias_exp=_param(pop.bias_exp), name=pop.name,
+    )
+
+
+ATRLIF_VARS = {"u": "i", "v": "v"}
+"""What an atrlif population's u/v probes read in Lava."""
+
+
 # -- inputs --------------------------------------------------------------------------------------
 def input_ring_data(inp: InputPopulation, data: np.ndarray | None, tag: str) -> np.ndarray:
     """[T, *shape] -> the RingBuffer's [*shape, T] array (at least one step of zeros)."""
@@ -286,6 +319,9 @@ def emit(
         net.inputs[name] = RingBuffer(data=input_ring_data(inp, inputs.get(name), tag))
         net.inputs[name].name = name
     for name, pop in graph.populations.items():
+        if pop.model in PROGRAMMABLE_KINDS:
+            net.populations[name] = programmable_process(pop, tag)
+            continue
         kwargs = population_kwargs(pop, tag) if pop.lava_native else cuba_kwargs(pop, tag)
         net.populations[name] = _neuron_class(pop)(**kwargs)
     for name, proj in graph.projections.items():
@@ -343,7 +379,8 @@ def _hub(net: LavaNetwork):
     for part in components(graph):
         pop = next((n for n in part if n in graph.populations), None)
         if pop is not None:
-            _bridge(net, net.populations[pop].a_in, tuple(graph.populations[pop].shape), pop)
+            port = getattr(net.populations[pop], graph.populations[pop].ports[0])  # a product adds the 0 to a_in1
+            _bridge(net, port, tuple(graph.populations[pop].shape), pop)
     return hub
 
 
@@ -370,7 +407,7 @@ def _connect(net: LavaNetwork, graph: ChipGraph, proj: Projection, proc) -> None
     src = graph.source(proj.src)
     dst = graph.populations[proj.dst]
     out = _out_port(net, proj.src)
-    target = net.populations[proj.dst].a_in
+    target = getattr(net.populations[proj.dst], proj.port)
     if proj.kind == "conv":
         out.transpose([2, 1, 0]).connect(proc.s_in)
         proc.a_out.transpose([2, 1, 0]).connect(target)
@@ -412,6 +449,9 @@ def parse_record_keys(graph: ChipGraph, keys: Iterable[str]) -> list[tuple[str, 
             )
         elif var not in STATE_VARS:
             raise BackendError("probe variable must be s, u or v", where=f"probe {key!r}", expected=STATE_VARS, got=var)
+        elif var != "s" and graph.populations[node].model == "product":
+            raise BackendError("a product population keeps no state to read", where=f"probe {key!r}",
+                               expected=f"{node}/s (its graded output)", got=var)
         out.append((key, node, var))
     return out
 
@@ -440,7 +480,8 @@ def attach_taps(net: LavaNetwork, keys: Iterable[str], buffer_size: int = 64) ->
                 _bridge(net, tap.a_in, shape, key)  # else Lava would not compile this recorder
         else:
             tap = StateTap(shape=shape, buffer_size=buffer_size, name=f"record {key}")
-            tap.connect_var(getattr(proc, var))
+            pop = net.graph.populations.get(node)
+            tap.connect_var(getattr(proc, ATRLIF_VARS[var] if pop is not None and pop.model == "atrlif" else var))
         net.taps[key] = tap
     return net.taps
 

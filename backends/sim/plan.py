@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from snnc.ir.chip import ChipGraph, InputPopulation, Population, Projection
+from snnc.ir.chip import PROGRAMMABLE_KINDS, ChipGraph, InputPopulation, Population, Projection
 from snnc.ir.errors import BackendError, SnncError
 
 from snnc.ir.fixed_point.units import bias_value, threshold_value
 
 from . import kernels as K
+from . import kernels_atrlif, kernels_prodneuron
 
 F32_EXACT = 2**24  # float32 adds integers exactly while every partial sum stays below this
 F64_EXACT = 2**53
@@ -192,6 +193,12 @@ class _Component:
     hist_len: int
     outgoing: list[str]  # projections whose source is a member, in fanout-row order
     fanout: np.ndarray  # [P, n] int64
+    prog: dict | None = None  # kernel arguments (and "kind") when the single member is a product or atrlif population
+
+    @property
+    def acc_width(self) -> int:
+        """Columns of the int32 input buffer: a product population has two ports (2n), else n."""
+        return 2 * self.n if self.prog and self.prog["kind"] == "product" else self.n
 
 
 @dataclass
@@ -317,6 +324,8 @@ class Plan:
                         link.csr = sp.csr_matrix(wd, dtype=np.int64)
                     else:
                         link.dense = np.asarray(wd.toarray() if sp.issparse(wd) else wd, np.int64)
+                    if proj.port == "a_in2":  # a product population's second input: columns [n, 2n) of its buffer
+                        link.n_off += graph.populations[name].size
                     links.append(link)
         groups = self._groups(internal, offsets) if internal else _empty_groups()
         outgoing = [p for m in members for p in graph.outgoing(m)]
@@ -324,9 +333,10 @@ class Plan:
         for p, proj in enumerate(outgoing):
             off = offsets[proj.src]
             fan[p, off : off + sizes[proj.src]] = _fanout(self.matrices[proj.name])
+        prog = _programmable_params(pops[0])
         return _Component(
             members=list(members), offsets=offsets, sizes=sizes, n=n, recurrent=recurrent,
-            params=_population_params(pops), links=links,
+            params={} if prog else _population_params(pops), links=links, prog=prog,
             max_link_delay=max((lk.delay for lk in links), default=0),
             groups=groups,
             hist_len=(max(int(d) for _, d, _ in internal) + 1) if internal else 1,
@@ -369,6 +379,15 @@ class Plan:
         return out
 
 
+def _programmable_params(pop: Population) -> dict | None:
+    """Arguments of the kernel of a product or atrlif population (None for the CUBA kinds)."""
+    if pop.model == "product":
+        return {"kind": "product", **kernels_prodneuron.population_params(pop)}
+    if pop.model == "atrlif":
+        return {"kind": "atrlif", **kernels_atrlif.population_params(pop)}
+    return None
+
+
 def check_supported(graph) -> list[str]:
     """Reasons the sim backend cannot run `graph` (empty when it can)."""
     if not isinstance(graph, ChipGraph):
@@ -380,6 +399,11 @@ def check_supported(graph) -> list[str]:
         problems.append(str(exc))
     if not graph.populations:
         problems.append("the graph has no populations to simulate")
+    for members in graph.population_order() if not problems else []:
+        prog = [m for m in members if graph.populations[m].model in PROGRAMMABLE_KINDS]
+        if prog and graph.is_recurrent(members):
+            problems.append(f"product/atrlif population(s) {prog} in a recurrent loop: the sim steps these kinds "
+                            "feed-forward only (run the network on the lava backend)")
     return problems
 
 

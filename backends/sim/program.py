@@ -40,7 +40,6 @@ DEFAULT_BUDGET = 256 * 2**20
 DEFAULT_MAX_CHUNK = 1024
 BLAS_DENSITY = 0.25  # above this fraction of nonzero messages a BLAS matmul beats event gathering
 SCATTER_COST = 20  # one scattered synaptic event costs about this many dense conv multiply-adds
-_KERNEL_DTYPES = {np.dtype(t) for t in ("uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64", "float32", "float64")}
 SYNAPSE_MODES = ("auto", "events", "dense")  # how links are evaluated (results are identical)
 SERIAL_WORK = 1 << 21  # runs with fewer (sample, step, neuron) items per chunk use one thread
 
@@ -148,11 +147,7 @@ class SimProgram:
         sources: dict[str, _ChunkSource] = {}
         for name, inp in plan.inputs.items():
             x = data[name][:, t0 : t0 + c]
-            if x.dtype == np.bool_:
-                x = x.view(np.uint8)
-            elif x.dtype not in _KERNEL_DTYPES:
-                x = x.astype(np.float64)
-            x = np.ascontiguousarray(x).reshape(batch, c, inp.n)
+            x = K.message_array(x).reshape(batch, c, inp.n)  # the kernels' dtypes, whatever the caller passed
             nnz = np.zeros(batch * c, np.int64)
             ops = np.zeros((batch * c, len(inp.outgoing)), np.int64)
             bad, peak = K.check_input(x.reshape(batch * c, inp.n), inp.graded, float(inp.limit), inp.fanout, nnz, ops)

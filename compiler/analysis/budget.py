@@ -75,7 +75,14 @@ _MODEL_EXTRA_BITS = {
     "lif": 0,
     "lif_reset": SPECS["reset_interval"].bits + SPECS["reset_offset"].bits,
     "ternary": 2 * (SPECS["vth"].bits + 1),  # vth_hi, vth_lo: 17-bit magnitude + sign each
+    "product": SPECS["prod_exp"].bits,
+    "atrlif": SPECS["theta_step"].bits + SPECS["d_theta"].bits + SPECS["d_r"].bits,
 }
+_STATE_BITS_PER_NEURON = {
+    "product": 0,  # Lava's ProdNeuron keeps nothing between steps
+    "atrlif": 4 * SPECS["u"].bits,  # i, v, theta, r: 24 bits each in Lava's ATRLIF
+}
+"""State bits per neuron of the kinds that differ from the CUBA compartment's u and v."""
 
 
 class AccumulatorOverflowWarning(UserWarning):
@@ -433,7 +440,7 @@ def _layer_budget(graph: ChipGraph, pop: Population, activity) -> LayerBudget:
         per_neuron_params=per_neuron,
         projections=projections,
         weight_memory_bits=sum(p.memory_bits for p in projections),
-        state_bits=STATE_BITS * pop.size,
+        state_bits=_STATE_BITS_PER_NEURON.get(pop.model, STATE_BITS) * pop.size,
         param_bits=param_bits,
         spikes=_spike_budget(pop.name, payload, activity),
         max_input=max_input,

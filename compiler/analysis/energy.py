@@ -49,6 +49,9 @@ COST_TYPES = (
     "hop_ns",
     "chip_crossing",
 )
+UPDATE_COST_FACTOR = {"product": 2.0, "atrlif": 2.0}
+"""ASSUMPTION: a neuron update of these kinds (Loihi 2 microcode: ProdNeuron multiplies two inputs,
+ATRLIF updates four states) costs this many CUBA neuron updates; no per-kind figure is published."""
 
 
 @dataclass
@@ -282,8 +285,11 @@ def estimate_energy(
         else:
             updates, active, spikes = pa.neuron_updates / batch, pa.active_updates / batch, pa.spikes / batch
         le.neuron_updates, le.active_updates, le.spikes = updates, active, spikes
-        le.energy["neuron_active"] += active * table.e_neuron_active
-        le.energy["neuron_inactive"] += (updates - active) * table.e_neuron_inactive
+        factor = UPDATE_COST_FACTOR.get(info.get("model", "lif"), 1.0)
+        if factor != 1.0:
+            assumptions.append(f"layer {name!r} ({info['model']}): one update assumed to cost {factor:g} CUBA updates (no published figure)")
+        le.energy["neuron_active"] += active * table.e_neuron_active * factor
+        le.energy["neuron_inactive"] += (updates - active) * table.e_neuron_inactive * factor
         le.energy["spike_out"] += spikes * table.e_spike_out
 
     # Messages and hops, attributed to the sender.

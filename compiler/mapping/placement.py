@@ -785,6 +785,7 @@ def map_to_cores(
     layers = {
         name: {
             "size": graph.populations[name].size,
+            "model": graph.populations[name].model,
             "shape": list(graph.populations[name].shape),
             "blocks": [b.id for b in layer_blocks[name]],
             "cores": len(layer_blocks[name]),

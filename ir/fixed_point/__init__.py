@@ -9,6 +9,8 @@ Loihi silicon) define what a Loihi neuron computes. This package is snnc's singl
 - `arith`: the integer operations (decay truncating toward zero, the 24-bit wrap of u, the
   saturation of v, int32 wrap), written with plain operators so that the same function runs on
   numpy arrays (the numpy step below) and, compiled by numba, inside the simulator's kernels;
+- `prodneuron`, `atrlif`: Lava's `ProdNeuron` (graded product of two input ports) and `ATRLIF`
+  (adaptive threshold and refractory state), their element operations and numpy step;
 - `neuron`: one numpy step of a population for every neuron kind the chip has (`NEURON_KINDS`):
   the specification that the `sim` kernels, the quantizer's integer re-simulator and snnc's own
   Lava process all follow, and that the tests compare them against.
@@ -19,7 +21,9 @@ Adding a neuron kind: write its step in `neuron.py` (or its own module here, reg
 has none), and add it to `tests/chip_strategies.py` so the differential tests cover it.
 """
 from .arith import decay, saturate_v, wrap32, wrap_u
+from .atrlif import ATRLIFState, atrlif_step, atrlif_update
 from .neuron import NEURON_KINDS, RESET_MODES, NeuronState, neuron_step
+from .prodneuron import PRODUCT_PORTS, product_step
 from .units import (
     DECAY_ONE,
     DECAY_SHIFT,
@@ -35,6 +39,7 @@ from .units import (
 )
 
 __all__ = [
+    "ATRLIFState", "PRODUCT_PORTS", "atrlif_step", "atrlif_update", "product_step",
     "DECAY_ONE", "DECAY_SHIFT", "NEURON_KINDS", "NeuronState", "RESET_MODES", "STATE_SHIFT", "U_HALF", "U_WRAP", "V_MAX",
     "alpha_from_du", "beta_from_dv", "decay", "du_from_alpha", "dv_from_beta", "neuron_step", "saturate_v",
     "threshold_value", "wrap32", "wrap_u",

@@ -1,0 +1,93 @@
+"""numba kernel of the sim backend for adaptive-threshold LIF populations (Lava's `ATRLIF`, fixed_pt).
+
+The arithmetic is `snnc.ir.fixed_point.atrlif` and `arith` compiled inline (`current_update`,
+`decay`, `saturate_v`, `wrap32`, and the whole `atrlif_update`): the function the numpy step
+`atrlif_step` calls, which the tests compare this kernel against. The state (i, v, theta, r) lives in an int32 array [4, batch, n]
+that persists across chunks; theta starts at theta_0 (`initial_state`).
+"""
+from __future__ import annotations
+
+import types
+
+import numba as nb
+import numpy as np
+
+from snnc.ir.chip import Population
+from snnc.ir.fixed_point import arith
+from snnc.ir.fixed_point import atrlif as spec
+from snnc.ir.fixed_point.units import bias_value, threshold_value
+
+
+def _inline(fn, **helpers):
+    """`fn` compiled inline, with the spec functions it calls bound to their compiled versions."""
+    bound = types.FunctionType(fn.__code__, {**fn.__globals__, **helpers}, fn.__name__, fn.__defaults__)
+    return nb.njit(inline="always")(bound)
+
+
+wrap32 = nb.njit(inline="always")(arith.wrap32)
+decay = nb.njit(inline="always")(arith.decay)
+wrap_u = nb.njit(inline="always")(arith.wrap_u)
+saturate_v = nb.njit(inline="always")(arith.saturate_v)
+current_update = _inline(spec.current_update, wrap32=wrap32, decay=decay, wrap_u=wrap_u)
+atrlif_update = _inline(spec.atrlif_update, wrap32=wrap32, decay=decay, saturate_v=saturate_v, current_update=current_update)
+
+I, V, THETA, R = 0, 1, 2, 3
+"""Rows of the state array [4, batch, n] (int32)."""
+
+
+def population_params(pop: Population) -> dict:
+    """The kernel's parameters of an atrlif population (thresholds already << 6)."""
+    shape = pop.shape
+    bias = bias_value(np.broadcast_to(pop.bias_mant, shape).reshape(-1), np.broadcast_to(pop.bias_exp, shape).reshape(-1))
+    return {
+        "du": int(pop.du), "dv": int(pop.dv), "bias": np.ascontiguousarray(bias, np.int64),
+        "theta_0": int(threshold_value(int(pop.vth))), "theta_step": int(threshold_value(int(pop.theta_step))),
+        "d_theta": int(pop.d_theta), "d_r": int(pop.d_r),
+    }
+
+
+def initial_state(batch: int, n: int, theta_0: int) -> np.ndarray:
+    """Lava's state before the first step: theta = theta_0, i = v = r = 0."""
+    state = np.zeros((4, batch, n), np.int32)
+    state[THETA] = theta_0
+    return state
+
+
+@nb.njit(cache=True, parallel=True)
+def scan_atrlif(acc, steps, state, du, dv, bias, theta_0, theta_step, d_theta, d_r,
+                s_out, u_out, v_out, write_u, write_v, fanout, spikes_t, counts, active, ops_t):
+    """Run `steps` steps for every sample, updating `state` in place. acc [B, >=steps, n] int32;
+    s_out [B, steps, n] float32 (0/1); u_out/v_out get i and v when written; counters as
+    `kernels.scan_ff` (unit = sample)."""
+    batch = state.shape[1]
+    n = state.shape[2]
+    n_proj = fanout.shape[0]
+    for b in nb.prange(batch):
+        for t in range(steps):
+            n_spk = 0
+            n_act = 0
+            for j in range(n):
+                i, v, theta, r, s = atrlif_update(
+                    np.int64(state[I, b, j]), np.int64(state[V, b, j]), np.int64(state[THETA, b, j]),
+                    np.int64(state[R, b, j]), np.int64(acc[b, t, j]), du, dv, bias[j], theta_0, theta_step, d_theta, d_r,
+                )
+                state[I, b, j] = i
+                state[V, b, j] = v
+                state[THETA, b, j] = theta
+                state[R, b, j] = r
+                s_out[b, t, j] = s
+                counts[b, j] += s
+                n_spk += s
+                n_act += (i != 0) | (v != 0)
+                if write_u:
+                    u_out[b, t, j] = i
+                if write_v:
+                    v_out[b, t, j] = v
+            spikes_t[b, 0, t] += n_spk
+            active[b, 0] += n_act
+            if n_spk > 0:
+                for p in range(n_proj):
+                    total = 0
+                    for j in range(n):
+                        total += fanout[p, j] * (s_out[b, t, j] != 0)
+                    ops_t[b, p, t] += total

@@ -1,0 +1,67 @@
+"""numba kernel of the sim backend for product populations (Lava's `ProdNeuron`, fixed_pt).
+
+The arithmetic is `snnc.ir.fixed_point.prodneuron` compiled inline (`product_value`,
+`product_spike`): the definition the numpy step `product_step` uses, which the tests compare this
+kernel against. The component's int32 input buffer is twice the population wide: columns
+[0, n) are what arrives on port `a_in1`, [n, 2n) what arrives on `a_in2` (the plan puts a link
+into `a_in2` at offset n). A product neuron keeps no state, so there is nothing to carry between
+chunks; its graded output is "a spike" for the counters when it is nonzero.
+"""
+from __future__ import annotations
+
+import types
+
+import numba as nb
+import numpy as np
+
+from snnc.ir.chip import Population
+from snnc.ir.fixed_point import arith
+from snnc.ir.fixed_point import prodneuron as spec
+
+
+def _inline(fn, **helpers):
+    """`fn` compiled inline, with the spec functions it calls bound to their compiled versions."""
+    bound = types.FunctionType(fn.__code__, {**fn.__globals__, **helpers}, fn.__name__, fn.__defaults__)
+    return nb.njit(inline="always")(bound)
+
+
+wrap32 = nb.njit(inline="always")(arith.wrap32)
+product_value = _inline(spec.product_value, wrap32=wrap32)
+product_spike = _inline(spec.product_spike, wrap32=wrap32)
+
+
+def population_params(pop: Population) -> dict:
+    """The kernel's parameters of a product population."""
+    return {"exp": int(pop.prod_exp), "vth": int(pop.vth)}
+
+
+@nb.njit(cache=True, parallel=True)
+def scan_product(acc, steps, exp, vth, s_out, fanout, spikes_t, counts, active, ops_t):
+    """Run `steps` steps for every sample. acc [B, >=steps, 2n] int32; s_out [B, steps, n]
+    float64 (payloads are int32, exact in float64); counters as `kernels.scan_ff` (unit = sample)."""
+    batch = acc.shape[0]
+    n = s_out.shape[2]
+    n_proj = fanout.shape[0]
+    e = np.int64(exp)
+    th = np.int64(vth)
+    for b in nb.prange(batch):
+        for t in range(steps):
+            n_spk = 0
+            n_act = 0
+            for j in range(n):
+                a1 = np.int64(acc[b, t, j])
+                a2 = np.int64(acc[b, t, n + j])
+                s = product_spike(product_value(a1, a2, e), th)
+                s_out[b, t, j] = s
+                fired = np.int64(s != 0)
+                counts[b, j] += fired
+                n_spk += fired
+                n_act += (a1 != 0) | (a2 != 0)
+            spikes_t[b, 0, t] += n_spk
+            active[b, 0] += n_act
+            if n_spk > 0:
+                for p in range(n_proj):
+                    total = 0
+                    for j in range(n):
+                        total += fanout[p, j] * (s_out[b, t, j] != 0)
+                    ops_t[b, p, t] += total
