@@ -34,6 +34,7 @@ from snnc.ir.chip import ChipGraph
 from snnc.ir.errors import BackendError, ShapeError
 
 from . import kernels as K
+from . import kernels_atrlif, kernels_prodneuron
 from .plan import F32_EXACT, F64_EXACT, Plan, chunk_steps, missing_probe
 
 DEFAULT_BUDGET = 256 * 2**20
@@ -139,6 +140,12 @@ class SimProgram:
                 req[f"probe:{probe}"] = (node, "s")
             else:
                 raise missing_probe(plan, probe)
+        for key, (node, var) in req.items():
+            pop = self.graph.populations.get(node)
+            if pop is not None and pop.model == "product" and var != "s":
+                raise BackendError("a product population keeps no state to read", where=f"{key.partition(':')[2]} ({node}/{var})",
+                                   expected=f"{node}/s (its graded output)", got=var,
+                                   hint="Lava's ProdNeuron computes (a1 * a2) >> exp afresh every step; read its output")
         return req
 
     def _chunk(self, state: "_RunState", data: Mapping[str, np.ndarray], t0: int, c: int) -> None:
@@ -167,6 +174,8 @@ class SimProgram:
             for link in comp.links:
                 self._apply(link, sources[link.src], acc, batch, c)
             s_buf = np.empty((batch, c, comp.n), np.float32)
+            if comp.prog and comp.prog["kind"] == "product":
+                s_buf = np.empty((batch, c, comp.n), np.float64)  # int32 payloads: exact in float64 only
             u_buf = np.empty((batch, c, comp.n), np.int32) if state.write_u[ci] else state.dummy32
             v_buf = np.empty((batch, c, comp.n), np.int32) if state.write_v[ci] else state.dummy32
             units, block = state.units[ci]
@@ -174,7 +183,10 @@ class SimProgram:
             ops_t = np.zeros((units, len(comp.outgoing), c), np.int64)
             g = comp.groups
             p = comp.params
-            if not comp.recurrent:
+            if comp.prog:
+                _scan_programmable(comp, state.prog_state[ci], acc, c, s_buf, u_buf, v_buf, state.write_u[ci],
+                                   state.write_v[ci], spikes_t, state.counts[ci], state.active[ci], ops_t)
+            elif not comp.recurrent:
                 K.scan_ff(
                     acc, t0, c, state.u_state[ci], state.v_state[ci], state.p_state[ci],
                     p["du"], p["dv"], p["vth_e"], p["bias"], int(p["model"][0]), int(p["r_interval"][0]),
@@ -323,6 +335,16 @@ class SimProgram:
         )
 
 
+def _scan_programmable(comp, prog_state, acc, c, s_buf, u_buf, v_buf, write_u, write_v, spikes_t, counts, active, ops_t):
+    """One chunk of a product or atrlif component (`kernels_prodneuron` / `kernels_atrlif`)."""
+    args = {k: v for k, v in comp.prog.items() if k != "kind"}
+    if comp.prog["kind"] == "product":
+        kernels_prodneuron.scan_product(acc, c, args["exp"], args["vth"], s_buf, comp.fanout, spikes_t, counts, active, ops_t)
+    else:
+        kernels_atrlif.scan_atrlif(acc, c, prog_state, **args, s_out=s_buf, u_out=u_buf, v_out=v_buf, write_u=write_u,
+                                   write_v=write_v, fanout=comp.fanout, spikes_t=spikes_t, counts=counts, active=active, ops_t=ops_t)
+
+
 class _RunState:
     """Buffers of one run: neuron state, chunk buffers, records and counters."""
 
@@ -345,9 +367,11 @@ class _RunState:
         self.write_u, self.write_v, self.units, self.member_of = [], [], [], []
         self.counts, self.active = [], []
         self.dummy32 = np.zeros((1, 1, 1), np.int32)
+        self.prog_state = [kernels_atrlif.initial_state(batch, c.n, c.prog["theta_0"]) if c.prog and c.prog["kind"] == "atrlif"
+                           else None for c in plan.components]
         for comp in plan.components:
             n = comp.n
-            self.acc.append(np.zeros((batch, chunk + comp.max_link_delay + 1, n), np.int32))
+            self.acc.append(np.zeros((batch, chunk + comp.max_link_delay + 1, comp.acc_width), np.int32))
             wu = any((m, "u") in wanted for m in comp.members)
             wv = any((m, "v") in wanted for m in comp.members)
             self.write_u.append(wu)
