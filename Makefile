@@ -14,7 +14,8 @@ $(STAMP): pyproject.toml
 	  [ -x $(PY) ] || $$PY310 -m venv $(VENV); \
 	  $(PY) -m pip install -q --upgrade pip; \
 	  $(PY) -m pip install -q -e '.[test]'; \
-	  $(PY) -m pip install -q --no-deps lava-dl==0.6.0 opencv-python-headless==4.10.0.84 torchvision==0.29.1 neurobench==2.3.0
+	  $(PY) -m pip install -q --no-deps lava-dl==0.6.0 opencv-python-headless==4.10.0.84 torchvision==0.29.1 neurobench==2.3.0; \
+	  $(PY) -m snnc.backends.sim.warmup
 	@touch $(STAMP)
 
 demo: $(STAMP)

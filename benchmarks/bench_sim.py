@@ -12,6 +12,8 @@ Measures, in one run, and prints as a table:
    the following layer, weights quantized from the file), driven by the N-MNIST sample binned to
    1 ms: Lava vs sim at batch 1, the batch-256 throughput, the sim vs the bare torch-conv/matmul
    work, and the peak memory (max RSS of a child process) of the sim at batch 256.
+3. The first dense run at batch 1 in a fresh process (subprocess) with numba's cache empty and
+   with the cache `python -m snnc.backends.sim.warmup` (run by `make venv`) filled.
 Each row also says whether the sim's output spikes equal Lava's bit for bit.
 """
 from __future__ import annotations
@@ -205,12 +207,40 @@ def cnn_memory_child(steps: int, batch: int, kind: str) -> None:
                       "spikes": int(res.activity.total_spikes)}))
 
 
+def first_run_child(steps: int) -> None:
+    """Run in a fresh child process: the dense network at batch 1 twice; print the first run
+    (numba loads or compiles the kernels) and the second (steady) run as JSON."""
+    x = np.random.default_rng(0).random((1, steps, 784)) < 0.1
+    program = SimBackend().build(dense_graph())
+    t = time.perf_counter()
+    program.run(x)
+    first = time.perf_counter() - t
+    t = time.perf_counter()
+    program.run(x)
+    print(json.dumps({"first": first, "steady": time.perf_counter() - t}))
+
+
+def first_run(steps: int, cache_dir: str | None) -> dict:
+    """`first_run_child` in a fresh process; `cache_dir`: an empty numba cache (None: the
+    installed one, which `warmup` filled)."""
+    env = dict(os.environ)
+    if cache_dir is not None:
+        env["NUMBA_CACHE_DIR"] = cache_dir
+    out = subprocess.run([sys.executable, __file__, "--first-run-child", str(steps)], capture_output=True, text=True,
+                         check=True, env=env)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 # -- main ---------------------------------------------------------------------------------------------
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer steps (about a minute)")
     ap.add_argument("--cnn-memory-child", nargs=3, metavar=("STEPS", "BATCH", "KIND"), help=argparse.SUPPRESS)
+    ap.add_argument("--first-run-child", type=int, metavar="STEPS", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.first_run_child:
+        first_run_child(args.first_run_child)
+        return
     if args.cnn_memory_child:
         steps, batch, kind = args.cnn_memory_child
         cnn_memory_child(int(steps), int(batch), kind)
@@ -249,6 +279,24 @@ def main() -> None:
          f"[bold]{big * steps / t_simb / lava_rate:,.0f}x[/bold] Lava's single-sample rate (target >= 250x)"),
         ("dense: bare float32 matmul, batch 256", f"{floor_b:.3f} s", f"sim / floor = [bold]{t_simb / floor_b:.2f}[/bold] (target <= 3)"),
         ("dense: bare float32 matmul, batch 1", f"{floor_1 * 1e3:.2f} ms", f"sim / floor = {t_sim1 / floor_1:.2f}"),
+    ]
+
+    # 1b. the first run in a fresh process: numba's cache empty vs filled by warmup
+    import tempfile
+
+    from snnc.backends.sim import warmup
+
+    warmup.compile_all()  # what `make venv` does after installing (a no-op load when already cached)
+    with tempfile.TemporaryDirectory() as empty:
+        console.print("[dim]first run in a fresh process, empty numba cache ...[/dim]")
+        cold = first_run(steps, empty)
+    warm = sorted((first_run(steps, None) for _ in range(3)), key=lambda r: r["first"])[1]  # median of 3
+    rows += [
+        ("dense: first run in a fresh process (subprocess), empty cache", f"{cold['first']:.2f} s",
+         f"{cold['first'] / cold['steady']:,.0f}x the steady run ({cold['steady'] * 1e3:.2f} ms): numba compiling"),
+        ("dense: first run in a fresh process (subprocess), warm cache", f"{warm['first']:.2f} s",
+         f"{warm['first'] / warm['steady']:,.0f}x the steady run; [bold]{warm['first'] - warm['steady']:.2f} s[/bold] "
+         f"loading kernels (target < 1 s); empty / warm = {cold['first'] / warm['first']:.0f}x"),
     ]
 
     # 2. CNN of the cnn_sinabs shape

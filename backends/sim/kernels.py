@@ -446,3 +446,64 @@ def scan_ff(
             u_state[b, lo + j] = u[j]
             v_state[b, lo + j] = v[j]
             p_state[b, lo + j] = prev[j]
+
+
+# -- canonical dtypes and the compiled signatures ------------------------------------------------------
+# Every kernel above is compiled once per distinct argument type. To keep that a small, fixed set
+# (compiled at install time by `warmup`, loaded from numba's cache afterwards), messages reach the
+# kernels in three dtypes only: uint8 for boolean inputs (a free view), float32 for spikes and
+# payloads below 2**24 (every input a graph accepts, the spikes of LIF-like populations), float64
+# for wider integers (sigma-delta's int32 messages; an input that is not exact in float32, which
+# `check_input` then reports as out of range).
+
+MESSAGE_DTYPES = (np.dtype(np.uint8), np.dtype(np.float32), np.dtype(np.float64))
+
+
+def message_array(x: np.ndarray) -> np.ndarray:
+    """`x` in the kernels' message dtype that holds it exactly, C-contiguous and writable."""
+    if x.dtype == np.bool_:
+        out = np.ascontiguousarray(x).view(np.uint8)
+    else:
+        out = np.ascontiguousarray(x, dtype=np.float32)
+        lossless = x.dtype == np.float32 or (x.dtype.kind in "biu" and x.dtype.itemsize <= 2)
+        if not lossless and not np.array_equal(out, x):
+            out = np.ascontiguousarray(x, dtype=np.float64)
+    return out if out.flags.writeable else out.copy()
+
+
+def _signatures() -> dict[str, list[tuple]]:
+    """The argument types each kernel is called with (C-contiguous arrays; Python ints are int64,
+    bools boolean, floats float64)."""
+    from numba import types as T
+
+    def arr(dtype, ndim):
+        return T.Array(dtype, ndim, "C")
+
+    i64, flag = T.int64, T.boolean
+    acc = arr(T.int32, 3)
+    msgs = [arr(nb.from_dtype(d), 2) for d in MESSAGE_DTYPES]
+    vec = arr(T.int64, 1)
+    sigs: dict[str, list[tuple]] = {
+        "accumulate": [(arr(f, 2), i64, i64, acc, i64, i64, i64, i64) for f in (T.float32, T.float64)],
+        "check_input": [(x, flag, T.float64, arr(T.int64, 2), vec, arr(T.int64, 2)) for x in msgs],
+        "gather_dense": [
+            (x, flag, arr(T.int32, 2), arr(exact, 2), i64, i64, acc, i64, i64, i64, i64)
+            for x in msgs for exact in (T.int32, T.int64)
+        ],
+        "scatter_sparse": [(x, flag, vec, vec, vec, i64, i64, i64, acc, i64, i64, i64, i64) for x in msgs],
+    }
+    neuron = [acc, i64, i64, arr(T.int32, 2), arr(T.int32, 2), arr(T.int8, 2)]
+    state_out = [arr(T.float32, 3), arr(T.int32, 3), arr(T.int32, 3), flag, flag]
+    counters = [arr(T.int64, 3), arr(T.int64, 2), arr(T.int64, 2), arr(T.int64, 3)]
+    sigs["scan"] = [tuple(
+        neuron + [vec] * 12 + [vec] * 9 + [vec, vec, vec, arr(T.float32, 3)] + state_out
+        + [arr(T.int64, 2), i64, vec] + counters
+    )]
+    sigs["scan_ff"] = [tuple(
+        neuron + [vec, vec, vec, vec, i64, i64, i64, vec, vec, i64, vec, i64] + state_out
+        + [arr(T.int64, 2), i64] + counters
+    )]
+    return sigs
+
+
+SIGNATURES = _signatures()
