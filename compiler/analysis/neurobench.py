@@ -100,14 +100,23 @@ def membrane_updates(traces: Sequence, samples: int) -> float:
     return total / samples if samples > 0 else 0.0
 
 
+def _connections(proj) -> int:
+    """Connections of one projection as neurobench's Dense counts them (see `chip_metrics`)."""
+    if proj.kind == "conv":
+        from snnc.ir.conv import conv_matrix
+
+        return int(conv_matrix(np.ones(proj.weights.shape, np.int64), proj.conv).nnz)
+    return int(proj.weights.nnz if proj.kind == "sparse" else proj.weights.size)
+
+
 def chip_metrics(chip, activity) -> dict[str, float | None]:
     """The workload metrics of a chip run from its activity counters, per sample.
 
     Synaptic operations: the sim counts one per (arriving spike, stored synapse), which is
     neurobench's effective count for binary inputs (ACs); a projection carrying graded payloads
     (num_message_bits > 0) counts as MACs. Dense = connections x steps per projection (dense:
-    every matrix entry, zeros included, as neurobench; sparse: stored entries); None when a conv
-    projection is present (its expanded connection count is not computed here). Activation
+    every matrix entry, zeros included, as neurobench; sparse: stored entries; conv: every
+    in-bounds (output, input) tap, zero weights included, as neurobench's all-ones conv). Activation
     sparsity over the populations' spikes. Membrane updates are not derivable from counters
     alone (they need v traces: `membrane_updates`)."""
     batch, steps = int(activity.batch), int(activity.steps)
@@ -118,15 +127,35 @@ def chip_metrics(chip, activity) -> dict[str, float | None]:
             mac += ops
         else:
             ac += ops
-        if dense is not None:
-            dense = None if proj.kind == "conv" else dense + (
-                proj.weights.nnz if proj.kind == "sparse" else proj.weights.size) * steps * batch
+        dense += _connections(proj) * steps * batch
     spikes = sum(activity.populations[n].spikes for n in chip.populations if n in activity.populations)
     slots = sum(p.size for p in chip.populations.values()) * steps * batch
     return {
         "Effective_MACs": mac / batch,
         "Effective_ACs": ac / batch,
-        "Dense": None if dense is None else dense / batch,
+        "Dense": dense / batch,
         "activation_sparsity": 1 - spikes / slots if slots else 0.0,
         "connection_sparsity": connection_sparsity(p.weights for p in chip.projections.values()),
     }
+
+
+def report_metrics(chip, activity) -> dict | None:
+    """What reports state: `chip_metrics` plus the chip's footprint, with the definitions used.
+    None without a chip graph and the activity of a run of it."""
+    if chip is None or activity is None or not hasattr(chip, "projections"):
+        return None
+    from .budget import bit_budget
+
+    out: dict = dict(chip_metrics(chip, activity))
+    out["footprint_bytes"] = bit_budget(chip, warn=False).memory_bits / 8
+    out["definitions"] = {
+        "Effective_ACs/Effective_MACs": "per sample: one per (nonzero input, nonzero synapse); binary spikes "
+        "are ACs, graded payloads MACs (neurobench SynapticOperations)",
+        "Dense": "per sample: every connection on every step, zero weights included (neurobench Dense)",
+        "activation_sparsity": "1 - spikes / (neurons x steps x samples) (neurobench ActivationSparsity)",
+        "connection_sparsity": "zero weights / stored weights of every projection (neurobench ConnectionSparsity)",
+        "footprint_bytes": "the chip's memory (bit budget: weights + state + parameters) / 8; neurobench's "
+        "Footprint counts a torch model's parameters at their dtype size instead",
+        "membrane_updates": "not stated: needs membrane traces (analysis.neurobench.membrane_updates)",
+    }
+    return out

@@ -130,12 +130,18 @@ def run_summary(run_result) -> dict | None:
 
 
 def build_report_dict(*, graph=None, mapping=None, energy=None, activity=None, run_result=None,
-                      budget=None, quant_errors=None, meta=None, fidelity=None, assumptions=None,
+                      budget=None, quant_errors=None, meta=None, fidelity=None, assumptions=None, sweep=None,
                       notes=None) -> dict:
     """Everything `report.json` holds, as one plain dict (absent parts are None). `fidelity`: the
     compile's fidelity guard (snnc.compiler.analysis.fidelity); `assumptions`: what it assumed;
-    `notes`: quirks of the model file repaired while reading it (snnc.ir.repairs)."""
+    `notes`: quirks of the model file repaired while reading it (snnc.ir.repairs);
+    `sweep`: a bit-budget sweep (e.g. analysis.conversion_sweep.ConversionGrid). NeuroBench metrics
+    are computed from the chip graph and the activity (analysis.neurobench.report_metrics)."""
+    from snnc.compiler.analysis.neurobench import report_metrics
+
     energy_d = to_plain(energy)
+    if activity is None and run_result is not None:
+        activity = run_result.activity
     return {
         "schema": "snnc-report/1",
         "meta": to_plain(meta or {}),
@@ -143,7 +149,9 @@ def build_report_dict(*, graph=None, mapping=None, energy=None, activity=None, r
         "mapping": to_plain(mapping),
         "bit_budget": to_plain(budget),
         "quantization_errors": to_plain(quant_errors),
-        "activity": activity_to_dict(activity if activity is not None else getattr(run_result, "activity", None)),
+        "activity": activity_to_dict(activity),
+        "neurobench": to_plain(report_metrics(graph, activity)),
+        "sweep": to_plain(sweep),
         "energy": energy_d,
         "latency": energy_d.get("latency") if isinstance(energy_d, dict) else None,
         "run": run_summary(run_result),
@@ -155,7 +163,7 @@ def build_report_dict(*, graph=None, mapping=None, energy=None, activity=None, r
 
 def write_report(out_dir, *, graph=None, mapping=None, energy=None, activity=None, run_result=None,
                  budget=None, quant_errors=None, meta=None, fidelity=None, assumptions=None,
-                 notes=None) -> dict[str, Path]:
+                 sweep=None, notes=None) -> dict[str, Path]:
     """Write `report.json` and a self-contained `report.html` into `out_dir`; returns their paths."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -165,14 +173,14 @@ def write_report(out_dir, *, graph=None, mapping=None, energy=None, activity=Non
         activity = run_result.activity
     data = build_report_dict(graph=graph, mapping=mapping, energy=energy, activity=activity, run_result=run_result,
                              budget=budget, quant_errors=quant_errors, meta=meta, fidelity=fidelity,
-                             assumptions=assumptions, notes=notes)
+                             assumptions=assumptions, sweep=sweep, notes=notes)
     json_path = out / "report.json"
     atomic_write_text(json_path, json.dumps(data, indent=1))
     from .html import render_html
 
     html_path = out / "report.html"
     atomic_write_text(html_path, render_html(data, graph=graph, mapping=mapping, energy=energy, activity=activity,
-                                             run_result=run_result))
+                                             run_result=run_result, sweep=sweep))
     return {"json": json_path, "html": html_path}
 
 

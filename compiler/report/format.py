@@ -9,9 +9,11 @@ SECTIONS = (
     ("latency", "Latency"),
     ("raster", "Spike raster"),
     ("bit-budget", "Bit budget"),
+    ("sweep", "Bit budget sweep"),
     ("quantization", "Quantization errors"),
     ("fidelity", "Fidelity vs. the float model"),
     ("activity", "Activity"),
+    ("neurobench", "NeuroBench metrics"),
     ("assumptions", "Assumptions and sources"),
 )
 

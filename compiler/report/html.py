@@ -531,7 +531,39 @@ def _assumptions_section(mapping, energy, stated=None) -> str:
     return "<ul>" + "".join(items) + "</ul>"
 
 
-def render_html(data: dict, *, graph=None, mapping=None, energy=None, activity=None, run_result=None) -> str:
+def _neurobench_section(data: dict) -> str:
+    m = data.get("neurobench")
+    if not isinstance(m, dict):
+        return _missing("chip graph and activity counters (from the sim backend)")
+    defs = m.get("definitions") or {}
+    fmt = lambda v: f"{v:,.4g}" if isinstance(v, float) else v  # noqa: E731
+    rows = [[k, fmt(v)] for k, v in m.items() if k != "definitions"]
+    notes = "".join(f"<li>{_esc(k)}: {_esc(v)}</li>" for k, v in defs.items())
+    return _table(["metric", "value"], rows, "kv") + (f"<ul>{notes}</ul>" if notes else "")
+
+
+def _sweep_section(data: dict, sweep) -> str:
+    s = data.get("sweep")
+    if not isinstance(s, dict):
+        return _missing("a bit-budget sweep (snnc budget --report)")
+    parts = []
+    if sweep is not None and hasattr(sweep, "figure"):
+        parts.append(_img(sweep.figure(), "Cost against quality with the Pareto front"))
+    points = s.get("points") or []
+    front = {(p.get("weight_bits"), p.get("steps")) for p in s.get("pareto") or []}
+    keys = [k for k in ("weight_bits", "levels", "steps", "accuracy", "agreement", "exact", "memory_bits",
+                        "bit_ops_per_sample", "synaptic_ops_per_sample", "energy_j", "latency_s")
+            if any(k in p for p in points)]
+    fmt = lambda v: f"{v:,.4g}" if isinstance(v, float) else v  # noqa: E731
+    rows = [[*(fmt(p.get(k, "")) for k in keys), "*" if (p.get("weight_bits"), p.get("steps")) in front else ""]
+            for p in points]
+    parts.append(_table([*keys, "Pareto"], rows))
+    parts += [f"<p>{_esc(n)}</p>" for n in s.get("notes") or []]
+    return "".join(parts)
+
+
+def render_html(data: dict, *, graph=None, mapping=None, energy=None, activity=None, run_result=None,
+                sweep=None) -> str:
     """The whole report page; `data` is what report.json holds (used for the quantizer's parts)."""
     title = (data.get("meta") or {}).get("title") or "snnc compile report"
     body = {
@@ -544,6 +576,8 @@ def render_html(data: dict, *, graph=None, mapping=None, energy=None, activity=N
         "quantization": _quant_section(data),
         "fidelity": _fidelity_section(data),
         "activity": _activity_section(activity),
+        "neurobench": _neurobench_section(data),
+        "sweep": _sweep_section(data, sweep),
         "assumptions": _assumptions_section(mapping, energy, data.get("assumptions")),
     }
     nav = "".join(f'<a href="#{sid}">{_esc(t)}</a>' for sid, t in SECTIONS)

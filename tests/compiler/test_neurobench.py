@@ -129,3 +129,61 @@ def test_chip_metrics_equal_neurobench_on_the_recorded_spikes():
     spikes = h.sum() + np.asarray(result.outputs["out"]).sum()
     assert m["activation_sparsity"] == 1 - spikes / (4 * 20 * 3)
     assert m["connection_sparsity"] == round(3 / 10, 4)  # zeros: 2 in wp, 1 in wq, of 10 entries
+
+
+def test_chip_metrics_of_a_conv_equal_neurobench():
+    """A conv projection (zero taps and padding included): effective ACs and Dense equal
+    neurobench's single_layer_MACs on an nn.Conv2d with the same kernel and the same spikes."""
+    from snnc.backends.base import get_backend
+    from snnc.compiler.analysis.neurobench import chip_metrics
+    from snnc.ir.chip import ChipGraph, ConvGeometry, InputPopulation, OutputPort, Population, Projection
+
+    rng = np.random.default_rng(4)
+    k = rng.integers(-20, 21, size=(2, 1, 3, 3))
+    k[0, 0, 1, 1] = k[1, 0, 0, 2] = 0  # zero taps: connections for Dense, not for effective ops
+    geom = ConvGeometry((1, 5, 5), (2, 3, 3), (3, 3), stride=(2, 2), padding=(1, 1))
+    g = ChipGraph()
+    g.add(InputPopulation("in", (1, 5, 5)))
+    g.add(Population("h", (2, 3, 3), du=4095, dv=0, vth=10))
+    g.add(Projection("c", "in", "h", k, kind="conv", conv=geom))
+    g.outputs["out"] = OutputPort("h")
+    x = (rng.random((2, 6, 1, 5, 5)) < 0.4).astype(np.float32)
+    result = get_backend("sim").build(g).run(x)
+    conv = nn.Conv2d(1, 2, 3, stride=2, padding=1, bias=False)
+    with torch.no_grad():
+        conv.weight.copy_(torch.as_tensor(k, dtype=torch.float32))
+    eff = dense = 0
+    for t in range(6):
+        inp = torch.as_tensor(x[:, t])
+        eff += single_layer_MACs(inp, conv)[0]
+        dense += single_layer_MACs(inp, conv, total=True)[0]
+    m = chip_metrics(g, result.activity)
+    assert (m["Effective_ACs"], m["Dense"]) == (eff / 2, dense / 2)
+    assert 0 < m["Effective_ACs"] < m["Dense"]
+
+
+def test_report_states_the_neurobench_metrics(tmp_path):
+    """report.json carries chip_metrics of the run plus the chip's footprint (bit budget / 8);
+    report.html shows them in their own section."""
+    import json
+
+    from snnc.backends.base import get_backend
+    from snnc.compiler.analysis.budget import bit_budget
+    from snnc.compiler.analysis.neurobench import chip_metrics
+    from snnc.compiler.report import write_report
+    from snnc.ir.chip import ChipGraph, InputPopulation, OutputPort, Population, Projection
+
+    g = ChipGraph()
+    g.add(InputPopulation("in", (3,)))
+    g.add(Population("h", (2,), du=4095, dv=0, vth=10))
+    g.add(Projection("p", "in", "h", np.array([[40, 0, 30], [0, 24, -6]])))
+    g.outputs["out"] = OutputPort("h")
+    x = (np.random.default_rng(5).random((2, 10, 3)) < 0.5).astype(np.float32)
+    result = get_backend("sim").build(g).run(x)
+    paths = write_report(tmp_path, graph=g, run_result=result)
+    data = json.loads(paths["json"].read_text())["neurobench"]
+    expected = chip_metrics(g, result.activity)
+    assert {k: data[k] for k in expected} == expected and expected["Effective_ACs"] > 0
+    assert data["footprint_bytes"] == bit_budget(g, warn=False).memory_bits / 8
+    section = paths["html"].read_text().split('<section id="neurobench">')[1].split("</section>")[0]
+    assert "Effective_ACs" in section and "connection_sparsity" in section
