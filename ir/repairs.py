@@ -9,8 +9,9 @@ thing, snnc repairs it and says so once per kind of repair (a `ReadNote`, shown 
   (same values, same order; only dimensions of size 1 differ);
 - scalar next to per-neuron parameters in one node (tau (4,), v_threshold ()): the scalar is
   broadcast, as NIR's equations apply it to every neuron;
-- optional fields a file leaves out: v_reset = 0 (nir's reader default; NIR files before v_reset
-  existed reset to 0), w_in = 1 (NIR's default);
+- optional fields a file leaves out: v_reset = 0 (nir.read's default), w_in = 1 (NIR's default).
+  Files that declare NIR 0.x, whose neurons had no v_reset field, get v_reset = 0 without a note:
+  that is what their version means (the NIR paper's files are such);
 - node metadata that is a value instead of a group: kept under metadata["value"].
 
 What cannot be repaired (parameters of two different per-neuron shapes, shapes differing in more
@@ -59,11 +60,11 @@ class RepairLog:
 
 
 def _version_text(version: str | None) -> str:
-    return f"the file declares NIR {version}" if version else "the file declares no NIR version"
+    return f"the file declares NIR {version}" if version else "the file declares no NIR version (taken as 1.x)"
 
 
 _TEXT = {
-    "v_reset": lambda v: f"no v_reset ({_version_text(v)}; NIR and nir.read reset to 0): v_reset = 0 for",
+    "v_reset": lambda v: f"no v_reset although {_version_text(v)}, which has the field: nir.read's default v_reset = 0 used for",
     "w_in": lambda v: "no w_in (NIR's default input weight 1 used) for",
     "broadcast": lambda v: "scalar parameters next to per-neuron ones, broadcast to every neuron (NIR applies a scalar to all)",
     "metadata": lambda v: "metadata stored as a value, not a group: kept as metadata['value']",
@@ -87,7 +88,13 @@ def fill_defaults(cls: type, fields: dict, node: str, log: RepairLog) -> None:
             continue
         dtype = np.asarray(ref).dtype if np.asarray(ref).dtype.kind == "f" else np.float64  # as nir's zeros_like
         fields[name] = np.full(np.shape(ref), value, dtype=dtype)
-        log.add(name, repr(node))
+        if not (name == "v_reset" and _before_v_reset(log.version)):
+            log.add(name, repr(node))
+
+
+def _before_v_reset(version: str | None) -> bool:
+    """True for NIR 0.x files: their LIF/CubaLIF/IF had no v_reset field (reset to 0)."""
+    return bool(version) and str(version).strip().startswith("0.")
 
 
 def broadcast_scalars(cls: type, fields: dict, node: str, log: RepairLog) -> None:
@@ -112,7 +119,7 @@ def broadcast_scalars(cls: type, fields: dict, node: str, log: RepairLog) -> Non
     for f in changed:
         value = np.asarray(fields[f])
         fields[f] = np.full(target, value.reshape(-1)[0], dtype=value.dtype)
-    log.add("broadcast", f"{node} {', '.join(changed)} -> {target}")
+    log.add("broadcast", f"{node!r} {', '.join(changed)} -> {target}")
 
 
 def metadata_group(value, node: str, log: RepairLog) -> dict:
