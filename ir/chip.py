@@ -23,9 +23,9 @@ import scipy.sparse as sp
 from .bits import SPECS, sign_mode, truncate_weights
 from .errors import GraphError, ParameterError, ShapeError
 from .fixed_point.prodneuron import PRODUCT_PORTS
-from .fixed_point import NEURON_KINDS, RESET_MODES
+from .fixed_point import ACT_MODES, NEURON_KINDS, RESET_MODES, SIGMA_DELTA_KINDS
 
-NeuronModel = Literal["lif", "lif_reset", "ternary", "relay"]
+NeuronModel = Literal["lif", "lif_reset", "ternary", "relay", "delta", "sigma_delta", "sigma"]
 ResetMode = Literal["zero", "subtract", "none"]
 OutputVar = Literal["s", "u", "v"]
 PROGRAMMABLE_KINDS = ("product", "atrlif")
@@ -96,6 +96,11 @@ class Population:
     the ports `a_in1`/`a_in2` that projections name in `Projection.port`. "atrlif" (Lava `ATRLIF`,
     `snnc.ir.fixed_point.atrlif`): du/dv/bias as the LIF, `vth` is theta_0 (12 bits), plus
     `theta_step`, `d_theta`, `d_r`; its `u` probe is Lava's current `i`.
+    Sigma-delta kinds (`snnc.ir.fixed_point.sigma_delta`: "delta", "sigma_delta", "sigma", Lava's
+    `lava.proc.sdn` processes) send graded messages every step and use `vth` (per layer),
+    `act_bias` (16 bits, per layer or neuron), `act_mode` ("relu" or "unit"), `cum_error`,
+    `spike_exp` and `state_exp`; the CUBA fields keep their defaults. Their `u` probe is sigma,
+    their `v` probe the activation.
     """
 
     name: str
@@ -117,15 +122,21 @@ class Population:
     theta_step: int = 0
     d_theta: int = 0
     d_r: int = 0
+    act_bias: int | np.ndarray = 0
+    act_mode: str = "relu"
+    cum_error: bool = False
+    spike_exp: int = 0
+    state_exp: int = 0
     meta: dict = field(default_factory=dict)
 
     def __post_init__(self):
         where = f"population {self.name!r}"
         self.shape = _shape(self.shape, where)
-        for name in ("du", "dv", "vth", "bias_mant", "bias_exp", "v_reset"):
+        for name in ("du", "dv", "vth", "bias_mant", "bias_exp", "v_reset", "act_bias"):
             setattr(self, name, _per_neuron(name, getattr(self, name), self.shape, where))
-        if self.model not in NEURON_KINDS + PROGRAMMABLE_KINDS:
-            raise ParameterError("unknown neuron model", where=where, expected=", ".join(NEURON_KINDS + PROGRAMMABLE_KINDS), got=self.model)
+        if self.model not in NEURON_KINDS + SIGMA_DELTA_KINDS + PROGRAMMABLE_KINDS:
+            raise ParameterError("unknown neuron model", where=where, expected=", ".join(NEURON_KINDS + SIGMA_DELTA_KINDS + PROGRAMMABLE_KINDS), got=self.model)
+        self._check_sigma_delta(where)
         if self.reset_mode not in RESET_MODES:
             raise ParameterError("unknown reset mode", where=f"{where}.reset_mode", expected=", ".join(RESET_MODES), got=self.reset_mode)
         if self.model == "ternary" and self.reset_mode == "subtract":
@@ -153,6 +164,29 @@ class Population:
                 raise ParameterError(
                     "vth_lo must not exceed vth_hi", where=where, got=(self.vth_lo, self.vth_hi)
                 )
+
+    def _check_sigma_delta(self, where: str) -> None:
+        """Sigma-delta fields in range, and only where they mean something."""
+        if self.model not in SIGMA_DELTA_KINDS:
+            if np.any(self.act_bias) or self.cum_error or self.spike_exp or self.state_exp:
+                raise ParameterError("act_bias, cum_error, spike_exp and state_exp apply to sigma-delta populations only",
+                                     where=where, hint=f"set model to one of {SIGMA_DELTA_KINDS} or leave them at 0")
+            return
+        for name in ("spike_exp", "state_exp"):
+            setattr(self, name, SPECS[name].check(getattr(self, name), f"{where}.{name}"))
+        if self.act_mode not in ACT_MODES:
+            raise ParameterError("unknown activation mode", where=f"{where}.act_mode", expected=", ".join(ACT_MODES), got=self.act_mode)
+        if np.ndim(self.vth):
+            raise ParameterError("a sigma-delta threshold is one value per layer (Lava's vth has shape (1,))",
+                                 where=f"{where}.vth", got=np.shape(self.vth), hint="give vth as a scalar")
+        self.cum_error = bool(self.cum_error)
+        cuba = {"du": 0, "dv": 0, "bias_mant": 0, "bias_exp": 0, "v_reset": 0, "relay_shift": 0}
+        for name, default in cuba.items():
+            if np.any(getattr(self, name) != default):
+                raise ParameterError(f"{name} does not apply to a {self.model} population", where=f"{where}.{name}",
+                                     got=getattr(self, name), hint="sigma-delta neurons take act_bias, vth, spike_exp and state_exp")
+        if self.reset_mode != "zero":
+            raise ParameterError("sigma-delta neurons have no reset", where=f"{where}.reset_mode", expected="zero", got=self.reset_mode)
 
     def _check_programmable(self, where: str) -> None:
         """Fields of the product and adaptive-threshold kinds: in range, per layer where Lava's Var
@@ -205,8 +239,13 @@ class Population:
 
     @property
     def spiking(self) -> bool:
-        """False for relays, whose every message is a graded payload."""
-        return self.model not in ("relay", "product")
+        """False for relays and sigma-delta neurons, whose every message is a graded payload."""
+        return self.model not in ("relay", "product") and self.model not in SIGMA_DELTA_KINDS
+
+    @property
+    def sigma_delta(self) -> bool:
+        """True for Lava's sigma-delta processes (Delta, SigmaDelta, Sigma)."""
+        return self.model in SIGMA_DELTA_KINDS
 
 
 @dataclass
@@ -474,9 +513,9 @@ class ChipGraph:
                 )
             if p.num_message_bits == 0 and isinstance(src, Population) and not src.spiking:
                 raise ParameterError(
-                    "a relay population sends graded payloads, but this projection is binary",
+                    f"a {src.model} population sends graded payloads, but this projection is binary",
                     where=where,
-                    hint="set num_message_bits on the projection to the relay's payload bits (24 - relay_shift)",
+                    hint="set num_message_bits on the projection to the source's payload bits (relay: 24 - relay_shift; sigma-delta: its message bits)",
                 )
             if p.num_message_bits == 0 and isinstance(src, InputPopulation) and src.num_message_bits:
                 raise ParameterError(

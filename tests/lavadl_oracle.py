@@ -121,3 +121,44 @@ def cuba_conv(c_in: int, c_out: int, kernel: int, *, stride=1, padding=0, weight
 
 def flatten():
     return _slayer().block.cuba.Flatten()
+
+
+def sdnn_params(*, threshold=0.1, cum_error=False, **extra) -> dict:
+    """slayer sigma-delta neuron parameters (ReLU activation, netx's only one)."""
+    import torch
+
+    return dict(threshold=threshold, activation=torch.nn.functional.relu, cum_error=cum_error, requires_grad=False, **extra)
+
+
+def sdnn_input(**neuron):
+    """A slayer sigma-delta input block: netx builds it as Lava's Delta."""
+    return _slayer().block.sigma_delta.Input(sdnn_params(**neuron))
+
+
+def sdnn_dense(n_in: int, n_out: int, *, weight_scale=2, seed=0, output=False, bias_scale=0.0, **neuron):
+    """A slayer sigma-delta dense block (netx: Dense -> SigmaDelta) or, with `output`, slayer's
+    sigma-delta Output block (netx: Dense -> Sigma), random weights (seeded). `bias_scale` > 0 gives
+    the neurons slayer's MeanOnlyBatchNorm with a random running mean in +-bias_scale, which
+    export_hdf5 writes as the layer's integer `bias`."""
+    import torch
+
+    slayer = _slayer()
+    torch.manual_seed(seed)
+    cls = slayer.block.sigma_delta.Output if output else slayer.block.sigma_delta.Dense
+    if bias_scale:
+        neuron["norm"] = slayer.neuron.norm.MeanOnlyBatchNorm
+    block = cls(sdnn_params(**neuron), n_in, n_out, weight_scale=weight_scale, weight_norm=False)
+    if bias_scale:
+        block.neuron.norm.update = False  # keep the mean through export's forward pass
+        block.neuron.norm.running_mean = (torch.rand(n_out) * 2 - 1) * bias_scale
+    return block
+
+
+def sdnn_conv(c_in: int, c_out: int, kernel: int, *, stride=1, padding=0, weight_scale=2, seed=0, **neuron):
+    """A slayer sigma-delta conv block (netx: Conv -> SigmaDelta), random weights (seeded)."""
+    import torch
+
+    slayer = _slayer()
+    torch.manual_seed(seed)
+    return slayer.block.sigma_delta.Conv(sdnn_params(**neuron), c_in, c_out, kernel, stride=stride, padding=padding,
+                                         weight_scale=weight_scale, weight_norm=False)

@@ -8,6 +8,7 @@
 | Population model lif / lif_reset / ternary | `LIF` / `LIFReset` / `TernaryLIF`         |
 | Population with another reset or a relay | snnc's `procs.cuba.CubaNeuron` (fixed_pt)     |
 | Population model product / atrlif      | `lava.proc.prodneuron.ProdNeuron` (ports a_in1/a_in2) / `lava.proc.atrlif.ATRLIF` (fixed_pt; probe u: its i) |
+| Population model delta / sigma_delta / sigma | `lava.proc.sdn` `Delta` / `SigmaDelta` / `Sigma` (probes u, v: sigma, act) |
 | Projection dense (delay 0 / > 0)       | `Dense` / `DelayDense`                          |
 | Projection sparse (delay 0 / > 0)      | `Sparse` / `DelaySparse`                        |
 | Projection conv                        | `Conv` (torch CHW layout converted to Lava WHC) |
@@ -245,6 +246,35 @@ def cuba_kwargs(pop: Population, tag: str) -> dict:
     )
 
 
+def sigma_delta_process(pop: Population, tag: str):
+    """Lava's own `lava.proc.sdn` process for a sigma-delta population, with the arguments netx passes
+    (Lava scales vth and bias by 2**(spike_exp + state_exp) itself)."""
+    from lava.proc.sdn.process import ActivationMode, Delta, Sigma, SigmaDelta
+
+    if pop.model == "sigma":
+        return _named(Sigma(shape=tuple(pop.shape)), pop.name)
+    kw = dict(shape=tuple(pop.shape), vth=int(pop.vth), cum_error=bool(pop.cum_error),
+              spike_exp=int(pop.spike_exp), state_exp=int(pop.state_exp))
+    if tag != "fixed_pt":  # the float models apply no exponents: the same network in the same units
+        kw.update(vth=float(pop.vth) * 2.0 ** (int(pop.spike_exp) + int(pop.state_exp)), spike_exp=0, state_exp=0)
+    if pop.model == "delta":
+        return _named(Delta(**kw), pop.name)
+    bias: Any = np.asarray(pop.act_bias, np.int64) if np.ndim(pop.act_bias) else int(pop.act_bias)
+    if tag != "fixed_pt":
+        bias = np.asarray(bias, float) * 2.0 ** (int(pop.spike_exp) + int(pop.state_exp))
+    mode = ActivationMode.RELU if pop.act_mode == "relu" else ActivationMode.UNIT
+    return _named(SigmaDelta(bias=bias, act_mode=mode, **kw), pop.name)
+
+
+def _named(proc, name: str):
+    proc.name = name  # Delta and Sigma take no `name` argument
+    return proc
+
+
+SIGMA_DELTA_VARS = {"u": "sigma", "v": "act"}
+"""What a sigma-delta population's u/v probes read in Lava."""
+
+
 def programmable_process(pop: Population, tag: str):
     """Lava's own `ProdNeuron` / `ATRLIF` for a product / atrlif population.
 
@@ -319,6 +349,9 @@ def emit(
         net.inputs[name] = RingBuffer(data=input_ring_data(inp, inputs.get(name), tag))
         net.inputs[name].name = name
     for name, pop in graph.populations.items():
+        if pop.sigma_delta:
+            net.populations[name] = sigma_delta_process(pop, tag)
+            continue
         if pop.model in PROGRAMMABLE_KINDS:
             net.populations[name] = programmable_process(pop, tag)
             continue
@@ -481,7 +514,9 @@ def attach_taps(net: LavaNetwork, keys: Iterable[str], buffer_size: int = 64) ->
         else:
             tap = StateTap(shape=shape, buffer_size=buffer_size, name=f"record {key}")
             pop = net.graph.populations.get(node)
-            tap.connect_var(getattr(proc, ATRLIF_VARS[var] if pop is not None and pop.model == "atrlif" else var))
+            if pop is not None and pop.model == "atrlif":
+                var = ATRLIF_VARS[var]
+            tap.connect_var(getattr(proc, SIGMA_DELTA_VARS[var] if pop is not None and pop.sigma_delta else var))
         net.taps[key] = tap
     return net.taps
 

@@ -26,6 +26,7 @@ from snnc.ir.fixed_point.units import bias_value, threshold_value
 
 from . import kernels as K
 from . import kernels_atrlif, kernels_prodneuron
+from . import kernels_sdn
 
 F32_EXACT = 2**24  # float32 adds integers exactly while every partial sum stays below this
 F64_EXACT = 2**53
@@ -194,6 +195,7 @@ class _Component:
     outgoing: list[str]  # projections whose source is a member, in fanout-row order
     fanout: np.ndarray  # [P, n] int64
     prog: dict | None = None  # kernel arguments (and "kind") when the single member is a product or atrlif population
+    sdn: dict | None = None  # kernels_sdn arguments when the (single) member is a sigma-delta population
 
     @property
     def acc_width(self) -> int:
@@ -333,10 +335,11 @@ class Plan:
         for p, proj in enumerate(outgoing):
             off = offsets[proj.src]
             fan[p, off : off + sizes[proj.src]] = _fanout(self.matrices[proj.name])
+        sdn = kernels_sdn.population_params(pops[0]) if pops[0].sigma_delta else None
         prog = _programmable_params(pops[0])
         return _Component(
             members=list(members), offsets=offsets, sizes=sizes, n=n, recurrent=recurrent,
-            params={} if prog else _population_params(pops), links=links, prog=prog,
+            params={} if sdn or prog else _population_params(pops), links=links, sdn=sdn, prog=prog,
             max_link_delay=max((lk.delay for lk in links), default=0),
             groups=groups,
             hist_len=(max(int(d) for _, d, _ in internal) + 1) if internal else 1,
@@ -404,6 +407,11 @@ def check_supported(graph) -> list[str]:
         if prog and graph.is_recurrent(members):
             problems.append(f"product/atrlif population(s) {prog} in a recurrent loop: the sim steps these kinds "
                             "feed-forward only (run the network on the lava backend)")
+    for members in graph.population_order() if not problems else []:
+        sdn = [m for m in members if graph.populations[m].sigma_delta]
+        if sdn and graph.is_recurrent(members):
+            problems.append(f"sigma-delta population(s) {sdn} in a recurrent loop: the sim steps sigma-delta "
+                            "populations feed-forward only (run the network on the lava backend)")
     return problems
 
 

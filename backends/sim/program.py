@@ -35,6 +35,7 @@ from snnc.ir.errors import BackendError, ShapeError
 
 from . import kernels as K
 from . import kernels_atrlif, kernels_prodneuron
+from . import kernels_sdn
 from .plan import F32_EXACT, F64_EXACT, Plan, chunk_steps, missing_probe
 
 DEFAULT_BUDGET = 256 * 2**20
@@ -173,7 +174,7 @@ class SimProgram:
             acc = state.acc[ci]
             for link in comp.links:
                 self._apply(link, sources[link.src], acc, batch, c)
-            s_buf = np.empty((batch, c, comp.n), np.float32)
+            s_buf = np.empty((batch, c, comp.n), np.float64 if comp.sdn else np.float32)  # sigma-delta messages are int32
             if comp.prog and comp.prog["kind"] == "product":
                 s_buf = np.empty((batch, c, comp.n), np.float64)  # int32 payloads: exact in float64 only
             u_buf = np.empty((batch, c, comp.n), np.int32) if state.write_u[ci] else state.dummy32
@@ -186,6 +187,12 @@ class SimProgram:
             if comp.prog:
                 _scan_programmable(comp, state.prog_state[ci], acc, c, s_buf, u_buf, v_buf, state.write_u[ci],
                                    state.write_v[ci], spikes_t, state.counts[ci], state.active[ci], ops_t)
+            elif comp.sdn:
+                kernels_sdn.scan_sdn(
+                    acc, t0, c, state.sd_state[ci], **comp.sdn, s_out=s_buf, u_out=u_buf, v_out=v_buf,
+                    write_u=state.write_u[ci], write_v=state.write_v[ci], fanout=comp.fanout, block=block,
+                    spikes_t=spikes_t, counts=state.counts[ci], active=state.active[ci], ops_t=ops_t,
+                )
             elif not comp.recurrent:
                 K.scan_ff(
                     acc, t0, c, state.u_state[ci], state.v_state[ci], state.p_state[ci],
@@ -369,6 +376,7 @@ class _RunState:
         self.dummy32 = np.zeros((1, 1, 1), np.int32)
         self.prog_state = [kernels_atrlif.initial_state(batch, c.n, c.prog["theta_0"]) if c.prog and c.prog["kind"] == "atrlif"
                            else None for c in plan.components]
+        self.sd_state = [np.zeros((4, batch, c.n) if c.sdn else (4, 1, 1), np.int32) for c in plan.components]
         for comp in plan.components:
             n = comp.n
             self.acc.append(np.zeros((batch, chunk + comp.max_link_delay + 1, comp.acc_width), np.int32))

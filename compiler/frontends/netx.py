@@ -63,6 +63,12 @@ from snnc.ir.errors import ModelFileError, ParameterError, QuantizationError, Sn
 
 NETX_BIAS_EXP = 6
 """netx hands every layer's bias to Lava as bias_mant with bias_exp = 6."""
+NETX_SPIKE_EXP = 6
+"""netx's `Network(spike_exp=6)`: the exponent of sigma-delta messages."""
+NETX_SDNN_STATE_EXP = 6
+"""netx builds every Delta/SigmaDelta with state_exp = 6."""
+NETX_SDNN_MESSAGE_BITS = 16
+"""netx's default `messageBits` of a sigma-delta layer."""
 
 _NEURON_TYPES = ("LOIHI", "CUBA")
 _LAYER_TYPES = ("input", "dense", "dense_rec", "conv", "pool", "flatten")
@@ -131,6 +137,9 @@ def _netx_reset(g: ChipGraph, interval: int, offset: int) -> ChipGraph:
     file order) resetting at steps where t % interval == offset + 1 + k (netx's staggering, so a
     reset wave follows the data through the layers; hardware time starts at 1)."""
     for k, pop in enumerate(g.populations.values()):
+        if pop.sigma_delta:  # netx: "Reset is not supported with Sigma Delta neurons. It will be ignored."
+            _assume(f"{g.meta.get('source')}: population {pop.name!r}: reset_interval is ignored for sigma-delta neurons, as netx ignores it")
+            continue
         pop.model, pop.reset_interval, pop.reset_offset = "lif_reset", int(interval), int(offset) + 1 + k
     return g.validate()
 
@@ -281,18 +290,28 @@ def _shape(layer: _Layer) -> tuple[int, ...]:
 
 
 # -- neurons ------------------------------------------------------------------------------------
-def _neuron(layer: _Layer) -> dict[str, int]:
+def _neuron(layer: _Layer) -> dict[str, Any]:
     """Lava LIF parameters of a layer's neuron group, as netx's get_neuron_params maps them."""
     where = f"{layer.where} ({layer.kind}) neuron"
     if "neuron/type" not in layer:
         raise ModelFileError("missing neuron description", where=f"{where}.type", hint=f"a netx '{layer.kind}' layer has a neuron group")
     ntype = _as_str(layer["neuron/type"], f"{where}.type")
+    if ntype == "SDNN":
+        return _sdnn_neuron(layer, where)
+    if ntype.startswith("RF"):
+        raise UnsupportedNodeError(
+            f"resonate-and-fire neuron type {ntype!r} is not supported",
+            where=f"{where}.type",
+            expected="CUBA, LOIHI or SDNN",
+            hint="Lava 0.10 has fixed-point RF/RF_IZ models, but snnc has no chip-IR population for them yet; "
+                 "run this file with lava-dl netx directly, or retrain the layer as CUBA or SDNN",
+        )
     if ntype not in _NEURON_TYPES:
         raise UnsupportedNodeError(
             f"neuron type {ntype!r} is not supported",
             where=f"{where}.type",
             expected=" or ".join(_NEURON_TYPES),
-            hint="snnc maps CUBA LIF neurons (Lava LIF); sigma-delta and resonate-and-fire neurons have no chip-IR population",
+            hint="snnc maps CUBA/LOIHI LIF neurons (Lava LIF) and SDNN sigma-delta neurons (Lava Delta, SigmaDelta, Sigma)",
         )
 
     def field(key: str, required: bool = True):
@@ -325,16 +344,7 @@ def _neuron(layer: _Layer) -> dict[str, int]:
             got=bits,
             hint="snnc's LIF populations send binary spikes; retrain without graded spikes",
         )
-    for key in ("wgtExp", "weight_exp"):
-        value = field(key, required=False)
-        if value:
-            raise UnsupportedNodeError(
-                f"neuron {key} = {value} is not supported",
-                where=f"{where}.{key}",
-                expected=0,
-                got=value,
-                hint="lava-dl netx ignores this field, which would change the trained network; fold it into the weights and re-export",
-            )
+    _refuse_weight_exp(layer, where)
     i_decay = field("iDecay")
     if not 1 <= i_decay <= 4096:
         raise ParameterError(
@@ -358,6 +368,75 @@ def _neuron(layer: _Layer) -> dict[str, int]:
     return {"du": i_decay - 1, "dv": v_decay, "vth": vth}
 
 
+def _refuse_weight_exp(layer: _Layer, where: str) -> None:
+    """A neuron weight exponent (slayer writes one with WgtScaleBatchNorm) is ignored by netx."""
+    for key in ("wgtExp", "weight_exp"):
+        value = _scalar(layer, f"neuron/{key}", required=False)
+        if value:
+            raise UnsupportedNodeError(
+                f"neuron {key} = {value} is not supported",
+                where=f"{where}.{key}",
+                expected=0,
+                got=value,
+                hint="lava-dl netx ignores this field, which would change the trained network; fold it into the weights and re-export",
+            )
+
+
+def _sdnn_neuron(layer: _Layer, where: str) -> dict[str, Any]:
+    """Sigma-delta parameters as netx's get_neuron_params builds Lava's `lava.proc.sdn` processes:
+    the input layer a Delta, a layer with `sigma_output` a Sigma, any other a SigmaDelta (ReLU, no
+    cumulative error: netx passes neither act_mode nor cum_error); vth = vThMant, spike_exp =
+    netx's default 6, state_exp = 6; `messageBits` (default 16) are the payload bits of the layer's
+    outgoing messages."""
+    _refuse_weight_exp(layer, where)
+    bits = _scalar(layer, "neuron/messageBits", required=False)
+    bits = NETX_SDNN_MESSAGE_BITS if bits is None else bits
+    SPECS["num_message_bits"].check(bits, f"{where}.messageBits")
+    meta = {"message_bits": int(bits)}
+    if layer.kind == "input":
+        model = "delta"
+    elif "neuron/sigma_output" in layer and bool(np.any(np.asarray(layer["neuron/sigma_output"]))):
+        return {"model": "sigma", "vth": 0, "meta": meta}
+    else:
+        model = "sigma_delta"
+        if "neuron/activation" in layer:
+            name = _as_str(layer["neuron/activation"], f"{where}.activation")
+            if name.lower() != "relu":
+                _assume(f"{where}.activation: the file says {name!r}; lava-dl netx runs every SigmaDelta layer with ReLU, and so does snnc")
+    vth = _scalar(layer, "neuron/vThMant")
+    assert vth is not None  # required
+    spec = SPECS["vth"]
+    if not spec.lo <= vth <= spec.hi:
+        raise ParameterError("vThMant out of range", where=f"{where}.vThMant", expected=f"{spec.lo}..{spec.hi} (17 bits)", got=vth)
+    return {"model": model, "vth": vth, "spike_exp": NETX_SPIKE_EXP, "state_exp": NETX_SDNN_STATE_EXP, "meta": meta}
+
+
+def _neuron_population(name: str, shape: tuple[int, ...], layer: _Layer, params: dict[str, Any], bias) -> Population:
+    """The layer's population: the bias is a LIF's bias_mant (bias_exp 6) or a SigmaDelta's bias."""
+    params = dict(params)
+    meta = {**_meta(layer), **params.pop("meta", {})}
+    if params.get("model") in ("delta", "sigma"):
+        if np.any(bias):
+            raise ParameterError(f"a {params['model']} layer has no bias", where=f"{layer.where}.bias", got="nonzero bias",
+                                 hint="netx builds Lava's Delta (input) and Sigma (output) processes, which take no bias")
+        return Population(name, shape, meta=meta, **params)
+    if params.get("model") == "sigma_delta":
+        return Population(name, shape, act_bias=bias, meta=meta, **params)
+    return Population(name, shape, bias_mant=bias, bias_exp=NETX_BIAS_EXP, meta=meta, **params)
+
+
+def _is_sdnn(layer: _Layer) -> bool:
+    return "neuron/type" in layer and _as_str(layer["neuron/type"], f"{layer.where}.neuron.type") == "SDNN"
+
+
+def _assume(message: str) -> None:
+    import warnings
+
+    from snnc.ir.reset_mode import AssumptionWarning
+
+    warnings.warn(AssumptionWarning(message), stacklevel=3)
+
+
 def _bias(layer: _Layer, shape: tuple[int, ...]) -> np.ndarray | int:
     """The layer bias as bias_mant: scalar, per channel (conv/pool), or per neuron."""
     b = _ints(layer, "bias", required=False)
@@ -375,7 +454,7 @@ def _bias(layer: _Layer, shape: tuple[int, ...]) -> np.ndarray | int:
         raise ModelFileError(
             "bias does not match the layer", where=where, expected=f"1, {shape[0]} (per channel) or {math.prod(shape)} values", got=flat.size
         )
-    spec = SPECS["bias_mant"]
+    spec = SPECS["act_bias" if _is_sdnn(layer) else "bias_mant"]
     if out.size and (out.min() < spec.lo or out.max() > spec.hi):
         worst = int(out.min() if out.min() < spec.lo else out.max())
         raise QuantizationError(
@@ -488,6 +567,14 @@ def dense_weight_format(weight: np.ndarray, where: str = "dense weight") -> tupl
     )
 
 
+def netx_exact_format(weight: np.ndarray) -> tuple[np.ndarray, int, int] | None:
+    """What lava-dl netx's `optimize_weight_bits` makes of integer `weight` (weights for Lava,
+    num_weight_bits, weight_exp) when Lava then applies exactly `weight`; None when it does not."""
+    w = np.asarray(weight, dtype=np.int64)
+    fmt = _netx_optimize(w)
+    return fmt if fmt is not None and _exact(w, *fmt) else None
+
+
 def _netx_optimize(w: np.ndarray):
     if w.size == 0 or not np.any(w):
         return None
@@ -557,7 +644,7 @@ def _build(layers: list[_Layer], where: str, input_bias, input_message_bits, inp
             bias = 0 if input_bias is None else _input_bias(input_bias, shape, layer.where)
             bits = 24 if input_message_bits is None else input_message_bits
             g.add(InputPopulation("input", shape, num_message_bits=bits))
-            pop = g.add(Population(name, shape, bias_mant=bias, bias_exp=NETX_BIAS_EXP, meta=_meta(layer), **params))
+            pop = g.add(_neuron_population(name, shape, layer, params, bias))
             n = pop.size
             g.add(
                 Projection(
@@ -597,7 +684,7 @@ def _build(layers: list[_Layer], where: str, input_bias, input_message_bits, inp
             both = w if w_rec is None else np.hstack((w, w_rec))
             wl, bits, exp = dense_weight_format(both, f"{layer.where}.weight")
             delay = _dense_delay(layer, w.shape)
-            pop = g.add(Population(name, shape, bias_mant=_bias(layer, shape), bias_exp=NETX_BIAS_EXP, meta=_meta(layer), **params))
+            pop = g.add(_neuron_population(name, shape, layer, params, _bias(layer, shape)))
             g.add(
                 Projection(
                     f"{src_name}->{name}", src_name, name, wl[:, :n_in], kind="dense", weight_exp=exp, num_weight_bits=bits,
@@ -608,7 +695,7 @@ def _build(layers: list[_Layer], where: str, input_bias, input_message_bits, inp
                 g.add(
                     Projection(
                         f"{name}->{name}", name, name, wl[:, n_in:], kind="dense", weight_exp=exp, num_weight_bits=bits,
-                        meta={"netx_layer": layer.index, "role": "recurrent (weight_rec)"},
+                        num_message_bits=_message_bits(g, name), meta={"netx_layer": layer.index, "role": "recurrent (weight_rec)"},
                     )
                 )
         else:  # conv or pool
@@ -618,7 +705,7 @@ def _build(layers: list[_Layer], where: str, input_bias, input_message_bits, inp
                     f"a {kind} layer needs (C, H, W) shapes", where=f"{layer.where}.shape", got=(src_shape, shape)
                 )
             weight, geom = _conv(layer, kind, src_shape, shape)
-            pop = g.add(Population(name, shape, bias_mant=_bias(layer, shape), bias_exp=NETX_BIAS_EXP, meta=_meta(layer), **params))
+            pop = g.add(_neuron_population(name, shape, layer, params, _bias(layer, shape)))
             try:
                 proj = Projection(
                     f"{src_name}->{name}", src_name, name, weight, kind="conv", conv=geom,
@@ -671,6 +758,8 @@ def _meta(layer: _Layer) -> dict:
 
 
 def _message_bits(g: ChipGraph, src: str) -> int:
+    if src in g.populations:  # sigma-delta layers send graded messages of their messageBits
+        return int(g.populations[src].meta.get("message_bits", 0))
     return int(g.inputs[src].num_message_bits) if src in g.inputs else 0
 
 

@@ -9,6 +9,8 @@ Loihi silicon) define what a Loihi neuron computes. This package is snnc's singl
 - `arith`: the integer operations (decay truncating toward zero, the 24-bit wrap of u, the
   saturation of v, int32 wrap), written with plain operators so that the same function runs on
   numpy arrays (the numpy step below) and, compiled by numba, inside the simulator's kernels;
+- `sigma_delta`: the sigma-delta (SDNN) kinds of Lava's `lava.proc.sdn` (Delta, SigmaDelta,
+  Sigma), their element operations and numpy step;
 - `prodneuron`, `atrlif`: Lava's `ProdNeuron` (graded product of two input ports) and `ATRLIF`
   (adaptive threshold and refractory state), their element operations and numpy step;
 - `neuron`: one numpy step of a population for every neuron kind the chip has (`NEURON_KINDS`):
@@ -24,6 +26,7 @@ from .arith import decay, saturate_v, wrap32, wrap_u
 from .atrlif import ATRLIFState, atrlif_step, atrlif_update
 from .neuron import NEURON_KINDS, RESET_MODES, NeuronState, neuron_step
 from .prodneuron import PRODUCT_PORTS, product_step
+from .sigma_delta import ACT_MODES, SIGMA_DELTA_KINDS, SigmaDeltaState, sigma_delta_step
 from .units import (
     DECAY_ONE,
     DECAY_SHIFT,
@@ -40,6 +43,7 @@ from .units import (
 
 __all__ = [
     "ATRLIFState", "PRODUCT_PORTS", "atrlif_step", "atrlif_update", "product_step",
+    "ACT_MODES", "SIGMA_DELTA_KINDS", "SigmaDeltaState", "sigma_delta_step",
     "DECAY_ONE", "DECAY_SHIFT", "NEURON_KINDS", "NeuronState", "RESET_MODES", "STATE_SHIFT", "U_HALF", "U_WRAP", "V_MAX",
     "alpha_from_du", "beta_from_dv", "decay", "du_from_alpha", "dv_from_beta", "neuron_step", "saturate_v",
     "threshold_value", "wrap32", "wrap_u",

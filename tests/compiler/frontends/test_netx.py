@@ -247,7 +247,7 @@ def _edit(src, dst, fn):
         (lambda f: f["layer/2/neuron"].create_dataset("gradedSpike", data=True), UnsupportedNodeError, ["layer 2", "gradedSpike"]),
         (lambda f: f["layer/2/neuron"].create_dataset("messageBits", data=8), UnsupportedNodeError, ["layer 2", "messageBits"]),
         (lambda f: f["layer/1/neuron/wgtExp"].__setitem__((), 2), UnsupportedNodeError, ["layer 1", "wgtExp"]),
-        (lambda f: (f["layer/1/neuron"].__delitem__("type"), f["layer/1/neuron"].create_dataset("type", data=b"SDNN")), UnsupportedNodeError, ["layer 1", "SDNN"]),
+        (lambda f: (f["layer/1/neuron"].__delitem__("type"), f["layer/1/neuron"].create_dataset("type", data=b"RF_IZ")), UnsupportedNodeError, ["layer 1", "RF_IZ", "resonate"]),
         (lambda f: (f["layer/2"].__delitem__("type"), _type(f["layer/2"], "average")), UnsupportedNodeError, ["layer 2", "average"]),
         (lambda f: f["layer/1/weight"].__setitem__((0, 0, 0, 0, 0), 300.0), QuantizationError, ["layer 1", "weight", "-256..255"]),
         (lambda f: f["layer/1/weight"].__setitem__((0, 0, 0, 0, 0), 2.5), QuantizationError, ["layer 1", "weight", "integers"]),

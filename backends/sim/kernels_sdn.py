@@ -1,0 +1,125 @@
+"""numba kernel of the sim backend for sigma-delta populations (Lava's Delta, SigmaDelta, Sigma).
+
+The arithmetic is `snnc.ir.fixed_point.sigma_delta` compiled inline (`activation`, `delta_encode`,
+`wrap32`): the same definition as the numpy step `sigma_delta_step`, which the tests compare this
+kernel against. What is here is the loop over [batch, time, neuron] and the activity counters,
+laid out like `kernels.scan_ff` so that the program treats a sigma-delta component like any other
+feed-forward one: a message is "a spike" for the counters when it is nonzero.
+"""
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+from snnc.ir.fixed_point import arith
+from snnc.ir.fixed_point import sigma_delta as sd
+
+from .kernels_prodneuron import _inline  # compiles a spec function with its helpers bound to compiled ones
+
+wrap32 = nb.njit(inline="always")(arith.wrap32)
+abs32 = _inline(sd.abs32, wrap32=wrap32)
+activation = _inline(sd.activation, wrap32=wrap32)
+delta_encode = _inline(sd.delta_encode, wrap32=wrap32, abs32=abs32)
+
+KIND_DELTA = 0
+KIND_SIGMA_DELTA = 1
+KIND_SIGMA = 2
+KIND_CODES = {"delta": KIND_DELTA, "sigma_delta": KIND_SIGMA_DELTA, "sigma": KIND_SIGMA}
+
+SIGMA, ACT, RESIDUE, ERROR = 0, 1, 2, 3
+"""Rows of the state array [4, batch, n] (int32)."""
+
+
+def population_params(pop) -> dict:
+    """The kernel's scalar and per-neuron arguments for a sigma-delta `Population`."""
+    exps = int(pop.spike_exp) + int(pop.state_exp)
+    bias = np.broadcast_to(np.asarray(pop.act_bias, np.int64), pop.shape).reshape(-1)
+    return dict(
+        kind=KIND_CODES[pop.model],
+        vth_e=int(sd.scaled(np.int64(pop.vth), pop.spike_exp, pop.state_exp)),
+        bias_e=np.ascontiguousarray(sd.scaled(bias, pop.spike_exp, pop.state_exp), np.int64),
+        relu=int(pop.act_mode == "relu"),
+        cum_error=int(pop.cum_error),
+        in_shift=exps,
+        state_exp=int(pop.state_exp),
+    )
+
+
+@nb.njit(parallel=True, cache=True)
+def scan_sdn(
+    acc, t0, steps, state, kind, vth_e, bias_e, relu, cum_error, in_shift, state_exp,
+    s_out, u_out, v_out, write_u, write_v,
+    fanout, block, spikes_t, counts, active, ops_t,
+):
+    """Run one sigma-delta population over a chunk of `steps` steps.
+
+    acc [B, >=steps, n] int32: what arrives at each step; state [4, B, n] int32 (sigma, act,
+    residue, error), updated in place; vth_e, in_shift (= spike_exp + state_exp for a Delta, else
+    unused) and state_exp are scalars, bias_e [n] is bias << (spike_exp + state_exp) wrapped.
+    s_out [B, steps, n] receives the messages; u_out/v_out sigma and act when write_u/write_v.
+    Counters as `kernels.scan_ff`: nonzero messages per step, per neuron, synaptic ops per
+    outgoing projection (fanout of each neuron that sent), and neuron-steps with nonzero state.
+    """
+    batch = state.shape[1]
+    n = state.shape[2]
+    n_blocks = (n + block - 1) // block
+    n_proj = fanout.shape[0]
+    for unit in nb.prange(batch * n_blocks):
+        b = unit // n_blocks
+        lo = (unit % n_blocks) * block
+        hi = min(n, lo + block)
+        m = hi - lo
+        sigma = np.empty(m, np.int64)
+        act = np.empty(m, np.int64)
+        residue = np.empty(m, np.int64)
+        error = np.empty(m, np.int64)
+        for j in range(m):
+            sigma[j] = state[SIGMA, b, lo + j]
+            act[j] = state[ACT, b, lo + j]
+            residue[j] = state[RESIDUE, b, lo + j]
+            error[j] = state[ERROR, b, lo + j]
+        bs = bias_e[lo:hi]
+        cnt = counts[unit, lo:hi]
+        n_active = 0
+        for t in range(steps):
+            a = acc[b, t, lo:hi]
+            s_row = s_out[b, t, lo:hi]
+            n_msg = 0
+            for j in range(m):
+                x = np.int64(a[j])
+                if kind == KIND_SIGMA:
+                    sigma[j] = wrap32(sigma[j] + x)
+                    msg = sigma[j]
+                else:
+                    if kind == KIND_DELTA:
+                        new = wrap32(x << in_shift)
+                    else:
+                        sigma[j] = wrap32(sigma[j] + x)
+                        new = activation(sigma[j], np.int64(bs[j]), relu)
+                    s, residue[j], error[j] = delta_encode(new, act[j], residue[j], error[j], vth_e, cum_error)
+                    act[j] = new
+                    msg = s >> state_exp
+                s_row[j] = msg
+                sent = np.int64(msg != 0)
+                cnt[j] += sent
+                n_msg += sent
+                n_active += np.int64((sigma[j] != 0) | (act[j] != 0) | (residue[j] != 0) | (msg != 0))
+            spikes_t[unit, 0, t] += n_msg
+            if n_msg > 0:
+                for p in range(n_proj):
+                    total = 0
+                    for j in range(m):
+                        total += fanout[p, lo + j] * (s_row[j] != 0)
+                    ops_t[unit, p, t] += total
+            if write_u:
+                for j in range(m):
+                    u_out[b, t, lo + j] = sigma[j]
+            if write_v:
+                for j in range(m):
+                    v_out[b, t, lo + j] = act[j]
+        active[unit, 0] += n_active
+        for j in range(m):
+            state[SIGMA, b, lo + j] = sigma[j]
+            state[ACT, b, lo + j] = act[j]
+            state[RESIDUE, b, lo + j] = residue[j]
+            state[ERROR, b, lo + j] = error[j]
