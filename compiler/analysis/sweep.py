@@ -24,6 +24,7 @@ silence pick the lowest index, as numpy's argmax) compared with the label.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -51,8 +52,9 @@ class SpikeFidelity:
     reference_spikes: int
 
 
-def spike_fidelity(name: str, chip: np.ndarray, reference: np.ndarray) -> SpikeFidelity:
-    """Compare two aligned spike arrays of the same shape (nonzero = spike)."""
+def spike_counts(name: str, chip: np.ndarray, reference: np.ndarray) -> dict[str, int]:
+    """The integer sums `SpikeFidelity` is made of, for two aligned spike arrays of one shape
+    (nonzero = spike). Sums over samples: the counts of several batches add up to those of one run."""
     chip, reference = np.asarray(chip) != 0, np.asarray(reference) != 0
     if chip.shape != reference.shape:
         raise ShapeError(
@@ -62,21 +64,34 @@ def spike_fidelity(name: str, chip: np.ndarray, reference: np.ndarray) -> SpikeF
             got=chip.shape,
             hint="the chip population must have the float node's shape",
         )
-    n_chip, n_ref = int(chip.sum()), int(reference.sum())
-    both = int(np.logical_and(chip, reference).sum())
-    agreement = 1.0 if n_chip + n_ref == 0 else 2.0 * both / (n_chip + n_ref)
     counts_chip = chip.reshape(chip.shape[0], chip.shape[1], -1).sum(axis=1)
     counts_ref = reference.reshape(reference.shape[0], reference.shape[1], -1).sum(axis=1)
-    total = int(counts_chip.sum() + counts_ref.sum())
-    count_agreement = 1.0 if total == 0 else 1.0 - int(np.abs(counts_chip - counts_ref).sum()) / total
+    return {
+        "chip": int(chip.sum()),
+        "reference": int(reference.sum()),
+        "both": int(np.logical_and(chip, reference).sum()),
+        "mismatches": int(np.count_nonzero(chip != reference)),
+        "count_difference": int(np.abs(counts_chip - counts_ref).sum()),
+    }
+
+
+def fidelity_from_counts(name: str, counts: dict[str, int]) -> SpikeFidelity:
+    """`SpikeFidelity` (module docstring) of summed `spike_counts`."""
+    n_chip, n_ref = counts["chip"], counts["reference"]
+    total = n_chip + n_ref
     return SpikeFidelity(
         name=name,
-        agreement=agreement,
-        count_agreement=count_agreement,
-        mismatches=int(np.count_nonzero(chip != reference)),
+        agreement=1.0 if total == 0 else 2.0 * counts["both"] / total,
+        count_agreement=1.0 if total == 0 else 1.0 - counts["count_difference"] / total,
+        mismatches=counts["mismatches"],
         chip_spikes=n_chip,
         reference_spikes=n_ref,
     )
+
+
+def spike_fidelity(name: str, chip: np.ndarray, reference: np.ndarray) -> SpikeFidelity:
+    """Compare two aligned spike arrays of the same shape (nonzero = spike)."""
+    return fidelity_from_counts(name, spike_counts(name, chip, reference))
 
 
 def predictions(spikes: np.ndarray) -> np.ndarray:
@@ -271,25 +286,23 @@ def _check_widths(weight_bits: Sequence[int]) -> list[int]:
     return widths
 
 
-def _float_graph(model: Any, compiled: Any):
-    """The float graph the reference backend runs: the model as the compiler loaded it
-    (`CompileResult.source`), else the model itself."""
-    from snnc.ir.graph import Graph
+def _float_graph(model: Any, reset_mode: str | None = None):
+    """The float graph the reference backend runs: the model as the compiler loads it (its
+    warnings are the compiler's to state)."""
+    from snnc.compiler.frontends.loader import load_model
+    from snnc.ir.chip import ChipGraph
 
-    for attr in ("source", "graph"):
-        value = getattr(compiled, attr, None)
-        if isinstance(value, Graph):
-            return value
-    import nir
-
-    if isinstance(model, (str, Path, nir.NIRGraph, Graph)):
-        return model if isinstance(model, Graph) else Graph.from_nir(model)
-    raise ParameterError(
-        "cannot find the float graph of this model for the reference backend",
-        where="budget sweep",
-        got=type(model).__name__,
-        hint="pass a NIR file or nir.NIRGraph",
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        graph = load_model(model, reset_mode=reset_mode)
+    if isinstance(graph, ChipGraph):
+        raise ParameterError(
+            "cannot find the float graph of this model for the reference backend",
+            where="budget sweep",
+            got="a chip-level model",
+            hint="pass the float model (a NIR file, nir.NIRGraph or torch module) the chip was compiled from",
+        )
+    return graph
 
 
 def _spike_outputs(chip) -> list[str]:
@@ -312,84 +325,306 @@ def budget_sweep(
     labels: Any = None,
     *,
     compile_fn: Callable[..., Any] | None = None,
+    engine: Any = None,
+    batch_size: int | None = None,
+    results: str | Path | None = None,
     **compile_opts: Any,
 ) -> SweepResult:
     """Compile `model` at each weight width, run `sim` and `reference`, and tabulate budget vs. fidelity.
 
-    `inputs`: `[T, *shape]`, `[batch, T, *shape]` or a dict of those; `labels`: one class per sample.
-    `compile_fn` defaults to `snnc.compiler.pipeline.compile`; `compile_opts` (e.g. `dt`) go to it,
-    and `dt` also to the reference backend. An snnc error at one width is recorded in its row
-    (`SweepRow.error`) so the other widths still report; other exceptions propagate.
+    `inputs`: `[T, *shape]`, `[batch, T, *shape]`, a dict of those, or a `snnc.compiler.data.dataset`
+    Dataset; `labels`: one class per sample. `compile_fn` defaults to `snnc.compiler.pipeline.compile`;
+    `compile_opts` (e.g. `dt`) go to it, and `dt` also to the reference backend. An snnc error at one
+    width is recorded in its row (`SweepRow.error`) so the other widths still report; other
+    exceptions propagate.
+
+    Each width compiles as one task and runs its batches of `batch_size` samples (default: all) as
+    further tasks on `engine` (`analysis.distributed`; default this process). The counters of the
+    batches are integer sums, so the table does not depend on the batching or the engine.
+    `results`: a JSON-lines file; each finished width is appended as it completes, keyed by the
+    sweep's arguments (`sweep_key`), and a rerun with the same arguments takes those rows from the
+    file instead of computing them again (a sweep resumes after an interruption).
     """
-    from snnc.backends.base import get_backend, normalize_inputs
+    from ..data.dataset import ArrayDataset, Dataset
+    from .distributed import LocalEngine
 
     widths = _check_widths(weight_bits)
     if inputs is None:
         raise ParameterError("the sweep needs inputs to simulate", where="budget sweep", hint="pass --input IN.npy")
     if compile_fn is None:
         from snnc.compiler.pipeline import compile as compile_fn
-    dt = compile_opts.get("dt")
+    ref_graph = _float_graph(model, compile_opts.get("reset_mode"))
+    if isinstance(inputs, Dataset):
+        dataset, length, batch = inputs, steps, inputs.size
+    else:
+        from snnc.backends.base import normalize_inputs
 
-    reference = get_backend("reference")
-    sim = get_backend("sim")
-    ref_prog = ref_graph = ref_run = None
-    result_rows: list[SweepRow] = []
-    ref_accuracy = None
-    batch = length = None
-    label_arr = None
-    for bits in widths:
-        row = SweepRow(weight_bits=bits)
-        result_rows.append(row)
+        shapes = {n: tuple(ref_graph.out_shapes[n]) for n in ref_graph.inputs}
+        data, batch, length = normalize_inputs(inputs, shapes, steps)
+        dataset = ArrayDataset(data, _check_labels(labels, batch))
+    if isinstance(inputs, Dataset) and labels is not None:
+        raise ParameterError("a dataset carries its own labels", where="budget sweep: labels", hint="drop labels=")
+    key = sweep_key(model, dataset, steps, compile_fn, compile_opts) if results is not None else ""
+    done = _load_rows(results, key) if results is not None else {}
+    rows: dict[int, SweepRow] = {bits: done[bits][0] for bits in widths if bits in done}
+    ref_accuracy = next((v[1] for v in done.values() if v[1] is not None), None)
+    if done:
+        first = next(iter(done.values()))
+        length = first[2] if length is None else length
+        batch = first[3]
+    todo = [bits for bits in widths if bits not in rows]
+    engine = engine or LocalEngine()
+    parts = dataset.parts(batch_size or max(dataset.size, 1))
+    ref_key = "reference:" + _digest(ref_graph)
+    dt = compile_opts.get("dt")
+    handles: list = []
+    owner: dict[Any, tuple[int, str]] = {}
+    for bits in todo:
+        point = engine.submit(_compile_point, compile_fn, model, bits, compile_opts)
+        handles.append(point)
+        owner[point] = (bits, "compile")
+        for part in parts:
+            h = engine.submit(_sweep_batch, point, ref_graph, ref_key, dt, part, steps)
+            handles.append(h)
+            owner[h] = (bits, "batch")
+    points: dict[int, _Point] = {}
+    batches: dict[int, list[_BatchCounts]] = {bits: [] for bits in todo}
+    for handle, value in engine.as_completed(handles):
+        bits, kind = owner.pop(handle)
+        if kind == "compile":
+            points[bits] = value
+            for w in value.warnings:  # stated where the compiler ran: stated again here
+                warnings.warn_explicit(w[0], w[1], w[2], w[3])
+        else:
+            batches[bits].append(value)
+        if bits in points and len(batches[bits]) == len(parts):
+            row, row_ref, row_steps = _finish_row(bits, points.pop(bits), batches.pop(bits))
+            rows[bits] = row
+            length = length if length is not None else row_steps
+            ref_accuracy = ref_accuracy if ref_accuracy is not None else row_ref
+            if results is not None:
+                _append_row(results, key, row, row_steps or length, dataset.size, row_ref)
+    return SweepResult(rows=[rows[bits] for bits in widths], steps=length or 0, batch=batch or 0,
+                       reference_accuracy=ref_accuracy)
+
+
+# -- the sweep's tasks -----------------------------------------------------------------------------
+@dataclass
+class _Point:
+    """A compiled width as a task returns it: the chip, what encodes its inputs, the warnings the
+    compiler gave, or the snnc error that stopped it."""
+
+    weight_bits: int
+    chip: Any = None
+    encoder: Any = None
+    key: str = ""
+    error: str | None = None
+    warnings: list = field(default_factory=list)
+
+
+@dataclass
+class _BatchCounts:
+    """One width on one batch: integer sums only (they add up over batches)."""
+
+    start: int
+    steps: int = 0
+    time_shift: int = 0
+    outputs: dict[str, dict[str, int]] = field(default_factory=dict)
+    hidden: dict[str, dict[str, int]] = field(default_factory=dict)
+    predictions: Any = None
+    reference_predictions: Any = None
+    labels: Any = None
+    activity: Any = None
+    error: str | None = None
+
+
+def _digest(obj: Any) -> str:
+    import hashlib
+    import pickle
+
+    return hashlib.sha256(pickle.dumps(obj, protocol=4)).hexdigest()[:20]
+
+
+def _compile_point(compile_fn: Callable[..., Any], model: Any, bits: int, compile_opts: dict) -> _Point:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         try:
             compiled = compile_fn(model, weight_bits=bits, **compile_opts)
         except SnncError as err:
-            row.error = str(err)
-            continue
-        chip = compiled.chip
-        if ref_prog is None:
-            ref_graph = _float_graph(model, compiled)
-            ref_dt = dt if dt is not None else chip.meta.get("dt")
-            ref_prog = reference.build(ref_graph, **({} if ref_dt is None else {"dt": ref_dt}))
-            data, batch, length = normalize_inputs(inputs, ref_prog.input_shapes, steps)
-            label_arr = _check_labels(labels, batch)
-            probes = [n for n in ref_prog.kernels if getattr(ref_prog.kernels[n], "spiking", False)]
-            ref_run = ref_prog.run(data, steps=length, probes=probes)
-        shift = int(chip.meta.get("time_shift", 0) or 0)
-        row.time_shift = shift
-        out_pops = {port.population for port in chip.outputs.values()}
-        hidden = [n for n in chip.populations if n in ref_run.probes and n not in out_pops]
+            return _Point(bits, error=str(err), warnings=_warning_args(caught))
+    chip = compiled.chip
+    encoder = compiled if hasattr(compiled, "encode_inputs") else None
+    return _Point(bits, chip, encoder, f"sim:{bits}:" + _digest(chip), warnings=_warning_args(caught))
+
+
+def _warning_args(caught) -> list:
+    return [(w.message, w.category, w.filename, w.lineno) for w in caught]
+
+
+def _sweep_batch(point: _Point, ref_graph, ref_key: str, dt: float | None, part, steps: int | None) -> _BatchCounts:
+    """Run one compiled width and the float reference on one batch; count what fidelity needs."""
+    from snnc.backends.base import get_backend, normalize_inputs
+
+    from .distributed import worker_program
+
+    counts = _BatchCounts(start=part.start)
+    if point.error is not None:
+        counts.error = point.error
+        return counts
+    x, labels = part.load()
+    chip = point.chip
+    ref_dt = dt if dt is not None else chip.meta.get("dt")
+    ref_prog = worker_program(f"{ref_key}:{ref_dt}", lambda: get_backend("reference").build(
+        ref_graph, **({} if ref_dt is None else {"dt": ref_dt})))
+    data, _, length = normalize_inputs(x, ref_prog.input_shapes, steps)
+    probes = [n for n in ref_prog.kernels if getattr(ref_prog.kernels[n], "spiking", False)]
+    ref_run = ref_prog.run(data, steps=length, probes=probes)
+    shift = int(chip.meta.get("time_shift", 0) or 0)
+    out_pops = {port.population for port in chip.outputs.values()}
+    hidden = [n for n in chip.populations if n in ref_run.probes and n not in out_pops]
+    try:
+        prog = worker_program(point.key, lambda: get_backend("sim").build(chip))
+        chip_data = _chip_inputs(data, chip)
+        if point.encoder is not None:  # graded inputs: scaled and rounded as compiled
+            chip_data = point.encoder.encode_inputs(chip_data)
+        run = prog.run(chip_data, steps=length + shift, probes=hidden)
+    except SnncError as err:
+        counts.error = str(err)
+        return counts
+    counts.steps, counts.time_shift, counts.activity, counts.labels = length, int(run.time_shift), run.activity, labels
+    for chip_name, ref_name in _pair_outputs(_spike_outputs(chip), list(ref_run.outputs)):
+        chip_out = run.aligned(run.outputs[chip_name])[:, :length]
+        counts.outputs[chip_name] = spike_counts(chip_name, chip_out, ref_run.outputs[ref_name])
+    for name in hidden:
+        latency = int(chip.populations[name].meta.get("latency", counts.time_shift))
+        counts.hidden[name] = spike_counts(name, _window(run.probes[name], latency, length), ref_run.probes[name])
+    spike_outs = _spike_outputs(chip)
+    if labels is not None and len(spike_outs) == 1:
+        counts.predictions = predictions(run.aligned(run.outputs[spike_outs[0]])[:, :length])
+        if len(ref_run.outputs) == 1:
+            counts.reference_predictions = predictions(next(iter(ref_run.outputs.values())))
+    elif labels is not None:
+        raise ParameterError(
+            "accuracy needs exactly one spiking output",
+            where="budget sweep: labels",
+            got=spike_outs,
+            hint="drop --labels for networks with several outputs",
+        )
+    return counts
+
+
+def _finish_row(bits: int, point: _Point, counts: list[_BatchCounts]) -> tuple[SweepRow, float | None, int | None]:
+    """Merge a width's batches into (its row, the float reference's accuracy, the steps compared):
+    fidelity from summed counts, the budget of the summed activity."""
+    from .dataset_eval import merge_activity
+
+    row = SweepRow(weight_bits=bits)
+    counts = sorted(counts, key=lambda c: c.start)
+    error = point.error or next((c.error for c in counts if c.error is not None), None)
+    if error is not None:
+        row.error = error
+        return row, None, None
+    row.time_shift = counts[0].time_shift
+    row.budget = bit_budget(point.chip, merge_activity([c.activity for c in counts]), warn=False)
+    for attr in ("outputs", "hidden"):
+        for name in getattr(counts[0], attr):
+            total = {k: sum(getattr(c, attr)[name][k] for c in counts) for k in getattr(counts[0], attr)[name]}
+            getattr(row, attr)[name] = fidelity_from_counts(name, total)
+    ref_accuracy = None
+    if counts[0].predictions is not None:
+        labels = np.concatenate([c.labels for c in counts])
+        row.accuracy = float(np.mean(np.concatenate([c.predictions for c in counts]) == labels))
+        if all(c.reference_predictions is not None for c in counts):
+            ref_accuracy = float(np.mean(np.concatenate([c.reference_predictions for c in counts]) == labels))
+    return row, ref_accuracy, counts[0].steps
+
+
+# -- resuming --------------------------------------------------------------------------------------
+def sweep_key(model: Any, dataset: Any, steps: int | None, compile_fn: Callable[..., Any], compile_opts: dict) -> str:
+    """A digest of everything a sweep's rows depend on: the model (a file by its bytes), the data,
+    the steps, the compiler and its options. Not the widths (each row is one), the batch size or the
+    engine (the rows do not depend on them)."""
+    import hashlib
+    import json
+
+    def opt(value: Any) -> str:
+        if isinstance(value, np.ndarray):
+            return f"array{value.dtype.str}{value.shape}:" + hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest()
+        if isinstance(value, dict):
+            return "{" + ",".join(f"{k}={opt(v)}" for k, v in sorted(value.items())) + "}"
+        if isinstance(value, (list, tuple)):
+            return "[" + ",".join(opt(v) for v in value) + "]"
+        return repr(value)
+
+    if isinstance(model, (str, Path)) and Path(model).is_file():
+        model_id = "file:" + hashlib.sha256(Path(model).read_bytes()).hexdigest()
+    else:
+        model_id = "object:" + _digest(model)
+    parts = {"model": model_id, "data": dataset.fingerprint(), "steps": steps,
+             "compiler": f"{getattr(compile_fn, '__module__', '')}.{getattr(compile_fn, '__qualname__', repr(compile_fn))}",
+             "options": opt(dict(compile_opts))}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def _append_row(path: str | Path, key: str, row: SweepRow, steps: int | None, batch: int, ref_accuracy: float | None) -> None:
+    """One JSON line per finished width, flushed to disk before the next width is reported."""
+    import json
+    import os
+
+    line = json.dumps({"key": key, "weight_bits": row.weight_bits, "steps": steps, "batch": batch,
+                       "reference_accuracy": ref_accuracy, "row": row.to_dict()})
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(line + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _load_rows(path: str | Path, key: str) -> dict[int, tuple[SweepRow, float | None, int | None, int]]:
+    """Rows of `path` written under `key`: weight bits -> (row, reference accuracy, steps, batch).
+    A line cut short by a crash, or written under other arguments, is passed over."""
+    import json
+
+    path = Path(path)
+    found: dict[int, tuple[SweepRow, float | None, int | None, int]] = {}
+    if not path.exists():
+        return found
+    for line in path.read_text(encoding="utf-8").splitlines():
         try:
-            prog = sim.build(chip)
-            chip_data = _chip_inputs(data, chip)
-            if hasattr(compiled, "encode_inputs"):  # graded inputs: scaled and rounded as compiled
-                chip_data = compiled.encode_inputs(chip_data)
-            run = prog.run(chip_data, steps=length + shift, probes=hidden)
-        except SnncError as err:
-            row.error = str(err)
+            entry = json.loads(line)
+        except json.JSONDecodeError:
             continue
-        row.time_shift = shift = int(run.time_shift)
-        row.budget = bit_budget(chip, run.activity, warn=False)
-        ref_outputs = [n for n in ref_run.outputs]
-        for chip_name, ref_name in _pair_outputs(_spike_outputs(chip), ref_outputs):
-            chip_out = run.aligned(run.outputs[chip_name])[:, :length]
-            row.outputs[chip_name] = spike_fidelity(chip_name, chip_out, ref_run.outputs[ref_name])
-        for name in hidden:
-            latency = int(chip.populations[name].meta.get("latency", shift))
-            chip_spikes = _window(run.probes[name], latency, length)
-            row.hidden[name] = spike_fidelity(name, chip_spikes, ref_run.probes[name])
-        if label_arr is not None:
-            spike_outs = _spike_outputs(chip)
-            if len(spike_outs) != 1:
-                raise ParameterError(
-                    "accuracy needs exactly one spiking output",
-                    where="budget sweep: labels",
-                    got=spike_outs,
-                    hint="drop --labels for networks with several outputs",
-                )
-            row.accuracy = accuracy(run.aligned(run.outputs[spike_outs[0]])[:, :length], label_arr)
-            if ref_accuracy is None and len(ref_run.outputs) == 1:
-                ref_accuracy = accuracy(next(iter(ref_run.outputs.values())), label_arr)
-    return SweepResult(rows=result_rows, steps=length or 0, batch=batch or 0, reference_accuracy=ref_accuracy)
+        if isinstance(entry, dict) and entry.get("key") == key:
+            found[int(entry["weight_bits"])] = (_row_from_dict(entry["row"]), entry.get("reference_accuracy"),
+                                                entry.get("steps"), int(entry.get("batch") or 0))
+    return found
+
+
+def _row_from_dict(d: dict) -> SweepRow:
+    return SweepRow(
+        weight_bits=int(d["weight_bits"]),
+        budget=None if d.get("budget") is None else _budget_from_dict(d["budget"]),
+        outputs={k: SpikeFidelity(**v) for k, v in d.get("outputs", {}).items()},
+        hidden={k: SpikeFidelity(**v) for k, v in d.get("hidden", {}).items()},
+        accuracy=d.get("accuracy"),
+        time_shift=int(d.get("time_shift", 0)),
+        error=d.get("error"),
+    )
+
+
+def _budget_from_dict(d: dict) -> BitBudget:
+    """`BitBudget.to_dict()` back into a BitBudget (its layer_details hold every field)."""
+    from .budget import LayerBudget, ProjectionBudget, SpikeBudget
+
+    layers = []
+    for ld in d["layer_details"]:
+        fields = {k: v for k, v in ld.items() if k not in ("synapses", "memory_bits")}
+        fields["projections"] = [ProjectionBudget(**p) for p in fields["projections"]]
+        fields["spikes"] = SpikeBudget(**fields["spikes"])
+        layers.append(LayerBudget(**fields))
+    return BitBudget(layers=layers, inputs=[SpikeBudget(**s) for s in d["inputs"]], steps=d.get("steps"),
+                     batch=d.get("batch"), warnings=list(d.get("warnings", [])))
 
 
 def _window(array: np.ndarray, start: int, length: int) -> np.ndarray:

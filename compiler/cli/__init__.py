@@ -9,7 +9,7 @@ with status 2, as argparse does for bad arguments; `--debug` shows the traceback
 """
 from __future__ import annotations
 
-from . import inspect, run, compile, budget, report  # noqa: F401, I001  (each registers its commands, in help order)
+from . import inspect, run, compile, budget, report, evaluate  # noqa: F401, I001  (each registers its commands, in help order)
 from .app import SUBCOMMANDS, Subcommand, build_parser, main, register
 
 __all__ = ["SUBCOMMANDS", "Subcommand", "build_parser", "main", "register"]
