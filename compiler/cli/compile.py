@@ -16,7 +16,8 @@ def _compile_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="a NIR-level .nir file (or a lava-dl .net file, already chip-level)")
     add_reset_mode(p)
     add_netx_options(p)
-    p.add_argument("-o", "--out", required=True, metavar="OUT.nir", help="where to write the compiled (chip-level) NIR file")
+    p.add_argument("-o", "--out", required=True, metavar="OUT.nir", help="where to write the compiled (chip-level) NIR file; "
+                   "OUT.net writes a lava-dl netx file instead (for networks netx can express)")
     p.add_argument("--target", choices=["loihi2", "loihi1"], default="loihi2", help="chip to compile for (default loihi2)")
     p.add_argument("--weight-bits", type=_positive_int, default=8, metavar="N", help="bits per weight, 1..8 (default 8)")
     p.add_argument("--dt", type=_positive_float, default=1e-4, metavar="S", help="time step in seconds (default 1e-4, the NIR paper's)")
@@ -55,7 +56,14 @@ def _compile(args: argparse.Namespace, console) -> int:
     failed = strict_exit(args, result, assumed)
     if failed is not None:
         return failed
-    write_nir(chip_to_nir(model if result is None else result.chip), out)
+    chip = model if result is None else result.chip
+    if out.suffix == ".net":
+        from snnc.compiler.export.netx import describe, write_netx
+
+        options = write_netx(chip, out)
+        console.print(f"lava-dl runs it as {describe(options, out)}")
+    else:
+        write_nir(chip_to_nir(chip), out)
     if args.report:
         report = result.to_dict() if result is not None else {"note": "model was chip-level already"}
         Path(args.report).parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,1 @@
+"""Compiled chip graphs written in other tools' formats (`netx`: lava-dl `.net` files)."""
