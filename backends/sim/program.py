@@ -80,6 +80,7 @@ class SimProgram:
     """A chip graph ready to run on the CPU, bit-exact with Lava 0.10.0 fixed_pt."""
 
     backend = "sim"
+    reusable = True  # `run` keeps no state between calls: snnc.backends.program_cache may keep it
 
     def __init__(self, graph: ChipGraph, *, chunk: int | None = None, memory_budget_mb: float | None = None,
                  max_chunk: int = DEFAULT_MAX_CHUNK, synapses: str = "auto"):

@@ -214,12 +214,12 @@ def run(chip, inputs, backend: str = "sim", steps: int | None = None, probes: Se
     keeps the chip's own outputs). `raw=True`: the plain chip run, integers, `steps` as given
     (default T), unaligned, with `time_shift`/`output_shifts` set. `encoding_notes` lists the
     choices `encode` made."""
-    from snnc.backends.base import get_backend
+    from snnc.backends.program_cache import build_cached
 
     enc = encode(chip, inputs, steps)
     c = contract(chip)["outputs"]
     total = enc.steps if raw else enc.steps + extra_steps(enc.chip)
-    program = get_backend(backend).build(enc.chip, **options)
+    program = build_cached(enc.chip, backend, **options)  # built once per compiled graph
     result = program.run(enc.inputs, steps=total, probes=probes)
     time_shift = int(chip.meta.get("time_shift", 0) or 0)
     shifts = {k: int(v["shift"]) for k, v in c.items()}

@@ -662,9 +662,9 @@ class ChipConversion:
 
     def run(self, x, backend: str = "sim", probes: bool = True, **options):
         """Encode, build on `backend`, run: returns the RunResult."""
-        from snnc.backends.base import get_backend
+        from snnc.backends.program_cache import build_cached
 
-        program = get_backend(backend).build(self.chip, **options)
+        program = build_cached(self.chip, backend, **options)  # built once, reused while the chip is unchanged
         return program.run(self.encode(x), steps=self.steps, probes=self.probes if probes else ())
 
     def to_nir(self):

@@ -1,0 +1,103 @@
+"""Programs are built once per graph and options and rebuilt whenever the graph changes
+(`snnc.backends.program_cache`); a reused program gives what a fresh build gives."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from snnc.backends import program_cache
+from snnc.backends.sim import SimBackend
+from snnc.compiler.data import encoding
+from snnc.ir.chip import ChipGraph, InputPopulation, OutputPort, Population, Projection
+
+
+def graph(seed: int = 0) -> ChipGraph:
+    rng = np.random.default_rng(seed)
+    g = ChipGraph()
+    g.add(InputPopulation("x", (12,)))
+    g.add(Population("n", (5,), du=200, dv=100, vth=400))
+    g.add(Projection("w", "x", "n", rng.integers(-60, 120, (5, 12))))
+    g.outputs["n"] = OutputPort("n", "s")
+    return g
+
+
+def spikes(seed: int = 1) -> np.ndarray:
+    return np.random.default_rng(seed).random((2, 20, 12)) < 0.4
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    program_cache.clear()
+    yield
+    program_cache.clear()
+
+
+def _fresh(g: ChipGraph, x: np.ndarray) -> dict:
+    res = SimBackend().build(g).run(x, probes=("n/v",))
+    return {"s": res.outputs["n"], "v": res.probes["n/v"]}
+
+
+def _cached(g: ChipGraph, x: np.ndarray) -> dict:
+    res = program_cache.build_cached(g, "sim").run(x, probes=("n/v",))
+    return {"s": res.outputs["n"], "v": res.probes["n/v"]}
+
+
+def _equal(a: dict, b: dict) -> bool:
+    return all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_same_graph_and_options_reuse_one_program():
+    g = graph()
+    first = program_cache.build_cached(g, "sim")
+    assert program_cache.build_cached(g, "sim") is first
+    assert program_cache.build_cached(g, "sim", chunk=3) is not first
+    assert program_cache.build_cached(g, "sim", chunk=3) is program_cache.build_cached(g, "sim", chunk=3)
+    assert program_cache.build_cached(graph(), "sim") is not first  # an equal but distinct graph object
+
+
+@pytest.mark.parametrize("change", ["weight in place", "threshold", "new projection", "weight_exp", "output var"])
+def test_any_change_of_the_graph_rebuilds(change):
+    g, x = graph(), spikes()
+    before = _cached(g, x)
+    old = program_cache.build_cached(g, "sim")
+    if change == "weight in place":
+        g.projections["w"].weights[2, 3] += 50
+    elif change == "threshold":
+        g.populations["n"].vth = 7
+    elif change == "new projection":
+        g.add(Projection("w2", "x", "n", np.full((5, 12), 9)))
+    elif change == "weight_exp":
+        g.projections["w"].weight_exp = 2
+    else:
+        g.outputs["n"] = OutputPort("n", "v")
+    assert program_cache.build_cached(g, "sim") is not old
+    after = _cached(g, x)
+    assert _equal(after, _fresh(g, x))
+    assert not _equal(after, before)  # every change above changes this network's behaviour
+
+
+def test_compiled_graph_runs_build_once(monkeypatch):
+    builds = []
+    real = SimBackend.build
+
+    def counting(self, g, **options):
+        builds.append(g)
+        return real(self, g, **options)
+
+    monkeypatch.setattr(SimBackend, "build", counting)
+    g, x = graph(), spikes()
+    a = encoding.run(g, x.astype(np.float64), raw=True)
+    b = encoding.run(g, x.astype(np.float64), raw=True)
+    assert len(builds) == 1
+    assert np.array_equal(a.outputs["n"], b.outputs["n"])
+    g.populations["n"].vth = 5
+    encoding.run(g, x.astype(np.float64), raw=True)
+    assert len(builds) == 2
+
+
+def test_only_the_most_recent_graphs_are_kept():
+    graphs = [graph(seed) for seed in range(program_cache.MAX_GRAPHS + 2)]
+    programs = [program_cache.build_cached(g, "sim") for g in graphs]
+    assert len(program_cache._programs) == program_cache.MAX_GRAPHS
+    assert program_cache.build_cached(graphs[-1], "sim") is programs[-1]
+    assert program_cache.build_cached(graphs[0], "sim") is not programs[0]  # pushed out, rebuilt
