@@ -51,6 +51,8 @@ def load_model(source: Any, *, reset_mode: str | None = None, **options: Any) ->
     if isinstance(source, nir.NIRGraph):
         if is_chip_nir(source):
             return chip_from_nir(source)
+        if _is_attention_nir(source):
+            return _attention_chip(source, "<nir.NIRGraph>")
         return Graph.from_nir(source, reset_mode=reset_mode)
     if isinstance(source, (str, Path)):
         return _load_path(Path(source), options, reset_mode)
@@ -74,6 +76,8 @@ def _load_path(path: Path, options: dict, reset_mode: str | None = None) -> Grap
             chip = chip_from_nir(model, where=str(path))
             emit(notes)
             return chip
+        if _is_attention_nir(model):
+            return _attention_chip(model, str(path))
         return Graph.from_nir(model, source=str(path), reset_mode=reset_mode, notes=notes)
     if suffix == ".net":
         if not path.exists():
@@ -86,6 +90,18 @@ def _load_path(path: Path, options: dict, reset_mode: str | None = None) -> Grap
         where=str(path),
         hint="snnc loads: " + "; ".join(SUPPORTED) + ". Export the model to NIR (nir.write) and pass the .nir file",
     )
+
+
+def _is_attention_nir(model: Any) -> bool:
+    """True for the NIR form of snnc's attention/SSM blocks (nodes with the snnc extension key)."""
+    return any("snnc_ext" in (getattr(node, "metadata", None) or {}) for node in getattr(model, "nodes", {}).values())
+
+
+def _attention_chip(model: Any, where: str) -> ChipGraph:
+    """Product neurons have no NIR-level meaning: such a file goes straight to its chip form."""
+    from snnc.compiler.frontends.attention import nir_to_chip
+
+    return nir_to_chip(model, where=where).chip
 
 
 def _as_graph(result: Any, source: str) -> Graph | ChipGraph:

@@ -84,6 +84,46 @@ _ACT_HINT = (
     "ANN activations have no NIR node; use a spiking neuron (snnTorch Leaky), or train with "
     "snnc.compiler.frontends.conversion.QuantReLU and convert the network with conversion.convert"
 )
+ATTENTION_MODULE = "snnc.compiler.frontends.attention"
+_ATTENTION_HINT = (
+    f"build the block from {ATTENTION_MODULE} (SpikingSelfAttention: spike-driven Q, K, V and Q.K^T.V without "
+    "softmax, Spikformer-style; SpikingSSM: diagonal recurrence with a spiking gate) and export it with attention.to_nir"
+)
+_ATTENTION_OPS = {
+    "matmul": "a product of two computed tensors needs product neurons; " + _ATTENTION_HINT,
+    "bmm": "a product of two computed tensors needs product neurons; " + _ATTENTION_HINT,
+    "baddbmm": "a product of two computed tensors needs product neurons; " + _ATTENTION_HINT,
+    "einsum": "einsum has no NIR node; for Q.K^T.V " + _ATTENTION_HINT,
+    "transpose": "NIR has no transpose; K^T inside attention is part of " + _ATTENTION_HINT,
+    "permute": "NIR has no permute; " + _ATTENTION_HINT,
+    "T": "NIR has no transpose; K^T inside attention is part of " + _ATTENTION_HINT,
+    "softmax": "softmax has no spiking equivalent on the chip; Spikformer drops it: " + _ATTENTION_HINT,
+    "layer_norm": "normalization needs division at run time; fold a BatchNorm into the Linear before the neuron, or remove it",
+    "scaled_dot_product_attention": "softmax attention has no spiking equivalent; " + _ATTENTION_HINT,
+}
+_HINTS.update({
+    "MultiheadAttention": "softmax attention has no spiking equivalent; " + _ATTENTION_HINT,
+    "Softmax": _ATTENTION_OPS["softmax"],
+    **{name: f"this block runs over whole sequences; export it with {ATTENTION_MODULE}.to_nir (snnc.load_model takes the file)"
+       for name in ("SpikingSelfAttention", "SpikingSSM", "SequenceClassifier")},
+})
+
+
+def _attention_hint(node, target) -> str | None:
+    """The attention/normalization hint for an fx operation, if it is one of those ops."""
+    name = _fname(target).split(".")[-1]
+    if target is getattr and len(node.args) > 1:
+        name = str(node.args[1])
+    return _ATTENTION_OPS.get(name)
+
+
+def _module_path(node) -> str:
+    """Where an fx node sits in the model: the innermost module that called it ('' at the top)."""
+    stack = node.meta.get("nn_module_stack") or {}
+    if not stack:
+        return ""
+    path, cls = list(stack.values())[-1]
+    return f" in module {path!r} ({getattr(cls, '__name__', cls)})"
 
 
 def from_torch(
@@ -178,6 +218,8 @@ class _Converter:
                     return True
                 if isinstance(m, (torch.nn.Sequential, torch.nn.ModuleList, torch.nn.ModuleDict)):
                     return False
+                if type(m).__module__ == ATTENTION_MODULE:
+                    return True  # sequence-level blocks: reported with their exporter, never traced into
                 return m.__module__.startswith("torch.nn") or super().is_leaf_module(m, qualname)
 
         model = copy.deepcopy(self.module).eval()  # eval semantics: BatchNorm running stats, no dropout
@@ -550,6 +592,10 @@ class _Converter:
         if node.op == "call_method" and target in ("contiguous", "clone", "detach"):
             return self._tensor_arg(node.args[0], where)
         hint = _ACT_HINT if _fname(target).split(".")[-1] in ("relu", "sigmoid", "tanh", "gelu", "softmax", "silu") else None
+        hint = _attention_hint(node, target) or hint
+        if target is getattr and len(node.args) > 1:
+            where += f" (attribute .{node.args[1]})"
+        where += _module_path(node)
         raise UnsupportedNodeError(
             f"operation {_fname(target)} is not supported",
             where=where,
