@@ -575,14 +575,6 @@ def netx_exact_format(weight: np.ndarray) -> tuple[np.ndarray, int, int] | None:
     return fmt if fmt is not None and _exact(w, *fmt) else None
 
 
-def netx_exact_format(weight: np.ndarray) -> tuple[np.ndarray, int, int] | None:
-    """What lava-dl netx's `optimize_weight_bits` makes of integer `weight` (weights for Lava,
-    num_weight_bits, weight_exp) when Lava then applies exactly `weight`; None when it does not."""
-    w = np.asarray(weight, dtype=np.int64)
-    fmt = _netx_optimize(w)
-    return fmt if fmt is not None and _exact(w, *fmt) else None
-
-
 def _netx_optimize(w: np.ndarray):
     if w.size == 0 or not np.any(w):
         return None
