@@ -137,8 +137,8 @@ def _inline(graph, *, full: str, local: str, where: str, stack: tuple) -> _Level
         if not isinstance(a, str) or not isinstance(b, str):
             raise GraphError("edge ends must be node names (strings)", where=here, got=(a, b))
         label = f"{where}: edge {_qualify(full, local, a)!r} -> {_qualify(full, local, b)!r}"
-        src = _resolve(_qualify(full, local, a), level, level.exit, "Output", label, source=True)
-        dst = _resolve(_qualify(full, local, b), level, level.entry, "Input", label, source=False)
+        src = _resolve(_qualify(full, local, a), level, level.exit, "Output", label, source=True, inside=full)
+        dst = _resolve(_qualify(full, local, b), level, level.entry, "Input", label, source=False, inside=full)
         if (src, dst) in inner_edges:
             level.restated.append((src, dst))
             continue
@@ -146,7 +146,7 @@ def _inline(graph, *, full: str, local: str, where: str, stack: tuple) -> _Level
     return level
 
 
-def _resolve(name: str, level: _Level, ports: dict, kind: str, label: str, *, source: bool) -> str:
+def _resolve(name: str, level: _Level, ports: dict, kind: str, label: str, *, source: bool, inside: str) -> str:
     """An edge end as a flat node name: a node, or a subgraph's only Input/Output."""
     if name in level.nodes:
         return name
@@ -161,9 +161,10 @@ def _resolve(name: str, level: _Level, ports: dict, kind: str, label: str, *, so
                 + ("" if ports[name] else f", or give subgraph {name!r} a nir.{kind} node"),
             )
         return ports[name][0]
-    owner = max((s for s in level.subgraphs if name.startswith(f"{s}.")), key=len, default=None)
+    members = {**level.subgraphs, **({inside: list(level.nodes)} if inside else {})}  # `inside`: this subgraph
+    owner = max((s for s in members if name.startswith(f"{s}.")), key=len, default=None)
     if owner is not None:
-        inner = [n[len(owner) + 1:] for n in level.subgraphs[owner]]
+        inner = [n[len(owner) + 1:] for n in members[owner]]
         raise GraphError(
             f"edge end {name!r} names no node inside subgraph {owner!r}",
             where=label,

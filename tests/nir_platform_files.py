@@ -116,3 +116,21 @@ def replace_dataset(path: Path, name: str, value) -> None:
             del f[name]
         if value is not None:
             f.create_dataset(name, data=value)
+
+
+def snntorch_nested(model, n_in: int) -> nir.NIRGraph:
+    """`model` (fc1 -> lif1 -> fc2 -> lif2, the lif layers RLeaky/RSynaptic) exported node by node
+    with snnTorch's own `_extract_snntorch_module` (a recurrent layer becomes its nested NIRGraph
+    with inner nodes input, lif, w_rec, output) and joined as the nesting-keeping exporters did: the
+    outer edges address the inner nodes by dotted names and restate the inner loop."""
+    from snntorch.export_nir import _extract_snntorch_module
+
+    nodes = {"input": nir.Input(np.array([n_in]))}
+    edges = [("input", "fc1")]
+    for name in ("fc1", "lif1", "fc2", "lif2"):
+        nodes[name] = _extract_snntorch_module(getattr(model, name))
+    for layer, before in (("lif1", "fc1"), ("lif2", "fc2")):
+        edges += [(before, f"{layer}.lif"), (f"{layer}.lif", f"{layer}.w_rec"), (f"{layer}.w_rec", f"{layer}.lif")]
+    edges += [("lif1.lif", "fc2"), ("lif2.lif", "output")]
+    nodes["output"] = nir.Output(np.array([model.fc2.out_features]))
+    return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)

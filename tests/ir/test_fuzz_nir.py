@@ -217,7 +217,9 @@ def test_perturbed_graphs_raise_only_snnc_errors(model):
 # -- (a) mutated files ------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def seeds(refdata, tmp_path_factory):
-    """The paper's NIR files plus one holding every node type (written by snnc)."""
+    """The paper's NIR files, one holding every node type (written by snnc), and nested subgraphs as
+    snnTorch and the NIR paper write them (tests/nir_platform_files.py)."""
+    from nir_platform_files import recurrent_net, write
     from test_graph import all_types_graph  # pytest puts tests/ir on sys.path (no __init__.py)
 
     folder = tmp_path_factory.mktemp("seeds")
@@ -227,6 +229,8 @@ def seeds(refdata, tmp_path_factory):
         shutil.copy(refdata / "nir-paper" / rel, paths[-1])
     paths.append(folder / "all_types.nir")
     Graph.from_nir(all_types_graph()).write(paths[-1])
+    for layout in ("snntorch", "paper"):
+        paths.append(write(recurrent_net(layout), folder / f"nested_{layout}.nir"))
     return paths
 
 
@@ -275,7 +279,7 @@ def test_structure_mutations_raise_only_snnc_errors(seeds, data):
         shutil.copy(data.draw(st.sampled_from(seeds)), path)
         with h5py.File(path, "r+") as f:
             for _ in range(data.draw(st.integers(1, 3))):
-                op = data.draw(st.sampled_from(["delete", "rename", "dtype", "shape", "type", "group", "extra", "edges"]))
+                op = data.draw(st.sampled_from(["delete", "rename", "dtype", "shape", "type", "group", "extra", "edges", "dotted"]))
                 datasets = _datasets(f)
                 target = data.draw(st.sampled_from(datasets)) if datasets else None
                 if target is None:
@@ -314,6 +318,18 @@ def test_structure_mutations_raise_only_snnc_errors(seeds, data):
                     extra = f"extra{data.draw(st.integers(0, 9))}"
                     if extra not in f[parent]:
                         f[parent].create_dataset(extra, data=np.arange(3))
+                elif op == "dotted":  # an edge end re-pointed at a dotted name, real or dangling, any level
+                    edges = [d for d in _datasets(f) if d.endswith("/edges")]
+                    edges = [d for d in edges if f[d].ndim == 2 and f[d].shape[1] == 2]  # not mangled already
+                    if edges:
+                        e = data.draw(st.sampled_from(edges))
+                        pairs = [[bytes(x) if isinstance(x, bytes) else str(x).encode() for x in pair] for pair in f[e][()]]
+                        names = [g.split("/nodes/")[-1].replace("/nodes/", ".") for g in _groups(f) if "/nodes/" in g]
+                        if pairs and names:
+                            i, side = data.draw(st.integers(0, len(pairs) - 1)), data.draw(st.integers(0, 1))
+                            pairs[i][side] = (data.draw(st.sampled_from(names)) + data.draw(st.sampled_from(["", ".x", ".lif", "."]))).encode()
+                            del f[e]
+                            f.create_dataset(e, data=np.array(pairs, dtype=object), dtype=h5py.string_dtype())
                 else:
                     edges = [d for d in _datasets(f) if d.endswith("/edges")]
                     if edges:

@@ -24,11 +24,11 @@ from test_fuzz_nir import same_graph
 LAYOUTS = ("snntorch", "paper")
 
 
-def load(path, **kw):
+def load(path, reset_mode="zero", **kw):
     """Graph.from_nir with the ReadNotes it stated."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        g = Graph.from_nir(path, reset_mode="zero", **kw)
+        g = Graph.from_nir(path, reset_mode=reset_mode, **kw)
     return g, [str(w.message) for w in caught if issubclass(w.category, ReadNote)]
 
 
@@ -82,6 +82,45 @@ def test_nested_equals_flat_on_lava(files):
         out[k] = result.run(x, backend="lava").outputs["output"]
         assert np.array_equal(out[k], result.run(x, backend="sim").outputs["output"])
     assert out["flat"].sum() > 0 and np.array_equal(out["snntorch"], out["flat"])
+
+
+def test_snntorch_recurrent_export_nested_equals_snntorch(tmp_path):
+    """RLeaky and RSynaptic exported by snnTorch's own `_extract_snntorch_module` (nested, dotted
+    outer edges): the reference backend reproduces snnTorch spike for spike (reset by subtraction,
+    snnTorch's default, which the file cannot state)."""
+    import snntorch as snn
+    import torch
+    from snntorch import utils as snn_utils
+
+    from nir_platform_files import snntorch_nested
+
+    def heaviside(v):
+        return (v > 0).to(v.dtype)
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2 = torch.nn.Linear(5, 8), torch.nn.Linear(8, 3)
+            self.lif1 = snn.RLeaky(beta=0.9, threshold=0.8, linear_features=8, init_hidden=True, spike_grad=heaviside)
+            self.lif2 = snn.RSynaptic(alpha=0.6, beta=0.85, threshold=0.7, linear_features=3, init_hidden=True,
+                                      spike_grad=heaviside, output=True)
+
+        def forward(self, x):
+            return self.lif2(self.fc2(self.lif1(self.fc1(x))))[0]
+
+    torch.manual_seed(0)
+    model = Net().double()
+    x = (torch.rand(2, 50, 5, dtype=torch.float64) < 0.4).double()
+    snn_utils.reset(model)
+    with torch.no_grad():
+        expected = torch.stack([model(x[:, t]) for t in range(x.shape[1])], 1).numpy()
+    path = write(snntorch_nested(model, 5), tmp_path / "snntorch.nir")
+    with pytest.raises(ValueError, match="does not exist"):
+        nir.read(str(path))
+    g, notes = load(path, reset_mode="subtract")
+    assert {"lif1.lif", "lif1.w_rec", "lif2.lif", "lif2.w_rec"} <= set(g.nodes) and len(notes) == 1
+    got = get_backend("reference").build(g).run(x.numpy()).outputs["output"]
+    assert expected.sum() > 5 and np.array_equal(got, expected)
 
 
 def _deep() -> nir.NIRGraph:
@@ -180,7 +219,8 @@ def test_chip_level_round_trip_through_nir_read(files, tmp_path):
 
 
 # -- fuzz: malformed nested graphs give snnc errors only ---------------------------------------------
-MUTATIONS = ("cycle", "drop_input", "drop_output", "dangle", "bad_node", "bad_edge", "bad_nodes", "dup_name", "self_edge", "none")
+MUTATIONS = ("cycle", "drop_input", "drop_output", "dangle", "bad_node", "bad_edge", "bad_nodes", "dup_name", "self_edge",
+             "bad_param", "none")
 
 
 @st.composite
@@ -211,6 +251,12 @@ def malformed(draw):
             subs = [s for s in subs if s is not sub] or [g]
         elif kind == "dup_name":
             g.nodes[f"{'lif1' if sub is g.nodes.get('lif1') else 'lif2'}.lif"] = nir.Scale(np.ones(3))
+        elif kind == "bad_param":  # a wrong type or shape inside a subgraph's node
+            holders = [v for v in sub.nodes.values() if hasattr(v, "weight") or hasattr(v, "tau")] if isinstance(sub.nodes, dict) else []
+            if holders:
+                node = draw(st.sampled_from(holders))
+                setattr(node, "weight" if hasattr(node, "weight") else "tau",
+                        draw(st.sampled_from(["x", None, np.array([np.nan]), np.ones((2, 2, 2)), np.zeros(0), [1, [2]]])))
         elif kind == "self_edge":
             sub.edges.append((inner[0], inner[0]) if inner else ("x", "x"))
     return g
