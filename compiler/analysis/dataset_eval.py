@@ -77,6 +77,7 @@ class Prepared:
     reference_output: str | None = None
     reference_key: str | None = None
     notes: list[str] = field(default_factory=list)
+    name: str = ""  # the model, for messages and the result
     compiled: Any = None  # the CompileResult (stays in the caller's process: not sent to workers)
 
     def __getstate__(self):
@@ -177,7 +178,7 @@ def prepare(model: Any, *, backend: str = "sim", calibrate: Any = None, weight_b
     if chosen not in PREDICTION_RULES:
         raise ParameterError("unknown prediction rule", where="--predict", expected=["auto", *PREDICTION_RULES], got=rule)
     prepared = Prepared(key="", backend=backend, graph=run_graph, output=out, rule=chosen, steps=steps,
-                        dt=dt if backend == "reference" else None, notes=notes, compiled=compiled)
+                        dt=dt if backend == "reference" else None, notes=notes, name=where, compiled=compiled)
     if float_graph is not None:
         prepared.reference = float_graph
         ref_outputs = list(float_graph.outputs)
@@ -429,25 +430,35 @@ def evaluate_dataset(model: Any, data: Any, *, backend: str = "sim", batch_size:
     dataset = open_dataset(data, labels=labels, **options)
     if dataset.size == 0:
         raise ParameterError("the dataset holds no samples", where=getattr(dataset, "description", str(data)))
-    parts = dataset.parts(batch_size)
     notes = [str(w.message) for w in stated]
     if calibrate is None and backend != "reference" and not isinstance(graph, ChipGraph):
         calibrate = calibration_samples(dataset)
         notes.append(f"no calibration data given: scales sized on the first {len(calibrate)} samples of the data")
     prepared = prepare(graph, backend=backend, calibrate=calibrate, name=name, notes=notes, **prepare_options)
+    return run_prepared(prepared, dataset, batch_size=batch_size, engine=engine, chip=chip, costs=costs,
+                        progress=progress, model=name)
+
+
+def run_prepared(prepared: Prepared, dataset: Any, *, batch_size: int = 64, engine: Engine | None = None,
+                 chip: str = "loihi2", costs: str | None = None, progress: bool = False,
+                 model: str = "") -> DatasetEvaluation:
+    """Run a compiled model (`prepare`) over every sample of an open `dataset` on `engine` (default
+    this process) and merge the batches: the second half of `evaluate_dataset`, for callers that
+    evaluate one compiled model on several datasets or engines."""
+    parts = dataset.parts(batch_size)
     engine = engine or LocalEngine()
     held = engine.submit(_hold, prepared)
     handles = [engine.submit(run_batch, held, part) for part in parts]
     results: list[BatchResult] = []
     from tqdm.auto import tqdm
 
-    with tqdm(total=dataset.size, unit="sample", desc=f"evaluate on {backend} ({engine.name})", disable=not progress,
-              leave=False) as bar:
+    with tqdm(total=dataset.size, unit="sample", desc=f"evaluate on {prepared.backend} ({engine.name})",
+              disable=not progress, leave=False) as bar:
         for _, result in engine.as_completed(handles):
             results.append(result)
             bar.update(len(result.predictions))
-    return _combine(prepared, results, model=name, data=getattr(dataset, "description", "") or str(data), chip=chip,
-                    costs=costs)
+    return _combine(prepared, results, model=model or prepared.name, data=getattr(dataset, "description", "") or type(dataset).__name__,
+                    chip=chip, costs=costs)
 
 
 CALIBRATION_SAMPLES = 64

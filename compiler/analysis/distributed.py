@@ -122,10 +122,10 @@ class DaskEngine:
 
             # non-daemonic workers may start processes of their own (the lava backend runs Lava in one)
             with dask.config.set({"distributed.worker.daemon": False}):
-                self.cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                self.cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
                                             silence_logs=logging.ERROR, memory_limit=memory_limit)
             self.client = Client(self.cluster, set_as_default=False)
-            self.name = f"LocalCluster of {n} worker processes"
+            self.name = f"LocalCluster of {n} worker processes (dashboard {self.client.dashboard_link})"
         self.workers = max(1, len(self.client.scheduler_info(n_workers=-1).get("workers", {})))
 
     def submit(self, fn: Callable, *args: Any):

@@ -3,6 +3,7 @@
 transforms from the real recording. Shared by test_dataset_eval.py and test_dask_engine.py."""
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 
@@ -17,6 +18,21 @@ def digits_case(tmp_path: Path, samples: int = 24):
     """(chip .nir, data .npz, integer-CNN predictions, labels) for the first `samples` images of
     the example's test split: its CNN at --fast widths, briefly trained, on the integer grid (L = 4)
     and converted for the chip; the .npz holds the chip's encoded inputs per port and `y`."""
+    import nir
+
+    from snnc.ir.chip_nir import chip_to_nir
+
+    conv, qnet, x_test, y_test = _digits_conversion()
+    model = tmp_path / "digits_chip.nir"
+    nir.write(str(model), chip_to_nir(conv.chip))
+    data = tmp_path / "digits_test.npz"
+    np.savez(data, **conv.encode(x_test[:samples]), y=y_test[:samples])
+    return model, data, np.asarray(qnet.predict(x_test[:samples])), y_test[:samples]
+
+
+@functools.lru_cache(maxsize=1)
+def _digits_conversion():
+    """Trained once per test session (both test files use it)."""
     sys.path.insert(0, str(REPO / "examples"))
     try:
         from _common import load_digits_split, seeded, train_classifier
@@ -24,22 +40,14 @@ def digits_case(tmp_path: Path, samples: int = 24):
     finally:
         sys.path.remove(str(REPO / "examples"))
     from snnc.compiler.frontends.conversion.chip import convert_to_chip, quantize_model
-    from snnc.ir.chip_nir import chip_to_nir
-
-    import nir
 
     with seeded(0):
         x_train, x_test, y_train, y_test = load_digits_split(0)
-        x_train, x_test = x_train[:, None], x_test[:samples, None]
+        x_train, x_test = x_train[:, None], x_test[:, None]
         fnet = train_classifier(build_cnn((4, 8)), x_train, y_train, 20, lr=3e-3)
         qnet = quantize_model(fnet, x_train, levels=4, input_scale=1.0 / PIXEL_LEVELS, input_range=(0, PIXEL_LEVELS),
                               weight_bits=8)
-    conv = convert_to_chip(qnet, (1, 8, 8))
-    model = tmp_path / "digits_chip.nir"
-    nir.write(str(model), chip_to_nir(conv.chip))
-    data = tmp_path / "digits_test.npz"
-    np.savez(data, **conv.encode(x_test), y=y_test[:samples])
-    return model, data, np.asarray(qnet.predict(x_test)), y_test[:samples]
+    return convert_to_chip(qnet, (1, 8, 8)), qnet, x_test, y_test
 
 
 def synthetic_events(recording, rng: np.random.Generator, count: int):
