@@ -1,8 +1,8 @@
 """Bit budget over weight bits x time steps for a lossless conversion (Shen et al.'s trade-off).
 
 For a converted network the time axis is the number of activation levels L: a hidden layer fires
-in a window of L steps, so T = 2 + N L (+1 with a readout), N hidden layers (`window_steps`); a
-requested T becomes the largest L that fits (`levels_for_steps`). Each grid point is an
+in a window of L steps, so T = 2 + N L + P (+1 with a readout), N hidden layers, P max pools
+(`window_steps`); a requested T becomes the largest L that fits (`levels_for_steps`). Each grid point is an
 independent pure function of (model, point, data) -> row (`conversion_point`), so a distributed
 engine can farm the points out; `conversion_grid` maps it over the grid and returns a
 `ConversionGrid` (table, Pareto front, figure, JSON).
@@ -61,40 +61,45 @@ class ConversionPoint:
         return asdict(self)
 
 
-def network_layout(model: Any) -> tuple[int, bool]:
-    """(hidden layers N, has a readout) of a float nn.Sequential `quantize_model` accepts: each
-    Conv/Linear followed by a ReLU (BatchNorm in between) is hidden; a last one without is the readout."""
+def network_layout(model: Any) -> tuple[int, bool, int]:
+    """(hidden layers N, has a readout, max pools P) of a float nn.Sequential `quantize_model`
+    accepts: each Conv/Linear followed by its activation (ReLU, ReLU6, Hardtanh; BatchNorm and a
+    MaxPool may sit in between) is hidden; a last one without is the readout."""
     import torch.nn as nn
 
-    from snnc.compiler.frontends.conversion.chip import _BATCHNORMS, _flat_modules
+    from snnc.compiler.frontends.conversion.chip import _BATCHNORMS, _OPS, _flat_modules
 
+    pools = (nn.MaxPool1d, nn.MaxPool2d)
     mods = [m for m in _flat_modules(model) if not isinstance(m, (*_BATCHNORMS, nn.Dropout, nn.Identity))]
-    ops = [i for i, m in enumerate(mods) if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear))]
+    ops = [i for i, m in enumerate(mods) if isinstance(m, _OPS)]
     if not ops:
         raise ParameterError("the model has no Conv/Linear layer to convert", where="conversion grid",
                              hint="pass the float nn.Sequential that quantize_model takes")
-    hidden = sum(1 for i in ops if i + 1 < len(mods) and isinstance(mods[i + 1], nn.ReLU))
-    last = ops[-1]
-    readout = not (last + 1 < len(mods) and isinstance(mods[last + 1], nn.ReLU))
-    return hidden, readout
+
+    def activated(i: int) -> bool:
+        rest = [m for m in mods[i + 1:] if not isinstance(m, pools)][:1]
+        return bool(rest) and isinstance(rest[0], (nn.ReLU, nn.Hardtanh))
+
+    return (sum(1 for i in ops if activated(i)), not activated(ops[-1]),
+            sum(1 for m in mods if isinstance(m, pools)))
 
 
-def window_steps(hidden: int, levels: int, readout: bool) -> int:
-    """T = 2 + N L (+1 with a readout): the converted network's time steps per inference."""
-    return 2 + hidden * levels + (1 if readout else 0)
+def window_steps(hidden: int, levels: int, readout: bool, pools: int = 0) -> int:
+    """T = 2 + N L + P (+1 with a readout): the converted network's time steps per inference."""
+    return 2 + hidden * levels + pools + (1 if readout else 0)
 
 
-def levels_for_steps(hidden: int, readout: bool, steps: int) -> int:
+def levels_for_steps(hidden: int, readout: bool, steps: int, pools: int = 0) -> int:
     """The largest L whose window fits in `steps` time steps (an error naming the minimum)."""
     if hidden == 0:
         raise ParameterError("a network without hidden layers has no time axis", where=f"--time-steps {steps}",
                              expected=f"T = {window_steps(0, 1, readout)} (the readout alone)",
                              hint="sweep --weight-bits only")
-    levels = (int(steps) - window_steps(0, 0, readout)) // hidden
+    levels = (int(steps) - window_steps(0, 0, readout, pools)) // hidden
     if levels < 1:
         raise ParameterError("too few time steps for one activation level", where=f"--time-steps {steps}",
-                             expected=f">= {window_steps(hidden, 1, readout)} (2 + {hidden} hidden layers x 1 level"
-                             + (" + 1 readout step)" if readout else ")"), got=steps,
+                             expected=f">= {window_steps(hidden, 1, readout, pools)} (2 + {hidden} hidden layers x 1 "
+                             f"level + {pools} max pools" + (" + 1 readout step)" if readout else ")"), got=steps,
                              hint="raise T; each extra level costs one step per hidden layer")
     return levels
 

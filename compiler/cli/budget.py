@@ -49,7 +49,7 @@ def add_budget_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
     g = parser.add_argument_group("float ANN files to convert (.pt: torch.save(model) of an nn.Sequential)")
     g.add_argument("--time-steps", type=_int_list("--time-steps", "4,8,16"), metavar="T,...",
                    help="time steps per inference to sweep; each becomes the most activation levels L that fit "
-                        "(T = 2 + N L, +1 with a readout, N hidden layers)")
+                        "(T = 2 + N L + P, +1 with a readout, N hidden layers, P max pools)")
     g.add_argument("--levels", type=_int_list("--levels", "2,4,8"), metavar="L,...",
                    help="activation levels to sweep instead of --time-steps (default 2,4,8)")
     g.add_argument("--input-scale", type=float, metavar="S", help="the input grid: x = S x integer (default 1)")
@@ -141,14 +141,14 @@ def run_conversion_budget(args: argparse.Namespace, console) -> int:
     bad = [b for b in args.weight_bits if not 2 <= b <= 8]
     if bad:
         raise ParameterError("weight widths of a converted ANN are 2..8 bits (signed integers)", where="--weight-bits", got=bad)
-    hidden, readout = network_layout(model)
+    hidden, readout, pools = network_layout(model)
     notes: list[str] = []
     if args.time_steps and args.levels:
         raise ParameterError("give --time-steps or --levels, not both", where="--levels", hint="drop one of them")
     if args.time_steps:
         by_level: dict[int, int] = {}
         for t in args.time_steps:
-            level = levels_for_steps(hidden, readout, t)
+            level = levels_for_steps(hidden, readout, t, pools)
             if level in by_level:
                 notes.append(f"T = {t} gives L = {level} as T = {by_level[level]} does: swept once")
             else:

@@ -58,10 +58,15 @@ def _numpy_logits(qnet, x):
 def test_time_axis_layout():
     model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.ReLU(), nn.Flatten(), nn.Linear(8, 4), nn.ReLU(),
                           nn.Dropout(), nn.Linear(4, 3))
-    assert network_layout(model) == (2, True)
+    assert network_layout(model) == (2, True, 0)
     assert window_steps(2, 5, True) == 13 and levels_for_steps(2, True, 13) == 5 == levels_for_steps(2, True, 14)
     with pytest.raises(ParameterError, match=r"--time-steps 4.*>= 5"):
         levels_for_steps(2, True, 4)
+    pooled = nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2), nn.ReLU(), nn.Flatten(), nn.Linear(8, 4), nn.Hardtanh())
+    assert network_layout(pooled) == (2, False, 1) and window_steps(2, 3, False, 1) == 9
+    # the layout predicts the converted chip's own window
+    qnet = quantize_model(pooled.double(), torch.rand(4, 1, 6, 6) * 4, levels=3, input_range=(0, 4))
+    assert convert_to_chip(qnet, (1, 6, 6)).steps == window_steps(2, 3, False, 1)
 
 
 def test_cli_grid_exact_priced_and_pareto(digits_mlp, tmp_path):

@@ -19,7 +19,7 @@ def ann_modules() -> list[type]:
     """The torch.nn classes a converted ANN file may hold (the layers quantize_model reads)."""
     import torch.nn as nn
 
-    return [nn.Sequential, nn.Conv1d, nn.Conv2d, nn.Linear, nn.ReLU, nn.AvgPool1d, nn.AvgPool2d, nn.MaxPool1d,
+    return [nn.Sequential, nn.Conv1d, nn.Conv2d, nn.Linear, nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.AvgPool1d, nn.AvgPool2d, nn.MaxPool1d,
             nn.MaxPool2d, nn.Flatten, nn.BatchNorm1d, nn.BatchNorm2d, nn.Identity, nn.Dropout]
 
 

@@ -18,8 +18,21 @@ input is on an integer grid (x = input_scale * n0, n0 integer; digits pixels: sc
 Sum pooling (torch AvgPool times k^2) acts on counts. The last layer may have no activation: it
 is the readout, its integer pre-activation z_int are the logits. `IntGridNet.integer_forward`
 evaluates all of this in exact integer arithmetic (float64 holding integers). `quantize_model`
-turns a trained float nn.Sequential (Conv2d / Linear / ReLU / AvgPool2d / Flatten) into this form
-with per-layer calibration of D.
+turns a trained float nn.Sequential (Conv1d / Conv2d / Linear / BatchNorm / ReLU / ReLU6 /
+Hardtanh / AvgPool / MaxPool / Flatten) into this form with per-layer calibration of D.
+
+Beyond that, each exact on sim and Lava (tests/compiler/test_conversion_coverage.py):
+* signed activations (`signed=True`, from Hardtanh(-a, a); L = 1 is ternary): n = clamp(floor(z /
+  D), -L, L), run as a split-sign pair per neuron (`_split_sign`): n+ with (q, B) and n- with
+  (-q, -B + D - 1), n = n+ - n- exactly; the next layer reads both halves with weights (W, -W);
+* max pooling (`MaxPoolCounts`): an OR neuron per pooled output, exact because counts are
+  suffix-coded (see the class); one step of latency each; not after a signed layer (the max of
+  differences is not an OR) and not on the graded input image;
+* Conv1d / AvgPool1d / MaxPool1d on (C, W) maps: the (C, 1, W) view of the 2-D geometry; a Conv1d
+  runs as its sparse matrix (the chip's conv projection is 2-D).
+Not built: residual adds (a Sequential has no skip; a target fed by two earlier layers would be
+exact in this scheme if M covers both sources' partial sums) and stacked/bidirectional RNNs
+(`chip_rnn` converts one Elman layer; `quantize_rnn` names the setting).
 
 2. Two-phase gated IF on the chip (`convert_to_chip`)
 -----------------------------------------------------
@@ -115,10 +128,10 @@ class IntGridLayer(nn.Module):
     """
 
     def __init__(self, op: nn.Module, *, in_scale: float, weight_scale: float, step: int = 1,
-                 levels: int = 1, act: bool = True, weight_bits: int = 8):
+                 levels: int = 1, act: bool = True, weight_bits: int = 8, signed: bool = False):
         super().__init__()
-        if not isinstance(op, (nn.Conv2d, nn.Linear)):
-            raise UnsupportedNodeError("IntGridLayer wraps nn.Conv2d or nn.Linear", got=type(op).__name__)
+        if not isinstance(op, _OPS):
+            raise UnsupportedNodeError("IntGridLayer wraps nn.Conv1d, nn.Conv2d or nn.Linear", got=type(op).__name__)
         for name, value in (("in_scale", in_scale), ("weight_scale", weight_scale)):
             if not (math.isfinite(float(value)) and float(value) > 0):
                 raise ParameterError(f"{name} must be a positive number", where="IntGridLayer", got=value)
@@ -134,6 +147,7 @@ class IntGridLayer(nn.Module):
         self.step = int(step)
         self.levels = int(levels)
         self.act = bool(act)
+        self.signed = bool(signed) and self.act
         self.qmax = 2 ** (int(weight_bits) - 1) - 1
 
     @property
@@ -154,9 +168,11 @@ class IntGridLayer(nn.Module):
             return torch.round(self.op.bias.double() / (self.weight_scale * self.in_scale))
 
     def _op(self, x, w, b):
-        if isinstance(self.op, nn.Conv2d):
-            o = self.op
+        o = self.op
+        if isinstance(o, nn.Conv2d):
             return F.conv2d(x, w, b, o.stride, o.padding, o.dilation, o.groups)
+        if isinstance(o, nn.Conv1d):
+            return F.conv1d(x, w, b, o.stride, o.padding, o.dilation, o.groups)
         return F.linear(x, w, b)
 
     def forward(self, a):
@@ -168,22 +184,29 @@ class IntGridLayer(nn.Module):
             return z
         s = self.step * ws * si
         u = z / s
-        q = torch.clamp(torch.floor(u), 0, self.levels)
-        uc = torch.clamp(u, 0, self.levels)
+        low = -self.levels if self.signed else 0
+        q = torch.clamp(torch.floor(u), low, self.levels)
+        uc = torch.clamp(u, low, self.levels)
         return s * (uc + (q - uc).detach())
 
     def integer(self, n):
-        """z_int (readout) or n = clamp(floor(z_int / D), 0, L), exact (float64 holding integers)."""
+        """z_int (readout) or n = clamp(floor(z_int / D), 0, L) (signed: -L..L), exact (float64
+        holding integers)."""
         z = self._op(n.double(), self.int_weight(), self.int_bias())
         if not self.act:
             return z
-        return torch.clamp(torch.div(z, self.step, rounding_mode="floor"), 0, self.levels)
+        return torch.clamp(torch.div(z, self.step, rounding_mode="floor"), -self.levels if self.signed else 0,
+                           self.levels)
 
     def pre_activation(self, n):
         return self._op(n.double(), self.int_weight(), self.int_bias())
 
     def extra_repr(self) -> str:
-        return f"step={self.step}, levels={self.levels}, act={self.act}, qmax={self.qmax}"
+        return f"step={self.step}, levels={self.levels}, act={self.act}, signed={self.signed}, qmax={self.qmax}"
+
+
+_OPS = (nn.Conv1d, nn.Conv2d, nn.Linear)
+"""The weighted layers an integer-grid network holds (Conv1d runs on the chip as its matrix)."""
 
 
 class SumPool2d(nn.Module):
@@ -204,8 +227,67 @@ class SumPool2d(nn.Module):
         return f"kernel_size={self.kernel_size}"
 
 
+class SumPool1d(nn.Module):
+    """Non-overlapping sum pooling over W of a (C, W) map (torch AvgPool1d times the kernel)."""
+
+    def __init__(self, kernel_size):
+        super().__init__()
+        self.kernel_size = (1, int(kernel_size if isinstance(kernel_size, int) else kernel_size[0]))
+
+    def forward(self, x):
+        return F.avg_pool1d(x, self.kernel_size[1], self.kernel_size[1]) * self.kernel_size[1]
+
+    def integer(self, n):
+        return torch.round(self.forward(n.double()))
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size[1]}"
+
+
+class MaxPoolCounts(nn.Module):
+    """Max pooling of spike counts (torch MaxPool2d / MaxPool1d semantics, no ceil mode).
+
+    Exact on the chip without any arithmetic: a hidden neuron with count n fires on the LAST n
+    steps of its window (a suffix), so the max of several counts is the count of the OR of their
+    trains. An OR neuron (du = 4095, dv = 0, vth = 0, reset to zero, weights 1) fires one step
+    after any input spiked: its train is the longest suffix, its count the max. It costs one step
+    of latency and one neuron per pooled output, and needs no clock. Max commutes with the
+    monotone quantized ReLU, so the pool may sit before or after it in the float model.
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, dims: int = 2):
+        super().__init__()
+
+        def pair(v):
+            return (int(v), int(v)) if isinstance(v, int) else tuple(int(x) for x in v)
+
+        self.dims = int(dims)
+        if self.dims == 1:  # a (C, W) map seen as (C, 1, W)
+            def pair(v):  # noqa: F811 - the 1-d form of the same helper
+                v = v if isinstance(v, int) else int(v[0])
+                return 1, int(v)
+            pad = (0, int(padding if isinstance(padding, int) else padding[0]))
+            dil = (1, int(dilation if isinstance(dilation, int) else dilation[0]))
+        else:
+            pad, dil = pair(padding), pair(dilation)
+        self.kernel_size = pair(kernel_size)
+        self.stride = self.kernel_size if stride is None else pair(stride)
+        self.padding, self.dilation = pad, dil
+
+    def forward(self, x):
+        if self.dims == 1:
+            return F.max_pool1d(x, self.kernel_size[1], self.stride[1], self.padding[1], self.dilation[1])
+        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation)
+
+    def integer(self, n):
+        return self.forward(n.double())
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, dims={self.dims}"
+
+
 class IntGridNet(nn.Module):
-    """A sequence of `IntGridLayer`, `SumPool2d` and `nn.Flatten` on an integer input grid.
+    """A sequence of `IntGridLayer`, `SumPool2d`, `MaxPoolCounts` and `nn.Flatten` on an integer input grid.
 
     `forward(x)` is the float (trainable, STE) model; `integer_forward(x)` returns the exact
     integers per IntGridLayer (counts for hidden layers, z_int for a readout) as float64 tensors;
@@ -260,7 +342,7 @@ class IntGridNet(nn.Module):
                     n = layer.integer(n)
                     if not pre_activation:
                         out.append(n)
-                elif isinstance(layer, SumPool2d):
+                elif isinstance(layer, (SumPool1d, SumPool2d, MaxPoolCounts)):
                     n = layer.integer(n)
                 elif isinstance(layer, nn.Flatten):
                     n = layer(n)
@@ -284,16 +366,23 @@ def _flat_modules(model) -> list[nn.Module]:
 def quantize_model(model: nn.Module, data, *, levels: int, input_scale: float = 1.0,
                    input_range: tuple[int, int] = (0, 255), percentile: float = 99.9,
                    weight_bits: int = 8) -> IntGridNet:
-    """Quantize a trained float nn.Sequential of Conv2d/Linear/ReLU/AvgPool2d/Flatten.
+    """Quantize a trained float nn.Sequential of Conv1d/Conv2d/Linear (+ BatchNorm), ReLU/ReLU6/
+    Hardtanh, AvgPool1d/2d, MaxPool1d/2d and Flatten.
 
     Layer by layer on the calibration `data` (already quantized upstream): s_w = max|w| / qmax,
     B = round(b / (s_w s_in)), and D = round(percentile of the positive z / (L s_w s_in)) so that
     the `percentile` of a layer's pre-activation maps to L levels. AvgPool2d becomes a
     SumPool2d whose 1/k^2 is folded into the next layer's weights. A ReLU must follow each
     Conv/Linear except the last (the readout); put pooling after the ReLU. A BatchNorm right
-    after a Conv/Linear is folded into it (eval-mode statistics) before quantization.
+    after a Conv/Linear is folded into it (eval-mode statistics) before quantization. Hardtanh(0, a)
+    and ReLU6 clamp at the float model's own ceiling a (D = a / (L s_w s_in)); Hardtanh(-a, a) is
+    a signed activation (-L..L). A MaxPool keeps the scale (max commutes with the monotone
+    activation, so MaxPool -> ReLU is read as ReLU -> MaxPool).
     """
     mods = [m for m in _flat_modules(model) if not isinstance(m, (nn.Dropout, nn.Identity))]
+    for j in range(len(mods) - 1):  # MaxPool -> ReLU = ReLU -> MaxPool (max commutes with ReLU)
+        if isinstance(mods[j], (nn.MaxPool1d, nn.MaxPool2d)) and isinstance(mods[j + 1], (nn.ReLU, nn.Hardtanh)):
+            mods[j], mods[j + 1] = mods[j + 1], mods[j]
     x = torch.as_tensor(np.asarray(data) if not torch.is_tensor(data) else data).double()
     n = torch.clamp(torch.round(x / input_scale), *input_range)
     s_in = float(input_scale)
@@ -304,15 +393,27 @@ def quantize_model(model: nn.Module, data, *, levels: int, input_scale: float = 
     while i < len(mods):
         m = mods[i]
         where = f"module {i} ({type(m).__name__})"
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
+        if isinstance(m, _OPS):
             bn = mods[i + 1] if i + 1 < len(mods) and isinstance(mods[i + 1], _BATCHNORMS) else None
             if bn is not None:
                 m = _fold_batchnorm(m, bn, where=f"module {i + 1} ({type(bn).__name__})")
                 i += 1
-            act = i + 1 < len(mods) and isinstance(mods[i + 1], nn.ReLU)
-            if not act and any(isinstance(k, (nn.Conv2d, nn.Linear)) for k in mods[i + 1:]):
+            nxt_act = mods[i + 1] if i + 1 < len(mods) and isinstance(mods[i + 1], (nn.ReLU, nn.Hardtanh)) else None
+            act = nxt_act is not None
+            ceiling = None  # Hardtanh(0, a) / ReLU6: the float model's own ceiling a fixes D
+            signed = False
+            if isinstance(nxt_act, nn.Hardtanh):
+                lo_v, hi_v = float(nxt_act.min_val), float(nxt_act.max_val)
+                if hi_v <= 0 or lo_v not in (0.0, -hi_v):
+                    raise UnsupportedNodeError(
+                        "Hardtanh must be Hardtanh(0, a) (a clamped ReLU) or Hardtanh(-a, a) (signed)",
+                        where=f"module {i + 1} ({type(nxt_act).__name__})", got=(lo_v, hi_v),
+                        hint="use symmetric bounds, or ReLU",
+                    )
+                ceiling, signed = hi_v, lo_v < 0
+            if not act and any(isinstance(k, _OPS) for k in mods[i + 1:]):
                 nxt = mods[i + 1]
-                if not isinstance(nxt, (nn.Conv2d, nn.Linear, nn.AvgPool2d, nn.Flatten)):
+                if not isinstance(nxt, (*_OPS, nn.AvgPool1d, nn.AvgPool2d, nn.Flatten, nn.MaxPool1d, nn.MaxPool2d)):
                     raise UnsupportedNodeError(  # name the offending module, not the layer before it
                         "module not supported by quantize_model", where=f"module {i + 1} ({type(nxt).__name__})",
                         expected="ReLU after each Conv2d/Linear but the last", got=type(nxt).__name__,
@@ -326,12 +427,16 @@ def quantize_model(model: nn.Module, data, *, levels: int, input_scale: float = 
             fold = 1.0
             w = op.weight.detach().double()
             ws = float(w.abs().max()) / qmax if float(w.abs().max()) > 0 else 1.0
-            layer = IntGridLayer(op, in_scale=s_in, weight_scale=ws, step=1, levels=levels, act=act, weight_bits=weight_bits)
+            layer = IntGridLayer(op, in_scale=s_in, weight_scale=ws, step=1, levels=levels, act=act, weight_bits=weight_bits,
+                                 signed=signed)
             z = layer.pre_activation(n)
-            if act:
+            if act and ceiling is not None:
+                layer.step = max(1, int(round(ceiling / (levels * ws * s_in))))
+            elif act:
                 pos = z[z > 0]
                 target = float(torch.quantile(pos.float(), percentile / 100.0)) if pos.numel() else 1.0
                 layer.step = max(1, int(round(target / levels)))
+            if act:
                 n = layer.integer(n)
                 s_in = layer.out_scale
                 i += 2
@@ -339,6 +444,36 @@ def quantize_model(model: nn.Module, data, *, levels: int, input_scale: float = 
                 n = z
                 i += 1
             layers.append(layer)
+        elif isinstance(m, (nn.MaxPool1d, nn.MaxPool2d)):
+            if m.ceil_mode or m.return_indices:
+                raise UnsupportedNodeError("MaxPool with ceil_mode or return_indices", where=where,
+                                           hint="use ceil_mode=False, return_indices=False (pad explicitly instead)")
+            if not any(isinstance(k, IntGridLayer) and k.act for k in layers):
+                raise UnsupportedNodeError("MaxPool on the input image", where=where,
+                                           hint="pool the input before it reaches the network (the image is sent "
+                                           "once as graded values, not as spike trains an OR neuron can pool)")
+            if [k for k in layers if isinstance(k, IntGridLayer)][-1].signed:
+                raise UnsupportedNodeError("MaxPool after a signed activation (Hardtanh(-a, a))", where=where,
+                                           hint="pool before the activation is not exact either: use ReLU before a "
+                                           "MaxPool, or AvgPool (a sum pool is exact on signed counts)")
+            if layers and isinstance(layers[-1], SumPool2d):
+                raise UnsupportedNodeError("AvgPool directly before MaxPool", where=where,
+                                           hint="put the MaxPool first (a sum pool folds into the next Conv/Linear)")
+            pool = MaxPoolCounts(m.kernel_size, m.stride, m.padding, m.dilation,
+                                 dims=1 if isinstance(m, nn.MaxPool1d) else 2)
+            n = pool.integer(n)
+            layers.append(pool)
+            i += 1
+        elif isinstance(m, nn.AvgPool1d):
+            k, stride = m.kernel_size[0], (m.stride or m.kernel_size)[0]
+            if stride != k or m.padding[0] != 0 or m.ceil_mode:
+                raise UnsupportedNodeError("only non-overlapping AvgPool1d (stride = kernel, no padding)", where=where,
+                                           got=(k, stride), hint="use stride = kernel_size, padding 0")
+            pool1 = SumPool1d(k)
+            fold /= k
+            n = pool1.integer(n)
+            layers.append(pool1)
+            i += 1
         elif isinstance(m, nn.AvgPool2d):
             k = m.kernel_size
             stride = m.stride if m.stride is not None else k
@@ -369,14 +504,10 @@ _BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 
 # The nearest supported alternative for modules quantize_model rejects (named in the error).
 _ALTERNATIVES = {
-    nn.MaxPool2d: "use AvgPool2d with stride = kernel (a sum pool on counts); exact MaxPool is not built yet",
-    nn.MaxPool1d: "use AvgPool2d with stride = kernel on a (C, H, W) map",
     nn.AdaptiveAvgPool2d: "use AvgPool2d with an explicit kernel = stride dividing the map",
-    nn.Conv1d: "express it as Conv2d with a (1, k) kernel on a (C, 1, W) input",
-    nn.LeakyReLU: "use ReLU (activations are unsigned counts 0..L)",
-    nn.Tanh: "use ReLU (activations are unsigned counts 0..L)",
-    nn.Sigmoid: "use ReLU (activations are unsigned counts 0..L)",
-    nn.ReLU6: "use ReLU; the clamp at L levels already bounds the activation",
+    nn.LeakyReLU: "use ReLU, or Hardtanh(-a, a) for signed activations (a split-sign pair of neurons)",
+    nn.Tanh: "use Hardtanh(-a, a) (signed counts -L..L, exact as a split-sign pair of neurons)",
+    nn.Sigmoid: "use Hardtanh(0, a) or ReLU (activations are unsigned counts 0..L)",
     nn.RNN: "use IntGridRNN / quantize_rnn in conversion.chip_rnn (single-layer Elman RNN)",
 }
 
@@ -391,7 +522,7 @@ def _alternative(m: nn.Module) -> str:
 def _fold_batchnorm(m, bn, *, where: str):
     """Conv/Linear followed by eval-mode BatchNorm -> one Conv/Linear (w * g, (b - mu) * g + beta),
     g = gamma / sqrt(var + eps): the quantizer then sees a single affine op, as the chip does."""
-    channels = m.out_channels if isinstance(m, nn.Conv2d) else m.out_features
+    channels = m.out_features if isinstance(m, nn.Linear) else m.out_channels
     if bn.num_features != channels:
         raise ShapeError("BatchNorm features differ from the preceding layer's outputs", where=where,
                          expected=channels, got=bn.num_features)
@@ -407,10 +538,7 @@ def _fold_batchnorm(m, bn, *, where: str):
         g = g * bn.weight.detach().double()
     beta = bn.bias.detach().double() if bn.affine else torch.zeros_like(mean)
     b = m.bias.detach().double() if m.bias is not None else torch.zeros_like(mean)
-    op = _copy_op(m, 1.0)
-    if m.bias is None:  # the folded op always carries a bias
-        op = (nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation, m.groups)
-              if isinstance(m, nn.Conv2d) else nn.Linear(m.in_features, m.out_features)).double()
+    op = _new_op(m, bias=True)  # the folded op always carries a bias
     shape = (-1,) + (1,) * (m.weight.dim() - 1)
     with torch.no_grad():
         op.weight.copy_(m.weight.detach().double() * g.reshape(shape))
@@ -418,13 +546,16 @@ def _fold_batchnorm(m, bn, *, where: str):
     return op
 
 
+def _new_op(m, *, bias: bool):
+    """A float64 layer of the same kind and geometry as `m` (fresh parameters)."""
+    if isinstance(m, (nn.Conv1d, nn.Conv2d)):
+        return type(m)(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation, m.groups,
+                       bias=bias).double()
+    return nn.Linear(m.in_features, m.out_features, bias=bias).double()
+
+
 def _copy_op(m, fold: float):
-    if isinstance(m, nn.Conv2d):
-        op = nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation, m.groups,
-                       bias=m.bias is not None)
-    else:
-        op = nn.Linear(m.in_features, m.out_features, bias=m.bias is not None)
-    op = op.double()
+    op = _new_op(m, bias=m.bias is not None)
     with torch.no_grad():
         op.weight.copy_(m.weight.detach().double() * fold)
         if m.bias is not None:
@@ -493,12 +624,63 @@ def _pooled_conv(q: np.ndarray, op: nn.Conv2d, in_shape, k) -> tuple[np.ndarray,
     return big, geom
 
 
-def _links(net: IntGridNet, input_shape) -> list[tuple[IntGridLayer, _Link]]:
+def _max_pool_matrix(pool: MaxPoolCounts, shape, where: str) -> tuple[sp.csr_matrix, tuple[int, ...]]:
+    """Which inputs each pooled output ORs: a depthwise all-ones conv's in-bounds taps (the one
+    convolution geometry, ir.conv), and the output shape ((C, H', W'), or (C, W') in 1-d)."""
+    from snnc.ir.conv import conv_matrix
+
+    if len(shape) != pool.dims + 1:
+        raise ShapeError(f"MaxPool{pool.dims}d needs a (C, {'H, W' if pool.dims == 2 else 'W'}) input", where=where,
+                         got=shape)
+    c, h, w = shape if pool.dims == 2 else (shape[0], 1, shape[1])
+    hw = ConvGeometry.output_hw((h, w), pool.kernel_size, pool.stride, pool.padding, pool.dilation)
+    geom = ConvGeometry((c, h, w), (c, *hw), pool.kernel_size, pool.stride, pool.padding, pool.dilation, groups=c)
+    mat = conv_matrix(np.ones((c, 1, *pool.kernel_size), np.int64), geom)
+    return mat.tocsr(), ((c, *hw) if pool.dims == 2 else (c, hw[1]))
+
+
+def _split_sign(mat, bias, step: int, shape):
+    """A signed layer n = clamp(floor(z / D), -L, L) as two halves of unsigned neurons:
+    n+ = clamp(floor(z / D), 0, L) (weights q, bias B) and n- = clamp(floor((-z + D - 1) / D), 0, L)
+    = clamp(-floor(z / D), 0, L) (weights -q, bias -B + D - 1); n = n+ - n- exactly. Returns the
+    stacked matrix, bias and the population shape (channels, or the flat size, doubled)."""
+    return (sp.vstack([mat, -mat]).tocsr(), np.concatenate([bias, -bias + step - 1]),
+            (2 * shape[0], *shape[1:]))
+
+
+def _split_sign_conv(conv, axis: int):
+    """The conv of a split-sign source (axis 1: input channels [q, -q]) or target (axis 0: output
+    channels [q; -q]); None (the matrix form is used) for grouped convs, whose channel order differs."""
+    if conv is None or conv[1].groups != 1:
+        return None
+    k, g = conv
+    in_shape = (2 * g.in_shape[0], *g.in_shape[1:]) if axis == 1 else g.in_shape
+    out_shape = (2 * g.out_shape[0], *g.out_shape[1:]) if axis == 0 else g.out_shape
+    return (np.concatenate([k, -k], axis), ConvGeometry(in_shape, out_shape, g.kernel, g.stride, g.padding, g.dilation))
+
+
+def _links(net: IntGridNet, input_shape) -> list[tuple[nn.Module, _Link]]:
     shape = tuple(int(d) for d in input_shape)
     pending: list = []
-    out = []
+    out: list[tuple[nn.Module, _Link]] = []
+    src_signed = False  # the source population holds [positive; negative] halves (split sign)
     for mod in net.layers:
-        if isinstance(mod, SumPool2d):
+        if isinstance(mod, MaxPoolCounts):
+            if src_signed:
+                raise UnsupportedNodeError("MaxPool after a signed activation", where="convert_to_chip",
+                                           hint="use ReLU before a MaxPool, or AvgPool (exact on signed counts)")
+            if pending:
+                raise UnsupportedNodeError("AvgPool directly before MaxPool", where="convert_to_chip",
+                                           hint="put the MaxPool first (a sum pool folds into the next Conv/Linear)")
+            mat, shape = _max_pool_matrix(mod, shape, "convert_to_chip")
+            out.append((mod, _Link(mat, None, shape, np.zeros(mat.shape[0], np.int64))))
+        elif isinstance(mod, SumPool1d):
+            if len(shape) != 2:
+                raise ShapeError("SumPool1d needs a (C, W) input", where="convert_to_chip", got=shape)
+            view = (shape[0], 1, shape[1])
+            pending.append(("pool1d", _pool_matrix(view, mod.kernel_size), view, mod.kernel_size))
+            shape = (shape[0], shape[1] // mod.kernel_size[1])
+        elif isinstance(mod, SumPool2d):
             if len(shape) != 3:
                 raise ShapeError("SumPool2d needs a (C, H, W) input", where="convert_to_chip", got=shape)
             pending.append(("pool", _pool_matrix(shape, mod.kernel_size), shape, mod.kernel_size))
@@ -507,7 +689,19 @@ def _links(net: IntGridNet, input_shape) -> list[tuple[IntGridLayer, _Link]]:
             shape = (math.prod(shape),)
         elif isinstance(mod, IntGridLayer):
             q = mod.int_weight().numpy().astype(np.int64)
-            if isinstance(mod.op, nn.Conv2d):
+            if isinstance(mod.op, nn.Conv1d):
+                if len(shape) != 2:
+                    raise ShapeError("Conv1d needs a (C, W) input", where="convert_to_chip", got=shape)
+                o = mod.op
+                geom = ConvGeometry((shape[0], 1, shape[1]),
+                                    (o.out_channels, 1, (shape[1] + 2 * o.padding[0] - o.dilation[0] * (o.kernel_size[0] - 1) - 1)
+                                     // o.stride[0] + 1),
+                                    (1, o.kernel_size[0]), (1, o.stride[0]), (0, o.padding[0]), (1, o.dilation[0]), o.groups)
+                mat = _conv_as_matrix(q[:, :, None, :], geom)  # the (C, 1, W) view: a chip runs it as its matrix
+                out_shape = (geom.out_shape[0], geom.out_shape[2])
+                bias = np.repeat(mod.int_bias().numpy().astype(np.int64), out_shape[1])
+                conv = None
+            elif isinstance(mod.op, nn.Conv2d):
                 if len(shape) != 3:
                     raise ShapeError("Conv2d needs a (C, H, W) input", where="convert_to_chip", got=shape)
                 geom = _conv_geometry(mod.op, shape)
@@ -526,17 +720,25 @@ def _links(net: IntGridNet, input_shape) -> list[tuple[IntGridLayer, _Link]]:
                 conv = None
             for _, p, *_ in reversed(pending):
                 mat = (mat @ p).tocsr()
+            pop_shape = out_shape
+            if src_signed:  # n = n+ - n-: the weights onto the negative half are negated
+                mat = sp.hstack([mat, -mat]).tocsr()
+                conv = _split_sign_conv(conv, axis=1)
+            if mod.signed:
+                mat, bias, pop_shape = _split_sign(mat, bias, mod.step, out_shape)
+                conv = _split_sign_conv(conv, axis=0)
             mat.sum_duplicates()
             mat.eliminate_zeros()
-            out.append((mod, _Link(mat, conv, out_shape, bias)))
+            out.append((mod, _Link(mat, conv, pop_shape, bias)))
             shape = out_shape
+            src_signed = mod.signed
             pending = []
         else:
             raise UnsupportedNodeError("IntGridNet holds IntGridLayer, SumPool2d and Flatten", got=type(mod).__name__)
-    if pending or not out:
+    if pending or not out or not isinstance(out[-1][0], IntGridLayer):
         raise UnsupportedNodeError("the network must end with an IntGridLayer", where="convert_to_chip")
     for k, (mod, _) in enumerate(out[:-1]):
-        if not mod.act:
+        if isinstance(mod, IntGridLayer) and not mod.act:
             raise UnsupportedNodeError("only the last layer may lack an activation", where=f"layer {k + 1}")
     return out
 
@@ -641,7 +843,16 @@ class ChipConversion:
             if np.any(v % 64):
                 raise QuantizationError("readout voltage is not a multiple of 64", where=f"layer {self.readout!r}")
             return v // 64
-        return np.asarray(out, np.int64).sum(1).reshape(batch, -1)
+        return self._signed(self.layers[-1], np.asarray(out, np.int64).sum(1)).reshape(batch, -1)
+
+    @staticmethod
+    def _signed(layer: dict, counts: np.ndarray) -> np.ndarray:
+        """A split-sign layer's counts [B, 2 x ...] -> n = n+ - n- [B, ...]; others as they are."""
+        if not layer.get("signed"):
+            return counts
+        halves = counts.reshape(counts.shape[0], 2, -1)
+        shape = (layer["shape"][0] // 2, *layer["shape"][1:])
+        return (halves[:, 0] - halves[:, 1]).reshape(counts.shape[0], *shape)
 
     def decode(self, result) -> np.ndarray:
         return self.activations(result).argmax(1)
@@ -657,7 +868,7 @@ class ChipConversion:
                 src = result.outputs[self.output_name]
             if src is None:
                 raise ShapeError("run without the layer probes", where="ChipConversion.layer_counts", expected=self.probes)
-            out[layer["name"]] = np.asarray(src, np.int64).sum(1)
+            out[layer["name"]] = self._signed(layer, np.asarray(src, np.int64).sum(1))
         return out
 
     def run(self, x, backend: str = "sim", probes: bool = True, **options):
@@ -720,17 +931,18 @@ def convert_to_chip(qmodel: IntGridNet, input_shape: Sequence[int], levels: int 
         raise UnsupportedNodeError("convert_to_chip takes an IntGridNet (see quantize_model)", got=type(qmodel).__name__)
     input_shape = tuple(int(d) for d in input_shape)
     links = _links(qmodel, input_shape)
-    L = {m.levels for m, _ in links if m.act} or {links[-1][0].levels}
+    layers = [m for m, _ in links if isinstance(m, IntGridLayer)]
+    L = {m.levels for m in layers if m.act} or {layers[-1].levels}
     if levels is None:
         levels = next(iter(L)) if len(L) == 1 else None
     if levels is None or any(lv != levels for lv in L):
         raise ParameterError("all layers must share one number of levels", where="convert_to_chip",
-                             expected=levels, got=sorted({m.levels for m, _ in links if m.act}))
+                             expected=levels, got=sorted({m.levels for m in layers if m.act}))
     levels = int(levels)
-    hidden = [(m, lk) for m, lk in links if m.act]
-    has_readout = not links[-1][0].act
-    n_hidden = len(hidden)
-    steps = 2 + n_hidden * levels + (1 if has_readout else 0)
+    has_readout = not layers[-1].act
+    n_hidden = sum(1 for m in layers if m.act)
+    n_or = len(links) - len(layers)  # max pools: one step each
+    steps = 2 + n_hidden * levels + n_or + (1 if has_readout else 0)
     lo, hi = qmodel.input_range
     in_bits = max(1, int(max(abs(lo), abs(hi))).bit_length())
     if in_bits > 24:
@@ -743,8 +955,20 @@ def convert_to_chip(qmodel: IntGridNet, input_shape: Sequence[int], levels: int 
 
     layers_info = []
     src, src_is_input = "x", True
-    k_hidden = 0
+    k_hidden = n_pools = 0
     for idx, (mod, link) in enumerate(links):
+        if isinstance(mod, MaxPoolCounts):
+            name = f"maxpool{idx + 1}"
+            if src_is_input:
+                raise UnsupportedNodeError("MaxPool on the input image", where=f"layer {name!r}",
+                                           hint="pool the input before it reaches the network")
+            n_pools += 1
+            w, bits, exp = exact_weights(link.matrix, name)
+            chip.add(Population(name, link.out_shape, du=4095, dv=0, vth=0, model="lif", meta={"role": "max_or"}))
+            chip.add(Projection(f"{src}->{name}", src, name, w, kind="sparse", weight_exp=exp, num_weight_bits=bits))
+            layers_info.append({"name": name, "act": False, "kind": "maxpool", "shape": link.out_shape})
+            src = name
+            continue
         name = f"h{idx + 1}" if mod.act else "readout"
         mat, bias = link.matrix, link.bias
         pos, neg = _row_sums(mat)
@@ -773,7 +997,7 @@ def convert_to_chip(qmodel: IntGridNet, input_shape: Sequence[int], levels: int 
         if mod.act:
             k_hidden += 1
             D = int(mod.step)
-            fire = 2 + (k_hidden - 1) * levels
+            fire = 2 + (k_hidden - 1) * levels + n_pools
             partial = 0 if src_is_input else (levels - 1) * pos  # integrate-phase partial sums (max)
             M = int(max(0, np.max(bias + partial)))
             E = bias - M
@@ -820,7 +1044,7 @@ def convert_to_chip(qmodel: IntGridNet, input_shape: Sequence[int], levels: int 
         chip.add(data)
         _add_clock(chip, clocks, name, pop, E, ramp, steps)
         layers_info.append({"name": name, "act": mod.act, "shape": link.out_shape,
-                            "fire_start": fire if mod.act else None})
+                            "fire_start": fire if mod.act else None, "signed": mod.signed})
         src, src_is_input = name, False
     last = layers_info[-1]["name"]
     chip.outputs["out"] = OutputPort(last, "v" if has_readout else "s")

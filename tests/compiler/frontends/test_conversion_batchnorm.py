@@ -94,8 +94,8 @@ def test_folded_float_equals_batchnorm_float():
 
 
 @pytest.mark.parametrize("module,index,hint", [
-    (nn.MaxPool2d(2), 2, "AvgPool2d"),
-    (nn.Tanh(), 1, "ReLU"),
+    (nn.AdaptiveAvgPool2d(4), 2, "AvgPool2d"),
+    (nn.Tanh(), 1, "Hardtanh"),
 ])
 def test_unsupported_module_names_module_index_and_alternative(module, index, hint):
     layers = [nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), module, nn.Flatten(), nn.Linear(2 * 4 * 4, 3)]
