@@ -138,6 +138,12 @@ class SimProgram:
             var = var or "s"
             if node in self.graph.populations and var in ("s", "u", "v"):
                 req[f"probe:{probe}"] = (node, var)
+            elif node in self.graph.populations and var == "a":
+                if any(node in c.members and c.recurrent for c in plan.components):
+                    raise BackendError("the synaptic input 'a' is recorded for feed-forward populations only",
+                                       where=f"probe {probe!r}", hint="a recurrent component adds its loop's input "
+                                       "inside the compiled kernel; replay the loop's spikes as inputs to read it")
+                req[f"probe:{probe}"] = (node, var)
             elif node in self.graph.inputs and var == "s":
                 req[f"probe:{probe}"] = (node, "s")
             else:
@@ -175,6 +181,9 @@ class SimProgram:
             acc = state.acc[ci]
             for link in comp.links:
                 self._apply(link, sources[link.src], acc, batch, c)
+            for name in comp.members:  # probe "name/a": the int32 input sum its neurons take at each step
+                if (name, "a") in state.records:
+                    state.store(name, "a", t0, c, acc[:, :c, comp.offsets[name] : comp.offsets[name] + comp.sizes[name]])
             s_buf = np.empty((batch, c, comp.n), np.float64 if comp.sdn else np.float32)  # sigma-delta messages are int32
             if comp.prog and comp.prog["kind"] == "product":
                 s_buf = np.empty((batch, c, comp.n), np.float64)  # int32 payloads: exact in float64 only

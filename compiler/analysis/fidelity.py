@@ -1,22 +1,25 @@
 """The fidelity guard: every compile checks its chip graph against the float model and says what it lost.
 
 Why: quantization can fail quietly (weights of 1e-12 become 0 synapses, a zero threshold fires every
-step, v saturates, u wraps). `check_fidelity` runs the float model (`reference` backend) and the
-chip graph (`sim`) on the same input - the calibration data, or without any a generated input that
-drives every layer (stated as an assumption) - and measures per layer (population paired with the
-float node of the same name):
+step, v saturates, u wraps). `check_fidelity` runs the float model and the chip graph (`sim`, one
+bit-exact run) on the same input - the calibration data (at most MAX_SAMPLES samples and
+MAX_SAMPLE_STEPS sample-steps of it), or without any a generated input of 1 x (32 + time shift)
+steps that drives every layer (stated as an assumption) - and measures per layer (population paired
+with the float population of the same name). The float side is the quantizer's own evaluator
+(snnc.compiler.passes.netlist.simulate on the graph it lowered: the reference backend's semantics,
+held equal to it spike for spike by the tests), which runs a feed-forward network a layer at a time.
   agreement      spike agreement, Dice of spike sets, exact timing after `CompileResult.align`
                  (snnc.compiler.analysis.sweep.spike_fidelity): `agreement` compares spike counts per
                  neuron (rate codes), `timing` the exact spike sets (Dice)
   trace_error    for non-spiking outputs: RMS error / RMS of the float trace (chip trace scaled
                  back by meta["output_scale"])
   weight_error   the quantizer's relative weight error (its report)
-  saturation     fraction of (sample, step, neuron) where v sits at the upper limit of ir.bits SPECS["v"]
-  floor          the same at the lower limit (strong inhibition; spikes may still agree)
-  wraps          u wrap events: steps where u jumps by more than 2**23 (half its 24-bit range; a
-                 wrap moves it by 2**24, normal dynamics inside the range far less) - a heuristic:
-                 a u that wraps by the same amount every step is missed, a genuine jump that
-                 large would count (an exact count needs the sim to count wraps)
+  saturation     fraction of (sample, step, neuron) where v was clipped at +(2**23 - 1) (counted
+                 exactly, also where the clipped v then spikes and resets; `saturation_events`)
+  floor          the same at -(2**23 - 1) (strong inhibition; spikes may still agree; `floor_events`)
+  wraps          u wrap events, exact: steps where the 24-bit current (or the int32 sum before it)
+                 differs from decay(u) + (a << 6) in exact integers (`overflow_events`, from the
+                 sim's own input sums a and snnc.ir.fixed_point.step_overflows)
   firing         fraction of (sample, step, neuron) that spike; a layer at ~1 fires every step
   dead           the layer never fires on the chip, or all its weights quantized to zero
   vth            the smallest quantized threshold of a spiking layer (0: fires on any input)
@@ -34,7 +37,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from snnc.ir.bits import SPECS
+from snnc.ir.fixed_point import NEURON_KINDS
 from snnc.ir.errors import ParameterError
 from snnc.ir.reset_mode import AssumptionWarning, reset_mode_of, SPIKING
 
@@ -46,8 +49,8 @@ TOLERANCES: dict[str, tuple[float, str, str]] = {
     "agreement": (0.5, "min", "spike count agreement with the float model (1 = same counts)"),
     "timing": (0.0, "min", "exact spike agreement, Dice over (sample, step, neuron) (off by default: a spike one step late costs two)"),
     "trace_error": (0.25, "max", "RMS error of a non-spiking output relative to the float trace"),
-    "saturation": (0.01, "max", "fraction of neuron-steps with v at its upper 24-bit limit"),
-    "floor": (0.5, "max", "fraction of neuron-steps with v at its lower 24-bit limit (strong inhibition)"),
+    "saturation": (0.01, "max", "fraction of neuron-steps where v is clipped at its upper 24-bit limit"),
+    "floor": (0.5, "max", "fraction of neuron-steps where v is clipped at its lower 24-bit limit (strong inhibition)"),
     "wraps": (0, "max", "u wrap events (24-bit current overflow)"),
     "firing": (0.99, "max", "fraction of neuron-steps that spike (a layer at 1 fires every step)"),
     "dead": (0, "max", "1 if the layer never fires or all its weights quantized to zero"),
@@ -173,16 +176,24 @@ def generated_input(shapes: Mapping[str, tuple[int, ...]], seed: int = 0, steps:
 
 def check_fidelity(result: Any, calibrate: Any = None, tolerance: Mapping[str, float] | None = None,
                    assumptions: list[str] | None = None) -> FidelityReport:
-    """Run float and chip on `calibrate` (or a generated input) and measure `result` (a CompileResult)."""
+    """Run float and chip on `calibrate` (or a generated input) and measure `result` (a CompileResult).
+
+    The float side is `snnc.compiler.passes.netlist.simulate` on the graph the quantizer lowered
+    (the quantizer's own calibration evaluator, the reference backend's semantics, and the same
+    spikes: tests/compiler/test_fidelity.py holds them equal on every model it builds), run once;
+    layer-at-a-time for a feed-forward network, so a CNN's convolutions run once per layer instead
+    of once per step. The chip side is one run of the bit-exact `sim` program."""
     import time
 
-    from snnc.backends.base import get_backend, normalize_inputs
+    from snnc.backends.base import normalize_inputs
+    from snnc.backends.sim import SimBackend
+    from snnc.compiler.passes.netlist import lower, simulate
 
     start = time.perf_counter()
     tol = parse_tolerance(tolerance)
-    source, chip = result.source, result.chip
-    ref_prog = get_backend("reference").build(source, dt=result.dt)
-    shapes = {name: tuple(source.in_shapes[name]) for name in source.inputs}
+    chip = result.chip
+    net = lower(result.graph if result.graph is not None else result.source)
+    shapes = {name: tuple(p.shape) for name, p in net.pops.items() if p.kind == "input"}
     if calibrate is None:
         data = generated_input(shapes, steps=GENERATED_STEPS + result.time_shift)
         what = "generated input (no calibration data: random spikes, p=0.25, seed 0)"
@@ -196,21 +207,23 @@ def check_fidelity(result: Any, calibrate: Any = None, tolerance: Mapping[str, f
         data = {k: v[:keep, :keep_steps] for k, v in data.items()}
         what += f" (first {keep} of {batch} samples, {keep_steps} of {steps} steps)"
         batch, steps = keep, keep_steps
-    kernels = getattr(ref_prog, "kernels", {})
-    spiking = [n for n in chip.populations if n in kernels and getattr(kernels[n], "spiking", False)]
-    ref = ref_prog.run(data, steps=steps, probes=spiking)
+    floats = simulate(net, data)
+    spiking = [n for n in chip.populations if n in floats.resets]
     shift = max([result.time_shift, *result.output_shifts.values()] or [0])
     chip_data = data if set(data) == set(chip.inputs) else dict(zip(chip.inputs, data.values()))
+    looped = _in_loops(chip)
     probes = [f"{p}/{var}" for p in chip.populations for var in ("s", "u", "v")]
+    probes += [f"{p}/a" for p, pop in chip.populations.items() if pop.model in NEURON_KINDS and p not in looped]
     # the plain chip run (integers, unaligned), long enough that every population covers all steps
     latest = max([shift, *(int(p.meta.get("latency") or 0) for p in chip.populations.values())])
-    run = get_backend("sim").build(chip).run(result.encode_inputs(chip_data), steps=steps + latest, probes=probes)
+    encoded = result.encode_inputs(chip_data)
+    run = SimBackend().build(chip).run(encoded, steps=steps + latest, probes=probes)
+    events = overflow_events(chip, run, encoded)
 
     report = FidelityReport(tolerance=tol, input_source=what, steps=steps, batch=batch,
                             assumptions=list(assumptions or []))
     qlayers = result.layers
     out_of = {port.population: name for name, port in chip.outputs.items()}
-    vmax = SPECS["v"].hi
     for name, pop in chip.populations.items():
         if pop.meta.get("role") == "bias":  # the constant-bias helper population: nothing to compare
             continue
@@ -227,23 +240,22 @@ def check_fidelity(result: Any, calibrate: Any = None, tolerance: Mapping[str, f
             offset = np.asarray((chip.meta.get("output_offset") or {}).get(port, 0.0), dtype=np.float64)
             raw = result.align(run.outputs[port], output=port)[:, :steps]
             trace = raw * scale.reshape(raw.shape[2:] if scale.size > 1 else ()) + offset.reshape(raw.shape[2:] if offset.size > 1 else ())
-            want = _ref_output(ref, port)
+            want = _float_output(net, floats, port)
             if want is not None and want.shape == trace.shape:
                 norm = float(np.sqrt(np.mean(want**2)))
                 m["trace_error"] = float(np.sqrt(np.mean((trace - want) ** 2)) / norm) if norm > 0 else 0.0
-        elif name in spiking:  # paired with a spiking float node (relays and helpers are graded)
+        elif name in spiking:  # paired with a spiking float population (relays and helpers are graded)
             fired = np.asarray(aligned) != 0
             m["spikes"] = int(fired.sum())
             m["firing"] = float(fired.mean()) if fired.size else 0.0
-            if name in ref.probes:
-                f = spike_fidelity(name, aligned, ref.probes[name])
-                m.update(agreement=float(f.count_agreement), timing=float(f.agreement),
-                         reference_spikes=int(f.reference_spikes))
-        v = np.asarray(run.probes[f"{name}/v"], dtype=np.int64)
-        u = np.asarray(run.probes[f"{name}/u"], dtype=np.int64)
-        m["saturation"] = float(np.mean(v >= vmax)) if v.size else 0.0
-        m["floor"] = float(np.mean(v <= -vmax)) if v.size else 0.0
-        m["wraps"] = int(np.count_nonzero(np.abs(np.diff(u, axis=1)) > 2**23)) if u.shape[1] > 1 else 0
+            f = spike_fidelity(name, aligned, _float_series(net, floats, name))
+            m.update(agreement=float(f.count_agreement), timing=float(f.agreement),
+                     reference_spikes=int(f.reference_spikes))
+        if name in events:
+            wrapped, above, below = events[name]
+            m["saturation"] = float(above.mean()) if above.size else 0.0
+            m["floor"] = float(below.mean()) if below.size else 0.0
+            m.update(wraps=int(wrapped.sum()), saturation_events=int(above.sum()), floor_events=int(below.sum()))
         zero_weights = "synapses" in q and q["synapses"] == 0 and bool(q.get("projections"))
         m["dead"] = int(zero_weights or m.get("spikes", 1) == 0)
         vth = q.get("vth")
@@ -255,12 +267,111 @@ def check_fidelity(result: Any, calibrate: Any = None, tolerance: Mapping[str, f
     return report
 
 
-def _ref_output(ref, port: str) -> np.ndarray | None:
-    if port in ref.outputs:
-        return np.asarray(ref.outputs[port], dtype=np.float64)
-    if len(ref.outputs) == 1:
-        return np.asarray(next(iter(ref.outputs.values())), dtype=np.float64)
-    return None
+def overflow_events(chip: Any, run: Any, inputs: Mapping[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Exact overflow events of a sim run, per population of the LIF family (NEURON_KINDS):
+    (u wrapped, v clipped at the top, v clipped at the bottom), boolean [batch, steps, neurons].
+
+    `run` must hold the probes s, u, v of every population and `a` (the int32 input sum) of the
+    feed-forward ones; `inputs` are the chip inputs it ran on. Each step is checked by
+    snnc.ir.fixed_point.step_overflows from the recorded previous state and that step's input.
+    A population inside a recurrent loop adds the loop's input within the sim's kernel, so its `a`
+    is read from a second run of the looped populations alone, their sources replayed as inputs
+    from `run` (the loop opened; the replay must reproduce `run`'s u exactly, or this raises)."""
+    from snnc.backends.sim import SimBackend
+
+    sums = {name[: -len("/a")]: a for name, a in run.probes.items() if name.endswith("/a")}
+    looped = [p for p in _in_loops(chip) if chip.populations[p].model in NEURON_KINDS]
+    if looped:
+        opened = _opened(chip, looped)
+        steps = next(iter(run.probes.values())).shape[1]
+        replay = {name: run.probes[f"{name[len(REPLAY):]}/s"] if name.startswith(REPLAY) else _padded(inputs[name], steps)
+                  for name in opened.inputs}
+        again = SimBackend().build(opened).run(replay, steps=steps, probes=[f"{p}/{var}" for p in looped for var in ("a", "u")])
+        for p in looped:
+            if not np.array_equal(again.probes[f"{p}/u"], run.probes[f"{p}/u"]):
+                raise RuntimeError(f"replaying the loop of population {p!r} did not reproduce its current u")
+            sums[p] = again.probes[f"{p}/a"]
+    return {name: _population_overflows(chip.populations[name], run, a) for name, a in sums.items()}
+
+
+def _population_overflows(pop: Any, run: Any, a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """step_overflows of one population over a whole run: every step from its recorded previous state."""
+    from snnc.ir.fixed_point.neuron import NeuronState, step_overflows
+    from snnc.ir.fixed_point.units import bias_value, threshold_value
+
+    batch, steps = a.shape[:2]
+
+    def flat(x) -> np.ndarray:
+        return np.asarray(x, np.int64).reshape(batch, steps, -1)
+
+    def before(x: np.ndarray) -> np.ndarray:  # each step's previous value (zero before the first step)
+        return np.concatenate([np.zeros_like(x[:, :1]), x[:, :-1]], axis=1)
+
+    def param(value) -> np.ndarray:
+        return np.broadcast_to(np.asarray(value, np.int64), pop.shape).reshape(-1)
+
+    s = flat(run.probes[f"{pop.name}/s"])
+    prev = NeuronState(u=before(flat(run.probes[f"{pop.name}/u"])), v=before(flat(run.probes[f"{pop.name}/v"])),
+                       spiked=before(s != 0) & pop.spiking)
+    return step_overflows(
+        prev, flat(a), du=param(pop.du), dv=param(pop.dv), bias=bias_value(param(pop.bias_mant), param(pop.bias_exp)),
+        vth_e=threshold_value(param(pop.vth)), kind=pop.model, reset_mode=pop.reset_mode,
+        step=np.arange(1, steps + 1)[None, :, None], reset_interval=pop.reset_interval, reset_offset=pop.reset_offset,
+    )
+
+
+def _padded(x: np.ndarray, steps: int) -> np.ndarray:
+    """[batch, T, ...] input extended with silent steps to `steps` (as a run longer than its input sees it)."""
+    x = np.asarray(x)
+    return np.concatenate([x, np.zeros((x.shape[0], steps - x.shape[1], *x.shape[2:]), x.dtype)], axis=1) if x.shape[1] < steps else x
+
+
+REPLAY = "replay:"  # name prefix of the inputs that replay a population's recorded messages
+
+
+def _in_loops(chip: Any) -> set[str]:
+    """Populations of the chip graph that sit in a recurrent component."""
+    return {p for comp in chip.population_order() if chip.is_recurrent(comp) for p in comp}
+
+
+def _opened(chip: Any, members: Sequence[str]) -> Any:
+    """`members` alone, every population they receive from replaced by an input of the same shape
+    (graded with the projections' payload bits where they carry payloads)."""
+    import dataclasses
+
+    from snnc.ir.chip import ChipGraph, InputPopulation
+
+    g = ChipGraph(meta=dict(chip.meta))
+    incoming = [p for p in chip.projections.values() if p.dst in members]
+    for src in dict.fromkeys(p.src for p in incoming):
+        if src in chip.inputs:
+            g.add(chip.inputs[src])
+        else:
+            bits = max(p.num_message_bits for p in incoming if p.src == src)
+            g.add(InputPopulation(REPLAY + src, chip.populations[src].shape, num_message_bits=bits))
+    for name in members:
+        g.add(chip.populations[name])
+    for p in incoming:
+        g.add(dataclasses.replace(p, src=REPLAY + p.src) if p.src in chip.populations else p)
+    return g
+
+
+def _float_series(net: Any, floats: Any, pop: str) -> np.ndarray:
+    """A float population's output (spikes, or a non-spiking neuron's state v') as [batch, T, *shape]."""
+    out = floats.outputs[pop]  # [T, batch, n]
+    return out.transpose(1, 0, 2).reshape(out.shape[1], out.shape[0], *net.pops[pop].shape)
+
+
+def _float_output(net: Any, floats: Any, port: str) -> np.ndarray | None:
+    """The float model's value at an output port, in its units (a voltage is v' + the neuron's offset)."""
+    if port not in net.outputs:
+        return None
+    pop, var = net.outputs[port]
+    series = _float_series(net, floats, pop)
+    cuba = net.pops[pop].cuba
+    if var == "v" and cuba is not None:
+        series = series + np.broadcast_to(np.asarray(cuba.offset, dtype=np.float64), net.pops[pop].shape)
+    return series
 
 
 def _breaches(report: FidelityReport, name: str, m: dict, q: dict, tol: Mapping[str, float]) -> None:

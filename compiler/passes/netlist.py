@@ -22,6 +22,7 @@ import nir
 import numpy as np
 import scipy.sparse as sp
 
+from snnc.ir import conv as ir_conv
 from snnc.ir import shapes as S
 from snnc.ir.chip import ConvGeometry
 from snnc.ir.errors import GraphError, UnsupportedNodeError
@@ -75,24 +76,9 @@ class LinOp:
 
 
 def conv_matrix(kernel: np.ndarray, g: ConvGeometry) -> sp.csr_matrix:
-    """The [out_size, in_size] matrix of a 2-D cross-correlation (torch conventions)."""
-    c_out, c_in_g, kh, kw = kernel.shape
-    ci, hi, wi = g.in_shape
-    co, ho, wo = g.out_shape
-    groups = g.groups
-    oc, oy, ox, ic, ky, kx = np.meshgrid(
-        np.arange(c_out), np.arange(ho), np.arange(wo), np.arange(c_in_g), np.arange(kh), np.arange(kw), indexing="ij"
-    )
-    iy = oy * g.stride[0] - g.padding[0] + ky * g.dilation[0]
-    ix = ox * g.stride[1] - g.padding[1] + kx * g.dilation[1]
-    cin = (oc // (c_out // groups)) * c_in_g + ic
-    ok = (iy >= 0) & (iy < hi) & (ix >= 0) & (ix < wi)
-    rows = ((oc * ho + oy) * wo + ox)[ok]
-    cols = ((cin * hi + iy) * wi + ix)[ok]
-    vals = kernel[oc[ok], ic[ok], ky[ok], kx[ok]].astype(np.float64)
-    m = sp.csr_matrix((vals, (rows, cols)), shape=(co * ho * wo, ci * hi * wi))
-    m.sum_duplicates()
-    return m
+    """The [out_size, in_size] float matrix of a 2-D cross-correlation (torch conventions), every
+    in-bounds tap stored (zero weights too): snnc.ir.conv's geometry."""
+    return ir_conv.conv_matrix(kernel, g, np.float64, keep_zeros=True)
 
 
 def compose(after: LinOp, before: LinOp) -> LinOp:
@@ -511,33 +497,54 @@ def simulate(net: FloatNet, inputs: dict[str, np.ndarray]) -> FloatRun:
     i_abs = {n: np.zeros(net.pops[n].size) for n in order}
     v_hi = {n: np.full(net.pops[n].size, -np.inf) for n in order}
     v_lo = {n: np.full(net.pops[n].size, np.inf) for n in order}
-    for t in range(steps):
+
+    def update(n: str, t: int, x: np.ndarray) -> None:
+        """One step of population n's neurons with input x [batch, n]."""
+        alpha, beta, thr = params[n]
+        i = alpha * i_state[n] + x
+        v = beta * v_state[n] + i
+        i_abs[n] = np.maximum(i_abs[n], np.abs(i).max(axis=0))
+        v_hi[n] = np.maximum(v_hi[n], v.max(axis=0))
+        v_lo[n] = np.minimum(v_lo[n], v.min(axis=0))
+        if thr is not None:  # snnc.ir.reset_mode semantics
+            mode, v_reset, z_prev = resets[n]
+            if mode == "subtract":
+                v = v - thr * z_prev
+            z = v > thr
+            if mode == "zero":
+                v = np.where(z, v_reset, v)
+            resets[n] = (mode, v_reset, z)
+            out[n][t] = z
+        else:
+            out[n][t] = v
+        i_state[n], v_state[n] = i, v
+
+    pos = {n: k for k, n in enumerate(order)}
+    if all(net.pops[p.src].kind == "input" or pos[p.src] < pos[p.dst] for p in net.projs):
+        # feed-forward: each population's input for all steps at once (one product per projection,
+        # the same sums in the same order as step by step), then its neurons step through time
         for n in order:
-            x = np.zeros((batch, net.pops[n].size))
+            x_all = np.zeros((steps, batch, net.pops[n].size))
             for p in incoming[n]:
                 for d, m in mats[p.name]:
-                    if t - d >= 0:
-                        x += (m @ out[p.src][t - d].T).T
+                    if d < steps:
+                        src = out[p.src][: steps - d].reshape((steps - d) * batch, -1)
+                        x_all[d:] += (m @ src.T).T.reshape(steps - d, batch, -1)
             for start, vec in net.biases.get(n, {}).items():
-                if t >= start:
-                    x += vec
-            alpha, beta, thr = params[n]
-            i = alpha * i_state[n] + x
-            v = beta * v_state[n] + i
-            i_abs[n] = np.maximum(i_abs[n], np.abs(i).max(axis=0))
-            v_hi[n] = np.maximum(v_hi[n], v.max(axis=0))
-            v_lo[n] = np.minimum(v_lo[n], v.min(axis=0))
-            if thr is not None:  # snnc.ir.reset_mode semantics
-                mode, v_reset, z_prev = resets[n]
-                if mode == "subtract":
-                    v = v - thr * z_prev
-                z = v > thr
-                if mode == "zero":
-                    v = np.where(z, v_reset, v)
-                resets[n] = (mode, v_reset, z)
-                out[n][t] = z
-            else:
-                out[n][t] = v
-            i_state[n], v_state[n] = i, v
+                x_all[start:] += vec
+            for t in range(steps):
+                update(n, t, x_all[t])
+    else:
+        for t in range(steps):
+            for n in order:
+                x = np.zeros((batch, net.pops[n].size))
+                for p in incoming[n]:
+                    for d, m in mats[p.name]:
+                        if t - d >= 0:
+                            x += (m @ out[p.src][t - d].T).T
+                for start, vec in net.biases.get(n, {}).items():
+                    if t >= start:
+                        x += vec
+                update(n, t, x)
     return FloatRun(out, i_abs, v_hi, v_lo, {n: (params[n][0], params[n][1]) for n in order},
                     {n: (resets[n][0], resets[n][1], params[n][2]) for n in order if params[n][2] is not None})

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .arith import decay, saturate_v, wrap32, wrap_u
-from .units import DECAY_ONE, STATE_SHIFT
+from .units import DECAY_ONE, STATE_SHIFT, V_MAX
 
 NEURON_KINDS = ("lif", "lif_reset", "ternary", "relay")
 RESET_MODES = ("zero", "subtract", "none")
@@ -69,19 +69,8 @@ def neuron_step(
         raise ValueError(f"unknown neuron kind {kind!r}; expected one of {NEURON_KINDS}")
     if reset_mode not in RESET_MODES:
         raise ValueError(f"unknown reset mode {reset_mode!r}; expected one of {RESET_MODES}")
-    u = np.asarray(state.u, np.int64)
-    v = np.asarray(state.v, np.int64)
-    spiked = np.asarray(state.spiked, bool)
-    if kind == "lif_reset" and step % reset_interval == reset_offset % reset_interval:
-        u = np.zeros_like(u)
-        v = np.zeros_like(v)
-        spiked = np.zeros_like(spiked)
-    du, dv = np.asarray(du, np.int64), np.asarray(dv, np.int64)
-    u = wrap_u(wrap32(decay(u, DECAY_ONE - 1 - du) + wrap32(wrap32(np.asarray(a, np.int64)) << STATE_SHIFT)))
-    v = decay(v, DECAY_ONE - dv) + u + np.asarray(bias, np.int64)
-    if reset_mode == "subtract":
-        v = v - spiked * np.asarray(vth_e, np.int64)
-    v = saturate_v(v)
+    _, u, v_exact, spiked = _integrate(state, a, du, dv, bias, vth_e, kind, reset_mode, step, reset_interval, reset_offset)
+    v = saturate_v(v_exact)
     if kind == "relay":
         s = v >> np.asarray(relay_shift, np.int64)
         fired = np.zeros_like(spiked)
@@ -95,3 +84,36 @@ def neuron_step(
             v = np.where(fired, np.asarray(v_reset, np.int64), v)
     state.u, state.v, state.spiked = u, v, fired
     return s
+
+
+def _integrate(state: NeuronState, a, du, dv, bias, vth_e, kind: str, reset_mode: str, step, reset_interval, reset_offset):
+    """The step's arithmetic before v saturates: (u as exact integers, u as the chip holds it,
+    v before saturation, spiked after the periodic reset). Elementwise; `step` may be an array."""
+    u = np.asarray(state.u, np.int64)
+    v = np.asarray(state.v, np.int64)
+    spiked = np.asarray(state.spiked, bool)
+    if kind == "lif_reset":
+        periodic = np.asarray(step) % reset_interval == reset_offset % reset_interval
+        u, v, spiked = np.where(periodic, 0, u), np.where(periodic, 0, v), spiked & ~periodic
+    du, dv = np.asarray(du, np.int64), np.asarray(dv, np.int64)
+    kept, shifted = decay(u, DECAY_ONE - 1 - du), wrap32(np.asarray(a, np.int64)) << STATE_SHIFT
+    u_exact = kept + shifted
+    u = wrap_u(wrap32(kept + wrap32(shifted)))
+    v = decay(v, DECAY_ONE - dv) + u + np.asarray(bias, np.int64)
+    if reset_mode == "subtract":
+        v = v - spiked * np.asarray(vth_e, np.int64)
+    return u_exact, u, v, spiked
+
+
+def step_overflows(state: NeuronState, a, *, du, dv, bias, vth_e, kind: str = "lif", reset_mode: str = "zero", step=1,
+                   reset_interval: int = 1, reset_offset: int = 0, **_) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where `neuron_step(state, a, ...)` leaves exact integer arithmetic: (u wrapped, v clipped at
+    +V_MAX, v clipped at -V_MAX), boolean arrays shaped like `a`.
+
+    u wraps where the current it keeps differs from decay(u) + (a << 6) computed exactly (the int32
+    wrap of the shifted input or of the sum, or the 24-bit wrap); `a` is the int32 input sum the
+    neuron takes (how that sum was accumulated is the synapses' business). Elementwise, so a whole
+    recorded run can be checked at once: the state arrays hold each step's previous state and
+    `step` the 1-based step numbers."""
+    u_exact, u, v, _ = _integrate(state, a, du, dv, bias, vth_e, kind, reset_mode, step, reset_interval, reset_offset)
+    return u != u_exact, v > V_MAX, v < -V_MAX
