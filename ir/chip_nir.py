@@ -25,6 +25,8 @@ scaled by 2**(6 + weight_exp):
     v_leak      = bias_mant * 2**bias_exp * tau_mem / dt   (the bias adds to v every step)
     v_threshold = vth * 64 (ternary: vth_hi * 64), v_reset = the integer v_reset (v units);
     reset_mode and relay settings live in the snnc metadata (NIR has no field for them)
+    sigma-delta populations (Lava Delta / SigmaDelta / Sigma) are written as the same CubaLIF
+    carrier too, their fields (act_bias, act_mode, cum_error, spike_exp, state_exp) in the metadata;
     product / atrlif populations (Lava ProdNeuron / ATRLIF) are written as the same CubaLIF
     carrier, whose floats then describe only du/dv/vth/bias: their dynamics (the product of two
     ports, the adaptive threshold: prod_exp, theta_step, d_theta, d_r) and a projection's target
@@ -57,6 +59,8 @@ KEY = "snnc"
 FORMAT_VERSION = 1
 DEFAULT_DT = 1e-4
 PROGRAMMABLE_FIELDS = ("prod_exp", "theta_step", "d_theta", "d_r")
+SIGMA_DELTA_FIELDS = ("act_bias", "act_mode", "cum_error", "spike_exp", "state_exp")
+"""Population fields of the sigma-delta kinds (metadata only, like the product/atrlif fields)."""
 """Population fields of the product and atrlif kinds (metadata only; see the module docstring)."""
 """Step used when neither the call nor graph.meta['dt'] gives one (the NIR paper's dt)."""
 DV0_TAU_STEPS = 2.0**40
@@ -232,6 +236,7 @@ def _population_node(pop: Population, dt: float) -> nir.CubaLIF:
         "v_reset": _encode(pop.v_reset, f"population {pop.name!r}.v_reset"),
         "relay_shift": _encode(pop.relay_shift, f"population {pop.name!r}.relay_shift"),
         **{k: _encode(getattr(pop, k), f"population {pop.name!r}.{k}") for k in PROGRAMMABLE_FIELDS},
+        **{k: _encode(getattr(pop, k), f"population {pop.name!r}.{k}") for k in SIGMA_DELTA_FIELDS},
         "meta": _encode(pop.meta, f"population {pop.name!r}.meta"),
     }
     return nir.CubaLIF(**float_parameters(pop, dt), metadata=_meta(record))
@@ -453,6 +458,7 @@ def _rebuild(nir_graph, header: dict, where: str) -> ChipGraph:
             reset_mode=rec.get("reset_mode", "zero"),
             **{k: _decode(rec[k]) for k in ("v_reset", "relay_shift") if k in rec},
             **{k: _decode(rec[k]) for k in PROGRAMMABLE_FIELDS if k in rec},  # absent in files of older snnc
+            **{k: _decode(rec[k]) for k in SIGMA_DELTA_FIELDS if k in rec},
         )
         _check_floats(nodes[nname], float_parameters(pop, dt), f"{where}: node {nname!r}")
         graph.add(pop)

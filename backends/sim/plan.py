@@ -58,12 +58,11 @@ def conv_matrix(proj: Projection) -> sp.csr_matrix:
             oyy, oxx = np.meshgrid(oy[vy], ox[vx], indexing="ij")
             src_pos = (yy * w_in + xx).ravel()
             dst_pos = (oyy * w_out + oxx).ravel()
-            co, ci = np.nonzero(w[:, :, ky, kx])
-            for cout, cil in zip(co, ci):
-                cin = (cout // cout_g) * cin_g + cil
-                rows.append(cout * h_out * w_out + dst_pos)
-                cols.append(cin * h_in * w_in + src_pos)
-                vals.append(np.full(src_pos.size, w[cout, cil, ky, kx]))
+            co, ci = np.nonzero(w[:, :, ky, kx])  # all channel pairs of this tap at once
+            cin = (co // cout_g) * cin_g + ci
+            rows.append(((co * h_out * w_out)[:, None] + dst_pos[None, :]).ravel())
+            cols.append(((cin * h_in * w_in)[:, None] + src_pos[None, :]).ravel())
+            vals.append(np.repeat(w[co, ci, ky, kx], src_pos.size))
     n_dst, n_src = c_out * h_out * w_out, c_in * h_in * w_in
     if not rows:
         return sp.csr_matrix((n_dst, n_src), dtype=np.int64)

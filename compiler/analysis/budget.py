@@ -50,6 +50,11 @@ Accumulator headroom, per population (worst case over all spike patterns, one st
   a << 6, so max input = 64 x max_i A_i. It needs input bits = bit_length(max input) + 1 (sign);
   margin bits = 24 - input bits. A negative margin means one step of input can wrap the 24-bit u:
   the layer is named in `warnings` and an `AccumulatorOverflowWarning` is issued.
+  Sigma-delta populations: their input enters sigma unshifted and Lava keeps it in int32, so
+  max input = max_i A_i against 32 bits; sigma integrates without decay, so no sustained bound.
+  Their state bits are 24 per Lava state (Delta: act, residue, error; SigmaDelta: sigma too;
+  Sigma: sigma), their parameters vth (and act_bias) plus spike_exp, state_exp, cum_error,
+  act_mode; their graded messages cost their payload bits like any graded spike.
   Because u also keeps (4095 - du)/4096 of itself each step, the sustained bound is
   max_u = max_i ceil(64 x A_i x 4096 / (du_i + 1)) with its own margin. It assumes every input
   spikes every step, which trained networks rarely do, so it is reported but does not warn.
@@ -71,14 +76,23 @@ U_MAX = SPECS["u"].hi
 INPUT_SHIFT = 6  # Lava's LIF adds `a << 6` to u
 DECAY_ONE = 4096  # du = 4095 clears u every step
 PARAM_FIELDS = ("du", "dv", "vth", "bias_mant", "bias_exp")
+_SIGMA_DELTA_PARAM_FIELDS = {"delta": ("vth",), "sigma_delta": ("vth", "act_bias"), "sigma": ()}
+SIGMA_DELTA_STATE_BITS = 32
+"""Lava keeps sigma-delta states in int32 (they wrap there), and their input is not shifted."""
 _MODEL_EXTRA_BITS = {
     "lif": 0,
     "lif_reset": SPECS["reset_interval"].bits + SPECS["reset_offset"].bits,
     "ternary": 2 * (SPECS["vth"].bits + 1),  # vth_hi, vth_lo: 17-bit magnitude + sign each
     "product": SPECS["prod_exp"].bits,
+    "delta": SPECS["spike_exp"].bits + SPECS["state_exp"].bits + 1,  # + cum_error
+    "sigma_delta": SPECS["spike_exp"].bits + SPECS["state_exp"].bits + 1 + 1,  # + cum_error, act_mode
+    "sigma": 0,
     "atrlif": SPECS["theta_step"].bits + SPECS["d_theta"].bits + SPECS["d_r"].bits,
 }
 _STATE_BITS_PER_NEURON = {
+    "delta": 3 * SPECS["u"].bits,  # act, residue, error: Lava's Delta declares 24 bits each
+    "sigma_delta": 4 * SPECS["u"].bits,  # sigma, act, residue, error
+    "sigma": SPECS["u"].bits,  # sigma
     "product": 0,  # Lava's ProdNeuron keeps nothing between steps
     "atrlif": 4 * SPECS["u"].bits,  # i, v, theta, r: 24 bits each in Lava's ATRLIF
 }
@@ -423,14 +437,16 @@ def _layer_budget(graph: ChipGraph, pop: Population, activity) -> LayerBudget:
             pb.synaptic_ops = int(activity.projections[proj.name].synaptic_ops)
         projections.append(pb)
     worst = np.maximum(pos, neg)  # A_i, Python ints
-    max_input = (int(worst.max()) if pop.size else 0) << INPUT_SHIFT
+    shift, state_bits = (0, SIGMA_DELTA_STATE_BITS) if pop.sigma_delta else (INPUT_SHIFT, U_BITS)
+    max_input = (int(worst.max()) if pop.size else 0) << shift
     input_bits = max_input.bit_length() + 1
     du = np.broadcast_to(np.asarray(pop.du, dtype=np.int64), pop.shape).reshape(-1)
-    accumulated = max(
+    accumulated = max_input if pop.sigma_delta else max(  # sigma has no decay: one step is the bound given
         (-(-((int(a) << INPUT_SHIFT) * DECAY_ONE) // (int(d) + 1)) for a, d in zip(worst, du)), default=0
     )
-    per_neuron = [name for name in PARAM_FIELDS if np.ndim(getattr(pop, name))]
-    param_bits = sum(SPECS[name].bits * (pop.size if name in per_neuron else 1) for name in PARAM_FIELDS)
+    fields = _SIGMA_DELTA_PARAM_FIELDS.get(pop.model, PARAM_FIELDS)
+    per_neuron = [name for name in fields if np.ndim(getattr(pop, name))]
+    param_bits = sum(SPECS[name].bits * (pop.size if name in per_neuron else 1) for name in fields)
     param_bits += _MODEL_EXTRA_BITS[pop.model]
     payload = max([1] + [int(p.num_message_bits) for p in graph.outgoing(pop.name)])
     return LayerBudget(
@@ -445,10 +461,10 @@ def _layer_budget(graph: ChipGraph, pop: Population, activity) -> LayerBudget:
         spikes=_spike_budget(pop.name, payload, activity),
         max_input=max_input,
         input_bits=input_bits,
-        margin_bits=U_BITS - input_bits,
-        overflow_possible=max_input > U_MAX,
+        margin_bits=state_bits - input_bits,
+        overflow_possible=max_input > (U_MAX if state_bits == U_BITS else 2 ** (state_bits - 1) - 1),
         max_u_accumulated=accumulated,
-        margin_bits_accumulated=U_BITS - (accumulated.bit_length() + 1),
+        margin_bits_accumulated=state_bits - (accumulated.bit_length() + 1),
     )
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from snnc.ir.errors import ParameterError
+from snnc.ir.fixed_point import SIGMA_DELTA_KINDS
 
 from ..mapping import Link, Mapping
 from ..targets import (
@@ -49,9 +50,11 @@ COST_TYPES = (
     "hop_ns",
     "chip_crossing",
 )
-UPDATE_COST_FACTOR = {"product": 2.0, "atrlif": 2.0}
+UPDATE_COST_FACTOR = {"product": 2.0, "atrlif": 2.0, "delta": 1.0, "sigma_delta": 2.0, "sigma": 1.0}
 """ASSUMPTION: a neuron update of these kinds (Loihi 2 microcode: ProdNeuron multiplies two inputs,
-ATRLIF updates four states) costs this many CUBA neuron updates; no per-kind figure is published."""
+ATRLIF updates four states; a SigmaDelta accumulates sigma, applies its activation and
+delta-encodes it, a Delta only encodes, a Sigma only accumulates) costs this many CUBA neuron
+updates; no per-kind figure is published."""
 
 
 @dataclass
@@ -286,8 +289,11 @@ def estimate_energy(
             updates, active, spikes = pa.neuron_updates / batch, pa.active_updates / batch, pa.spikes / batch
         le.neuron_updates, le.active_updates, le.spikes = updates, active, spikes
         factor = UPDATE_COST_FACTOR.get(info.get("model", "lif"), 1.0)
-        if factor != 1.0:
+        if factor != 1.0 or info.get("model") in SIGMA_DELTA_KINDS:
             assumptions.append(f"layer {name!r} ({info['model']}): one update assumed to cost {factor:g} CUBA updates (no published figure)")
+        if info.get("model") in SIGMA_DELTA_KINDS:
+            assumptions.append(f"layer {name!r} ({info['model']}): each nonzero graded message is priced as one spike "
+                               "(spike_out, message, hops: a Loihi 2 spike message carries up to 24 payload bits)")
         le.energy["neuron_active"] += active * table.e_neuron_active * factor
         le.energy["neuron_inactive"] += (updates - active) * table.e_neuron_inactive * factor
         le.energy["spike_out"] += spikes * table.e_spike_out
