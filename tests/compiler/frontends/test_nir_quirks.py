@@ -152,3 +152,7 @@ def test_cli_states_the_note_once_and_the_report_records_it(tmp_path, capsys):
     assert len(report["notes"]) == 1 and "declares shape (1, 1, 1)" in report["notes"][0]
     assert main(["run", str(path), "--input", str(tmp_path / "x.npy"), "--out", str(tmp_path / "y.npz"), "--reset-mode", "zero"]) == 0
     assert capsys.readouterr().err.count("snnc: note:") == 1
+    assert main(["report", str(path), "--input", str(tmp_path / "x.npy"), "-o", str(tmp_path / "rep"), "--reset-mode", "zero"]) == 0
+    assert capsys.readouterr().err.count("snnc: note:") == 1
+    notes = json.loads((tmp_path / "rep" / "report.json").read_text())["notes"]
+    assert len(notes) == 1 and "declares shape (1, 1, 1)" in notes[0]
