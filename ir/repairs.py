@@ -42,17 +42,12 @@ class RepairLog:
         self.where = where
         self.version = version
         self._items: dict[str, list[str]] = {}
-        self._messages: list[str] = []
 
     def add(self, kind: str, item: str) -> None:
         self._items.setdefault(kind, []).append(item)
 
-    def say(self, message: str) -> None:
-        """A note that stands alone (already names its own items)."""
-        self._messages.append(message)
-
     def messages(self) -> list[str]:
-        out = list(self._messages)
+        out = []
         for kind, items in self._items.items():
             shown = "; ".join(items[:6]) + (f" (+{len(items) - 6} more)" if len(items) > 6 else "")
             out.append(f"{self.where}: {_TEXT[kind](self.version)}: {shown}")
@@ -64,7 +59,7 @@ def _version_text(version: str | None) -> str:
 
 
 _TEXT = {
-    "v_reset": lambda v: f"no v_reset although {_version_text(v)}, which has the field: nir.read's default v_reset = 0 used for",
+    "v_reset": lambda v: f"no v_reset ({_version_text(v)}): nir.read's default v_reset = 0 used for",
     "w_in": lambda v: "no w_in (NIR's default input weight 1 used) for",
     "broadcast": lambda v: "scalar parameters next to per-neuron ones, broadcast to every neuron (NIR applies a scalar to all)",
     "metadata": lambda v: "metadata stored as a value, not a group: kept as metadata['value']",
