@@ -1,10 +1,12 @@
 """The NIR-level graph: flattened, validated and shape-inferred.
 
 `Graph` wraps the nodes of the `nir` package (never re-implemented) with what the compiler needs
-and NIR leaves implicit: nested subgraphs flattened (inner names prefixed `outer.inner`), every
-node's input/output shape, and which edges are recurrent (they close a cycle, so their signal
-arrives one step later). Parameters are kept exactly as given, scalars or arrays (NIR issue #176:
-no forced broadcasting). `Graph.to_nir()` writes it back; read -> write -> read is lossless.
+and NIR leaves implicit: nested subgraphs flattened (inner names prefixed `outer.inner`, see
+`snnc.ir.nesting`), every node's input/output shape, and which edges are recurrent (they close a
+cycle, so their signal arrives one step later). Parameters are kept exactly as given, scalars or
+arrays (NIR issue #176: no forced broadcasting); file quirks with one meaning are repaired with a
+note (`snnc.ir.repairs`). `Graph.to_nir()` writes it back in a form `nir.read` loads;
+read -> write -> read is lossless.
 """
 from __future__ import annotations
 
