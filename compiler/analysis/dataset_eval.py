@@ -200,7 +200,7 @@ class BatchResult:
     reference_predictions: np.ndarray | None
     activity: Activity | None
     steps: int
-    notes: list[str] = field(default_factory=list)
+    encoded: dict[str, tuple] = field(default_factory=dict)  # run_chip's record per input port
 
 
 def _reference_program(graph, dt: float | None, key: str):
@@ -209,35 +209,64 @@ def _reference_program(graph, dt: float | None, key: str):
     return worker_program(key, lambda: get_backend("reference").build(graph, **({} if dt is None else {"dt": dt})))
 
 
-def run_chip(prepared: Prepared, x) -> tuple[np.ndarray, Activity | None, int, list[str]]:
+def run_chip(prepared: Prepared, x) -> tuple[np.ndarray, Activity | None, int, dict[str, tuple]]:
     """Float inputs through the chip program (the encoding contract's encode/decode around a cached
-    program): (aligned output in float units [batch, T, ...], activity, T, encoding notes)."""
+    program): (aligned output in float units [batch, T, ...], activity, T, what the encoding had to
+    do per input port: `encoding_notes` turns that into notes that do not depend on the batching)."""
     from snnc.backends.base import get_backend
-    from snnc.compiler.data.encoding import decode, encode, extra_steps
+    from snnc.compiler.data.encoding import contract, decode, encode, extra_steps
 
     chip = prepared.graph
-    with warnings.catch_warnings():  # stated once per dataset (notes), not once per batch
+    with warnings.catch_warnings():  # stated once per dataset (encoding_notes), not once per batch
         warnings.simplefilter("ignore")
         enc = encode(chip, x, prepared.steps)
-    widened = tuple(sorted((n, int(i.num_message_bits)) for n, i in enc.chip.inputs.items()
-                           if i.num_message_bits != chip.inputs[n].num_message_bits))
-    key = prepared.key + (f"+widened{widened}" if widened else "")
+    ports = contract(chip)["inputs"]
+    done: dict[str, tuple] = {}
+    for name, arr in enc.inputs.items():
+        widened = enc.chip.inputs[name].num_message_bits != chip.inputs[name].num_message_bits
+        rng = (ports.get(name) or {}).get("range")
+        if widened:
+            done[name] = ("widened", float(np.max(arr)), int(enc.chip.inputs[name].num_message_bits))
+        elif rng is not None:
+            top = float(np.max(np.abs(x[name] if isinstance(x, dict) else x)))
+            if top > float(rng) * (1 + 1e-9):
+                done[name] = ("beyond range", top, float(rng))
+    bits = tuple(sorted((n, v[2]) for n, v in done.items() if v[0] == "widened"))
+    key = prepared.key + (f"+widened{bits}" if bits else "")  # one program per payload width
     program = worker_program(key, lambda: get_backend(prepared.backend).build(enc.chip))
     result = program.run(enc.inputs, steps=enc.steps + extra_steps(enc.chip))
     out = decode(chip, {prepared.output: result.outputs[prepared.output]}, enc.steps)[prepared.output]
-    notes = [n.split(" (first at index")[0] for n in enc.notes]  # one note per port, not per batch
-    return out, result.activity, enc.steps, notes
+    return out, result.activity, enc.steps, done
+
+
+def encoding_notes(per_batch: Sequence[dict[str, tuple]]) -> list[str]:
+    """One note per input port on what the encoding did over all batches (largest values)."""
+    merged: dict[str, tuple] = {}
+    for done in per_batch:
+        for name, (kind, top, extra) in done.items():
+            old = merged.get(name)
+            merged[name] = (kind, max(top, old[1]), max(extra, old[2])) if old and old[0] == kind else (kind, top, extra)
+    notes = []
+    for name, (kind, top, extra) in sorted(merged.items()):
+        if kind == "widened":
+            notes.append(f"input {name!r}: binned counts up to {top:g} on a port compiled for binary spikes were sent as "
+                         f"{extra}-bit graded payload (scale 1, exact); the compiled headroom assumed one spike per step: "
+                         f"calibrate on such data to size it")
+        else:
+            notes.append(f"input {name!r}: values up to |x| = {top:.6g} beyond the calibrated range |x| <= {extra:.6g} "
+                         f"(within the payload; not clipped)")
+    return notes
 
 
 def run_batch(prepared: Prepared, part: Part) -> BatchResult:
     """One batch: load it, run the cached program (and the float reference), predict."""
     x, labels = part.load()
     if isinstance(prepared.graph, ChipGraph):
-        out, activity, steps, notes = run_chip(prepared, x)
+        out, activity, steps, encoded = run_chip(prepared, x)
     else:
         program = _reference_program(prepared.graph, prepared.dt, prepared.key)
         result = program.run(x, steps=prepared.steps)
-        out, activity, notes = result.outputs[prepared.output], result.activity, []
+        out, activity, encoded = result.outputs[prepared.output], result.activity, {}
         steps = int(out.shape[1])
     ref_pred = None
     if prepared.reference is not None:
@@ -246,7 +275,7 @@ def run_batch(prepared: Prepared, part: Part) -> BatchResult:
         ref_pred = predict(ref.outputs[prepared.reference_output], prepared.rule)
     if labels is not None and len(labels) != part.size:
         raise ShapeError("one label per sample", where=f"samples {part.start}..{part.stop - 1}", expected=part.size, got=len(labels))
-    return BatchResult(part.start, predict(out, prepared.rule), labels, ref_pred, activity, steps, notes)
+    return BatchResult(part.start, predict(out, prepared.rule), labels, ref_pred, activity, steps, encoded)
 
 
 # -- merge -----------------------------------------------------------------------------------------
@@ -377,7 +406,7 @@ class DatasetEvaluation:
 def _combine(prepared: Prepared, results: list[BatchResult], *, model: str, data: str, chip: str,
              costs: str | None) -> DatasetEvaluation:
     results = sorted(results, key=lambda r: r.start)
-    notes = list(dict.fromkeys([*prepared.notes, *(n for r in results for n in r.notes)]))
+    notes = list(dict.fromkeys([*prepared.notes, *encoding_notes([r.encoded for r in results])]))
     labels = None if any(r.labels is None for r in results) else np.concatenate([r.labels for r in results])
     refs = None if any(r.reference_predictions is None for r in results) else np.concatenate([r.reference_predictions for r in results])
     activity = merge_activity([r.activity for r in results])

@@ -352,7 +352,9 @@ def budget_sweep(
     if inputs is None:
         raise ParameterError("the sweep needs inputs to simulate", where="budget sweep", hint="pass --input IN.npy")
     if compile_fn is None:
-        from snnc.compiler.pipeline import compile as compile_fn
+        from snnc.compiler.pipeline import compile as default_compile
+
+        compile_fn = default_compile
     ref_graph = _float_graph(model, compile_opts.get("reset_mode"))
     if isinstance(inputs, Dataset):
         dataset, length, batch = inputs, steps, inputs.size

@@ -80,6 +80,7 @@ class ArrayDataset(Dataset):
     inputs: Any  # [N, T, *shape] or {port: [N, T, *shape]}
     labels: np.ndarray | None = None
     description: str = "arrays in memory"
+    offset: int = 0  # index of inputs[0] in the whole dataset (a part's own slice)
 
     @property
     def size(self) -> int:  # type: ignore[override]
@@ -88,14 +89,15 @@ class ArrayDataset(Dataset):
 
     def part(self, start: int, stop: int) -> Part:
         x, y = self.read(start, stop)
-        return Part(ArrayDataset(x, y, self.description), 0, int(stop) - int(start))
+        return Part(ArrayDataset(x, y, self.description, int(start)), int(start), int(stop))
 
     def read(self, start: int, stop: int):
+        lo, hi = start - self.offset, stop - self.offset
         if isinstance(self.inputs, Mapping):
-            x: Any = {k: np.asarray(v[start:stop]) for k, v in self.inputs.items()}
+            x: Any = {k: np.asarray(v[lo:hi]) for k, v in self.inputs.items()}
         else:
-            x = np.asarray(self.inputs[start:stop])
-        return x, None if self.labels is None else np.asarray(self.labels[start:stop])
+            x = np.asarray(self.inputs[lo:hi])
+        return x, None if self.labels is None else np.asarray(self.labels[lo:hi])
 
     def fingerprint(self) -> str:
         h = hashlib.sha256()

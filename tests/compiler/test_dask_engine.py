@@ -65,6 +65,27 @@ def test_nir_cnn_event_files_on_a_local_cluster_equal_in_process(tmp_path, refda
     assert remote.reference_predictions is not None
 
 
+def test_cli_on_an_existing_cluster_by_address(tmp_path, cluster, capsys):
+    import nir
+
+    from snnc.compiler.cli import main
+    from snnc.ir.chip_nir import chip_to_nir
+
+    chip, data = _tiny_model_and_data(tmp_path)
+    model, reference = tmp_path / "tiny_chip.nir", tmp_path / "tiny.nir"
+    nir.write(str(model), chip_to_nir(chip))
+    nir.write(str(reference), if_network())
+    outs = []
+    for flags in ([], ["--scheduler", cluster.client.scheduler.address]):
+        out = tmp_path / f"r{len(outs)}.json"
+        code = main(["evaluate", str(model), "--data", str(data), "--out", str(out), "--batch-size", "5", "--no-progress",
+                     "--reference", str(reference), "--reset-mode", "zero", *flags])
+        assert code == 0, capsys.readouterr().err
+        outs.append(json.loads(out.read_text()))
+    assert outs[0] == outs[1] and outs[1]["fidelity"]["agreement"] == 1.0  # the exact twin of its float model
+    assert "Dask cluster at tcp://" in capsys.readouterr().out
+
+
 def _tiny_model_and_data(tmp_path, samples=16):
     rng = np.random.default_rng(3)
     x = (rng.random((samples, 12, 3)) < 0.4).astype(np.float32)

@@ -10,7 +10,7 @@ import pytest
 
 from dataset_cases import BIN_MS, CNN, STEPS, cnn_event_folder, digits_case
 from snnc.compiler.analysis.dataset_eval import evaluate_dataset, merge_activity, predict
-from snnc.compiler.data.dataset import NpzDataset, open_dataset
+from snnc.compiler.data.dataset import ArrayDataset, NpzDataset, open_dataset
 from snnc.compiler.cli import main
 from snnc.ir.errors import ModelFileError, ParameterError, ShapeError
 
@@ -33,6 +33,11 @@ def test_npz_and_npy_parts_read_exactly_their_rows(tmp_path):
     assert ys is None and set(xs) == {"a", "b"}
     assert np.array_equal(xs["a"], x[3:9]) and np.array_equal(xs["b"], x[3:9, :, :1] * 2.5)
     assert np.array_equal(npy.read(5, 11)[0], x[5:])
+    arrays = ArrayDataset({"a": x}, y)  # in memory: a part carries its own slice and its global place
+    for part in arrays.parts(3):
+        xs, ys = part.load()
+        assert np.array_equal(xs["a"], x[part.start:part.stop]) and np.array_equal(ys, y[part.start:part.stop])
+    assert [p.start for p in arrays.parts(3)] == [0, 3, 6, 9] and arrays.parts(3)[-1].dataset.size == 2
     np.savez(tmp_path / "bad_y.npz", x=x, y=y[:5])
     with pytest.raises(ShapeError, match="one entry per sample") as err:
         NpzDataset.open(tmp_path / "bad_y.npz")
