@@ -319,6 +319,26 @@ def test_wraps_are_exact(looped):
     assert not np.array_equal(jumps, want)
 
 
+def test_loop_replay_is_skipped_only_where_no_wrap_is_possible(monkeypatch):
+    """A looped population's sums come from a replay of its loop, unless a bound (|W| x |messages|)
+    proves its u cannot have wrapped; both ways give the same events."""
+    import snnc.compiler.analysis.fidelity as F
+
+    chip = _chip(looped=True)
+    for active, free in (([4, 4, 1, 4, 0, 3], True), ([5, 4, 1], False)):  # 4 x 32640 << 6 < 2**23 <= 5 x ...
+        x = np.zeros((1, len(active), 5))
+        for t, k in enumerate(active):
+            x[0, t, :k] = 1
+        run, events = _events(chip, x, len(active) + 2)
+        assert F._wrap_free(chip, "q", run, {"in": x}) is free
+        with monkeypatch.context() as m:
+            m.setattr(F, "_wrap_free", lambda *args: False)
+            _, replayed = _events(chip, x, len(active) + 2)
+        for name in events:
+            assert all(np.array_equal(a, b) for a, b in zip(events[name], replayed[name])), (active, name)
+        assert int(events["q"][0].sum()) == active.count(5)
+
+
 def test_saturation_events_are_exact_even_where_a_spike_resets_v():
     """4 x (128 << 7) << 6 = 2**22 per driven step into v without leak: v passes V_MAX at the 2nd
     driven step. Without reset v stays clipped (one event per further driven step); with reset to
