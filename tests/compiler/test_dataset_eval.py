@@ -53,6 +53,26 @@ def test_npz_and_npy_parts_read_exactly_their_rows(tmp_path):
         plain.parts(0)
 
 
+@pytest.mark.refdata
+def test_a_tonic_dataset_is_read_a_part_at_a_time_with_its_labels(tmp_path, refdata):
+    from snnc.compiler.data.events import read_events
+
+    sample = refdata / "events/sample_nmnist.bin"
+    test = tmp_path / "NMNIST" / "Test"  # tonic's layout; it checks for test.zip and 10,000 .bin files
+    for digit, count in ((0, 1), (1, 1), (9, 9998)):
+        (test / str(digit)).mkdir(parents=True)
+        for i in range(count):
+            (test / str(digit) / f"{i:05d}.bin").symlink_to(sample)
+    (tmp_path / "NMNIST" / "test.zip").touch()
+    data = open_dataset("nmnist", root=tmp_path, samples=3, steps=5)
+    assert data.size == 3 and "NMNIST" in data.description
+    frames, labels = data.part(0, 3).load()
+    assert labels.tolist() == [0, 1, 9]  # tonic's targets: the class folders
+    assert np.array_equal(frames[1], read_events(sample, steps=5)) and frames.shape == (3, 5, 2, 34, 34)
+    with pytest.raises(ModelFileError, match="not found"):
+        open_dataset("nmnist", root=tmp_path / "empty", steps=5)
+
+
 def test_predictions_by_rule():
     out = np.zeros((2, 3, 4))
     out[0, :, 2] = 1  # sample 0: class 2 spikes 3 times
