@@ -18,7 +18,9 @@ What it shows (the README's `make demo`):
    exact in float64) goes through the float converter `conversion.convert` onto the `reference`
    backend (integrate-and-fire with reset by subtraction), and must agree with it too;
 5. energy and latency per inference on Loihi 2 are estimated from what `sim` counted
-   (`snnc.compiler.analysis.evaluate`), and report.json + report.html are written to --out.
+   (`snnc.compiler.analysis.evaluate`), and report.json + report.html are written to --out;
+6. the float CNN (cnn.pt, torch.save) and the data are written to --out too, with the command
+   that sweeps it over weight bits x time steps (`snnc budget cnn.pt ... --time-steps ...`).
 
 Run:  .venv/bin/python examples/digits_conversion.py [--fast] [--out DIR] [--seed N]
 Exit status 1 when a verification fails.
@@ -178,12 +180,19 @@ def run(args) -> dict:
             pred_float = fnet(torch.from_numpy(x_test)).argmax(1).numpy()
         ints = qnet.integer_forward(x_test)  # exact integers per layer (float64)
         pred_q = ints[-1].reshape(n_test, -1).argmax(1).numpy()
+    torch.save(fnet, out / "cnn.pt")  # what `snnc budget` converts at every weight bits x T point
+    for name, arr in (("train_x", x_train), ("test_x", x_test), ("test_y", y_test)):
+        np.save(out / f"{name}.npy", arr)
+    budget_command = (f"snnc budget {out / 'cnn.pt'} --input {out / 'test_x.npy'} --labels {out / 'test_y.npy'} "
+                      f"--calibrate {out / 'train_x.npy'} --input-scale {1 / PIXEL_LEVELS} --input-range 0,{PIXEL_LEVELS} "
+                      f"--weight-bits 2,4,8 --time-steps 6,10,18 --plot {out / 'budget.png'}")
     acc = {
         "float_cnn": float(np.mean(pred_float == y_test)),
         "quantized_cnn_calibrated": float(np.mean(pred_calib == y_test)),
         "quantized_cnn": float(np.mean(pred_q == y_test)),
     }
-    result: dict = {"accuracy": acc, "agreement": {}, "test_size": n_test, "levels": L, "weight_bits": args.weight_bits}
+    result: dict = {"accuracy": acc, "agreement": {}, "test_size": n_test, "levels": L, "weight_bits": args.weight_bits,
+                    "budget_command": budget_command}
 
     # 2. chip-exact conversion, whole test split on the bit-exact sim
     conv = None
@@ -290,6 +299,7 @@ def run(args) -> dict:
     con.print(checks.table())
     if "report_html" in result:
         con.print(f"report: [bold]{result['report_html']}[/bold] (+ report.json)")
+    con.print(f"bit budget over weight bits x time steps of this CNN:\n  {budget_command}", highlight=False, markup=False)
     con.print(f"[dim]{timer.line()}[/dim]")
 
     result.update(ok=checks.ok, checks=checks.as_dict(), seconds=timer.total)

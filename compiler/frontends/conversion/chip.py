@@ -31,8 +31,8 @@ Beyond that, each exact on sim and Lava (tests/compiler/test_conversion_coverage
 * Conv1d / AvgPool1d / MaxPool1d on (C, W) maps: the (C, 1, W) view of the 2-D geometry; a Conv1d
   runs as its sparse matrix (the chip's conv projection is 2-D).
 Not built: residual adds (a Sequential has no skip; a target fed by two earlier layers would be
-exact in this scheme if M covers both sources' partial sums) and stacked/bidirectional RNNs
-(`chip_rnn` converts one Elman layer; `quantize_rnn` names the setting).
+exact in this scheme if M covers both sources' partial sums) and bidirectional RNNs (`chip_rnn`
+converts stacked Elman layers; `quantize_rnn` names the setting).
 
 2. Two-phase gated IF on the chip (`convert_to_chip`)
 -----------------------------------------------------

@@ -55,6 +55,15 @@ relative L ((index + 1) % P == (L + 2) % P), where its offset Br arrives (its ow
 relative 2L - 1 (index tau P + 2L) its v = 64 y_tau exactly; every frame's logits are read.
 Steps: (T - 1) P + 2L + 1. L = 1 gives P = 1: one step per frame.
 
+Stacked layers (`StackedIntGridRNN`, from nn.RNN num_layers = K): layer k ("h", "h2", ...) is the
+same neuron scheme with its frames shifted by k L steps (reset offset, clock and windows): the
+spikes of layer k - 1's window of frame tau (emitted at tau P + L + (k-1) L + j) arrive at relative
+j = 0..L-1 of layer k's frame tau, the last with its kick, like its own recurrent spikes (the same
+delay L - 1). M then also covers the (L - 1) sum(W+) of those input spikes before the kick, and
+all L recurrent spikes of the last frame (the run goes on after it: no stray spike). The readout
+follows the last layer's shift. Steps: (T - 1) P + 2L + 1 + (K - 1) L. Bidirectional RNNs are
+not converted: the backward direction needs the whole sequence before its first output.
+
 All weights are exact at the network's real width (`chip.exact_weights`: q * 2**k, weight_exp -k,
 num_weight_bits the fewest bits that hold q in the projection's sign mode); every bound
 (v inside +-(2**17 - 1) a-units where a saturation could change the result, each step's input
@@ -292,11 +301,65 @@ class IntGridRNN(nn.Module):
         return f"step={self.step}, levels={self.levels}, qmax={self.qmax}, input_range={self.input_range}"
 
 
+class StackedIntGridRNN(nn.Module):
+    """Elman layers stacked as nn.RNN(num_layers=K) stacks them: layer k reads the counts of layer
+    k - 1 (frame by frame); only the last may have a readout, all share L (one frame period).
+
+    `integer_forward(x)` -> (h of every layer [batch, T, H_k], y [batch, T, C] or None); the
+    counts of layer k - 1 enter layer k as its input integers (input_scale = layer k-1's s_h).
+    """
+
+    def __init__(self, layers):
+        super().__init__()
+        layers = list(layers)
+        if not layers or not all(isinstance(m, IntGridRNN) for m in layers):
+            raise UnsupportedNodeError("StackedIntGridRNN stacks IntGridRNN layers", where="StackedIntGridRNN",
+                                       got=[type(m).__name__ for m in layers])
+        for k, m in enumerate(layers):
+            where = f"StackedIntGridRNN layer {k}"
+            if m.levels != layers[0].levels:
+                raise ParameterError("every layer must have the same levels (one frame period)", where=where,
+                                     expected=layers[0].levels, got=m.levels)
+            if k < len(layers) - 1 and m.readout is not None:
+                raise ShapeError("only the last layer may have a readout", where=where)
+            if k and m.input.in_features != layers[k - 1].hidden_size:
+                raise ShapeError("layer input size differs from the hidden size below", where=where,
+                                 expected=layers[k - 1].hidden_size, got=m.input.in_features)
+            if k and (m.input_range[0] > 0 or m.input_range[1] < m.levels):
+                raise ParameterError("a stacked layer's input range must hold the counts 0..L", where=where,
+                                     expected=(0, m.levels), got=m.input_range)
+        self.layers = nn.ModuleList(layers)
+
+    def integer_forward(self, x):
+        hs, y = [], None
+        with torch.no_grad():
+            for k, layer in enumerate(self.layers):
+                inp = x if k == 0 else hs[-1] * layer.input_scale
+                h, y = layer.integer_forward(inp)
+                hs.append(h)
+        return hs, y
+
+    def predict(self, x) -> np.ndarray:
+        hs, y = self.integer_forward(x)
+        return (y if y is not None else hs[-1])[:, -1].argmax(1).numpy()
+
+
+def _layer_rnn(rnn: nn.RNN, k: int) -> nn.RNN:
+    """Layer k of a stacked nn.RNN as a one-layer nn.RNN (same weights)."""
+    one = nn.RNN(rnn.hidden_size if k else rnn.input_size, rnn.hidden_size, nonlinearity=rnn.nonlinearity,
+                 bias=rnn.bias, batch_first=True).double()
+    with torch.no_grad():
+        for name in ("weight_ih", "weight_hh") + (("bias_ih", "bias_hh") if rnn.bias else ()):
+            getattr(one, f"{name}_l0").copy_(getattr(rnn, f"{name}_l{k}").detach().double())
+    return one
+
+
 def quantize_rnn(rnn: nn.RNN, readout: nn.Linear | None, data, *, levels: int, input_scale: float = 1.0,
                  input_range: tuple[int, int] = (0, 255), percentile: float = 99.9, weight_bits: int = 8,
                  pow2_step: bool = False, round_to_nearest: bool = True) -> IntGridRNN:
-    """Quantize a trained float `nn.RNN` (nonlinearity='relu', num_layers=1, batch_first=True,
-    unidirectional) and an optional readout `nn.Linear` into an `IntGridRNN`.
+    """Quantize a trained float `nn.RNN` (nonlinearity='relu', batch_first=True, unidirectional)
+    and an optional readout `nn.Linear` into an `IntGridRNN` (a `StackedIntGridRNN` for
+    num_layers > 1: each layer quantized on the integer counts of the one below).
 
     Calibration on `data` ([batch, T, F] floats; the input is put on its integer grid first): the
     `percentile` of the positive pre-activations of all frames maps to L levels (s_h), s_w starts
@@ -313,8 +376,6 @@ def quantize_rnn(rnn: nn.RNN, readout: nn.Linear | None, data, *, levels: int, i
     for bad, setting, got, hint in (
         (rnn.nonlinearity != "relu", "nonlinearity", rnn.nonlinearity,
          "use nonlinearity='relu' (counts are unsigned 0..L; tanh's negative half has no spikes)"),
-        (rnn.num_layers != 1, "num_layers", rnn.num_layers,
-         "stacked RNNs are not converted yet: use num_layers=1 (a wider hidden layer)"),
         (rnn.bidirectional, "bidirectional", rnn.bidirectional,
          "a backward pass needs the whole sequence before the first output: use bidirectional=False"),
         (not rnn.batch_first, "batch_first", rnn.batch_first, "build the RNN with batch_first=True"),
@@ -324,6 +385,18 @@ def quantize_rnn(rnn: nn.RNN, readout: nn.Linear | None, data, *, levels: int, i
                                        expected="nn.RNN(F, H, nonlinearity='relu', batch_first=True)", got=got, hint=hint)
     if int(levels) != levels or levels < 1:
         raise ParameterError("levels must be a positive integer", where=where, got=levels)
+    if rnn.num_layers > 1:  # layer by layer, each calibrated on the integer counts of the one below
+        layers: list[IntGridRNN] = []
+        inp, scale, rng = data, input_scale, input_range
+        for k in range(rnn.num_layers):
+            top = k == rnn.num_layers - 1
+            layer = quantize_rnn(_layer_rnn(rnn, k), readout if top else None, inp, levels=levels, input_scale=scale,
+                                 input_range=rng, percentile=percentile, weight_bits=weight_bits, pow2_step=pow2_step,
+                                 round_to_nearest=round_to_nearest)
+            layers.append(layer)
+            h, _ = layer.integer_forward(inp)
+            inp, scale, rng = h * layer.hidden_scale, layer.hidden_scale, (0, levels)
+        return StackedIntGridRNN(layers)  # type: ignore[return-value]
     qmax = 2 ** (int(weight_bits) - 1) - 1
     W = rnn.weight_ih_l0.detach().double()
     U = rnn.weight_hh_l0.detach().double()
@@ -436,8 +509,8 @@ class RNNChipConversion:
     readout_indices: list[int] = field(default_factory=list)  # readout v index per frame
     clocks: dict[str, np.ndarray] = field(default_factory=dict)
     readout: str | None = None
-
-    probes = ("h/s",)
+    layer_windows: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # per hidden layer
+    probes: tuple[str, ...] = ("h/s",)
 
     @property
     def output_name(self) -> str:
@@ -460,26 +533,28 @@ class RNNChipConversion:
             out[cname] = np.broadcast_to(arr, (batch, *arr.shape)).copy()
         return out
 
-    def _spikes(self, result) -> np.ndarray:
-        if "h/s" in result.probes:
-            return np.asarray(result.probes["h/s"], np.int64)
-        if self.readout is None:
+    def _spikes(self, result, name: str = "h") -> np.ndarray:
+        if f"{name}/s" in result.probes:
+            return np.asarray(result.probes[f"{name}/s"], np.int64)
+        if self.readout is None and self.chip.outputs[self.output_name].population == name:
             return np.asarray(result.outputs[self.output_name], np.int64)
         raise ShapeError("run without the hidden probe", where="RNNChipConversion.hidden_counts", expected=list(self.probes))
 
-    def hidden_counts(self, result) -> np.ndarray:
-        s = self._spikes(result)
+    def hidden_counts(self, result, name: str = "h") -> np.ndarray:
+        """Counts per frame [B, T, H] of hidden layer `name` ("h" the first, "h2", ... stacked)."""
+        s = self._spikes(result, name)
         s = s.reshape(s.shape[0], s.shape[1], -1)
-        return np.stack([s[:, lo:hi].sum(1) for lo, hi in self.fire_windows], 1)
+        windows = self.layer_windows.get(name, self.fire_windows)
+        return np.stack([s[:, lo:hi].sum(1) for lo, hi in windows], 1)
 
     def stray_spikes(self, result) -> int:
-        """Spikes of h outside every fire window (0 when the scheme works)."""
-        s = self._spikes(result)
-        return int(s.sum() - self.hidden_counts(result).sum())
+        """Spikes of the hidden layers outside every fire window (0 when the scheme works)."""
+        names = list(self.layer_windows) or ["h"]
+        return sum(int(self._spikes(result, n).sum() - self.hidden_counts(result, n).sum()) for n in names)
 
     def activations(self, result) -> np.ndarray:
         if self.readout is None:
-            return self.hidden_counts(result)
+            return self.hidden_counts(result, self.chip.outputs[self.output_name].population)
         out = np.asarray(result.outputs[self.output_name], np.int64)
         v = out[:, self.readout_indices].reshape(out.shape[0], self.frames, -1)
         if np.any(v % 64):
@@ -513,81 +588,110 @@ def _dense(name: str, src: str, dst: str, q: np.ndarray, what: str, **kw) -> Pro
     return Projection(name, src, dst, w, kind="dense", weight_exp=exp, num_weight_bits=bits, **kw)
 
 
-def convert_rnn_to_chip(qrnn: IntGridRNN, frames: int) -> RNNChipConversion:
-    """Build the exact chip graph of an IntGridRNN for sequences of `frames` frames (see the module
-    docstring for the time layout)."""
-    if not isinstance(qrnn, IntGridRNN):
-        raise UnsupportedNodeError("convert_rnn_to_chip takes an IntGridRNN (see quantize_rnn)", got=type(qrnn).__name__)
-    if int(frames) != frames or frames < 1:
-        raise ParameterError("frames must be a positive integer", where="convert_rnn_to_chip", got=frames)
-    T = int(frames)
-    L, D = qrnn.levels, qrnn.step
-    P = 2 * L - 1
-    d = L - 1
-    name = "h"
+def _hidden_layer(chip: ChipGraph, clocks: dict, name: str, src: str, layer: IntGridRNN, *, frames: int, steps: int,
+                  shift: int, graded: tuple[int, int, int] | None, stacked: bool) -> list[tuple[int, int]]:
+    """Add hidden layer `name` (fed by `src`: the graded input, graded = (lo, hi, bits), or the
+    spikes of the layer below) whose frames lag the first layer's by `shift` steps; returns its
+    fire windows (spike indices [lo, hi) per frame). See the module docstring for the layout."""
+    T, L, D = frames, layer.levels, layer.step
+    P, d = 2 * L - 1, L - 1
     if d > MAX_DELAY:
         _fail(name, "the recurrent delay L - 1 exceeds the chip's 6-bit synaptic delay", d, f"<= {MAX_DELAY}",
               f"use at most {MAX_DELAY + 1} levels")
-    wq = qrnn.int_weight().numpy().astype(np.int64)
-    uq = qrnn.int_recurrent().numpy().astype(np.int64)
-    B = qrnn.int_bias().numpy().astype(np.int64)
-    H, F_ = wq.shape
-    lo, hi = qrnn.input_range
-    in_bits = max(1, int(max(abs(lo), abs(hi))).bit_length())
-    if in_bits > 24:
-        raise QuantizationError("input integers exceed the 24-bit graded payload", where="input",
-                                expected="|x| < 2**24", got=(lo, hi))
-    x_proj = _dense(f"x->{name}", "x", name, wq, "input", num_message_bits=in_bits)
-    u_proj = _dense(f"{name}->{name}", name, name, uq, "recurrent", delay=d)
-    steps = (T - 1) * P + 2 * L + 1
-
-    # -- the hidden layer's bounds (a-units) ---------------------------------------------------
-    x_hi, x_lo = _input_bounds(wq, lo, hi)
+    wq = layer.int_weight().numpy().astype(np.int64)
+    uq = layer.int_recurrent().numpy().astype(np.int64)
+    B = layer.int_bias().numpy().astype(np.int64)
+    H = wq.shape[0]
+    w_pos, w_neg = np.maximum(wq, 0).sum(1), -np.minimum(wq, 0).sum(1)
     u_pos, u_neg = np.maximum(uq, 0).sum(1), -np.minimum(uq, 0).sum(1)
-    # L = 1: the whole U h of the last frame arrives in one step after the last window, with the
-    # offset but no kick; M covers it there so that h never fires outside a fire window.
-    M = int(max(0, np.max(B + max(L - 1, 1) * u_pos)))
+    if graded is not None:  # x arrives once, with the kick
+        x_hi, x_lo = _input_bounds(wq, graded[0], graded[1])
+        x_part_hi, x_part_lo, x_all_lo, x_other_hi, x_other_lo = 0, 0, x_lo, 0, 0
+    else:  # the spikes of the layer below arrive over relative 0..L-1, the last with the kick
+        x_hi, x_lo = w_pos, -w_neg
+        x_part_hi, x_part_lo, x_all_lo, x_other_hi, x_other_lo = (L - 1) * w_pos, -(L - 1) * w_neg, -L * w_neg, w_pos, -w_neg
+    # M: no spike before the kick. L = 1: the whole U h of the last frame arrives in one step after
+    # the last window, with the offset but no kick. Stacked: the next frame's offset arrives while
+    # the run goes on, so M covers all L recurrent spikes of the last frame (no stray spike at all).
+    M = int(max(0, np.max(B + (L if stacked else max(L - 1, 1)) * u_pos + x_part_hi)))
     E = B - M
     kick = M - (L + 1) * D + 1
     if np.min(E) < -A_LIMIT:
         _fail(name, "bias offset exceeds the 24-bit v", int(np.min(E)), f"|E| <= {A_LIMIT}",
               "reduce the bias or the recurrent weights (M covers (L-1) sum(U+))")
-    low_v = np.minimum(E - (L - 1) * u_neg, B + x_lo - L * u_neg - L * D + 1)
+    low_v = np.minimum(E - (L - 1) * u_neg + x_part_lo, B + x_all_lo - L * u_neg - L * D + 1)
     if np.min(low_v) < -A_LIMIT:
         _fail(name, "membrane voltage would saturate below -(2**23-1) (24-bit v)", int(np.min(low_v)) * 64,
               f">= -{A_LIMIT * 64}", "reduce weights/bias (weight_bits) or the step D / levels")
     kick_step_hi = x_hi + u_pos + kick + D + (E if L == 1 else 0)
     kick_step_lo = x_lo - u_neg + kick + D + (E if L == 1 else 0)
-    a_hi = np.max([kick_step_hi, E + u_pos, u_pos, np.full(H, D)], axis=0)
-    a_lo = np.min([kick_step_lo, E - u_neg, -u_neg, np.full(H, D)], axis=0)
+    a_hi = np.max([kick_step_hi, E + u_pos + x_other_hi, u_pos + x_other_hi, np.full(H, D)], axis=0)
+    a_lo = np.min([kick_step_lo, E - u_neg + x_other_lo, -u_neg + x_other_lo, np.full(H, D)], axis=0)
     if np.max(a_hi) > U_HI or np.min(a_lo) < U_LO:
         _fail(name, "one step's synaptic input exceeds the 24-bit current u",
               (int(np.min(a_lo)) * 64, int(np.max(a_hi)) * 64), f"{U_LO * 64}..{U_HI * 64}",
               "reduce weights/bias (weight_bits) or the step D / levels")
     if abs(kick + D) >= 2 ** (CLOCK_BITS - 1) or D >= 2 ** (CLOCK_BITS - 1):
         _fail(name, "clock payload exceeds 24 bits", kick + D, f"|payload| < 2**{CLOCK_BITS - 1}", "reduce D or the bias")
-
-    chip = ChipGraph(meta={"conversion": "snnc.conversion_chip_rnn", "levels": L, "frames": T, "period": P})
-    chip.add(InputPopulation("x", (F_,), num_message_bits=in_bits))
-    clocks: dict[str, np.ndarray] = {}
-    pop = Population(name, (H,), du=4095, dv=0, vth=0, model="lif_reset", reset_interval=P, reset_offset=2 % P,
-                     meta={"step_D": D, "levels": L, "period": P, "M": M, "recurrent_delay": d})
+    pop = Population(name, (H,), du=4095, dv=0, vth=0, model="lif_reset", reset_interval=P,
+                     reset_offset=(2 + shift) % P,
+                     meta={"step_D": D, "levels": L, "period": P, "M": M, "recurrent_delay": d, "frame_shift": shift})
     chip.add(pop)
-    chip.add(x_proj)
-    chip.add(u_proj)
+    extra = {"num_message_bits": graded[2]} if graded is not None else {}
+    chip.add(_dense(f"{src}->{name}", src, name, wq, "input", **extra))
+    chip.add(_dense(f"{name}->{name}", name, name, uq, "recurrent", delay=d))
     ramp = np.zeros(steps, np.int64)
-    input_indices, windows = [], []
+    windows = []
     for tau in range(T):
-        base = tau * P  # send index of relative 0
+        base = tau * P + shift  # send index of relative 0
         ramp[base + L - 1] = kick + D
         ramp[base + L: base + 2 * L - 1] = D
-        input_indices.append(base + L - 1)
         windows.append((base + L, base + 2 * L))
     _add_clock(chip, clocks, name, pop, E, ramp, steps)
     arr = clocks[f"clock_{name}"]
     for tau in range(T + 1):  # the offset of every frame (and of frame T: no stray spikes after)
-        if tau * P < steps:
-            arr[tau * P, :DIGITS] = [256**k for k in range(DIGITS)]
+        if tau * P + shift < steps:
+            arr[tau * P + shift, :DIGITS] = [256**k for k in range(DIGITS)]
+    return windows
+
+
+def convert_rnn_to_chip(qrnn, frames: int) -> RNNChipConversion:
+    """Build the exact chip graph of an IntGridRNN (or a StackedIntGridRNN) for sequences of
+    `frames` frames (see the module docstring for the time layout)."""
+    if isinstance(qrnn, StackedIntGridRNN):
+        stack = list(qrnn.layers)
+    elif isinstance(qrnn, IntGridRNN):
+        stack = [qrnn]
+    else:
+        raise UnsupportedNodeError("convert_rnn_to_chip takes an IntGridRNN or StackedIntGridRNN (see quantize_rnn)",
+                                   got=type(qrnn).__name__)
+    if int(frames) != frames or frames < 1:
+        raise ParameterError("frames must be a positive integer", where="convert_rnn_to_chip", got=frames)
+    T = int(frames)
+    first, last = stack[0], stack[-1]
+    L = first.levels
+    P = 2 * L - 1
+    lo, hi = first.input_range
+    in_bits = max(1, int(max(abs(lo), abs(hi))).bit_length())
+    if in_bits > 24:
+        raise QuantizationError("input integers exceed the 24-bit graded payload", where="input",
+                                expected="|x| < 2**24", got=(lo, hi))
+    shift = (len(stack) - 1) * L  # layer k's frames lag layer 1's by k L steps
+    steps = (T - 1) * P + 2 * L + 1 + shift
+    F_ = first.input.in_features
+    chip = ChipGraph(meta={"conversion": "snnc.conversion_chip_rnn", "levels": L, "frames": T, "period": P,
+                           "layers": len(stack)})
+    chip.add(InputPopulation("x", (F_,), num_message_bits=in_bits))
+    clocks: dict[str, np.ndarray] = {}
+    names = ["h"] + [f"h{k + 1}" for k in range(1, len(stack))]
+    layer_windows = {}
+    for k, (name, layer) in enumerate(zip(names, stack)):
+        layer_windows[name] = _hidden_layer(
+            chip, clocks, name, "x" if k == 0 else names[k - 1], layer, frames=T, steps=steps, shift=k * L,
+            graded=(lo, hi, in_bits) if k == 0 else None, stacked=len(stack) > 1)
+    name, qrnn = names[-1], last
+    windows = layer_windows["h"]
+    input_indices = [tau * P + L - 1 for tau in range(T)]
 
     # -- readout --------------------------------------------------------------------------------
     readout = None
@@ -607,21 +711,21 @@ def convert_rnn_to_chip(qrnn: IntGridRNN, frames: int) -> RNNChipConversion:
             _fail(readout, "one step's synaptic input exceeds the 24-bit current u", None,
                   f"{U_LO * 64}..{U_HI * 64}", "reduce weights/bias of the readout")
         rpop = Population(readout, (rq.shape[0],), du=4095, dv=0, vth=READOUT_VTH, model="lif_reset",
-                          reset_interval=P, reset_offset=(L + 2) % P, meta={"readout": True})
+                          reset_interval=P, reset_offset=(L + 2 + shift) % P, meta={"readout": True})
         chip.add(rpop)
         chip.add(r_proj)
         _add_clock(chip, clocks, readout, rpop, Br, None, steps)
         rarr = clocks[f"clock_{readout}"]
         rarr[:] = 0
         for tau in range(T):
-            rarr[tau * P + L, :DIGITS] = [256**k for k in range(DIGITS)]
-            readout_indices.append(tau * P + 2 * L)
+            rarr[tau * P + L + shift, :DIGITS] = [256**k for k in range(DIGITS)]
+            readout_indices.append(tau * P + 2 * L + shift)
         chip.outputs["out"] = OutputPort(readout, "v")
     else:
         chip.outputs["out"] = OutputPort(name, "s")
     chip.validate()
     return RNNChipConversion(
-        chip=chip, steps=steps, frames=T, period=P, levels=L, input_size=F_, input_scale=qrnn.input_scale,
+        chip=chip, steps=steps, frames=T, period=P, levels=L, input_size=F_, input_scale=first.input_scale,
         input_range=(lo, hi), input_indices=input_indices, fire_windows=windows, readout_indices=readout_indices,
-        clocks=clocks, readout=readout,
+        clocks=clocks, readout=readout, layer_windows=layer_windows, probes=tuple(f"{n}/s" for n in names),
     )

@@ -194,7 +194,6 @@ def test_quantize_rnn_rejects_tanh_and_too_many_levels():
 
 @pytest.mark.parametrize("kwargs,setting", [
     (dict(nonlinearity="tanh"), "nonlinearity"),
-    (dict(nonlinearity="relu", num_layers=2), "num_layers"),
     (dict(nonlinearity="relu", bidirectional=True), "bidirectional"),
     (dict(nonlinearity="relu", batch_first=False), "batch_first"),
 ])
