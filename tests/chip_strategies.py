@@ -45,6 +45,7 @@ class GraphOptions:
     graded: bool = False
     per_neuron: bool = False
     max_inputs: int = 2
+    sign_split: bool = False  # dense/sparse projections may come as an excitatory + inhibitory pair
 
 
 @dataclass
@@ -182,6 +183,21 @@ def _dense_projection(draw, name, src, dst, kind, opts: GraphOptions, graded_src
     )
 
 
+def _add_projection(draw, g: ChipGraph, proj: Projection, opts: GraphOptions) -> None:
+    """Add `proj`, or (sign_split, sometimes) its positive and negative weights as two projections
+    with the same source, target, delays and exponent, as the quantizer's split_sign stores a layer."""
+    if not opts.sign_split or proj.kind == "conv" or not draw(st.booleans()):
+        g.add(proj)
+        return
+    w = proj.weights.toarray() if sp.issparse(proj.weights) else np.asarray(proj.weights)
+    for part, half in (("exc", np.maximum(w, 0)), ("inh", np.minimum(w, 0))):
+        g.add(Projection(
+            f"{proj.name}.{part}", proj.src, proj.dst, sp.csr_matrix(half) if proj.kind == "sparse" else half,
+            kind=proj.kind, weight_exp=proj.weight_exp, num_weight_bits=proj.num_weight_bits,
+            num_message_bits=proj.num_message_bits, delay=proj.delay,
+        ))
+
+
 # -- graphs -----------------------------------------------------------------------------------------
 @st.composite
 def chip_graphs(draw, **options) -> ChipGraph:
@@ -218,15 +234,15 @@ def chip_graphs(draw, **options) -> ChipGraph:
             pop = draw(populations(name, (size,), models=opts.models, per_neuron=opts.per_neuron))
             g.add(pop)
             kind = draw(st.sampled_from(flat_kinds))
-            g.add(_dense_projection(draw, f"w{k}", src, pop, kind, opts, graded_src))
+            _add_projection(draw, g, _dense_projection(draw, f"w{k}", src, pop, kind, opts, graded_src), opts)
         # Sometimes a second feed-forward input from another earlier node.
         others = [s for s in sources if s is not src]
         if others and draw(st.integers(0, 2)) == 0:
             extra = draw(st.sampled_from(others))
-            g.add(_dense_projection(
+            _add_projection(draw, g, _dense_projection(
                 draw, f"x{k}", extra, pop, draw(st.sampled_from(flat_kinds)), opts,
                 isinstance(extra, InputPopulation) and extra.num_message_bits > 0,
-            ))
+            ), opts)
         sources.append(pop)
 
     if opts.recurrent:
@@ -243,7 +259,7 @@ def chip_graphs(draw, **options) -> ChipGraph:
                 same = ConvGeometry(pop.shape, pop.shape, (k, k), (1, 1), (k // 2, k // 2), (1, 1), groups)
                 g.add(_conv_projection(draw, f"r{j}", pop.name, pop.name, same, False))
                 continue
-            g.add(_dense_projection(draw, f"r{j}", src, pop, draw(st.sampled_from(flat_kinds)), opts, False))
+            _add_projection(draw, g, _dense_projection(draw, f"r{j}", src, pop, draw(st.sampled_from(flat_kinds)), opts, False), opts)
 
     for name in g.populations:
         g.outputs[name] = OutputPort(name, "s")

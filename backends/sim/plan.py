@@ -177,6 +177,52 @@ class _Link:
         return self._cache[key]
 
 
+def _linear_send(link: _Link) -> bool:
+    """Whether what the link sends is additive in its weights modulo 2**32 (no 24-bit wrap, no
+    right shift): then links that read the same messages can be summed into one matrix exactly."""
+    return link.kind != "conv" and link.mode != K.MODE_WRAP24 and link.shift >= 0
+
+
+def _merge_links(links: list[_Link]) -> list[_Link]:
+    """Links that compute one sum evaluated as one: the quantizer's sign split (split_sign) stores
+    a layer as an excitatory and an inhibitory projection, which read the same source, reach the
+    same target neurons at the same delay and are sent the same way; their int32 contributions
+    add modulo 2**32 in any order, so one signed matrix gives every bit of the result at half the
+    work. The per-projection activity counters do not depend on links (they use the fanout)."""
+    groups: dict[tuple, list[_Link]] = {}
+    order: list[tuple] = []
+    for i, link in enumerate(links):
+        key = ((link.src, link.n_off, link.n_dst, link.delay, link.latency, link.shift, link.mode, link.graded,
+                link.abs_msg) if _linear_send(link) else ("alone", i))
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        groups[key].append(link)
+    out = []
+    for key in order:
+        group = groups[key]
+        if len(group) == 1:
+            out.append(group[0])
+            continue
+        if all(lk.csr is not None for lk in group):
+            total = sp.csr_matrix(sum(lk.csr for lk in group), dtype=np.int64)
+            total.eliminate_zeros()
+        else:
+            total = sum(lk.dense if lk.dense is not None else lk.csr.toarray() for lk in group)
+        first = group[0]
+        merged = _Link(
+            proj="+".join(lk.proj for lk in group), src=first.src, kind=first.kind, delay=first.delay,
+            latency=first.latency, n_off=first.n_off, n_dst=first.n_dst, shift=first.shift, mode=first.mode,
+            graded=first.graded, abs_msg=first.abs_msg, l1=_row_l1(total),
+        )
+        if sp.issparse(total) and total.nnz < 0.25 * total.shape[0] * total.shape[1]:
+            merged.csr = total
+        else:
+            merged.dense = np.asarray(total.toarray() if sp.issparse(total) else total, np.int64)
+        out.append(merged)
+    return out
+
+
 @dataclass
 class _Component:
     """Populations stepped together: one (feed-forward) or a strongly connected set (recurrent)."""
@@ -328,6 +374,7 @@ class Plan:
                     if proj.port == "a_in2":  # a product population's second input: columns [n, 2n) of its buffer
                         link.n_off += graph.populations[name].size
                     links.append(link)
+        links = _merge_links(links)
         groups = self._groups(internal, offsets) if internal else _empty_groups()
         outgoing = [p for m in members for p in graph.outgoing(m)]
         fan = np.zeros((len(outgoing), n), np.int64)
@@ -353,7 +400,18 @@ class Plan:
         rows, wvals = [], []
         n_cols = 0
         nnz = 0
-        for proj, delay, w in internal:
+        blocks: dict[tuple, tuple[Projection, int, object]] = {}
+        for i, (proj, delay, w) in enumerate(internal):
+            graded = proj.num_message_bits > 0
+            mode = _send_mode(proj, graph.populations[proj.src], graded)
+            shift = 0 if proj.kind == "conv" else int(proj.weight_exp)
+            # blocks of one sum (a sign-split pair) become one signed block, as `_merge_links` does
+            key = (proj.src, proj.dst, delay, shift, mode, graded) if mode != K.MODE_WRAP24 and shift >= 0 else ("alone", i)
+            if key in blocks:
+                blocks[key] = (blocks[key][0], delay, sp.csc_matrix(blocks[key][2], dtype=np.int64) + sp.csc_matrix(w, dtype=np.int64))
+            else:
+                blocks[key] = (proj, delay, w)
+        for proj, delay, w in blocks.values():
             src = graph.populations[proj.src]
             csc = sp.csc_matrix(w, dtype=np.int64)
             csc.eliminate_zeros()

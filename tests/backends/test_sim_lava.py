@@ -137,6 +137,22 @@ def test_everything_mixed(suite, chunk, synapses):
     check_suite(suite, chunk, synapses)
 
 
+@settings(lava_settings, max_examples=4)
+@given(
+    suite=cs.chip_suites(
+        cs.chip_cases(kinds=("dense", "sparse"), models=cs.ALL_MODELS, recurrent=True, delays=True, graded=True,
+                      sign_split=True),
+        **SUITE,
+    ),
+    chunk=CHUNKS,
+    synapses=SYNAPSES,
+)
+def test_sign_split_pairs_planned_as_one_signed_matrix(suite, chunk, synapses):
+    """Excitatory + inhibitory halves of one layer (the quantizer's split_sign), which the sim
+    merges into one signed link or recurrent block, still equal Lava's separate processes."""
+    check_suite(suite, chunk, synapses)
+
+
 def test_extreme_values_against_lava():
     """Hand-made corner cases in one Lava run: 24-bit conv wrap and the LIF's single wrap of an
     out-of-range current, int32 wrap of a graded Dense dot product before a negative weight_exp,

@@ -424,3 +424,41 @@ def test_batch_chunks_and_synapse_paths_do_not_change_results(case, chunk, seed)
         assert chunked.activity.populations[name].spikes_per_step.tolist() == act.spikes_per_step.tolist()
     for name, act in whole.activity.projections.items():
         assert chunked.activity.projections[name].synaptic_ops_per_step.tolist() == act.synaptic_ops_per_step.tolist()
+
+
+def test_sign_split_halves_are_planned_as_one_link_and_one_recurrent_block():
+    """The two halves of a split layer become one signed matrix (exact: int32 sums wrap the same in
+    any order); halves with a negative weight_exp (floor shift per projection) stay apart."""
+    from snnc.backends.sim.plan import Plan
+
+    rng = np.random.default_rng(3)
+    w = rng.integers(-50, 50, (4, 6)) * 2  # even: a mixed-sign 8-bit projection (below) keeps them exactly
+    r = rng.integers(-50, 50, (4, 4)) * 2
+    g = ChipGraph()
+    g.add(InputPopulation("x", (6,)))
+    g.add(Population("n", (4,), du=300, dv=200, vth=40))
+    for name, src, m, exp in (("w", "x", w, 0), ("r", "n", r, 1), ("s", "x", w, -1)):
+        g.add(Projection(f"{name}.exc", src, "n", np.maximum(m, 0), weight_exp=exp))
+        g.add(Projection(f"{name}.inh", src, "n", np.minimum(m, 0), weight_exp=exp))
+    plan = Plan(g)
+    (comp,) = plan.components
+    assert sorted(link.proj for link in comp.links) == ["s.exc", "s.inh", "w.exc+w.inh"]
+    merged = next(link for link in comp.links if link.proj == "w.exc+w.inh")
+    assert np.array_equal(merged.dense, w)
+    assert comp.groups["src_lo"].size == 1  # r.exc and r.inh: one recurrent block
+    x = (rng.random((25, 6)) < 0.5).astype(np.int64)
+    probes = ("n/u", "n/v", "n/s")
+    got = SimBackend().build(g).run(x, probes=probes)
+    # the same network with each layer as one mixed-sign projection of the effective weights
+    h = ChipGraph()
+    h.add(InputPopulation("x", (6,)))
+    h.add(Population("n", (4,), du=300, dv=200, vth=40))
+    for name, src, exp in (("w", "x", 0), ("r", "n", 1)):
+        eff = g.projections[f"{name}.exc"].effective_weights() + g.projections[f"{name}.inh"].effective_weights()
+        h.add(Projection(name, src, "n", eff, weight_exp=exp, num_weight_bits=8))
+    for part in ("exc", "inh"):
+        h.add(Projection(f"s.{part}", "x", "n", g.projections[f"s.{part}"].weights, weight_exp=-1))
+    want = SimBackend().build(h).run(x, probes=probes)
+    for key in probes:
+        assert np.array_equal(got.probes[key], want.probes[key]), key
+
