@@ -341,6 +341,7 @@ class DatasetEvaluation:
     mapping: Any = None
     notes: list[str] = field(default_factory=list)
     compiled: Any = None
+    assumed: list[str] = field(default_factory=list)  # what loading the model assumed (--strict fails on these)
 
     @property
     def accuracy(self) -> float | None:
@@ -464,8 +465,10 @@ def evaluate_dataset(model: Any, data: Any, *, backend: str = "sim", batch_size:
         calibrate = calibration_samples(dataset)
         notes.append(f"no calibration data given: scales sized on the first {len(calibrate)} samples of the data")
     prepared = prepare(graph, backend=backend, calibrate=calibrate, name=name, notes=notes, **prepare_options)
-    return run_prepared(prepared, dataset, batch_size=batch_size, engine=engine, chip=chip, costs=costs,
-                        progress=progress, model=name)
+    result = run_prepared(prepared, dataset, batch_size=batch_size, engine=engine, chip=chip, costs=costs,
+                          progress=progress, model=name)
+    result.assumed = [str(w.message) for w in stated]
+    return result
 
 
 def run_prepared(prepared: Prepared, dataset: Any, *, batch_size: int = 64, engine: Engine | None = None,

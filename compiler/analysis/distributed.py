@@ -120,8 +120,10 @@ class DaskEngine:
                 raise ParameterError("the number of workers must be a positive integer", where="--workers", got=workers)
             import dask
 
-            # non-daemonic workers may start processes of their own (the lava backend runs Lava in one)
-            with dask.config.set({"distributed.worker.daemon": False}):
+            # non-daemonic workers may start processes of their own (the lava backend runs Lava in one);
+            # one thread per worker: numba's parallel loops too (dask already sets OMP/MKL/OpenBLAS to 1)
+            with dask.config.set({"distributed.worker.daemon": False,
+                                  "distributed.nanny.pre-spawn-environ.NUMBA_NUM_THREADS": 1}):
                 self.cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
                                             silence_logs=logging.ERROR, memory_limit=memory_limit)
             self.client = Client(self.cluster, set_as_default=False)

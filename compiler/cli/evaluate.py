@@ -68,7 +68,7 @@ def _evaluate(args: argparse.Namespace, console) -> int:
         result = evaluate_dataset(args.model, args.data, backend=args.backend, batch_size=args.batch_size, engine=engine,
                                   calibrate=calibrate, chip=args.chip, costs=args.costs, progress=args.progress,
                                   data_options=_data_options(args), reset_mode=args.reset_mode, **options)
-    failed = strict_exit(args, result.compiled, [n for n in result.notes])
+    failed = strict_exit(args, result.compiled, result.assumed)
     if failed is not None:
         return failed
     write_text(args.out, json.dumps(result.to_dict(), indent=1))

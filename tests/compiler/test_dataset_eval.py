@@ -73,6 +73,39 @@ def test_a_tonic_dataset_is_read_a_part_at_a_time_with_its_labels(tmp_path, refd
         open_dataset("nmnist", root=tmp_path / "empty", steps=5)
 
 
+def test_a_part_sent_to_a_worker_is_sized_by_its_batch_not_the_dataset(tmp_path):
+    import pickle
+
+    sizes = {}
+    for n in (20, 400):
+        x = np.ones((n, 10, 8), np.float32)
+        np.savez(tmp_path / f"d{n}.npz", x=x)
+        sizes[n] = (len(pickle.dumps(NpzDataset.open(tmp_path / f"d{n}.npz").part(0, 5))),
+                    len(pickle.dumps(ArrayDataset(x).part(0, 5))))
+    assert abs(sizes[20][0] - sizes[400][0]) < 16 and sizes[400][0] < 1000  # a file's part names rows (N: a few bytes)
+    assert sizes[20][1] == sizes[400][1] < 5 * 10 * 8 * 4 + 1000  # an array's part carries its 5 samples only
+
+
+def test_the_reference_backend_runs_the_float_model_itself(tmp_path, capsys):
+    import nir
+
+    from snnc.backends.base import get_backend
+    from test_sweep import if_network
+
+    rng = np.random.default_rng(4)
+    x = (rng.random((9, 15, 3)) < 0.4).astype(np.float32)
+    np.savez(tmp_path / "d.npz", x=x, y=rng.integers(0, 2, 9))
+    nir.write(str(tmp_path / "if.nir"), if_network())
+    result = evaluate_dataset(tmp_path / "if.nir", tmp_path / "d.npz", backend="reference", batch_size=4, reset_mode="zero")
+    expect = get_backend("reference").build(if_network()).run(x).outputs["output"].sum(1).argmax(1)
+    assert result.rule == "count" and result.predictions.tolist() == expect.tolist()
+    assert result.energy is None and result.agreement is None and any("no energy" in n for n in result.notes)
+    code = main(["evaluate", str(tmp_path / "if.nir"), "--data", str(tmp_path / "d.npz"), "--out", str(tmp_path / "r.json"),
+                 "--backend", "reference", "--strict", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 1 and "strict" in err and "reset" in err  # the assumed reset mode fails --strict
+
+
 def test_predictions_by_rule():
     out = np.zeros((2, 3, 4))
     out[0, :, 2] = 1  # sample 0: class 2 spikes 3 times
