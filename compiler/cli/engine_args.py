@@ -18,8 +18,8 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
     """--workers N | --scheduler ADDRESS (default: this process)."""
     g = p.add_mutually_exclusive_group()
     g.add_argument("--workers", type=_workers, metavar="N",
-                   help="run batches on a Dask LocalCluster of N worker processes on this machine (0: one per core; "
-                        "default: in this process)")
+                   help="run batches on a Dask LocalCluster of N single-threaded worker processes on this machine "
+                        "(0: one per core; 1 or not given: in this process)")
     g.add_argument("--scheduler", metavar="ADDRESS",
                    help="run batches on an existing Dask cluster (`dask scheduler`, then `dask worker ADDRESS` on each "
                         "machine), e.g. tcp://10.0.0.5:8786; snnc never starts remote machines")
