@@ -530,10 +530,10 @@ class ChipGraph:
                     hint="a product population has two inputs, a_in1 and a_in2; every other kind has a_in",
                 )
         for pop in self.populations.values():
-            for port in pop.ports if pop.model == "product" else ():
-                if not any(p.port == port for p in self.incoming(pop.name)):
+            for port_name in pop.ports if pop.model == "product" else ():
+                if not any(p.port == port_name for p in self.incoming(pop.name)):
                     raise GraphError(
-                        f"product population has no projection into its port {port}", where=f"population {pop.name!r}",
+                        f"product population has no projection into its port {port_name}", where=f"population {pop.name!r}",
                         hint="its output would be 0 at every step; connect both a_in1 and a_in2",
                     )
         for name, port in self.outputs.items():

@@ -53,7 +53,7 @@ def _state_vars(net) -> list:
     synaptic buffers of Dense/Sparse (`a_buff`, per delay for Delay*) and Conv (`a_buf`)."""
     out = []
     for proc in net.populations.values():
-        out.extend((proc.u, proc.v))
+        out.extend(getattr(proc, name) for name in ("u", "v") if hasattr(proc, name))  # ProdNeuron has no u
         if hasattr(proc, "spiked"):  # snnc's CubaNeuron remembers last step's spikes (subtract reset)
             out.append(proc.spiked)
     for proc in net.projections.values():
@@ -105,6 +105,8 @@ class LavaProgram:
         padded = -(-steps // period) * period
         if self.strategy == "rebuild" or batch == 1:
             return "rebuild", steps
+        if any(p.model == "atrlif" for p in self.graph.populations.values()):
+            return "rebuild", steps  # Lava's ATRLIF sets theta = theta_0 at its first step only: no reset restores it
         if self.strategy == "reset":
             return "reset", padded
         small = state_size(self.graph) <= RESET_AUTO_LIMIT

@@ -17,6 +17,8 @@ from snnc.ir.fixed_point import arith
 from snnc.ir.fixed_point import atrlif as spec
 from snnc.ir.fixed_point.units import bias_value, threshold_value
 
+from .kernels_prodneuron import count_step
+
 
 def _inline(fn, **helpers):
     """`fn` compiled inline, with the spec functions it calls bound to their compiled versions."""
@@ -61,7 +63,6 @@ def scan_atrlif(acc, steps, state, du, dv, bias, theta_0, theta_step, d_theta, d
     `kernels.scan_ff` (unit = sample)."""
     batch = state.shape[1]
     n = state.shape[2]
-    n_proj = fanout.shape[0]
     for b in nb.prange(batch):
         for t in range(steps):
             n_spk = 0
@@ -83,11 +84,4 @@ def scan_atrlif(acc, steps, state, du, dv, bias, theta_0, theta_step, d_theta, d
                     u_out[b, t, j] = i
                 if write_v:
                     v_out[b, t, j] = v
-            spikes_t[b, 0, t] += n_spk
-            active[b, 0] += n_act
-            if n_spk > 0:
-                for p in range(n_proj):
-                    total = 0
-                    for j in range(n):
-                        total += fanout[p, j] * (s_out[b, t, j] != 0)
-                    ops_t[b, p, t] += total
+            count_step(b, t, n_spk, n_act, s_out, fanout, spikes_t, active, ops_t)

@@ -30,6 +30,20 @@ product_value = _inline(spec.product_value, wrap32=wrap32)
 product_spike = _inline(spec.product_spike, wrap32=wrap32)
 
 
+@nb.njit(inline="always")
+def count_step(b, t, n_spk, n_act, s_out, fanout, spikes_t, active, ops_t):
+    """The activity counters of one (sample, step) of a single-population component: its nonzero
+    messages, active neurons, and the synaptic ops they cause (fanout per nonzero message)."""
+    spikes_t[b, 0, t] += n_spk
+    active[b, 0] += n_act
+    if n_spk > 0:
+        for p in range(fanout.shape[0]):
+            total = 0
+            for j in range(fanout.shape[1]):
+                total += fanout[p, j] * (s_out[b, t, j] != 0)
+            ops_t[b, p, t] += total
+
+
 def population_params(pop: Population) -> dict:
     """The kernel's parameters of a product population."""
     return {"exp": int(pop.prod_exp), "vth": int(pop.vth)}
@@ -41,7 +55,6 @@ def scan_product(acc, steps, exp, vth, s_out, fanout, spikes_t, counts, active, 
     float64 (payloads are int32, exact in float64); counters as `kernels.scan_ff` (unit = sample)."""
     batch = acc.shape[0]
     n = s_out.shape[2]
-    n_proj = fanout.shape[0]
     e = np.int64(exp)
     th = np.int64(vth)
     for b in nb.prange(batch):
@@ -57,11 +70,4 @@ def scan_product(acc, steps, exp, vth, s_out, fanout, spikes_t, counts, active, 
                 counts[b, j] += fired
                 n_spk += fired
                 n_act += (a1 != 0) | (a2 != 0)
-            spikes_t[b, 0, t] += n_spk
-            active[b, 0] += n_act
-            if n_spk > 0:
-                for p in range(n_proj):
-                    total = 0
-                    for j in range(n):
-                        total += fanout[p, j] * (s_out[b, t, j] != 0)
-                    ops_t[b, p, t] += total
+            count_step(b, t, n_spk, n_act, s_out, fanout, spikes_t, active, ops_t)

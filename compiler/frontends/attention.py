@@ -52,6 +52,8 @@ EXT_VERSION = 1
 MAX_WEIGHT = 254
 DT = 1.0
 SURROGATE_SLOPE = 10.0
+INPUT_INIT_SCALE = 1 / 16
+"""Inputs are integer pixel levels (0..16 for the digits): torch's default init is scaled down by that range."""
 """Time step of the NIR form: one step per input row (tau and r are in steps)."""
 
 
@@ -93,10 +95,13 @@ def if_neurons(current):
     return torch.stack(out, dim=1)
 
 
-def _make_linear(d_in: int, d_out: int, frac_bits: int):
+def _make_linear(d_in: int, d_out: int, frac_bits: int, init_scale: float = 1.0):
+    """A bias-free Linear whose forward uses its weights on the grid of `frac_bits`."""
     torch = _torch()
 
     layer = torch.nn.Linear(d_in, d_out, bias=False)
+    with torch.no_grad():
+        layer.weight.mul_(init_scale)
     layer.frac_bits = frac_bits
     return layer
 
@@ -112,16 +117,17 @@ def _module_base():
 class SpikingSelfAttention(_module_base()):
     """Causal spiking linear attention: spike-driven Q, K, V, then Q.K^T.V without softmax.
 
-    x [B, T, d_in] -> out [B, T, d_model] (graded): q, k, v = IF(W x); S_t = sum_{t' <= t} k v^T;
-    out_t = floor(q_t S_t / 2**scale_shift) (Spikformer's scaling as a shift; 0 = none).
+    x [B, T, d_in] -> [B, T, 2 d_model]: the attention out_t = floor(q_t S_t / 2**scale_shift)
+    (Spikformer's scaling as a shift; 0 = none), with q, k, v = IF(W x) and S_t = sum_{t' <= t} k v^T,
+    next to the V spikes themselves (Spikformer's residual path around the attention).
     """
 
-    def __init__(self, d_in: int, d_model: int, *, frac_bits: int = 5, scale_shift: int = 0):
+    def __init__(self, d_in: int, d_model: int, *, frac_bits: int = 8, scale_shift: int = 0, init_scale: float = INPUT_INIT_SCALE):
         super().__init__()
         self.d_model, self.scale_shift = d_model, int(scale_shift)
-        self.q = _make_linear(d_in, d_model, frac_bits)
-        self.k = _make_linear(d_in, d_model, frac_bits)
-        self.v = _make_linear(d_in, d_model, frac_bits)
+        self.q = _make_linear(d_in, d_model, frac_bits, init_scale)
+        self.k = _make_linear(d_in, d_model, frac_bits, init_scale)
+        self.v = _make_linear(d_in, d_model, frac_bits, init_scale)
 
     def forward(self, x):
         torch = _torch()
@@ -131,7 +137,11 @@ class SpikingSelfAttention(_module_base()):
         if self.scale_shift:
             scaled = out / 2**self.scale_shift
             out = torch.floor(scaled).detach() + (scaled - scaled.detach())
-        return out
+        return torch.cat([out, v], dim=-1)
+
+    @property
+    def width(self) -> int:
+        return 2 * self.d_model
 
 
 class SpikingSSM(_module_base()):
@@ -141,12 +151,12 @@ class SpikingSSM(_module_base()):
     h is sent on as a graded payload with `payload_bits` fraction bits (floor, as the chip does).
     """
 
-    def __init__(self, d_in: int, d_state: int, *, frac_bits: int = 4, payload_bits: int = 4):
+    def __init__(self, d_in: int, d_state: int, *, frac_bits: int = 8, payload_bits: int = 4, init_scale: float = INPUT_INIT_SCALE):
         super().__init__()
         torch = _torch()
         self.d_state, self.payload_bits = d_state, int(payload_bits)
-        self.B = _make_linear(d_in, d_state, frac_bits)
-        self.G = _make_linear(d_in, d_state, frac_bits)
+        self.B = _make_linear(d_in, d_state, frac_bits, init_scale)
+        self.G = _make_linear(d_in, d_state, frac_bits, init_scale)
         self.decay_logit = torch.nn.Parameter(torch.linspace(-2.0, 2.0, d_state))
 
     def dv(self):
@@ -171,14 +181,18 @@ class SpikingSSM(_module_base()):
             out.append(hq * gate[:, t])
         return torch.stack(out, dim=1)
 
+    @property
+    def width(self) -> int:
+        return self.d_state
+
 
 class SequenceClassifier(_module_base()):
     """A block then a Linear readout summed over time: x [B, T, d_in] -> logits [B, classes]."""
 
-    def __init__(self, block, d_block: int, classes: int, *, frac_bits: int = 3):
+    def __init__(self, block, classes: int, *, frac_bits: int = 6, init_scale: float = 0.1):
         super().__init__()
         self.block = block
-        self.readout = _make_linear(d_block, classes, frac_bits)
+        self.readout = _make_linear(block.width, classes, frac_bits, init_scale)
 
     def forward(self, x):
         return (self.block(x) @ _qweight(self.readout).T).sum(dim=1)
@@ -240,8 +254,12 @@ def to_nir(model, d_in: int, *, input_bits: int = 5) -> nir.NIRGraph:
         chain("attn.q.spk", "attn.qs.q")
         chain("attn.state", "attn.qs.s")
         product("attn.qs", d * d, "attn.qs.q", "attn.qs.s", exp=block.scale_shift)
-        # out_j = sum_i q_i S_ij, then the readout: one Linear (readout x the sum over i)
-        readout = _w(model.readout) @ np.kron(np.ones((1, d)), eye)
+        # out_j = sum_i q_i S_ij, then the readout: one Linear (readout x the sum over i); the
+        # residual V spikes reach the logits through their own Linear
+        w_out = _w(model.readout)
+        readout = w_out[:, :d] @ np.kron(np.ones((1, d)), eye)
+        nodes["readout.residual"] = nir.Linear(weight=w_out[:, d:])
+        chain("attn.v.spk", "readout.residual", "logits")
         if block.scale_shift:
             raise UnsupportedNodeError("scale_shift > 0 floors each q_i S_ij product on the chip but the sum in the float model",
                                        where="SpikingSelfAttention.scale_shift", got=block.scale_shift,
@@ -317,11 +335,11 @@ def _record(node) -> dict | None:
     return rec
 
 
-def _grid(w: np.ndarray, where: str) -> tuple[np.ndarray, int]:
-    """Integer weights and k with w = integer / 2**k exactly, and the integers as Lava's 8-bit
-    Dense applies them (unchanged by its truncation: even when the signs are mixed)."""
+def _grid(w: np.ndarray, where: str, k_min: int = 0) -> tuple[np.ndarray, int]:
+    """Integer weights and the least k >= k_min with w = integer / 2**k exactly, the integers as
+    Lava's 8-bit Dense applies them (unchanged by its truncation: even when the signs are mixed)."""
     w = np.asarray(w, np.float64)
-    for k in range(0, 24):
+    for k in range(k_min, 24):
         scaled = w * 2.0**k
         if np.abs(scaled).max(initial=0) > 256:
             break
@@ -403,15 +421,18 @@ def nir_to_chip(graph: nir.NIRGraph, *, where: str = "<attention NIR graph>") ->
                     notes.append(f"{name}.{port}: delay {late - t} aligns the product's ports")
             unit[name], arrival[name] = scale * 2.0 ** int(rec.get("exp", 0)), late
             continue
-        if len(incoming) != 1 or kinds[incoming[0]] != "linear":
-            raise GraphError("a neuron node must be fed by exactly one Linear", where=f"{where}: node {name!r}", got=incoming)
-        lin = incoming[0]
-        src = linear_source(lin)
+        if not incoming or any(kinds[i] != "linear" for i in incoming) or (kind == "IF" and len(incoming) != 1):
+            raise GraphError("a neuron node must be fed by Linear nodes (an IF by exactly one)", where=f"{where}: node {name!r}",
+                             got=incoming)
+        k = max(_grid(nodes[lin].weight, f"{where}: node {lin!r}")[1] for lin in incoming)  # one grid for all inputs
+        a_units = {unit[linear_source(lin)] / 2.0**k for lin in incoming}
+        if len(a_units) != 1:
+            raise ParameterError("the Linears into one node deliver different units", where=f"{where}: node {name!r}",
+                                 got=sorted(a_units), hint="feed the node from sources of one payload unit")
+        a_unit = a_units.pop()
         size = int(np.size(node.r))
         rec = _record(node) or {}
         if kind == "IF":
-            _, k = _grid(nodes[lin].weight, f"{where}: node {lin!r}")
-            a_unit = unit[src] / 2.0**k
             vth = np.asarray(node.v_threshold, np.float64) / a_unit
             if np.any(vth != np.round(vth)) or len(set(vth.tolist())) != 1:
                 raise ParameterError("IF thresholds must be one integer number of input units per layer", where=f"{where}: node {name!r}",
@@ -419,8 +440,6 @@ def nir_to_chip(graph: nir.NIRGraph, *, where: str = "<attention NIR graph>") ->
             chip.add(Population(name, (size,), du=DECAY_ONE - 1, dv=0, vth=int(vth[0])))
             unit[name] = 1.0
         else:  # LI (diagonal recurrence) or I (integrator): a relay that sends v >> shift
-            _, k = _grid(nodes[lin].weight, f"{where}: node {lin!r}")
-            a_unit = unit[src] / 2.0**k
             if kind == "LI":
                 dv = DECAY_ONE * DT / np.asarray(node.tau, np.float64)
                 tau_r = np.asarray(node.r, np.float64) * DT / np.asarray(node.tau, np.float64)
@@ -440,8 +459,9 @@ def nir_to_chip(graph: nir.NIRGraph, *, where: str = "<attention NIR graph>") ->
             if is_output:
                 chip.outputs[name] = OutputPort(name, "v")
                 output_unit = a_unit / 2.0**STATE_SHIFT
-        _projection(chip, lin, src, name, nodes[lin].weight, unit, "a_in", where)
-        arrival[name] = arrival[src] + 1
+        for lin in incoming:
+            _projection(chip, lin, linear_source(lin), name, nodes[lin].weight, unit, "a_in", where, k_min=k)
+        arrival[name] = max(arrival[linear_source(lin)] for lin in incoming) + 1
     if not chip.outputs:
         raise GraphError("no integrator feeds the Output", where=where, hint="export with attention.to_nir")
     out = next(iter(chip.outputs.values())).population
@@ -449,9 +469,9 @@ def nir_to_chip(graph: nir.NIRGraph, *, where: str = "<attention NIR graph>") ->
     return ChipSequence(chip=chip.validate(), latency=arrival[out], logit_scale=output_unit, notes=notes)
 
 
-def _projection(chip: ChipGraph, lin: str, src: str, dst: str, weight, unit: dict, port: str, where: str):
+def _projection(chip: ChipGraph, lin: str, src: str, dst: str, weight, unit: dict, port: str, where: str, k_min: int = 0):
     """A dense projection for Linear `lin`; returns it and the float value of one unit it delivers."""
-    w_int, k = _grid(weight, f"{where}: node {lin!r}")
+    w_int, k = _grid(weight, f"{where}: node {lin!r}", k_min)
     source = chip.source(src)
     graded = not (isinstance(source, Population) and source.spiking)
     name = f"{dst}.{port}" if port != "a_in" else lin

@@ -18,7 +18,7 @@ from snnc.compiler.analysis.sweep import budget_sweep
 from snnc.compiler.cli import main
 from snnc.compiler.pipeline import compile
 from snnc.ir.bits import SPECS
-from snnc.ir.errors import ParameterError, PassError, QuantizationError
+from snnc.ir.errors import BackendError, ParameterError, PassError, QuantizationError
 from snnc.ir.reset_mode import AssumptionWarning
 
 REFDATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "nir-paper"
@@ -314,6 +314,8 @@ def test_wraps_are_exact(looped):
     assert not above.any() and not below.any()
     if looped:
         assert not events["r"][0].any()
+        with pytest.raises(BackendError, match="feed-forward populations only"):  # the loop's sums stay in the kernel
+            get_backend("sim").build(_chip(looped)).run({"in": x}, probes=["q/a"])
     # the old heuristic (|u jump| > 2**23) misses the first wrap (0 -> -6332416) and flags a 4-spike step
     jumps = np.abs(np.diff(u.astype(np.int64), prepend=0)) > 2**23
     assert not np.array_equal(jumps, want)

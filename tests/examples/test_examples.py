@@ -101,7 +101,7 @@ def test_digits_conversion_demo(tmp_path):
         assert text in proc.stdout
 
 
-@pytest.mark.parametrize("name", ["braille_to_loihi", "digits_snntorch", "digits_conversion"])
+@pytest.mark.parametrize("name", ["braille_to_loihi", "digits_snntorch", "digits_conversion", "spikformer_digits", "ssm_digits"])
 def test_exit_status_follows_the_verifications(load_example, name, monkeypatch):
     """`cli()` (what `python examples/X.py` exits with) is 1 when a check failed, 0 otherwise."""
     example = load_example(name)
@@ -109,3 +109,31 @@ def test_exit_status_follows_the_verifications(load_example, name, monkeypatch):
     assert example.cli([]) == 1
     monkeypatch.setattr(example, "main", lambda argv=None: {"ok": True})
     assert example.cli([]) == 0
+
+
+@pytest.mark.lava
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("name, kinds", [
+    ("spikformer_digits", {"lif", "product", "relay"}),
+    ("ssm_digits", {"lif", "product", "relay"}),
+])
+def test_sequence_examples(load_example, tmp_path, name, kinds):
+    """Attention / SSM on digit rows: trained, written to NIR and read back, run on sim and Lava."""
+    import nir
+
+    from snnc.compiler.frontends.attention import nir_to_chip
+
+    result = load_example(name).main(["--fast", "--out", str(tmp_path), "--seed", "0"])
+    assert result["ok"], result["checks"]
+    acc = result["accuracy"]
+    assert acc["float"] >= 0.5  # clearly learned (chance is 0.10)
+    assert abs(result["gap_points"]) < 2.0 and result["gap_points"] == pytest.approx(100 * (acc["float"] - acc["chip"]))
+    assert result["lava_equals_sim"] is True and result["lava_images"] == 2
+    assert set(result["neurons_by_kind"]) == kinds  # the products run as Lava ProdNeuron populations
+    assert result["energy"]["total_j"] > result["energy"]["dynamic_j"] > 0 and result["energy"]["synaptic_ops"] > 0
+    assert result["test_size"] == 450
+    seq = nir_to_chip(nir.read(result["nir_file"]))  # the saved file reads back into the same chip
+    assert seq.latency == result["latency_steps"]
+    if name == "spikformer_digits":
+        assert result["max_logit_error"] == 0.0  # IF neurons, 0/1 and count products: the chip holds the float numbers
+    assert json.loads((tmp_path / "summary.json").read_text())["ok"] is True

@@ -19,9 +19,9 @@ from snnc.compiler.frontends.torch import from_torch
 from snnc.ir.errors import ParameterError, UnsupportedNodeError
 
 
-def _model(block, width, seed=0):
+def _model(block, seed=0):
     torch.manual_seed(seed)
-    model = A.SequenceClassifier(block, width, 10).double()
+    model = A.SequenceClassifier(block, 10).double()
     with torch.no_grad():
         for p in model.parameters():
             if p.ndim == 2:
@@ -40,7 +40,7 @@ def _chip_logits(model, x, tmp_path):
 
 def test_attention_chip_equals_float_model(tmp_path):
     x = np.random.default_rng(0).integers(0, 17, (12, 8, 8))
-    model = _model(A.SpikingSelfAttention(8, 4), 4)
+    model = _model(A.SpikingSelfAttention(8, 4))
     with torch.no_grad():
         want = model(torch.from_numpy(x).double()).numpy()
     seq, got, run = _chip_logits(model, x, tmp_path)
@@ -52,7 +52,7 @@ def test_attention_chip_equals_float_model(tmp_path):
 def test_ssm_chip_within_truncation_bound_of_float_model(tmp_path):
     x = np.random.default_rng(1).integers(0, 17, (12, 8, 8))
     block = A.SpikingSSM(8, 6)
-    model = _model(block, 6, seed=1)
+    model = _model(block, seed=1)
     with torch.no_grad():
         want = model(torch.from_numpy(x).double()).numpy()
     seq, got, _ = _chip_logits(model, x, tmp_path)
@@ -100,7 +100,7 @@ def test_blocks_inside_a_per_step_model_point_to_the_exporter():
 
 
 def test_chip_lowering_refuses_what_it_cannot_mean(tmp_path):
-    model = _model(A.SpikingSSM(8, 6), 6)
+    model = _model(A.SpikingSSM(8, 6))
     graph = A.to_nir(model, 8)
     graph.nodes["ssm.y"].metadata = {}  # a Scale without the product key would be a silent sum
     with pytest.raises(UnsupportedNodeError, match="Scale without the snnc product key"):
