@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -56,17 +57,19 @@ def _timed(fn, *args, **kwargs):
 def bench_evaluate(engines, samples: int, steps: int, batch: int) -> dict:
     """Seconds for the same evaluation on each engine (after a warm-up that builds every program)."""
     from snnc.compiler.analysis.dataset_eval import prepare, run_prepared
-    from snnc.compiler.data.dataset import ArrayDataset
+    from snnc.compiler.data.dataset import ArrayDataset, NpzDataset
 
     x = _frames(samples, steps)
     labels = np.arange(samples) % 10
     prepared = prepare(DATA / "nir-paper/cnn/cnn_sinabs.nir", calibrate=x, reset_mode="zero", guard=False)
-    data = ArrayDataset(x, labels)
-    seconds, results = {}, {}
-    for name, engine in engines.items():
-        warm = batch * engine.workers * 2
-        run_prepared(prepared, ArrayDataset(x[:warm], labels[:warm]), batch_size=batch, engine=engine)
-        results[name], seconds[name] = _timed(run_prepared, prepared, data, batch_size=batch, engine=engine)
+    with tempfile.TemporaryDirectory() as tmp:  # read by the workers a batch at a time, as `snnc evaluate --data`
+        np.savez(Path(tmp) / "frames.npz", x=x, y=labels)
+        data = NpzDataset.open(Path(tmp) / "frames.npz")
+        seconds, results = {}, {}
+        for name, engine in engines.items():
+            warm = batch * engine.workers * 2
+            run_prepared(prepared, ArrayDataset(x[:warm], labels[:warm]), batch_size=batch, engine=engine)
+            results[name], seconds[name] = _timed(run_prepared, prepared, data, batch_size=batch, engine=engine)
     first = json.dumps(next(iter(results.values())).to_dict())
     return {"samples": samples, "steps": steps, "batch": batch, "seconds": seconds,
             "equal": all(json.dumps(r.to_dict()) == first for r in results.values())}

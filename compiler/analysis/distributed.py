@@ -2,7 +2,8 @@
 
 Both engines take the same three calls, so the evaluation and the sweep are written once:
 `submit(fn, *args)` returns a handle (an argument may be the handle of an earlier task: the engine
-passes its result), `as_completed(handles)` yields (handle, result) as tasks finish, `close()`.
+passes its result), `as_completed(handles)` yields (handle, result) as tasks finish (and lets the
+workers forget each result once yielded), `close()`.
 
 - `LocalEngine`: runs each task in this process when its result is first asked for, in order.
 - `DaskEngine`: a `LocalCluster` of `workers` single-threaded processes (default: one per core),
@@ -138,6 +139,7 @@ class DaskEngine:
 
         for future, result in as_completed(list(handles), loop=self.client.loop, with_results=True):
             yield future, result
+            future.release()  # the result is the caller's now: the worker may drop it (tasks needing it keep it)
 
     def stats(self) -> dict[Any, dict[str, int]]:
         """`cache_stats()` of every worker, by worker address."""
