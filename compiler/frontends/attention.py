@@ -30,8 +30,9 @@ is one step on the chip, so the ports of a product get delays that make both arr
 `ChipSequence.steps(T)` is how long to run for T input rows.
 
 S4D with complex diagonal states (`lava.proc.s4d`) has only a floating_pt model in Lava 0.10: it is
-not a chip kind here; `nir_to_chip` names such a node and says so instead of inventing fixed-point
-semantics.
+not a chip kind here. `S4DLayer` is that float model in torch (equal to Lava's process); `to_nir`
+refuses it naming the layer, and `nir_to_chip` refuses unknown nodes, instead of inventing
+fixed-point semantics.
 """
 from __future__ import annotations
 
@@ -186,6 +187,35 @@ class SpikingSSM(_module_base()):
         return self.d_state
 
 
+class S4DLayer(_module_base()):
+    """S4D's complex diagonal state-space layer, float only: Lava 0.10's `lava.proc.s4d.S4d`
+    (floating_pt; it has no fixed_pt model) computes, per channel and step,
+        s_t = a * s_t-1 + b * x_t,   y_t = Re(2 * c * s_t)
+    with complex a, b, c; so does this module (the tests compare it with Lava's process). There is no
+    chip path: `to_nir` refuses it, naming the layer, instead of inventing fixed-point semantics.
+    """
+
+    def __init__(self, a, b, c):
+        super().__init__()
+        torch = _torch()
+        for name, value in (("a", a), ("b", b), ("c", c)):
+            self.register_buffer(name, torch.as_tensor(np.asarray(value, np.complex128)))
+        self.d_state = int(self.a.numel())
+
+    def forward(self, x):
+        torch = _torch()
+        state = torch.zeros(x.shape[0], self.d_state, dtype=torch.complex128)
+        out = []
+        for t in range(x.shape[1]):
+            state = state * self.a + x[:, t].to(torch.complex128) * self.b
+            out.append(torch.real(self.c * state * 2))
+        return torch.stack(out, dim=1).to(x.dtype)
+
+    @property
+    def width(self) -> int:
+        return self.d_state
+
+
 class SequenceClassifier(_module_base()):
     """A block then a Linear readout summed over time: x [B, T, d_in] -> logits [B, classes]."""
 
@@ -212,7 +242,14 @@ def _ext(record: dict) -> dict:
 
 def to_nir(model, d_in: int, *, input_bits: int = 5) -> nir.NIRGraph:
     """The NIR graph of a `SequenceClassifier` (one time step; inputs are integers < 2**input_bits)."""
-    if not isinstance(model, SequenceClassifier) or not isinstance(model.block, (SpikingSelfAttention, SpikingSSM)):
+    block = getattr(model, "block", None)
+    if isinstance(block, S4DLayer):
+        raise UnsupportedNodeError(
+            "S4D layer with complex diagonal states has no chip path: Lava 0.10 ships only a floating_pt model "
+            "for it (lava.proc.s4d.S4d)", where=f"layer 'block' ({type(model).__name__}.block: S4DLayer, {block.d_state} states)",
+            hint="run it as float torch (it equals Lava's float S4d), or use SpikingSSM (real decays, spiking gate) for the chip",
+        )
+    if not isinstance(model, SequenceClassifier) or not isinstance(block, (SpikingSelfAttention, SpikingSSM)):
         raise UnsupportedNodeError(
             "to_nir exports a SequenceClassifier around a SpikingSelfAttention or SpikingSSM block",
             where=f"model {type(model).__name__}", got=type(getattr(model, "block", model)).__name__,

@@ -147,3 +147,45 @@ def test_extremes_equal_lava():
 def test_product_state_is_not_readable():
     with pytest.raises(BackendError, match="keeps no state"):
         SimBackend().build(_edge_graph()).run(np.zeros((1, 3, 2)), probes=["prod/v"])
+
+
+def test_s4d_float_path_equals_lava_s4d_and_has_no_chip_path():
+    """Lava 0.10's S4d has only a floating_pt model: snnc's S4DLayer is that float model (equal to
+    Lava's process, step for step), and exporting it for the chip is an error naming the layer."""
+    import torch
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.io.source import RingBuffer
+    from lava.proc.monitor.process import Monitor
+    from lava.proc.s4d.process import S4d
+
+    from snnc.compiler.frontends.attention import S4DLayer, SequenceClassifier, to_nir
+    from snnc.ir.errors import UnsupportedNodeError
+
+    rng = np.random.default_rng(0)
+    n, steps = 3, 8
+    a = 0.9 * np.exp(1j * rng.random(n))
+    b, c = rng.random(n) + 1j * rng.random(n), rng.random(n) + 1j * rng.random(n)
+    x = rng.standard_normal((n, steps))
+    src, s4 = RingBuffer(data=x), S4d(shape=(n,), a=a, b=b, c=c)
+    src.s_out.connect(s4.a_in)
+    monitor = Monitor()
+    monitor.probe(s4.s_out, steps)
+    s4.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="floating_pt"))
+    try:
+        lava = np.asarray(monitor.get_data()[s4.name]["s_out"]).reshape(steps, n)
+    finally:
+        s4.stop()
+    layer = S4DLayer(a, b, c)
+    with torch.no_grad():
+        ours = layer(torch.from_numpy(x.T[None]).double())[0].numpy()
+    assert np.allclose(ours, lava, rtol=1e-12, atol=1e-12)
+    with pytest.raises(UnsupportedNodeError, match=r"layer 'block'.*S4D layer.*floating_pt.*SpikingSSM"):
+        to_nir(SequenceClassifier(layer, 10), n)
+
+
+def test_programmable_kinds_run_on_fixed_pt_only():
+    from snnc.backends.lava.emit import emit
+
+    with pytest.raises(BackendError, match="population 'prod'.*fixed_pt model only"):
+        emit(_edge_graph(), tag="floating_pt")

@@ -141,3 +141,24 @@ def test_budget_counts_state_per_kind():
     layers = {layer.name: layer for layer in report.layers}
     assert layers["p"].state_bits == 0  # ProdNeuron keeps nothing between steps
     assert layers["a"].state_bits == 2 * 4 * 24  # i, v, theta, r
+
+
+def test_energy_prices_programmable_updates_as_stated():
+    """A product/atrlif update is priced at UPDATE_COST_FACTOR CUBA updates, and the report says so;
+    the counts come from the run (hand check: every product neuron is active when both ports are)."""
+    from snnc.backends.sim import SimBackend
+    from snnc.compiler.analysis.energy import UPDATE_COST_FACTOR, estimate_energy
+    from snnc.compiler.mapping import map_to_cores
+
+    g = _graph()
+    run = SimBackend().build(g).run(np.full((1, 6, 2), 3))
+    report = estimate_energy(run.activity, map_to_cores(g, "loihi2", traffic=run.activity))
+    table = report.table
+    for name in ("p", "a"):
+        layer, act = report.layers[name], run.activity.populations[name]
+        factor = UPDATE_COST_FACTOR[g.populations[name].model]
+        assert layer.energy["neuron_active"] == pytest.approx(act.active_updates * table.e_neuron_active * factor)
+        assert layer.energy["neuron_inactive"] == pytest.approx((act.neuron_updates - act.active_updates) * table.e_neuron_inactive * factor)
+        assert any(f"layer {name!r}" in a and "CUBA updates" in a for a in report.assumptions)
+    # inputs 3 from step 0: both ports of p receive 3 from step 1 on, so p is active 5 of 6 steps
+    assert run.activity.populations["p"].active_updates == 2 * 5
