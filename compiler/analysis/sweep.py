@@ -179,7 +179,8 @@ class SweepResult:
         (with labels) or output agreement; rows that failed or have no quality are left out."""
         rows = [r for r in self.rows if r.error is None and r.budget is not None]
         quality = [r.accuracy if r.accuracy is not None else r.fidelity for r in rows]
-        cost = [r.budget.weight_memory_bits + r.budget.state_bits for r in rows]
+        budgets = [r.budget for r in rows if r.budget is not None]
+        cost = [b.weight_memory_bits + b.state_bits for b in budgets]
         points = [(c, np.nan if q is None else q) for c, q in zip(cost, quality)]
         return [rows[i].weight_bits for i in pareto_front(points)]
 
