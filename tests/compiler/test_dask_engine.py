@@ -173,6 +173,17 @@ def test_sweep_resumes_after_an_interruption(tmp_path):
     assert CALLS == [8]  # other data: another key, computed
 
 
+def test_sweep_over_a_data_file_equals_the_sweep_over_its_arrays(tmp_path):
+    rng = np.random.default_rng(5)
+    inputs = (rng.random((7, 20, 3)) < 0.3).astype(np.float32)
+    labels = rng.integers(0, 2, 7)
+    np.savez(tmp_path / "d.npz", x=inputs, y=labels)
+    arrays = budget_sweep(if_network(), (2, 8), inputs, labels=labels, compile_fn=hand_compile)
+    files = budget_sweep(if_network(), (2, 8), NpzDataset.open(tmp_path / "d.npz"), compile_fn=hand_compile, batch_size=3)
+    assert json.loads(json.dumps(files.to_dict())) == json.loads(json.dumps(arrays.to_dict()))
+    assert files.row(2).accuracy is not None and (files.steps, files.batch) == (20, 7)
+
+
 def test_sweep_on_a_local_cluster_equals_in_process(cluster):
     rng = np.random.default_rng(2)
     inputs = (rng.random((5, 20, 3)) < 0.3).astype(np.float32)
