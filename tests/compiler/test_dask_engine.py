@@ -65,7 +65,7 @@ def test_nir_cnn_event_files_on_a_local_cluster_equal_in_process(tmp_path, refda
     assert remote.reference_predictions is not None
 
 
-def test_cli_on_an_existing_cluster_by_address(tmp_path, cluster, capsys):
+def test_cli_in_process_on_a_cluster_by_address_and_on_its_own_local_cluster(tmp_path, cluster, capsys):
     import nir
 
     from snnc.compiler.cli import main
@@ -76,14 +76,15 @@ def test_cli_on_an_existing_cluster_by_address(tmp_path, cluster, capsys):
     nir.write(str(model), chip_to_nir(chip))
     nir.write(str(reference), if_network())
     outs = []
-    for flags in ([], ["--scheduler", cluster.client.scheduler.address]):
+    for flags in ([], ["--scheduler", cluster.client.scheduler.address], ["--workers", "2"]):
         out = tmp_path / f"r{len(outs)}.json"
         code = main(["evaluate", str(model), "--data", str(data), "--out", str(out), "--batch-size", "5", "--no-progress",
                      "--reference", str(reference), "--reset-mode", "zero", *flags])
         assert code == 0, capsys.readouterr().err
         outs.append(json.loads(out.read_text()))
-    assert outs[0] == outs[1] and outs[1]["fidelity"]["agreement"] == 1.0  # the exact twin of its float model
-    assert "Dask cluster at tcp://" in capsys.readouterr().out
+    assert outs[0] == outs[1] == outs[2] and outs[1]["fidelity"]["agreement"] == 1.0  # the exact twin of its float model
+    printed = capsys.readouterr().out
+    assert "Dask cluster at tcp://" in printed and "LocalCluster of 2 worker processes" in printed
 
 
 def _tiny_model_and_data(tmp_path, samples=16):
