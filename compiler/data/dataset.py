@@ -373,7 +373,10 @@ def open_dataset(data: Any, *, steps: int | None = None, bin_ms: float | None = 
     if path.is_dir():
         binning = check_binning(steps, bin_ms, text)
         return EventFolderDataset.open(path, Binning(binning.steps, bin_ms, sensor_size), event_format)
-    if path.suffix.lower() in (".npz", ".npy") or path.exists():
+    if path.is_file() and path.suffix.lower() not in (".npz", ".npy"):
+        raise ModelFileError("a dataset file must be an .npz or .npy", where=text,
+                             hint="put event recordings in a folder (one subfolder per class for labels) and pass the folder")
+    if path.suffix.lower() in (".npz", ".npy"):
         if bin_ms is not None:
             raise ParameterError("--bin-ms applies to event data only", where=text, hint="drop --bin-ms for arrays")
         return NpzDataset.open(path)

@@ -47,6 +47,9 @@ def test_npz_and_npy_parts_read_exactly_their_rows(tmp_path):
         NpzDataset.open(tmp_path / "flat.npz")
     with pytest.raises(ModelFileError, match="data not found"):
         open_dataset(tmp_path / "nothing_here")
+    (tmp_path / "one.bin").write_bytes(b"")
+    with pytest.raises(ModelFileError, match="in a folder"):
+        open_dataset(tmp_path / "one.bin", steps=3)
     with pytest.raises(ParameterError, match="--steps"):
         open_dataset(tmp_path, bin_ms=2.0)  # a folder is event data: it needs a fixed length
     with pytest.raises(ParameterError, match="batch size"):
