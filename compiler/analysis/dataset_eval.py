@@ -183,7 +183,7 @@ def prepare(model: Any, *, backend: str = "sim", calibrate: Any = None, weight_b
         prepared.reference = float_graph
         ref_outputs = list(float_graph.outputs)
         prepared.reference_output = out if out in ref_outputs else _pick_output(ref_outputs, None, f"{where} (float model)")
-        prepared.dt = ref_dt if backend != "reference" else prepared.dt
+        prepared.dt = ref_dt  # the float model runs at the chip's step
         prepared.reference_key = "reference:" + _digest((float_graph, ref_dt))
     prepared.key = f"{backend}:" + _digest((run_graph, backend, prepared.dt))
     return prepared
