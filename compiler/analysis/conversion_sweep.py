@@ -67,10 +67,14 @@ def network_layout(model: Any) -> tuple[int, bool, int]:
     MaxPool may sit in between) is hidden; a last one without is the readout."""
     import torch.nn as nn
 
-    from snnc.compiler.frontends.conversion.chip import _BATCHNORMS, _OPS, _flat_modules
+    from snnc.compiler.frontends.conversion.chip import _BATCHNORMS, _OPS, Residual, _flat_modules
+
+    def flat(module) -> list:  # a Residual block: its body, then the block's ReLU
+        return [x for m in _flat_modules(module)
+                for x in (flat(m.body) + [nn.ReLU()] if isinstance(m, Residual) else [m])]
 
     pools = (nn.MaxPool1d, nn.MaxPool2d)
-    mods = [m for m in _flat_modules(model) if not isinstance(m, (*_BATCHNORMS, nn.Dropout, nn.Identity))]
+    mods = [m for m in flat(model) if not isinstance(m, (*_BATCHNORMS, nn.Dropout, nn.Identity))]
     ops = [i for i, m in enumerate(mods) if isinstance(m, _OPS)]
     if not ops:
         raise ParameterError("the model has no Conv/Linear layer to convert", where="conversion grid",

@@ -18,15 +18,8 @@ from snnc.compiler.frontends.conversion.chip import (
     convert_to_chip,
     quantize_model,
 )
+from conversion_layers import int_layer
 from snnc.ir.errors import UnsupportedNodeError
-
-
-def _layer(op, q, b, step, levels, act=True, signed=False):
-    op = op.double()
-    with torch.no_grad():
-        op.weight.copy_(torch.as_tensor(q, dtype=torch.float64))
-        op.bias.copy_(torch.as_tensor(b, dtype=torch.float64))
-    return IntGridLayer(op, in_scale=1.0, weight_scale=1.0, step=step, levels=levels, act=act, signed=signed)
 
 
 def _window_max(counts, k, stride, pad):
@@ -50,12 +43,12 @@ def _max_pool_net(seed):
     d1, d2 = (max(1, int(v)) for v in (rng.uniform(0.3, 1.2) * 300 / L, rng.uniform(0.3, 1.2) * 60 * c1 / L))
     q3 = rng.integers(-60, 61, size=(4, c2 * 2 * 2))
     net = IntGridNet([
-        _layer(nn.Conv2d(1, c1, 3, padding=1), q1, rng.integers(-d1, d1 + 1, c1), d1, L),
+        int_layer(nn.Conv2d(1, c1, 3, padding=1), q1, rng.integers(-d1, d1 + 1, c1), d1, L),
         MaxPoolCounts(2),  # 8x8 -> 4x4
-        _layer(nn.Conv2d(c1, c2, 3, padding=1), q2, rng.integers(-d2, d2 + 1, c2), d2, L),
+        int_layer(nn.Conv2d(c1, c2, 3, padding=1), q2, rng.integers(-d2, d2 + 1, c2), d2, L),
         MaxPoolCounts(3, 2, 1),  # overlapping, padded: 4x4 -> 2x2
         nn.Flatten(),
-        _layer(nn.Linear(c2 * 4, 4), q3, rng.integers(-50, 51, 4), 1, L, act=False),
+        int_layer(nn.Linear(c2 * 4, 4), q3, rng.integers(-50, 51, 4), 1, L, act=False),
     ], input_range=(0, 16))
     x = torch.as_tensor(rng.integers(0, 17, size=(6, 1, 8, 8)).astype(np.float64))
     return net, x
@@ -85,11 +78,11 @@ def _signed_net(seed, in_range=(-8, 8)):
     q3 = rng.integers(-60, 61, size=(4, 5))
     d1, d2 = max(1, 250 // L), max(1, int(60 * 48 * L * 4 / 8 / L / L))
     net = IntGridNet([
-        _layer(nn.Conv2d(1, 3, 3, padding=1), q1, rng.integers(-d1, d1 + 1, 3), d1, L, signed=True),
+        int_layer(nn.Conv2d(1, 3, 3, padding=1), q1, rng.integers(-d1, d1 + 1, 3), d1, L, signed=True),
         SumPool2d(2),  # a sum of signed counts folds into the next layer as before
         nn.Flatten(),
-        _layer(nn.Linear(48, 5), q2, rng.integers(-d2, d2 + 1, 5), d2, L, signed=True),
-        _layer(nn.Linear(5, 4), q3, rng.integers(-50, 51, 4), 1, L, act=False),
+        int_layer(nn.Linear(48, 5), q2, rng.integers(-d2, d2 + 1, 5), d2, L, signed=True),
+        int_layer(nn.Linear(5, 4), q3, rng.integers(-50, 51, 4), 1, L, act=False),
     ], input_range=in_range)
     x = torch.as_tensor(rng.integers(in_range[0], in_range[1] + 1, size=(6, 1, 8, 8)).astype(np.float64))
     return net, x

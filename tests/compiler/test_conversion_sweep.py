@@ -25,7 +25,7 @@ def test_grid_rows_match_the_integer_network_and_time_grows_with_levels():
     with torch.no_grad():
         model[0].weight /= 16
     calib, test, labels = x[:1000], x[1000:1100], y[1000:1100]
-    points = conversion_grid(model, (3, 8), (2, 4), calib, test, labels, input_shape=(64,))
+    points = conversion_grid(model, (3, 8), (2, 4), calib, test, labels, input_shape=(64,)).points
     assert [(p.weight_bits, p.levels) for p in points] == [(3, 2), (3, 4), (8, 2), (8, 4)]
     for p in points:  # exact conversion: the chip's accuracy is the integer network's
         qnet = quantize_model(model, calib, levels=p.levels, weight_bits=p.weight_bits, input_range=(0, 16))

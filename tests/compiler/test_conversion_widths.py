@@ -10,16 +10,13 @@ import torch
 import torch.nn as nn
 
 from snnc.compiler.analysis.budget import bit_budget
-from snnc.compiler.frontends.conversion.chip import IntGridLayer, IntGridNet, SumPool2d, convert_to_chip
+from snnc.compiler.frontends.conversion.chip import IntGridNet, SumPool2d, convert_to_chip
+from conversion_layers import int_layer
 from snnc.compiler.frontends.conversion.chip_rnn import IntGridRNN, convert_rnn_to_chip
 
 
 def _layer(op, q, b, step, levels, bits, act=True):
-    op = op.double()
-    with torch.no_grad():
-        op.weight.copy_(torch.as_tensor(q, dtype=torch.float64))
-        op.bias.copy_(torch.as_tensor(b, dtype=torch.float64))
-    return IntGridLayer(op, in_scale=1.0, weight_scale=1.0, step=step, levels=levels, act=act, weight_bits=bits)
+    return int_layer(op, q, b, step, levels, act, bits=bits)
 
 
 def _net(bits, seed=0):

@@ -19,7 +19,9 @@ def ann_modules() -> list[type]:
     """The torch.nn classes a converted ANN file may hold (the layers quantize_model reads)."""
     import torch.nn as nn
 
-    return [nn.Sequential, nn.Conv1d, nn.Conv2d, nn.Linear, nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.AvgPool1d, nn.AvgPool2d, nn.MaxPool1d,
+    from .chip import Residual
+
+    return [Residual, nn.Sequential, nn.Conv1d, nn.Conv2d, nn.Linear, nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.AvgPool1d, nn.AvgPool2d, nn.MaxPool1d,
             nn.MaxPool2d, nn.Flatten, nn.BatchNorm1d, nn.BatchNorm2d, nn.Identity, nn.Dropout]
 
 
@@ -30,6 +32,7 @@ def is_ann_file(path) -> bool:
 def load_ann(path):
     """The nn.Module saved at `path` (torch.save(model)), in eval mode."""
     import torch
+    import torch.nn as nn
 
     path = Path(path)
     if not path.exists():
@@ -45,7 +48,7 @@ def load_ann(path):
         raise ModelFileError(
             what, where=str(path), got=None if found else f"{type(exc).__name__}: {text[:200]}",
             hint="save the float model with torch.save(model) where model is an nn.Sequential of "
-            + ", ".join(c.__name__ for c in ann_modules()[1:]),
+            + ", ".join(c.__name__ for c in ann_modules() if c is not nn.Sequential),
         ) from None
     if not isinstance(model, torch.nn.Module):
         raise ModelFileError("the file holds no nn.Module", where=str(path), got=type(model).__name__,

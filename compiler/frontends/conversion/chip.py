@@ -30,9 +30,12 @@ Beyond that, each exact on sim and Lava (tests/compiler/test_conversion_coverage
   differences is not an OR) and not on the graded input image;
 * Conv1d / AvgPool1d / MaxPool1d on (C, W) maps: the (C, 1, W) view of the 2-D geometry; a Conv1d
   runs as its sparse matrix (the chip's conv projection is 2-D).
-Not built: residual adds (a Sequential has no skip; a target fed by two earlier layers would be
-exact in this scheme if M covers both sources' partial sums) and bidirectional RNNs (`chip_rnn`
-converts stacked Elman layers; `quantize_rnn` names the setting).
+* residual blocks (`Residual` float, `IntResidual` integer: relu(body(x) + x)): the block input's
+  spikes (or the image) reach the block's last layer through one more projection of weight k
+  (z_int = q h + B + k n_in); they all arrive before its kick, so M covers them whole. The
+  quantizer picks the last layer's grid so that k is an integer the chip holds in one synapse
+  (`skip_weight`: m 2**e, m <= 255, carried with weight_exp +e, `exact_weights`).
+Not built: bidirectional RNNs (`chip_rnn` converts stacked Elman layers; `quantize_rnn` names it).
 
 2. Two-phase gated IF on the chip (`convert_to_chip`)
 -----------------------------------------------------
@@ -175,11 +178,15 @@ class IntGridLayer(nn.Module):
             return F.conv1d(x, w, b, o.stride, o.padding, o.dilation, o.groups)
         return F.linear(x, w, b)
 
-    def forward(self, a):
+    def forward(self, a, skip=None):
+        """The float model; `skip` (a residual block's float term, already on z's scale) is added
+        to the pre-activation."""
         ws, si = self.weight_scale.to(a.dtype), self.in_scale.to(a.dtype)
         w = torch.clamp(_ste_round(self.op.weight / ws), -self.qmax, self.qmax) * ws
         b = None if self.op.bias is None else _ste_round(self.op.bias / (ws * si)) * ws * si
         z = self._op(a, w, b)
+        if skip is not None:
+            z = z + skip
         if not self.act:
             return z
         s = self.step * ws * si
@@ -189,10 +196,12 @@ class IntGridLayer(nn.Module):
         uc = torch.clamp(u, low, self.levels)
         return s * (uc + (q - uc).detach())
 
-    def integer(self, n):
+    def integer(self, n, skip=None):
         """z_int (readout) or n = clamp(floor(z_int / D), 0, L) (signed: -L..L), exact (float64
-        holding integers)."""
+        holding integers); `skip` (a residual block's integer term) is added to z_int."""
         z = self._op(n.double(), self.int_weight(), self.int_bias())
+        if skip is not None:
+            z = z + skip
         if not self.act:
             return z
         return torch.clamp(torch.div(z, self.step, rounding_mode="floor"), -self.levels if self.signed else 0,
@@ -286,6 +295,64 @@ class MaxPoolCounts(nn.Module):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, dims={self.dims}"
 
 
+class Residual(nn.Module):
+    """A float residual block relu(body(x) + x) (ResNet's identity skip) that `quantize_model`
+    converts: `body` is an nn.Sequential of what quantize_model reads, ending with a Conv/Linear
+    (no activation) whose output has x's shape."""
+
+    def __init__(self, body: nn.Module):
+        super().__init__()
+        self.body = body
+
+    def forward(self, x):
+        return torch.relu(self.body(x) + x)
+
+
+class IntResidual(nn.Module):
+    """An identity skip over a chain of integer layers: the last layer's pre-activation gets
+    `skip` x the block's input counts, z_int = q h + B + k n_in, then its quantized ReLU.
+
+    Exact on the chip: the block's input spikes (an earlier window) reach the last layer through
+    one more projection (weights k, diagonal) before its kick; its offset M covers them too.
+    `quantize_model` picks the last layer's weight grid so that k is an integer (k s_w s_h = s_in).
+    """
+
+    def __init__(self, layers, skip: int, skip_scale: float = 1.0):
+        super().__init__()
+        layers = list(layers)
+        ints = [m for m in layers if isinstance(m, IntGridLayer)]
+        if not ints or not isinstance(layers[-1], IntGridLayer) or not layers[-1].act or layers[-1].signed:
+            raise UnsupportedNodeError("a residual block must end with a Conv/Linear and its ReLU", where="IntResidual",
+                                       hint="end the block's body with Conv/Linear; the block applies the ReLU")
+        if int(skip) != skip or skip < 1:
+            raise ParameterError("the skip weight must be a positive integer", where="IntResidual", got=skip)
+        self.layers = nn.ModuleList(layers)
+        self.skip = int(skip)
+        self.skip_scale = float(skip_scale)  # float value of one skip unit on the last layer's z scale
+
+    def _run(self, v, integer: bool):
+        """The block's layers but the last (integer or float); also the counts of its IntGridLayers."""
+        outs = []
+        for layer in self.layers[:-1]:
+            v = layer.integer(v) if integer and hasattr(layer, "integer") else layer(v)
+            if isinstance(layer, IntGridLayer):
+                outs.append(v)
+        return v, outs
+
+    def integer_all(self, n):
+        """Counts of every IntGridLayer of the block (the last one with the skip added)."""
+        h, outs = self._run(n, integer=True)
+        last = self.layers[-1].integer(h, skip=self.skip * n.double())
+        if last.shape != n.shape:
+            raise ShapeError("a residual block's output must have its input's shape", where="IntResidual",
+                             expected=list(n.shape[1:]), got=list(last.shape[1:]))
+        return outs + [last]
+
+    def forward(self, a):
+        h, _ = self._run(a, integer=False)
+        return self.layers[-1](h, skip=a * self.skip * self.skip_scale)
+
+
 class IntGridNet(nn.Module):
     """A sequence of `IntGridLayer`, `SumPool2d`, `MaxPoolCounts` and `nn.Flatten` on an integer input grid.
 
@@ -344,6 +411,10 @@ class IntGridNet(nn.Module):
                         out.append(n)
                 elif isinstance(layer, (SumPool1d, SumPool2d, MaxPoolCounts)):
                     n = layer.integer(n)
+                elif isinstance(layer, IntResidual) and not pre_activation:
+                    block = layer.integer_all(n)
+                    out.extend(block)
+                    n = block[-1]
                 elif isinstance(layer, nn.Flatten):
                     n = layer(n)
                 else:
@@ -367,7 +438,7 @@ def quantize_model(model: nn.Module, data, *, levels: int, input_scale: float = 
                    input_range: tuple[int, int] = (0, 255), percentile: float = 99.9,
                    weight_bits: int = 8) -> IntGridNet:
     """Quantize a trained float nn.Sequential of Conv1d/Conv2d/Linear (+ BatchNorm), ReLU/ReLU6/
-    Hardtanh, AvgPool1d/2d, MaxPool1d/2d and Flatten.
+    Hardtanh, AvgPool1d/2d, MaxPool1d/2d, Flatten and `Residual` blocks.
 
     Layer by layer on the calibration `data` (already quantized upstream): s_w = max|w| / qmax,
     B = round(b / (s_w s_in)), and D = round(percentile of the positive z / (L s_w s_in)) so that
@@ -444,6 +515,13 @@ def quantize_model(model: nn.Module, data, *, levels: int, input_scale: float = 
                 n = z
                 i += 1
             layers.append(layer)
+        elif isinstance(m, Residual):
+            block = _quantize_residual(m, n, s_in * fold, levels=levels, percentile=percentile,
+                                       weight_bits=weight_bits, where=where)
+            n = block.integer_all(n)[-1]
+            s_in, fold = block.layers[-1].out_scale, 1.0
+            layers.append(block)
+            i += 1
         elif isinstance(m, (nn.MaxPool1d, nn.MaxPool2d)):
             if m.ceil_mode or m.return_indices:
                 raise UnsupportedNodeError("MaxPool with ceil_mode or return_indices", where=where,
@@ -501,6 +579,49 @@ def quantize_model(model: nn.Module, data, *, levels: int, input_scale: float = 
 
 
 _BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
+
+
+def skip_weight(ratio: float) -> int:
+    """The largest integer k <= ratio (at least 1) the chip holds exactly in one synapse:
+    m 2**e with m <= 255 (single sign) and e <= 7 (weight_exp); at most 255 x 128."""
+    k = max(1, int(math.floor(ratio + 1e-9)))
+    e = 0
+    while k >> e > 255:
+        e += 1
+    e = min(e, SPECS["weight_exp"].hi)
+    return min(k >> e, 255) << e
+
+
+def _quantize_residual(m: Residual, n, s_block: float, *, levels: int, percentile: float, weight_bits: int,
+                       where: str) -> IntResidual:
+    """Quantize a Residual's body on the block's input counts n (float value s_block n), then give
+    its last layer the weight grid s_w = s_block / (k s_h) with k = floor(s_block / (s_w0 s_h)) >= 1
+    (never finer than max|w| / qmax: no weight clips), so that the skip is exactly k n."""
+    lo, hi = int(min(0, float(n.min()))), int(max(1, float(n.max())))
+    sub = quantize_model(m.body, n * s_block, levels=levels, input_scale=s_block, input_range=(lo, hi),
+                         percentile=percentile, weight_bits=weight_bits)
+    inner = list(sub.layers)
+    last = inner[-1]
+    if last.act:
+        raise UnsupportedNodeError("a Residual body must end with a Conv/Linear without activation", where=where,
+                                   hint="drop the body's last ReLU: the block applies relu(body(x) + x)")
+    h = n
+    for layer in inner[:-1]:
+        h = layer.integer(h) if hasattr(layer, "integer") else layer(h)
+    s_h, ws0 = float(last.in_scale), float(last.weight_scale)
+    k = skip_weight(s_block / (ws0 * s_h))
+    ws = s_block / (k * s_h)
+    with torch.no_grad():
+        last.weight_scale.fill_(ws)
+    last.act = True
+    z = last.pre_activation(h) + k * n.double()
+    if z.shape != n.shape:
+        raise ShapeError("a Residual body must keep its input's shape", where=where, expected=list(n.shape[1:]),
+                         got=list(z.shape[1:]), hint="use padding so the body's output matches x (no projection skips)")
+    pos = z[z > 0]
+    target = float(torch.quantile(pos.float(), percentile / 100.0)) if pos.numel() else 1.0
+    last.step = max(1, int(round(target / levels)))
+    return IntResidual(inner, k, skip_scale=ws * s_h / s_block)
 
 # The nearest supported alternative for modules quantize_model rejects (named in the error).
 _ALTERNATIVES = {
@@ -599,6 +720,7 @@ class _Link:
     conv: tuple[np.ndarray, ConvGeometry] | None  # when the map is a single conv
     out_shape: tuple[int, ...]
     bias: np.ndarray  # [n_dst] integer B
+    extra: list[tuple[int, sp.csr_matrix]] = field(default_factory=list)  # (source link index, -1: input; weights)
 
 
 def _pooled_conv(q: np.ndarray, op: nn.Conv2d, in_shape, k) -> tuple[np.ndarray, ConvGeometry] | None:
@@ -659,12 +781,33 @@ def _split_sign_conv(conv, axis: int):
     return (np.concatenate([k, -k], axis), ConvGeometry(in_shape, out_shape, g.kernel, g.stride, g.padding, g.dilation))
 
 
+def _expanded(layers):
+    """The layers in order, each residual block as its marker followed by its own layers."""
+    for mod in layers:
+        if isinstance(mod, IntResidual):
+            yield mod
+            yield from mod.layers
+        else:
+            yield mod
+
+
 def _links(net: IntGridNet, input_shape) -> list[tuple[nn.Module, _Link]]:
     shape = tuple(int(d) for d in input_shape)
     pending: list = []
     out: list[tuple[nn.Module, _Link]] = []
     src_signed = False  # the source population holds [positive; negative] halves (split sign)
-    for mod in net.layers:
+    skips: dict[int, tuple[int, sp.csr_matrix]] = {}  # id(last layer of a residual block) -> its skip
+    for mod in _expanded(net.layers):
+        if isinstance(mod, IntResidual):  # the block starts here: its input is the current map
+            if src_signed:
+                raise UnsupportedNodeError("a residual block after a signed activation", where="convert_to_chip",
+                                           hint="use ReLU before a residual block")
+            size = math.prod(shape)
+            view = sp.identity(size, dtype=np.int64, format="csr")
+            for _, p, *_ in reversed(pending):
+                view = (view @ p).tocsr()
+            skips[id(mod.layers[-1])] = (len(out) - 1, (mod.skip * view).tocsr())
+            continue
         if isinstance(mod, MaxPoolCounts):
             if src_signed:
                 raise UnsupportedNodeError("MaxPool after a signed activation", where="convert_to_chip",
@@ -729,7 +872,11 @@ def _links(net: IntGridNet, input_shape) -> list[tuple[nn.Module, _Link]]:
                 conv = _split_sign_conv(conv, axis=0)
             mat.sum_duplicates()
             mat.eliminate_zeros()
-            out.append((mod, _Link(mat, conv, pop_shape, bias)))
+            extra = [skips.pop(id(mod))] if id(mod) in skips else []
+            if extra and extra[0][1].shape[0] != mat.shape[0]:
+                raise ShapeError("a residual block's output must have its input's shape", where="convert_to_chip",
+                                 expected=extra[0][1].shape[0], got=mat.shape[0])
+            out.append((mod, _Link(mat, conv, pop_shape, bias, extra)))
             shape = out_shape
             src_signed = mod.signed
             pending = []
@@ -756,6 +903,14 @@ def _digits(values: np.ndarray) -> np.ndarray:
     return out
 
 
+def _input_range_sums(mat: sp.csr_matrix, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the largest and smallest sum of mat @ n over input integers n in lo..hi."""
+    ones = np.ones(mat.shape[1])
+    top = (mat.maximum(0) * hi + mat.minimum(0) * lo) @ ones
+    low = (mat.maximum(0) * lo + mat.minimum(0) * hi) @ ones
+    return np.asarray(top).astype(np.int64), np.asarray(low).astype(np.int64)
+
+
 def _row_sums(mat: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
     pos = mat.maximum(0).sum(axis=1).A.ravel().astype(np.int64)
     neg = (-mat.minimum(0)).sum(axis=1).A.ravel().astype(np.int64)
@@ -775,6 +930,18 @@ def exact_weights(q, layer: str, what: str = "weights"):
         if not data.size or (data.min() * step >= lo and data.max() * step <= hi):
             k = step.bit_length() - 1
             return (q * step).astype(np.int64) if not sp.issparse(q) else (q * step).tocsr(), n, -k
+    # larger integers that share a factor 2**e (a residual skip weight): q = m 2**e, weight_exp + e
+    common = int(np.bitwise_or.reduce(np.abs(data).astype(np.int64))) if data.size else 0
+    e = (common & -common).bit_length() - 1 if common else 0
+    if 0 < e <= SPECS["weight_exp"].hi:
+        if sp.issparse(q):
+            reduced = q.copy().tocsr()
+            reduced.data = reduced.data // (1 << e)
+        else:
+            reduced = np.asarray(q, np.int64) // (1 << e)
+        w, n, exp = exact_weights(reduced, layer, what)
+        if exp + e <= SPECS["weight_exp"].hi:
+            return w, n, exp + e
     _fail(layer, f"{what} exceed the chip's 8-bit synapses ({mode} sign mode)", (int(data.min()), int(data.max())),
           "-128..127 (mixed), 0..255 (excitatory)", "quantize with weight_bits <= 8 (overlapping pools sum weights)")
 
@@ -956,9 +1123,11 @@ def convert_to_chip(qmodel: IntGridNet, input_shape: Sequence[int], levels: int 
     layers_info = []
     src, src_is_input = "x", True
     k_hidden = n_pools = 0
+    names: list[str] = []  # population of each link, by index (skips name their source by it)
     for idx, (mod, link) in enumerate(links):
         if isinstance(mod, MaxPoolCounts):
             name = f"maxpool{idx + 1}"
+            names.append(name)
             if src_is_input:
                 raise UnsupportedNodeError("MaxPool on the input image", where=f"layer {name!r}",
                                            hint="pool the input before it reaches the network")
@@ -970,16 +1139,33 @@ def convert_to_chip(qmodel: IntGridNet, input_shape: Sequence[int], levels: int 
             src = name
             continue
         name = f"h{idx + 1}" if mod.act else "readout"
+        names.append(name)
         mat, bias = link.matrix, link.bias
         pos, neg = _row_sums(mat)
         if src_is_input:
-            lin_max = (mat.maximum(0) * hi + mat.minimum(0) * lo) @ np.ones(mat.shape[1])
-            lin_min = (mat.maximum(0) * lo + mat.minimum(0) * hi) @ np.ones(mat.shape[1])
-            lin_max, lin_min = lin_max.astype(np.int64), lin_min.astype(np.int64)
+            lin_max, lin_min = _input_range_sums(mat, lo, hi)
             step_hi, step_lo = lin_max, lin_min
         else:
             lin_max, lin_min = levels * pos, -levels * neg
             step_hi, step_lo = pos, -neg
+        # a residual skip: the block input's spikes (an earlier window, or the image) all arrive
+        # before this layer's kick; its sums widen every bound and the offset M covers them whole
+        skip_partial = np.zeros(mat.shape[0], np.int64)
+        skip_projs = []
+        for src_idx, S in link.extra:
+            s_name = names[src_idx] if src_idx >= 0 else "x"
+            if src_idx < 0:
+                s_max, s_min = _input_range_sums(S, lo, hi)
+                s_step_hi, s_step_lo = s_max, s_min
+            else:
+                s_pos, s_neg = _row_sums(S)
+                s_max, s_min, s_step_hi, s_step_lo = levels * s_pos, -levels * s_neg, s_pos, -s_neg
+            lin_max, lin_min = lin_max + s_max, lin_min + s_min
+            step_hi, step_lo = step_hi + s_step_hi, step_lo + s_step_lo
+            skip_partial = skip_partial + s_max
+            w, bits, exp = exact_weights(S, name, "skip weights")
+            skip_projs.append(Projection(f"{s_name}->{name}/skip", s_name, name, w, kind="sparse", weight_exp=exp,
+                                         num_weight_bits=bits, num_message_bits=in_bits if src_idx < 0 else 0))
         # weights in the chip's formats
         if link.conv is not None:
             q, geom = link.conv
@@ -998,7 +1184,7 @@ def convert_to_chip(qmodel: IntGridNet, input_shape: Sequence[int], levels: int 
             k_hidden += 1
             D = int(mod.step)
             fire = 2 + (k_hidden - 1) * levels + n_pools
-            partial = 0 if src_is_input else (levels - 1) * pos  # integrate-phase partial sums (max)
+            partial = (0 if src_is_input else (levels - 1) * pos) + skip_partial  # integrate-phase partial sums (max)
             M = int(max(0, np.max(bias + partial)))
             E = bias - M
             kick = M - (levels + 1) * D + 1
@@ -1042,6 +1228,8 @@ def convert_to_chip(qmodel: IntGridNet, input_shape: Sequence[int], levels: int 
                   "reduce the bias")
         chip.add(pop)
         chip.add(data)
+        for proj in skip_projs:
+            chip.add(proj)
         _add_clock(chip, clocks, name, pop, E, ramp, steps)
         layers_info.append({"name": name, "act": mod.act, "shape": link.out_shape,
                             "fire_start": fire if mod.act else None, "signed": mod.signed})
