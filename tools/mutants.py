@@ -64,6 +64,20 @@ MUTANTS = [
     Mutant("decay floors instead of truncating", "ir/fixed_point/arith.py",
            "return (p + ((p >> 63) & _DECAY_MASK)) >> DECAY_SHIFT", "return p >> DECAY_SHIFT",
            ("tests/ir/test_fixed_point.py",)),
+    # product and adaptive-threshold neurons (spec shared by the numpy step and the kernels: only Lava
+    # itself can tell these apart)
+    Mutant("product: no int32 wrap", "ir/fixed_point/prodneuron.py",
+           "return wrap32(wrap32(a1) * wrap32(a2)) >> exp", "return (a1 * a2) >> exp",
+           ("tests/backends/test_programmable_lava.py::test_extremes_equal_lava",)),
+    Mutant("product: threshold inclusive", "ir/fixed_point/prodneuron.py",
+           "return v * (wrap32(np.abs(v)) > vth)", "return v * (wrap32(np.abs(v)) >= vth)",
+           ("tests/backends/test_programmable_lava.py::test_product_threshold_is_strict_like_lava",)),
+    Mutant("atrlif: strict threshold", "ir/fixed_point/atrlif.py",
+           "s = (wrap32(v - r) >= theta) * 1", "s = (wrap32(v - r) > theta) * 1",
+           ("tests/ir/test_programmable_kinds.py::test_atrlif_hand_values",)),
+    Mutant("atrlif: refractory raised by one theta", "ir/fixed_point/atrlif.py",
+           "r = wrap32(r + s * wrap32(2 * theta))", "r = wrap32(r + s * theta)",
+           ("tests/backends/test_programmable_lava.py::test_extremes_equal_lava",)),
 ]
 
 

@@ -17,7 +17,8 @@ from snnc.ir.fixed_point import arith
 from snnc.ir.fixed_point import atrlif as spec
 from snnc.ir.fixed_point.units import bias_value, threshold_value
 
-from .kernels_prodneuron import count_step
+from . import kernels_prodneuron
+from .kernels_prodneuron import count_step, spec_digest
 
 
 def _inline(fn, **helpers):
@@ -55,33 +56,40 @@ def initial_state(batch: int, n: int, theta_0: int) -> np.ndarray:
     return state
 
 
-@nb.njit(cache=True, parallel=True)
-def scan_atrlif(acc, steps, state, du, dv, bias, theta_0, theta_step, d_theta, d_r,
-                s_out, u_out, v_out, write_u, write_v, fanout, spikes_t, counts, active, ops_t):
-    """Run `steps` steps for every sample, updating `state` in place. acc [B, >=steps, n] int32;
-    s_out [B, steps, n] float32 (0/1); u_out/v_out get i and v when written; counters as
-    `kernels.scan_ff` (unit = sample)."""
-    batch = state.shape[1]
-    n = state.shape[2]
-    for b in nb.prange(batch):
-        for t in range(steps):
-            n_spk = 0
-            n_act = 0
-            for j in range(n):
-                i, v, theta, r, s = atrlif_update(
-                    np.int64(state[I, b, j]), np.int64(state[V, b, j]), np.int64(state[THETA, b, j]),
-                    np.int64(state[R, b, j]), np.int64(acc[b, t, j]), du, dv, bias[j], theta_0, theta_step, d_theta, d_r,
-                )
-                state[I, b, j] = i
-                state[V, b, j] = v
-                state[THETA, b, j] = theta
-                state[R, b, j] = r
-                s_out[b, t, j] = s
-                counts[b, j] += s
-                n_spk += s
-                n_act += (i != 0) | (v != 0)
-                if write_u:
-                    u_out[b, t, j] = i
-                if write_v:
-                    v_out[b, t, j] = v
-            count_step(b, t, n_spk, n_act, s_out, fanout, spikes_t, active, ops_t)
+def _make_scan_atrlif(digest: str):
+    @nb.njit(cache=True, parallel=True)
+    def scan_atrlif(acc, steps, state, du, dv, bias, theta_0, theta_step, d_theta, d_r,
+                    s_out, u_out, v_out, write_u, write_v, fanout, spikes_t, counts, active, ops_t):
+        """Run `steps` steps for every sample, updating `state` in place. acc [B, >=steps, n] int32;
+        s_out [B, steps, n] float32 (0/1); u_out/v_out get i and v when written; counters as
+        `kernels.scan_ff` (unit = sample)."""
+        digest  # noqa: B018 - part of the cache key (see kernels_prodneuron.spec_digest)
+        batch = state.shape[1]
+        n = state.shape[2]
+        for b in nb.prange(batch):
+            for t in range(steps):
+                n_spk = 0
+                n_act = 0
+                for j in range(n):
+                    i, v, theta, r, s = atrlif_update(
+                        np.int64(state[I, b, j]), np.int64(state[V, b, j]), np.int64(state[THETA, b, j]),
+                        np.int64(state[R, b, j]), np.int64(acc[b, t, j]), du, dv, bias[j], theta_0, theta_step, d_theta, d_r,
+                    )
+                    state[I, b, j] = i
+                    state[V, b, j] = v
+                    state[THETA, b, j] = theta
+                    state[R, b, j] = r
+                    s_out[b, t, j] = s
+                    counts[b, j] += s
+                    n_spk += s
+                    n_act += (i != 0) | (v != 0)
+                    if write_u:
+                        u_out[b, t, j] = i
+                    if write_v:
+                        v_out[b, t, j] = v
+                count_step(b, t, n_spk, n_act, s_out, fanout, spikes_t, active, ops_t)
+
+    return scan_atrlif
+
+
+scan_atrlif = _make_scan_atrlif(spec_digest(arith, spec, kernels_prodneuron))

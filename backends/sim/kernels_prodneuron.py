@@ -9,6 +9,8 @@ chunks; its graded output is "a spike" for the counters when it is nonzero.
 """
 from __future__ import annotations
 
+import hashlib
+import inspect
 import types
 
 import numba as nb
@@ -23,6 +25,13 @@ def _inline(fn, **helpers):
     """`fn` compiled inline, with the spec functions it calls bound to their compiled versions."""
     bound = types.FunctionType(fn.__code__, {**fn.__globals__, **helpers}, fn.__name__, fn.__defaults__)
     return nb.njit(inline="always")(bound)
+
+
+def spec_digest(*modules) -> str:
+    """A digest of the source of the modules a kernel inlines. numba's on-disk cache is keyed on the
+    kernel's own bytecode and closure, not on what it inlines: the kernels close over this digest so
+    that a change of the specification recompiles them instead of reusing a stale cache."""
+    return hashlib.sha256("".join(inspect.getsource(m) for m in modules).encode()).hexdigest()
 
 
 wrap32 = nb.njit(inline="always")(arith.wrap32)
@@ -49,25 +58,32 @@ def population_params(pop: Population) -> dict:
     return {"exp": int(pop.prod_exp), "vth": int(pop.vth)}
 
 
-@nb.njit(cache=True, parallel=True)
-def scan_product(acc, steps, exp, vth, s_out, fanout, spikes_t, counts, active, ops_t):
-    """Run `steps` steps for every sample. acc [B, >=steps, 2n] int32; s_out [B, steps, n]
-    float64 (payloads are int32, exact in float64); counters as `kernels.scan_ff` (unit = sample)."""
-    batch = acc.shape[0]
-    n = s_out.shape[2]
-    e = np.int64(exp)
-    th = np.int64(vth)
-    for b in nb.prange(batch):
-        for t in range(steps):
-            n_spk = 0
-            n_act = 0
-            for j in range(n):
-                a1 = np.int64(acc[b, t, j])
-                a2 = np.int64(acc[b, t, n + j])
-                s = product_spike(product_value(a1, a2, e), th)
-                s_out[b, t, j] = s
-                fired = np.int64(s != 0)
-                counts[b, j] += fired
-                n_spk += fired
-                n_act += (a1 != 0) | (a2 != 0)
-            count_step(b, t, n_spk, n_act, s_out, fanout, spikes_t, active, ops_t)
+def _make_scan_product(digest: str):
+    @nb.njit(cache=True, parallel=True)
+    def scan_product(acc, steps, exp, vth, s_out, fanout, spikes_t, counts, active, ops_t):
+        """Run `steps` steps for every sample. acc [B, >=steps, 2n] int32; s_out [B, steps, n]
+        float64 (payloads are int32, exact in float64); counters as `kernels.scan_ff` (unit = sample)."""
+        digest  # noqa: B018 - part of the cache key (see spec_digest)
+        batch = acc.shape[0]
+        n = s_out.shape[2]
+        e = np.int64(exp)
+        th = np.int64(vth)
+        for b in nb.prange(batch):
+            for t in range(steps):
+                n_spk = 0
+                n_act = 0
+                for j in range(n):
+                    a1 = np.int64(acc[b, t, j])
+                    a2 = np.int64(acc[b, t, n + j])
+                    s = product_spike(product_value(a1, a2, e), th)
+                    s_out[b, t, j] = s
+                    fired = np.int64(s != 0)
+                    counts[b, j] += fired
+                    n_spk += fired
+                    n_act += (a1 != 0) | (a2 != 0)
+                count_step(b, t, n_spk, n_act, s_out, fanout, spikes_t, active, ops_t)
+
+    return scan_product
+
+
+scan_product = _make_scan_product(spec_digest(arith, spec))

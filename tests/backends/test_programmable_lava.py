@@ -189,3 +189,19 @@ def test_programmable_kinds_run_on_fixed_pt_only():
 
     with pytest.raises(BackendError, match="population 'prod'.*fixed_pt model only"):
         emit(_edge_graph(), tag="floating_pt")
+
+
+def test_product_threshold_is_strict_like_lava():
+    """Binary inputs through weights of 1 give the ports (1, 2) and (1, 2): products 1 and 4. With
+    vth = 1 Lava sends 0 for the first (|v| > vth is strict) and 4 for the second; so must the sim."""
+    g = _edge_graph()
+    g.inputs["x"].num_message_bits = 0
+    g.populations["prod"].vth = 1
+    ones = np.array([[1, 0], [1, 1]])
+    for name in ("in1", "in2", "ina"):
+        g.projections[name].weights = ones.copy()
+        g.projections[name].weight_exp = 0
+        g.projections[name].num_message_bits = 0
+    g.validate()
+    lava = _check(g, seed=0, x=np.ones((STEPS, 2), np.int64))
+    assert lava["prod/s"][1:].tolist() == [[0, 4]] * (STEPS - 1)
