@@ -85,25 +85,32 @@ def scan_sdn(
             a = acc[b, t, lo:hi]
             s_row = s_out[b, t, lo:hi]
             n_msg = 0
-            for j in range(m):
-                x = np.int64(a[j])
-                if kind == KIND_SIGMA:
-                    sigma[j] = wrap32(sigma[j] + x)
-                    msg = sigma[j]
-                else:
+            # one branch-free loop per kind, so that the compiler can vectorize it
+            if kind == KIND_SIGMA:
+                for j in range(m):
+                    msg = wrap32(sigma[j] + np.int64(a[j]))
+                    sigma[j] = msg
+                    s_row[j] = msg
+                    sent = np.int64(msg != 0)
+                    cnt[j] += sent
+                    n_msg += sent
+                    n_active += sent
+            else:
+                for j in range(m):
+                    x = np.int64(a[j])
                     if kind == KIND_DELTA:
                         new = wrap32(x << in_shift)
                     else:
                         sigma[j] = wrap32(sigma[j] + x)
                         new = activation(sigma[j], np.int64(bs[j]), relu)
-                    s, residue[j], error[j] = delta_encode(new, act[j], residue[j], error[j], vth_e, cum_error)
+                    enc, residue[j], error[j] = delta_encode(new, act[j], residue[j], error[j], vth_e, cum_error)
                     act[j] = new
-                    msg = s >> state_exp
-                s_row[j] = msg
-                sent = np.int64(msg != 0)
-                cnt[j] += sent
-                n_msg += sent
-                n_active += np.int64((sigma[j] != 0) | (act[j] != 0) | (residue[j] != 0) | (msg != 0))
+                    msg = enc >> state_exp
+                    s_row[j] = msg
+                    sent = np.int64(msg != 0)
+                    cnt[j] += sent
+                    n_msg += sent
+                    n_active += np.int64((sigma[j] != 0) | (new != 0) | (residue[j] != 0) | (msg != 0))
             spikes_t[unit, 0, t] += n_msg
             if n_msg > 0:
                 for p in range(n_proj):
