@@ -309,7 +309,7 @@ def _wrap_free(chip: Any, name: str, run: Any, inputs: Mapping[str, np.ndarray])
 
     u = np.asarray(run.probes[f"{name}/u"], np.int64)
     batch, steps = u.shape[:2]
-    bound = np.zeros((batch, steps, chip.populations[name].size))
+    bound = np.zeros((batch, steps, chip.populations[name].size), np.int64)
     for p in chip.incoming(name):
         if np.ndim(p.delay):
             return False  # per-synapse delays: not bounded here
@@ -317,13 +317,10 @@ def _wrap_free(chip: Any, name: str, run: Any, inputs: Mapping[str, np.ndarray])
             msg = _padded(inputs[p.src], steps)[:, :steps]
         else:
             msg = run.probes[f"{p.src}/s"]
-        msg = np.abs(np.asarray(msg, np.float64)).reshape(batch, steps, -1)
-        if p.kind == "conv":
-            w = conv_matrix(np.abs(np.asarray(p.weights, np.int64)), p.conv, np.float64)
-        else:
-            w = abs(p.effective_weights()).astype(np.float64)
-        y = np.asarray(w @ msg.reshape(batch * steps, -1).T).T.reshape(batch, steps, -1)
-        y = y * 2.0 ** p.weight_exp + (p.weight_exp < 0)  # a right shift floors: at most one more
+        msg = np.abs(np.asarray(msg, np.int64)).reshape(batch * steps, -1)
+        w = conv_matrix(np.abs(np.asarray(p.weights, np.int64)), p.conv) if p.kind == "conv" else abs(p.effective_weights())
+        y = np.asarray(w @ msg.T).T.reshape(batch, steps, -1)  # exact integers
+        y = y << p.weight_exp if p.weight_exp >= 0 else (y >> -p.weight_exp) + 1  # a right shift floors: at most one more
         lag = (0 if p.direct else 1) + int(p.delay)
         if lag < steps:
             bound[:, lag:] += y[:, : steps - lag]
