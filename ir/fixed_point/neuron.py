@@ -15,6 +15,8 @@ then the output and the reset:
 Lava's LIF, LIFReset and TernaryLIF are the cases reset_mode="zero", v_reset=0; the other modes
 and "relay" are run on Lava by snnc's own process (`backends/lava/procs/cuba.py`).
 `a` is the int32 sum of the synapse values arriving this step.
+`step_overflows` says where the same arithmetic wrapped u or clipped v (the fidelity guard's exact
+overflow counts).
 """
 from __future__ import annotations
 
