@@ -105,3 +105,65 @@ def test_stacked_rnn_exact_on_lava():
         np.testing.assert_array_equal(conv.hidden_counts(lava, name), e, err_msg=name)
     rq, br = top.int_readout().numpy().astype(np.int64), top.int_readout_bias().numpy().astype(np.int64)
     np.testing.assert_array_equal(conv.activations(lava), expected[-1] @ rq.T + br)
+
+
+def _bi_case():
+    """A bidirectional layer from integers and its last frame written out in numpy: h_f over all
+    frames, the backward direction's first step (clamp(floor((Wb x_{T-1} + Bb) / Db), 0, L): it
+    has seen nothing else), the logits Rq [h_f(T-1); h_b(T-1)] + Br."""
+    from snnc.compiler.frontends.conversion.chip_rnn import BiIntGridRNN
+
+    rng = np.random.default_rng(5)
+    L, F, H = 3, 3, 4
+    wf, uf, wb, ub = (rng.integers(-40, 41, size=s) for s in ((H, F), (H, H), (H, F), (H, H)))
+    Bf, Bb = rng.integers(-60, 61, H), rng.integers(-60, 61, H)
+    Df, Db = 90, 70
+    rq, br = rng.integers(-50, 51, size=(3, 2 * H)), rng.integers(-30, 31, 3)
+    fwd = IntGridRNN.from_integers(wf, uf, Bf, Df, L, input_range=(0, 8))
+    bwd = IntGridRNN.from_integers(wb, ub, Bb, Db, L, input_range=(0, 8))
+    model = BiIntGridRNN(fwd, bwd, rq, br)
+    x = rng.integers(0, 9, size=(6, 4, F))
+    h_f = _numpy_stack([(wf, uf, Bf, Df, L)], x)[0]
+    h_b_last = np.clip(np.floor_divide(x[:, -1] @ wb.T + Bb, Db), 0, L)
+    y = np.concatenate([h_f[:, -1], h_b_last], 1) @ rq.T + br
+    return model, x, h_f, h_b_last, y, L
+
+
+def test_bidirectional_last_frame_equals_numpy():
+    """On sim; the backward recurrence plays no part in the last frame."""
+    model, x, h_f, h_b_last, y, L = _bi_case()
+    _, h_b, y_model = model.integer_forward(torch.as_tensor(x, dtype=torch.float64))
+    np.testing.assert_array_equal(h_b[:, -1].numpy(), h_b_last)
+    np.testing.assert_array_equal(y_model.numpy(), y)
+    conv = convert_rnn_to_chip(model, x.shape[1])
+    assert "hb->hb" not in conv.chip.projections and len(conv.readout_indices) == 1
+    result = conv.run(x)
+    np.testing.assert_array_equal(conv.hidden_counts(result, "h"), h_f)
+    np.testing.assert_array_equal(conv.hidden_counts(result, "hb")[:, -1], h_b_last)
+    np.testing.assert_array_equal(conv.activations(result)[:, -1], y)
+    assert len(np.unique(y)) > 3 and np.any((h_b_last > 0) & (h_b_last < L))
+
+
+def test_quantize_bidirectional_rnn_uses_both_directions():
+    torch.manual_seed(1)
+    rnn = nn.RNN(4, 5, nonlinearity="relu", batch_first=True, bidirectional=True).double()
+    readout = nn.Linear(10, 3).double()
+    x = torch.as_tensor(np.random.default_rng(1).integers(0, 9, size=(20, 4, 4)).astype(np.float64))
+    model = quantize_rnn(rnn, readout, x, levels=2, input_range=(0, 8))
+    conv = convert_rnn_to_chip(model, 4)
+    result = conv.run(x)
+    np.testing.assert_array_equal(conv.activations(result)[:, -1], model.integer_forward(x)[2].numpy())
+    # each direction was quantized from its own torch weights (the backward one from *_reverse)
+    torch.testing.assert_close(model.fwd.input.weight, rnn.weight_ih_l0.detach())
+    torch.testing.assert_close(model.bwd.input.weight, rnn.weight_ih_l0_reverse.detach())
+    torch.testing.assert_close(model.bwd.recurrent.weight, rnn.weight_hh_l0_reverse.detach())
+
+
+@pytest.mark.lava
+def test_bidirectional_exact_on_lava():
+    model, x, h_f, h_b_last, y, _ = _bi_case()
+    conv = convert_rnn_to_chip(model, x.shape[1])
+    lava = conv.run(x[:2], backend="lava")
+    np.testing.assert_array_equal(conv.hidden_counts(lava, "h"), h_f[:2])
+    np.testing.assert_array_equal(conv.hidden_counts(lava, "hb")[:, -1], h_b_last[:2])
+    np.testing.assert_array_equal(conv.activations(lava)[:, -1], y[:2])

@@ -35,7 +35,7 @@ Beyond that, each exact on sim and Lava (tests/compiler/test_conversion_coverage
   (z_int = q h + B + k n_in); they all arrive before its kick, so M covers them whole. The
   quantizer picks the last layer's grid so that k is an integer the chip holds in one synapse
   (`skip_weight`: m 2**e, m <= 255, carried with weight_exp +e, `exact_weights`).
-Not built: bidirectional RNNs (`chip_rnn` converts stacked Elman layers; `quantize_rnn` names it).
+`chip_rnn` converts Elman RNNs, stacked, and bidirectional ones classified on their last frame.
 
 2. Two-phase gated IF on the chip (`convert_to_chip`)
 -----------------------------------------------------
@@ -93,7 +93,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Sequence, cast
 
 import numpy as np
 import scipy.sparse as sp
@@ -334,7 +334,8 @@ class IntResidual(nn.Module):
         """The block's layers but the last (integer or float); also the counts of its IntGridLayers."""
         outs = []
         for layer in self.layers[:-1]:
-            v = layer.integer(v) if integer and hasattr(layer, "integer") else layer(v)
+            exact = getattr(layer, "integer", None) if integer else None
+            v = exact(v) if exact is not None else layer(v)
             if isinstance(layer, IntGridLayer):
                 outs.append(v)
         return v, outs
@@ -519,7 +520,7 @@ def quantize_model(model: nn.Module, data, *, levels: int, input_scale: float = 
             block = _quantize_residual(m, n, s_in * fold, levels=levels, percentile=percentile,
                                        weight_bits=weight_bits, where=where)
             n = block.integer_all(n)[-1]
-            s_in, fold = block.layers[-1].out_scale, 1.0
+            s_in, fold = cast(IntGridLayer, block.layers[-1]).out_scale, 1.0
             layers.append(block)
             i += 1
         elif isinstance(m, (nn.MaxPool1d, nn.MaxPool2d)):
@@ -537,14 +538,15 @@ def quantize_model(model: nn.Module, data, *, levels: int, input_scale: float = 
             if layers and isinstance(layers[-1], SumPool2d):
                 raise UnsupportedNodeError("AvgPool directly before MaxPool", where=where,
                                            hint="put the MaxPool first (a sum pool folds into the next Conv/Linear)")
-            pool = MaxPoolCounts(m.kernel_size, m.stride, m.padding, m.dilation,
-                                 dims=1 if isinstance(m, nn.MaxPool1d) else 2)
-            n = pool.integer(n)
-            layers.append(pool)
+            max_pool = MaxPoolCounts(m.kernel_size, m.stride, m.padding, m.dilation,
+                                     dims=1 if isinstance(m, nn.MaxPool1d) else 2)
+            n = max_pool.integer(n)
+            layers.append(max_pool)
             i += 1
         elif isinstance(m, nn.AvgPool1d):
-            k, stride = m.kernel_size[0], (m.stride or m.kernel_size)[0]
-            if stride != k or m.padding[0] != 0 or m.ceil_mode:
+            k, stride, pad = (int(v if isinstance(v, int) else v[0]) for v in (m.kernel_size, m.stride or m.kernel_size,
+                                                                              m.padding))
+            if stride != k or pad != 0 or m.ceil_mode:
                 raise UnsupportedNodeError("only non-overlapping AvgPool1d (stride = kernel, no padding)", where=where,
                                            got=(k, stride), hint="use stride = kernel_size, padding 0")
             pool1 = SumPool1d(k)
@@ -601,18 +603,19 @@ def _quantize_residual(m: Residual, n, s_block: float, *, levels: int, percentil
     sub = quantize_model(m.body, n * s_block, levels=levels, input_scale=s_block, input_range=(lo, hi),
                          percentile=percentile, weight_bits=weight_bits)
     inner = list(sub.layers)
-    last = inner[-1]
+    last = cast(IntGridLayer, inner[-1])
     if last.act:
         raise UnsupportedNodeError("a Residual body must end with a Conv/Linear without activation", where=where,
                                    hint="drop the body's last ReLU: the block applies relu(body(x) + x)")
     h = n
     for layer in inner[:-1]:
-        h = layer.integer(h) if hasattr(layer, "integer") else layer(h)
+        exact = getattr(layer, "integer", None)
+        h = exact(h) if exact is not None else layer(h)
     s_h, ws0 = float(last.in_scale), float(last.weight_scale)
     k = skip_weight(s_block / (ws0 * s_h))
     ws = s_block / (k * s_h)
     with torch.no_grad():
-        last.weight_scale.fill_(ws)
+        cast(torch.Tensor, last.weight_scale).fill_(ws)
     last.act = True
     z = last.pre_activation(h) + k * n.double()
     if z.shape != n.shape:
@@ -670,8 +673,9 @@ def _fold_batchnorm(m, bn, *, where: str):
 def _new_op(m, *, bias: bool):
     """A float64 layer of the same kind and geometry as `m` (fresh parameters)."""
     if isinstance(m, (nn.Conv1d, nn.Conv2d)):
-        return type(m)(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation, m.groups,
-                       bias=bias).double()
+        kind: Any = type(m)
+        return kind(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation, m.groups,
+                    bias=bias).double()
     return nn.Linear(m.in_features, m.out_features, bias=bias).double()
 
 
@@ -835,7 +839,7 @@ def _links(net: IntGridNet, input_shape) -> list[tuple[nn.Module, _Link]]:
             if isinstance(mod.op, nn.Conv1d):
                 if len(shape) != 2:
                     raise ShapeError("Conv1d needs a (C, W) input", where="convert_to_chip", got=shape)
-                o = mod.op
+                o: Any = mod.op
                 geom = ConvGeometry((shape[0], 1, shape[1]),
                                     (o.out_channels, 1, (shape[1] + 2 * o.padding[0] - o.dilation[0] * (o.kernel_size[0] - 1) - 1)
                                      // o.stride[0] + 1),
@@ -1138,6 +1142,7 @@ def convert_to_chip(qmodel: IntGridNet, input_shape: Sequence[int], levels: int 
             layers_info.append({"name": name, "act": False, "kind": "maxpool", "shape": link.out_shape})
             src = name
             continue
+        mod = cast(IntGridLayer, mod)
         name = f"h{idx + 1}" if mod.act else "readout"
         names.append(name)
         mat, bias = link.matrix, link.bias
@@ -1234,7 +1239,7 @@ def convert_to_chip(qmodel: IntGridNet, input_shape: Sequence[int], levels: int 
         layers_info.append({"name": name, "act": mod.act, "shape": link.out_shape,
                             "fire_start": fire if mod.act else None, "signed": mod.signed})
         src, src_is_input = name, False
-    last = layers_info[-1]["name"]
+    last = str(layers_info[-1]["name"])
     chip.outputs["out"] = OutputPort(last, "v" if has_readout else "s")
     chip.validate()
     return ChipConversion(

@@ -61,8 +61,15 @@ spikes of layer k - 1's window of frame tau (emitted at tau P + L + (k-1) L + j)
 j = 0..L-1 of layer k's frame tau, the last with its kick, like its own recurrent spikes (the same
 delay L - 1). M then also covers the (L - 1) sum(W+) of those input spikes before the kick, and
 all L recurrent spikes of the last frame (the run goes on after it: no stray spike). The readout
-follows the last layer's shift. Steps: (T - 1) P + 2L + 1 + (K - 1) L. Bidirectional RNNs are
-not converted: the backward direction needs the whole sequence before its first output.
+follows the last layer's shift. Steps: (T - 1) P + 2L + 1 + (K - 1) L.
+
+Bidirectional (`BiIntGridRNN`, from nn.RNN bidirectional=True with a readout over both
+directions, one layer): classified on the last frame, whose backward state h_b(T-1) has seen
+x_{T-1} only. So "hb" is the same neuron scheme without the recurrent projection, fed the same x
+at the same times; at frame T-1 its counts are h_b(T-1), and the readout (from "h" and "hb")
+holds the last frame's logits exactly. Earlier frames' logits would need the backward pass over
+future frames: they are not produced (a stacked or frame-by-frame bidirectional output is a named
+error).
 
 All weights are exact at the network's real width (`chip.exact_weights`: q * 2**k, weight_exp -k,
 num_weight_bits the fewest bits that hold q in the projection's sign mode); every bound
@@ -74,6 +81,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 import torch
@@ -344,14 +352,55 @@ class StackedIntGridRNN(nn.Module):
         return (y if y is not None else hs[-1])[:, -1].argmax(1).numpy()
 
 
-def _layer_rnn(rnn: nn.RNN, k: int) -> nn.RNN:
-    """Layer k of a stacked nn.RNN as a one-layer nn.RNN (same weights)."""
+def _layer_rnn(rnn: nn.RNN, k: int, suffix: str = "") -> nn.RNN:
+    """Layer k of a stacked nn.RNN (suffix "_reverse": its backward direction) as a one-layer nn.RNN."""
     one = nn.RNN(rnn.hidden_size if k else rnn.input_size, rnn.hidden_size, nonlinearity=rnn.nonlinearity,
                  bias=rnn.bias, batch_first=True).double()
     with torch.no_grad():
         for name in ("weight_ih", "weight_hh") + (("bias_ih", "bias_hh") if rnn.bias else ()):
-            getattr(one, f"{name}_l0").copy_(getattr(rnn, f"{name}_l{k}").detach().double())
+            getattr(one, f"{name}_l0").copy_(getattr(rnn, f"{name}_l{k}{suffix}").detach().double())
     return one
+
+
+class BiIntGridRNN(nn.Module):
+    """A bidirectional Elman layer classified on its LAST frame: y = Rq [h_f(T-1); h_b(T-1)] + Br.
+
+    h_f is the forward IntGridRNN over frames 0..T-1; h_b(T-1) is the backward direction's first
+    step, which has seen x_{T-1} only: clamp(floor((Wb x_{T-1} + Bb) / Db), 0, L), a feed-forward
+    layer on the last frame. That is why the chip can run it in the forward pass's time: the
+    logits of the last frame are exact; earlier frames' y (which need the backward pass over the
+    future frames) are not produced. `integer_forward(x)` -> (h_f [B, T, H], h_b [B, T, H], y [B, C]).
+    """
+
+    def __init__(self, forward_rnn: IntGridRNN, backward_rnn: IntGridRNN, readout_q, readout_b):
+        super().__init__()
+        where = "BiIntGridRNN"
+        for m in (forward_rnn, backward_rnn):
+            if not isinstance(m, IntGridRNN) or m.readout is not None:
+                raise UnsupportedNodeError("both directions are IntGridRNN without a readout", where=where)
+        if forward_rnn.levels != backward_rnn.levels or forward_rnn.input_range != backward_rnn.input_range:
+            raise ParameterError("both directions need the same levels and input range", where=where,
+                                 got=((forward_rnn.levels, forward_rnn.input_range),
+                                      (backward_rnn.levels, backward_rnn.input_range)))
+        rq = np.asarray(readout_q, np.int64)
+        if rq.ndim != 2 or rq.shape[1] != forward_rnn.hidden_size + backward_rnn.hidden_size:
+            raise ShapeError("readout weights must be [classes, H_forward + H_backward]", where=where, got=rq.shape)
+        self.fwd, self.bwd = forward_rnn, backward_rnn
+        self.readout_q = rq
+        self.readout_b = np.asarray(readout_b, np.int64).reshape(rq.shape[0])
+
+    def integer_forward(self, x):
+        h_f, _ = self.fwd.integer_forward(x)
+        n0 = self.fwd.input_integers(x)
+        h_b, _ = self.bwd.integer_forward(torch.flip(n0, (1,)) * self.bwd.input_scale)
+        h_b = torch.flip(h_b, (1,))
+        last = torch.cat([h_f[:, -1], h_b[:, -1]], 1)
+        y = last @ torch.as_tensor(self.readout_q, dtype=torch.float64).T + torch.as_tensor(self.readout_b,
+                                                                                             dtype=torch.float64)
+        return h_f, h_b, y
+
+    def predict(self, x) -> np.ndarray:
+        return self.integer_forward(x)[2].argmax(1).numpy()
 
 
 def quantize_rnn(rnn: nn.RNN, readout: nn.Linear | None, data, *, levels: int, input_scale: float = 1.0,
@@ -376,8 +425,9 @@ def quantize_rnn(rnn: nn.RNN, readout: nn.Linear | None, data, *, levels: int, i
     for bad, setting, got, hint in (
         (rnn.nonlinearity != "relu", "nonlinearity", rnn.nonlinearity,
          "use nonlinearity='relu' (counts are unsigned 0..L; tanh's negative half has no spikes)"),
-        (rnn.bidirectional, "bidirectional", rnn.bidirectional,
-         "a backward pass needs the whole sequence before the first output: use bidirectional=False"),
+        (rnn.bidirectional and (rnn.num_layers > 1 or readout is None), "bidirectional", rnn.bidirectional,
+         "converted for one layer classified on its last frame (give the readout over both directions): "
+         "a stacked or frame-by-frame bidirectional output needs the whole sequence before its first output"),
         (not rnn.batch_first, "batch_first", rnn.batch_first, "build the RNN with batch_first=True"),
     ):
         if bad:
@@ -385,6 +435,24 @@ def quantize_rnn(rnn: nn.RNN, readout: nn.Linear | None, data, *, levels: int, i
                                        expected="nn.RNN(F, H, nonlinearity='relu', batch_first=True)", got=got, hint=hint)
     if int(levels) != levels or levels < 1:
         raise ParameterError("levels must be a positive integer", where=where, got=levels)
+    if rnn.bidirectional:  # the last frame's logits: forward pass + the backward pass's first step
+        x_in = torch.as_tensor(np.asarray(data) if not torch.is_tensor(data) else data).double()
+        fwd, bwd = (
+            cast(IntGridRNN, quantize_rnn(_layer_rnn(rnn, 0, suffix), None, xs, levels=levels, input_scale=input_scale,
+                                          input_range=input_range, percentile=percentile, weight_bits=weight_bits,
+                                          pow2_step=pow2_step, round_to_nearest=round_to_nearest))
+            for suffix, xs in (("", x_in), ("_reverse", torch.flip(x_in, (1,)))))
+        H = rnn.hidden_size
+        if not isinstance(readout, nn.Linear) or readout.in_features != 2 * H:
+            raise ShapeError("a bidirectional RNN's readout must be nn.Linear(2 hidden, classes)", where=where,
+                             expected=2 * H, got=getattr(readout, "in_features", type(readout).__name__))
+        qmax = 2 ** (int(weight_bits) - 1) - 1
+        R = readout.weight.detach().double()
+        scaled = torch.cat([R[:, :H] * fwd.hidden_scale, R[:, H:] * bwd.hidden_scale], 1)  # per count
+        unit = float(scaled.abs().max()) / qmax if float(scaled.abs().max()) > 0 else 1.0  # one logit unit
+        rb = readout.bias.detach().double() if readout.bias is not None else torch.zeros(R.shape[0], dtype=torch.float64)
+        return BiIntGridRNN(fwd, bwd, torch.clamp(torch.round(scaled / unit), -qmax, qmax).numpy(),  # type: ignore[return-value]
+                            torch.round(rb / unit).numpy())
     if rnn.num_layers > 1:  # layer by layer, each calibrated on the integer counts of the one below
         layers: list[IntGridRNN] = []
         inp, scale, rng = data, input_scale, input_range
@@ -556,7 +624,7 @@ class RNNChipConversion:
         if self.readout is None:
             return self.hidden_counts(result, self.chip.outputs[self.output_name].population)
         out = np.asarray(result.outputs[self.output_name], np.int64)
-        v = out[:, self.readout_indices].reshape(out.shape[0], self.frames, -1)
+        v = out[:, self.readout_indices].reshape(out.shape[0], len(self.readout_indices), -1)
         if np.any(v % 64):
             raise QuantizationError("readout voltage is not a multiple of 64", where=f"layer {self.readout!r}")
         return v // 64
@@ -589,7 +657,8 @@ def _dense(name: str, src: str, dst: str, q: np.ndarray, what: str, **kw) -> Pro
 
 
 def _hidden_layer(chip: ChipGraph, clocks: dict, name: str, src: str, layer: IntGridRNN, *, frames: int, steps: int,
-                  shift: int, graded: tuple[int, int, int] | None, stacked: bool) -> list[tuple[int, int]]:
+                  shift: int, graded: tuple[int, int, int] | None, stacked: bool,
+                  recurrent: bool = True) -> list[tuple[int, int]]:
     """Add hidden layer `name` (fed by `src`: the graded input, graded = (lo, hi, bits), or the
     spikes of the layer below) whose frames lag the first layer's by `shift` steps; returns its
     fire windows (spike indices [lo, hi) per frame). See the module docstring for the layout."""
@@ -600,6 +669,8 @@ def _hidden_layer(chip: ChipGraph, clocks: dict, name: str, src: str, layer: Int
               f"use at most {MAX_DELAY + 1} levels")
     wq = layer.int_weight().numpy().astype(np.int64)
     uq = layer.int_recurrent().numpy().astype(np.int64)
+    if not recurrent:  # a backward direction's first step: no history
+        uq = np.zeros_like(uq)
     B = layer.int_bias().numpy().astype(np.int64)
     H = wq.shape[0]
     w_pos, w_neg = np.maximum(wq, 0).sum(1), -np.minimum(wq, 0).sum(1)
@@ -639,7 +710,8 @@ def _hidden_layer(chip: ChipGraph, clocks: dict, name: str, src: str, layer: Int
     chip.add(pop)
     extra = {"num_message_bits": graded[2]} if graded is not None else {}
     chip.add(_dense(f"{src}->{name}", src, name, wq, "input", **extra))
-    chip.add(_dense(f"{name}->{name}", name, name, uq, "recurrent", delay=d))
+    if recurrent:
+        chip.add(_dense(f"{name}->{name}", name, name, uq, "recurrent", delay=d))
     ramp = np.zeros(steps, np.int64)
     windows = []
     for tau in range(T):
@@ -658,7 +730,10 @@ def _hidden_layer(chip: ChipGraph, clocks: dict, name: str, src: str, layer: Int
 def convert_rnn_to_chip(qrnn, frames: int) -> RNNChipConversion:
     """Build the exact chip graph of an IntGridRNN (or a StackedIntGridRNN) for sequences of
     `frames` frames (see the module docstring for the time layout)."""
-    if isinstance(qrnn, StackedIntGridRNN):
+    bi = qrnn if isinstance(qrnn, BiIntGridRNN) else None
+    if bi is not None:
+        stack = [bi.fwd]
+    elif isinstance(qrnn, StackedIntGridRNN):
         stack = list(qrnn.layers)
     elif isinstance(qrnn, IntGridRNN):
         stack = [qrnn]
@@ -689,6 +764,9 @@ def convert_rnn_to_chip(qrnn, frames: int) -> RNNChipConversion:
         layer_windows[name] = _hidden_layer(
             chip, clocks, name, "x" if k == 0 else names[k - 1], layer, frames=T, steps=steps, shift=k * L,
             graded=(lo, hi, in_bits) if k == 0 else None, stacked=len(stack) > 1)
+    if bi is not None:  # the backward direction's first step, computed on every frame, read on the last
+        layer_windows["hb"] = _hidden_layer(chip, clocks, "hb", "x", bi.bwd, frames=T, steps=steps, shift=0,
+                                            graded=(lo, hi, in_bits), stacked=False, recurrent=False)
     name, qrnn = names[-1], last
     windows = layer_windows["h"]
     input_indices = [tau * P + L - 1 for tau in range(T)]
@@ -696,11 +774,17 @@ def convert_rnn_to_chip(qrnn, frames: int) -> RNNChipConversion:
     # -- readout --------------------------------------------------------------------------------
     readout = None
     readout_indices: list[int] = []
-    if qrnn.readout is not None:
+    if qrnn.readout is not None or bi is not None:
         readout = "readout"
-        rq = qrnn.int_readout().numpy().astype(np.int64)
-        Br = qrnn.int_readout_bias().numpy().astype(np.int64)
-        r_proj = _dense(f"{name}->{readout}", name, readout, rq, "readout")
+        if bi is not None:
+            H = bi.fwd.hidden_size
+            rq, Br = bi.readout_q, bi.readout_b
+            r_projs = [_dense(f"{name}->{readout}", name, readout, rq[:, :H], "readout"),
+                       _dense(f"hb->{readout}", "hb", readout, rq[:, H:], "readout")]
+        else:
+            rq = qrnn.int_readout().numpy().astype(np.int64)
+            Br = qrnn.int_readout_bias().numpy().astype(np.int64)
+            r_projs = [_dense(f"{name}->{readout}", name, readout, rq, "readout")]
         r_pos, r_neg = np.maximum(rq, 0).sum(1), -np.minimum(rq, 0).sum(1)
         lo_v, hi_v = Br - L * r_neg, Br + L * r_pos
         if np.min(lo_v) < -A_LIMIT or np.max(hi_v) > A_LIMIT or np.min(Br) < -A_LIMIT or np.max(Br) > A_LIMIT:
@@ -713,13 +797,15 @@ def convert_rnn_to_chip(qrnn, frames: int) -> RNNChipConversion:
         rpop = Population(readout, (rq.shape[0],), du=4095, dv=0, vth=READOUT_VTH, model="lif_reset",
                           reset_interval=P, reset_offset=(L + 2 + shift) % P, meta={"readout": True})
         chip.add(rpop)
-        chip.add(r_proj)
+        for r_proj in r_projs:
+            chip.add(r_proj)
         _add_clock(chip, clocks, readout, rpop, Br, None, steps)
         rarr = clocks[f"clock_{readout}"]
         rarr[:] = 0
         for tau in range(T):
             rarr[tau * P + L + shift, :DIGITS] = [256**k for k in range(DIGITS)]
-            readout_indices.append(tau * P + 2 * L + shift)
+            if bi is None or tau == T - 1:  # bidirectional: only the last frame's logits are exact
+                readout_indices.append(tau * P + 2 * L + shift)
         chip.outputs["out"] = OutputPort(readout, "v")
     else:
         chip.outputs["out"] = OutputPort(name, "s")
@@ -727,5 +813,5 @@ def convert_rnn_to_chip(qrnn, frames: int) -> RNNChipConversion:
     return RNNChipConversion(
         chip=chip, steps=steps, frames=T, period=P, levels=L, input_size=F_, input_scale=first.input_scale,
         input_range=(lo, hi), input_indices=input_indices, fire_windows=windows, readout_indices=readout_indices,
-        clocks=clocks, readout=readout, layer_windows=layer_windows, probes=tuple(f"{n}/s" for n in names),
+        clocks=clocks, readout=readout, layer_windows=layer_windows, probes=tuple(f"{n}/s" for n in layer_windows),
     )
