@@ -22,6 +22,7 @@ wrap_u = nb.njit(inline="always")(arith.wrap_u)
 saturate_v = nb.njit(inline="always")(arith.saturate_v)
 
 ROW_BLOCK = 64  # rows (sample, step) per parallel work item in the event kernels
+TILE = 256  # target neurons per work item of `gather_dense` (a 1000 x 256 int16 weight tile: 0.5 MB, fits L2)
 
 MODEL_LIF = 0
 MODEL_RESET = 1
@@ -81,15 +82,15 @@ def add_row(dst, src, mode, shift):
 
 
 @nb.njit(parallel=True, cache=True)
-def accumulate(y, batch, steps, acc, t_off, n_off, shift, mode):
-    """acc[b, t_off + t, n_off + j] += what a projection sends for y[b * steps + t, j].
+def accumulate(y, samples, steps, acc, t_off, n_off, shift, mode):
+    """acc[samples[i], t_off + t, n_off + j] += what a projection sends for y[i * steps + t, j].
 
-    `y` holds exact integers (float32/float64 from BLAS or torch within their exact range, or
-    int64). `acc` is int32 and wraps like Lava's int32 channel sums.
+    `y` holds exact integers (float32/float64 from BLAS or torch within their exact range).
+    `acc` is int32 and wraps like Lava's int32 channel sums.
     """
     n = y.shape[1]
-    for r in nb.prange(batch * steps):
-        b = r // steps
+    for r in nb.prange(y.shape[0]):
+        b = samples[r // steps]
         t = r % steps
         add_row(acc[b, t_off + t, n_off : n_off + n], y[r], mode, shift)
 
@@ -108,123 +109,141 @@ def check_input(x, graded, limit, fanout, nnz, ops):
     bad = np.zeros(rows, np.int64)
     peak = np.zeros(rows, np.float64)
     for r in nb.prange(rows):
+        xr = x[r]
         c = 0
         nbad = 0
-        pk = 0.0
         if graded:
+            pk = 0.0
             for i in range(n):
-                fv = np.float64(x[r, i])
+                fv = np.float64(xr[i])
                 c += fv != 0.0
                 nbad += (fv != np.floor(fv)) | (abs(fv) > limit)
                 pk = max(pk, abs(fv))
-        else:
+            peak[r] = pk
+        else:  # comparisons only (vectorized); a valid row's peak is 1 (an invalid one is reported)
             for i in range(n):
-                fv = np.float64(x[r, i])
-                c += fv != 0.0
-                nbad += (fv != 0.0) & (fv != 1.0)
-                pk = max(pk, abs(fv))
+                v = xr[i]
+                c += v != 0
+                nbad += (v != 0) & (v != 1)
+            peak[r] = 1.0 if c > 0 else 0.0
         nnz[r] = c
         bad[r] = nbad
-        peak[r] = pk
         if c > 0:
             for p in range(n_proj):
                 total = 0
                 for i in range(n):
-                    total += fanout[p, i] * (x[r, i] != 0)
+                    total += fanout[p, i] * (xr[i] != 0)
                 ops[r, p] = total
     return bad.sum(), peak.max() if rows > 0 else 0.0
 
 
-@nb.njit(inline="always")
-def compact(xr, idx, val):
-    """Positions and values of the nonzero entries of row xr, branch-free; returns their count."""
-    k = 0
-    for i in range(xr.shape[0]):
-        v = xr[i]
-        idx[k] = i
-        val[k] = np.int64(v)
-        k += v != 0
-    return k
+@nb.njit(parallel=True, cache=True)
+def count_events(x, counts):
+    """counts[r] = nonzero messages in row r of x [rows, n]."""
+    for r in nb.prange(x.shape[0]):
+        c = 0
+        for i in range(x.shape[1]):
+            c += x[r, i] != 0
+        counts[r] = c
 
 
 @nb.njit(parallel=True, cache=True)
-def gather_dense(x, graded, wt, wt_exact, batch, steps, acc, t_off, n_off, shift, mode):
-    """Event-driven dense synapses for one chunk: for each row (b, t) of x [rows, n_src], add
-    the weight rows wt[i] ([n_src, n_dst]) of its nonzero messages (times the payload when
-    graded, else 1) and put what the projection sends into acc[b, t_off + t, n_off:].
+def fill_events(x, ptr, idx, val):
+    """The nonzero messages of x [rows, n] as CSR events: row r's sources idx[ptr[r]:ptr[r + 1]]
+    and their values val (int64), `ptr` from `count_events`."""
+    for r in nb.prange(x.shape[0]):
+        k = ptr[r]
+        for i in range(x.shape[1]):
+            v = x[r, i]
+            if v != 0:
+                idx[k] = i
+                val[k] = np.int64(v)
+                k += 1
 
-    Without a shift the int32 `wt` is added straight into the int32 buffer: everything is modulo
-    2**32 as in Lava's int32 channels. With a shift the exact sum is needed first: `wt_exact` is
-    int32 when every partial sum fits, else int64.
+
+@nb.njit(parallel=True, cache=True)
+def gather_dense(ptr, idx, val, graded, skip, wt, steps, acc, t_off, n_off, shift, mode):
+    """Event-driven dense synapses for one chunk: for each row r = (b, t) not in a skipped sample
+    (`skip` [batch]), add the weight rows wt[i] ([n_src, n_dst] int16) of its events (times the
+    payload when graded, else 1) and put what the projection sends into acc[b, t_off + t, n_off:].
+
+    Work items are (block of rows, tile of TILE target neurons), so that a tile of the weights
+    stays in the core's L2 cache while a block of rows reads it. Without a shift the weights are
+    added straight into the int32 buffer (everything modulo 2**32, as Lava's int32 channels);
+    otherwise the exact int64 sum is formed first.
     """
-    rows, n_src = x.shape
+    rows = ptr.shape[0] - 1
     n = wt.shape[1]
     direct = shift == 0 and mode != MODE_WRAP24
+    n_tiles = (n + TILE - 1) // TILE
     n_blocks = (rows + ROW_BLOCK - 1) // ROW_BLOCK
-    for blk in nb.prange(n_blocks):
-        idx = np.empty(n_src + 1, np.int64)
-        val = np.empty(n_src + 1, np.int64)
-        buf = np.zeros(n, wt_exact.dtype)
+    for unit in nb.prange(n_blocks * n_tiles):
+        blk = unit // n_tiles
+        lo = (unit % n_tiles) * TILE
+        m = min(n, lo + TILE) - lo
+        buf = np.zeros(m, np.int64)
         for r in range(blk * ROW_BLOCK, min(rows, (blk + 1) * ROW_BLOCK)):
-            k = compact(x[r], idx, val)
-            if k == 0:
-                continue
+            k0, k1 = ptr[r], ptr[r + 1]
             b = r // steps
-            t = r % steps
-            out = acc[b, t_off + t, n_off : n_off + n]
-            if direct:
-                if graded:
-                    for q in range(k):
-                        i = idx[q]
-                        m = val[q]
-                        for j in range(n):
-                            out[j] += wt[i, j] * m
-                else:
-                    for q in range(k):
-                        i = idx[q]
-                        for j in range(n):
-                            out[j] += wt[i, j]
+            if k0 == k1 or skip[b]:
+                continue
+            out = acc[b, t_off + r % steps, n_off + lo : n_off + lo + m]
+            if direct and not graded:
+                q = k0
+                while q + 4 <= k1:  # four weight rows per pass over the buffer (a quarter of its loads/stores)
+                    w0, w1 = wt[idx[q], lo : lo + m], wt[idx[q + 1], lo : lo + m]
+                    w2, w3 = wt[idx[q + 2], lo : lo + m], wt[idx[q + 3], lo : lo + m]
+                    for j in range(m):
+                        out[j] += (w0[j] + w1[j]) + (w2[j] + w3[j])
+                    q += 4
+                for e in range(q, k1):
+                    w = wt[idx[e], lo : lo + m]
+                    for j in range(m):
+                        out[j] += w[j]
+            elif direct:
+                for q in range(k0, k1):
+                    w = wt[idx[q], lo : lo + m]
+                    g = np.int32(val[q])
+                    for j in range(m):
+                        out[j] += w[j] * g
             else:
-                for j in range(n):
+                for j in range(m):
                     buf[j] = 0
-                for q in range(k):
-                    i = idx[q]
-                    m = val[q] if graded else 1
-                    for j in range(n):
-                        buf[j] += wt_exact[i, j] * m
+                for q in range(k0, k1):
+                    w = wt[idx[q], lo : lo + m]
+                    g = val[q] if graded else np.int64(1)
+                    for j in range(m):
+                        buf[j] += w[j] * g
                 add_row(out, buf, mode, shift)
 
 
 @nb.njit(parallel=True, cache=True)
-def scatter_sparse(x, graded, colptr, rows_of, wvals, n_dst, batch, steps, acc, t_off, n_off, shift, mode):
+def scatter_sparse(ptr, idx, val, graded, skip, colptr, rows_of, wvals, n_dst, steps, acc, t_off, n_off, shift, mode):
     """Event-driven sparse or conv synapses (CSC weights, one column per source neuron): like
     `gather_dense`. Without shift or 24-bit wrap the weights go straight into the int32 buffer;
     otherwise the exact int64 sum of each touched target is formed first."""
-    rows, n_src = x.shape
+    rows = ptr.shape[0] - 1
     direct = shift == 0 and mode != MODE_WRAP24
     n_blocks = (rows + ROW_BLOCK - 1) // ROW_BLOCK
     for blk in nb.prange(n_blocks):
-        idx = np.empty(n_src + 1, np.int64)
-        val = np.empty(n_src + 1, np.int64)
         buf = np.zeros(n_dst, np.int64)
         touched = np.zeros(n_dst, np.bool_)
         order = np.empty(n_dst, np.int64)
         for r in range(blk * ROW_BLOCK, min(rows, (blk + 1) * ROW_BLOCK)):
-            k = compact(x[r], idx, val)
-            if k == 0:
-                continue
+            k0, k1 = ptr[r], ptr[r + 1]
             b = r // steps
-            t = r % steps
-            out = acc[b, t_off + t, n_off : n_off + n_dst]
+            if k0 == k1 or skip[b]:
+                continue
+            out = acc[b, t_off + r % steps, n_off : n_off + n_dst]
             if direct:
-                for q in range(k):
+                for q in range(k0, k1):
                     i = idx[q]
                     m = val[q] if graded else 1
                     for e in range(colptr[i], colptr[i + 1]):
                         out[rows_of[e]] += wvals[e] * m
                 continue
             n_touched = 0
-            for q in range(k):
+            for q in range(k0, k1):
                 i = idx[q]
                 m = val[q] if graded else 1
                 for e in range(colptr[i], colptr[i + 1]):
@@ -484,13 +503,12 @@ def _signatures() -> dict[str, list[tuple]]:
     msgs = [arr(nb.from_dtype(d), 2) for d in MESSAGE_DTYPES]
     vec = arr(T.int64, 1)
     sigs: dict[str, list[tuple]] = {
-        "accumulate": [(arr(f, 2), i64, i64, acc, i64, i64, i64, i64) for f in (T.float32, T.float64)],
+        "accumulate": [(arr(f, 2), vec, i64, acc, i64, i64, i64, i64) for f in (T.float32, T.float64)],
         "check_input": [(x, flag, T.float64, arr(T.int64, 2), vec, arr(T.int64, 2)) for x in msgs],
-        "gather_dense": [
-            (x, flag, arr(T.int32, 2), arr(exact, 2), i64, i64, acc, i64, i64, i64, i64)
-            for x in msgs for exact in (T.int32, T.int64)
-        ],
-        "scatter_sparse": [(x, flag, vec, vec, vec, i64, i64, i64, acc, i64, i64, i64, i64) for x in msgs],
+        "count_events": [(x, vec) for x in msgs],
+        "fill_events": [(x, vec, vec, vec) for x in msgs],
+        "gather_dense": [(vec, vec, vec, flag, arr(T.uint8, 1), arr(T.int16, 2), i64, acc, i64, i64, i64, i64)],
+        "scatter_sparse": [(vec, vec, vec, flag, arr(T.uint8, 1), vec, vec, vec, i64, i64, acc, i64, i64, i64, i64)],
     }
     neuron = [acc, i64, i64, arr(T.int32, 2), arr(T.int32, 2), arr(T.int8, 2)]
     state_out = [arr(T.float32, 3), arr(T.int32, 3), arr(T.int32, 3), flag, flag]

@@ -13,8 +13,11 @@ The plan turns a `ChipGraph` into
 """
 from __future__ import annotations
 
+import functools
 import math
+import operator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -159,7 +162,12 @@ class _Link:
         """The transposed weights [n_src, n_dst] in `dtype`, contiguous (one row per source)."""
         key = ("dense_t", np.dtype(dtype).str)
         if key not in self._cache:
-            self._cache[key] = np.ascontiguousarray(self.dense.T.astype(dtype))
+            dense = np.asarray(self.dense)
+            out = np.ascontiguousarray(dense.T.astype(dtype))
+            if np.dtype(dtype).kind == "i" and not np.array_equal(out.T, dense):
+                raise BackendError("weights do not fit the event kernels' integer type", where=f"projection {self.proj!r}",
+                                   expected=f"|weight| < {np.iinfo(dtype).max + 1}", got=int(np.abs(dense).max()))
+            self._cache[key] = out
         return self._cache[key]
 
     def csc(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -204,11 +212,13 @@ def _merge_links(links: list[_Link]) -> list[_Link]:
         if len(group) == 1:
             out.append(group[0])
             continue
-        if all(lk.csr is not None for lk in group):
-            total = sp.csr_matrix(sum(lk.csr for lk in group), dtype=np.int64)
+        mats: list[Any] = [lk.csr if lk.dense is None else lk.dense for lk in group]
+        total: Any
+        if all(sp.issparse(m) for m in mats):
+            total = sp.csr_matrix(functools.reduce(operator.add, mats), dtype=np.int64)
             total.eliminate_zeros()
         else:
-            total = sum(lk.dense if lk.dense is not None else lk.csr.toarray() for lk in group)
+            total = functools.reduce(operator.add, [m.toarray() if sp.issparse(m) else m for m in mats])
         first = group[0]
         merged = _Link(
             proj="+".join(lk.proj for lk in group), src=first.src, kind=first.kind, delay=first.delay,

@@ -40,7 +40,11 @@ from .plan import F32_EXACT, F64_EXACT, Plan, chunk_steps, missing_probe
 
 DEFAULT_BUDGET = 256 * 2**20
 DEFAULT_MAX_CHUNK = 1024
-BLAS_DENSITY = 0.25  # above this fraction of nonzero messages a BLAS matmul beats event gathering
+# The cost model that picks BLAS/torch or the event kernels per sample (benchmarks/bench_layer.py
+# --calibrate measures these on the machine at hand; times in ns, 2 threads):
+MAC_NS = 0.020  # one float32 multiply-add of a BLAS matmul (sgemm)
+EVENT_NS = 0.10  # one weight added by `gather_dense` (int16 row into the int32 buffer)
+ACCUMULATE_NS = 1.0  # one BLAS result turned into what the projection sends (`accumulate`) per target
 SCATTER_COST = 20  # one scattered synaptic event costs about this many dense conv multiply-adds
 SYNAPSE_MODES = ("auto", "events", "dense")  # how links are evaluated (results are identical)
 SERIAL_WORK = 1 << 21  # runs with fewer (sample, step, neuron) items per chunk use one thread
@@ -48,19 +52,47 @@ SERIAL_WORK = 1 << 21  # runs with fewer (sample, step, neuron) items per chunk 
 
 class _ChunkSource:
     """One chunk of a source's messages: the dense array [B, C, n], its largest |value| and its
-    number of nonzero messages; float copies for BLAS/torch are made on first use."""
+    number of nonzero messages; the per-row counts, the CSR events and the float copies for
+    BLAS/torch are made on first use and shared by every link that reads the source."""
 
-    def __init__(self, dense: np.ndarray, peak: float, nnz: int):
+    def __init__(self, dense: np.ndarray, peak: float, nnz: int, counts: np.ndarray | None = None):
         self.dense = dense
         self.peak = peak
         self.nnz = nnz
         self.n = dense.shape[2]
-        self._float = {}
+        self._counts = counts
+        self._rows: np.ndarray | None = None
+        self._events: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._float: dict = {}
 
     def rows(self) -> np.ndarray:
         """[B*C, n] C-contiguous view (copied only if the chunk is a strided member view)."""
-        x = self.dense if self.dense.flags.c_contiguous else np.ascontiguousarray(self.dense)
-        return x.reshape(-1, self.n)
+        if self._rows is None:
+            x = self.dense if self.dense.flags.c_contiguous else np.ascontiguousarray(self.dense)
+            self._rows = x.reshape(-1, self.n)
+        return self._rows
+
+    def counts(self) -> np.ndarray:
+        """Nonzero messages per row (sample, step) [B*C]."""
+        if self._counts is None:
+            self._counts = np.empty(self.dense.shape[0] * self.dense.shape[1], np.int64)
+            K.count_events(self.rows(), self._counts)
+        return self._counts
+
+    def per_sample(self) -> np.ndarray:
+        """Nonzero messages per sample over the chunk [B]."""
+        return self.counts().reshape(self.dense.shape[0], -1).sum(axis=1)
+
+    def events(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(ptr, idx, val): row r's nonzero messages are sources idx[ptr[r]:ptr[r+1]], values val."""
+        if self._events is None:
+            counts = self.counts()
+            ptr = np.zeros(counts.size + 1, np.int64)
+            np.cumsum(counts, out=ptr[1:])
+            idx, val = np.empty(ptr[-1], np.int64), np.empty(ptr[-1], np.int64)
+            K.fill_events(self.rows(), ptr, idx, val)
+            self._events = (ptr, idx, val)
+        return self._events
 
     def dense_float(self, dtype, absolute: bool) -> np.ndarray:
         key = (np.dtype(dtype).str, absolute)
@@ -173,7 +205,7 @@ class SimProgram:
                 state.ops[proj][t0 : t0 + c] += ops[:, p]
             total = int(nnz.sum())
             state.input_counts[name] += total
-            sources[name] = _ChunkSource(x, float(peak), total)
+            sources[name] = _ChunkSource(x, float(peak), total, nnz)
             if (name, "s") in state.records:
                 state.store(name, "s", t0, c, x)
 
@@ -246,35 +278,45 @@ class SimProgram:
                 acc[:, : d + 1] = tail
 
     def _apply(self, link, src: "_ChunkSource", acc: np.ndarray, batch: int, c: int) -> None:
-        """Add one link's contribution for all steps of the chunk into the component's buffer."""
+        """Add one link's contribution for all steps of the chunk into the component's buffer.
+
+        Per sample, by the cost model (`event_limit`): a BLAS matmul / torch conv over all its
+        steps (exact while every partial sum stays below 2**24 in float32, 2**53 in float64), or
+        the event kernels, which touch only the weights of its nonzero messages. Both give the
+        same integers, so the choice is about time only."""
         if src.nnz == 0:
             return  # nothing sent: every synapse process sends 0
         bound = link.l1 * src.peak
         t_off = link.latency + link.delay
-        mode = self.synapses
-        if (
-            link.kind == "conv"
-            and bound < F64_EXACT
-            and mode != "events"
-            and (mode == "dense" or src.nnz * link.mean_fanout * SCATTER_COST >= batch * c * link.dense_macs)
-        ):
+        floats_exact = bound < F64_EXACT and (link.dense is not None or link.kind == "conv")
+        if not floats_exact or self.synapses == "events":
+            blas = np.zeros(batch, np.bool_)
+        elif self.synapses == "dense":
+            blas = np.ones(batch, np.bool_)
+        else:
+            blas = src.per_sample() > event_limit(link, src.n) * c
+        if blas.any():
             dtype = np.float32 if bound < F32_EXACT else np.float64
-            y = self._conv(link, src.dense_float(dtype, link.abs_msg), batch * c, dtype)
-            K.accumulate(y, batch, c, acc, t_off, link.n_off, link.shift, link.mode)
-            return
-        density = src.nnz / max(1, batch * c * src.n)
-        blas = mode == "dense" or (mode == "auto" and density > BLAS_DENSITY)
-        if link.dense is not None and blas and bound < F64_EXACT:
-            dtype = np.float32 if bound < F32_EXACT else np.float64
-            y = src.dense_float(dtype, link.abs_msg).reshape(batch * c, -1) @ link.dense_t(dtype)
-            K.accumulate(y, batch, c, acc, t_off, link.n_off, link.shift, link.mode)
-        elif link.dense is not None:
-            exact = link.dense_t(np.int32 if bound < 2**31 else np.int64)
-            K.gather_dense(src.rows(), link.graded, link.dense_t(np.int32), exact, batch, c, acc, t_off,
+            samples = np.flatnonzero(blas)
+            x = src.dense_float(dtype, link.abs_msg)
+            if samples.size < batch:
+                x = x[samples]
+            rows = samples.size * c
+            if link.kind == "conv":
+                y = self._conv(link, x, rows, dtype)
+            else:
+                y = x.reshape(rows, -1) @ link.dense_t(dtype)
+            K.accumulate(y, samples, c, acc, t_off, link.n_off, link.shift, link.mode)
+            if samples.size == batch:
+                return
+        ptr, idx, val = src.events()
+        skip = blas.view(np.uint8)
+        if link.dense is not None:
+            K.gather_dense(ptr, idx, val, link.graded, skip, link.dense_t(np.int16), c, acc, t_off,
                            link.n_off, link.shift, link.mode)
         else:
             colptr, rows_of, wvals = link.csc()
-            K.scatter_sparse(src.rows(), link.graded, colptr, rows_of, wvals, link.n_dst, batch, c, acc, t_off,
+            K.scatter_sparse(ptr, idx, val, link.graded, skip, colptr, rows_of, wvals, link.n_dst, c, acc, t_off,
                              link.n_off, link.shift, link.mode)
 
     @staticmethod
@@ -360,6 +402,15 @@ def _scan_programmable(comp, prog_state, acc, c, s_buf, u_buf, v_buf, write_u, w
     else:
         kernels_atrlif.scan_atrlif(acc, c, prog_state, **args, s_out=s_buf, u_out=u_buf, v_out=v_buf, write_u=write_u,
                                    write_v=write_v, fanout=comp.fanout, spikes_t=spikes_t, counts=counts, active=active, ops_t=ops_t)
+
+
+def event_limit(link, n_src: int) -> float:
+    """Nonzero messages per step above which a sample is cheaper on BLAS/torch than on the event
+    kernels: where the matmul's cost per row (n_src x n_dst multiply-adds, and the conversion of
+    its n_dst results) equals the events' (n_dst weights each; for a conv, its taps scattered)."""
+    if link.kind == "conv":
+        return link.dense_macs / (SCATTER_COST * max(link.mean_fanout, 1e-9))
+    return (n_src * MAC_NS + ACCUMULATE_NS) / EVENT_NS
 
 
 class _RunState:

@@ -462,3 +462,41 @@ def test_sign_split_halves_are_planned_as_one_link_and_one_recurrent_block():
     for key in probes:
         assert np.array_equal(got.probes[key], want.probes[key]), key
 
+
+@pytest.mark.parametrize("kind", ["dense", "conv"])
+def test_mixed_batches_split_per_sample_between_blas_and_events(kind, monkeypatch):
+    """A batch with a busy, a sparse and a silent sample: 'auto' runs the busy one on BLAS/torch
+    and the others on the event kernels, and every value equals both forced paths."""
+    from snnc.backends.sim import kernels as K
+
+    rng = np.random.default_rng(4)
+    g = ChipGraph()
+    if kind == "dense":
+        g.add(InputPopulation("x", (300,), num_message_bits=3))
+        g.add(Population("n", (40,), du=300, dv=200, vth=900))
+        g.add(Projection("w", "x", "n", rng.integers(-128, 128, (40, 300)) * 2, num_message_bits=3))
+        shape = (300,)
+    else:
+        g.add(InputPopulation("x", (4, 12, 12)))
+        g.add(Population("n", (6, 12, 12), du=300, dv=200, vth=300))
+        g.add(Projection("w", "x", "n", rng.integers(-100, 100, (6, 4, 3, 3)), kind="conv",
+                         conv=ConvGeometry((4, 12, 12), (6, 12, 12), (3, 3), (1, 1), (1, 1))))
+        shape = (4, 12, 12)
+    rates = (0.9, 0.03, 0.0)
+    x = np.stack([(rng.random((30, *shape)) < r) * (rng.integers(1, 8, (30, *shape)) if kind == "dense" else 1) for r in rates])
+    subsets = []
+    real = K.accumulate
+
+    def spy(y, samples, *args):
+        subsets.append(samples.tolist())
+        return real(y, samples, *args)
+
+    monkeypatch.setattr(K, "accumulate", spy)
+    probes = ("n/u", "n/v", "n/s")
+    auto = SimBackend().build(g).run(x, probes=probes)
+    assert subsets and all(s == [0] for s in subsets)  # only the busy sample went to BLAS/torch
+    for synapses in ("events", "dense"):
+        other = SimBackend().build(g, synapses=synapses).run(x, probes=probes)
+        for key in probes:
+            assert np.array_equal(other.probes[key], auto.probes[key]), (synapses, key)
+    assert auto.probes["n/u"][0].any() and auto.probes["n/u"][1].any()
