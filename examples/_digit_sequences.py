@@ -63,7 +63,7 @@ def tell(args, title: str, make_model, describe: str) -> dict:
     with timer.stage("train"):
         model = make_model().double()
         for epoch in range(args.epochs):  # Adam, the learning rate falling linearly to nothing
-            train_classifier(model, x_train.astype(np.float64), y_train, 1, lr=args.lr * (1 - epoch / args.epochs) + 1e-4)
+            train_classifier(model, x_train.astype(np.float64), y_train, 1, lr=args.lr * (1 - epoch / args.epochs) + 1e-4, batch=16)
         with torch.no_grad():
             float_logits = model(torch.from_numpy(x_test).double()).numpy()
     pred_float = float_logits.argmax(1)
@@ -71,7 +71,7 @@ def tell(args, title: str, make_model, describe: str) -> dict:
     with timer.stage("export"):
         path = out / "model.nir"
         nir.write(path, attention.to_nir(model, x_train.shape[-1]))
-        seq = attention.nir_to_chip(nir.read(path), where=str(path))
+        seq = attention.nir_to_chip(nir.read(path), where=str(path), calibration=x_train)
     chip = seq.chip
     kinds = {}
     for pop in chip.populations.values():

@@ -23,7 +23,7 @@ from _digit_sequences import tell  # noqa: E402
 def parse_args(argv):
     parser = base_parser(__doc__, "out/spikformer_digits")
     args = parser.parse_args(argv)
-    args.d_model, args.epochs, args.lr = (8, 6, 1e-2) if args.fast else (16, 12, 1e-2)
+    args.d_model, args.epochs, args.lr = (8, 4, 3e-3) if args.fast else (16, 12, 3e-3)
     return args
 
 
@@ -33,7 +33,7 @@ def main(argv=None) -> dict:
     from snnc.compiler.frontends.attention import SequenceClassifier, SpikingSelfAttention
 
     def make_model():
-        return SequenceClassifier(SpikingSelfAttention(8, args.d_model), 10)
+        return SequenceClassifier(SpikingSelfAttention(8, args.d_model), 10, frac_bits=9)
 
     with seeded(args.seed):
         return tell(args, "Spikformer-style attention on digit rows -> NIR -> Loihi 2", make_model,

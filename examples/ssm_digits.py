@@ -24,7 +24,7 @@ from _digit_sequences import tell  # noqa: E402
 def parse_args(argv):
     parser = base_parser(__doc__, "out/ssm_digits")
     args = parser.parse_args(argv)
-    args.d_state, args.epochs, args.lr = (32, 6, 1e-2) if args.fast else (48, 12, 1e-2)
+    args.d_state, args.epochs, args.lr = (32, 4, 3e-3) if args.fast else (48, 12, 3e-3)
     return args
 
 
@@ -34,7 +34,7 @@ def main(argv=None) -> dict:
     from snnc.compiler.frontends.attention import SequenceClassifier, SpikingSSM
 
     def make_model():
-        return SequenceClassifier(SpikingSSM(8, args.d_state), 10)
+        return SequenceClassifier(SpikingSSM(8, args.d_state, frac_bits=10), 10, frac_bits=9)
 
     with seeded(args.seed):
         return tell(args, "Spiking SSM on digit rows -> NIR -> Loihi 2", make_model,

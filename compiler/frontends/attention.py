@@ -391,8 +391,15 @@ def _grid(w: np.ndarray, where: str, k_min: int = 0) -> tuple[np.ndarray, int]:
     )
 
 
-def nir_to_chip(graph: nir.NIRGraph, *, where: str = "<attention NIR graph>") -> ChipSequence:
-    """Lower the NIR form written by `to_nir` (also after nir.write/nir.read) to a chip graph."""
+def nir_to_chip(graph: nir.NIRGraph, *, where: str = "<attention NIR graph>", calibration: np.ndarray | None = None) -> ChipSequence:
+    """Lower the NIR form written by `to_nir` (also after nir.write/nir.read) to a chip graph.
+
+    `calibration` (integer rows [N, T, d]) sizes the logits integrator: its 24-bit current and
+    voltage must hold one step's input and the sum over time, so the readout gets the smallest
+    right shift (weight_exp < 0, a floor per step: stated in the notes) that keeps both within half
+    their range on that data; every relay is checked not to saturate. Without it the readout is not
+    shifted and a note says the range is unchecked.
+    """
     nodes, edges = graph.nodes, [(str(a), str(b)) for a, b in graph.edges]
     preds: dict[str, list[str]] = {n: [] for n in nodes}
     for a, b in edges:
@@ -503,7 +510,43 @@ def nir_to_chip(graph: nir.NIRGraph, *, where: str = "<attention NIR graph>") ->
         raise GraphError("no integrator feeds the Output", where=where, hint="export with attention.to_nir")
     out = next(iter(chip.outputs.values())).population
     chip.meta["time_shift"] = arrival[out]
-    return ChipSequence(chip=chip.validate(), latency=arrival[out], logit_scale=output_unit, notes=notes)
+    seq = ChipSequence(chip=chip.validate(), latency=arrival[out], logit_scale=output_unit, notes=notes)
+    if calibration is None:
+        notes.append("no calibration data: the range of the logits integrator (24 bits) is unchecked")
+    else:
+        _size_readout(seq, np.asarray(calibration), where)
+    return seq
+
+
+def _size_readout(seq: ChipSequence, rows: np.ndarray, where: str) -> None:
+    """Shift the readout right until one step's input (<< 6) and the sum over time fit in half of
+    the integrator's 24 bits on `rows`; refuse relays that saturate there."""
+    from snnc.backends.sim import SimBackend
+    from snnc.ir.bits import SPECS
+
+    chip = seq.chip
+    out = next(iter(chip.outputs.values())).population
+    feeds = chip.incoming(out)
+    sources = sorted({p.src for p in feeds})
+    relays = [n for n, p in chip.populations.items() if p.model == "relay" and n != out]
+    run = SimBackend().build(chip).run(seq.pad(rows), probes=[*sources, *(f"{r}/v" for r in relays)])
+    for name in relays:
+        if np.abs(run.probes[f"{name}/v"]).max(initial=0) >= SPECS["v"].hi:
+            raise ParameterError("a relay saturates on the calibration data", where=f"{where}: node {name!r}",
+                                 hint="lower the block's frac_bits (a coarser weight grid leaves more headroom)")
+    step = 0
+    for proj in feeds:
+        payload = run.probes[proj.src].reshape(rows.shape[0], -1, chip.source(proj.src).size).astype(np.int64)
+        step = step + payload @ np.asarray(proj.weights, np.int64).T  # [N, steps, classes]
+    half = 2 ** (SPECS["u"].bits - 2)
+    need = max(np.abs(step).max(initial=0), np.abs(np.cumsum(step, axis=1)).max(initial=0)) << STATE_SHIFT
+    shift = max(0, int(need).bit_length() - int(half).bit_length() + 1)
+    if shift:
+        for proj in feeds:
+            proj.weight_exp = -shift
+        seq.logit_scale *= 2.0**shift
+        seq.notes.append(f"readout shifted right by {shift} bits (weight_exp -{shift}, a floor per step) so that the "
+                         f"logits integrator holds the calibration data's largest sum")
 
 
 def _projection(chip: ChipGraph, lin: str, src: str, dst: str, weight, unit: dict, port: str, where: str, k_min: int = 0):

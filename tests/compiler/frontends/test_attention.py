@@ -117,3 +117,34 @@ def test_chip_lowering_refuses_what_it_cannot_mean(tmp_path):
     graph.nodes["s4d"] = nir.CubaLI(tau_syn=np.ones(2), tau_mem=np.ones(2), r=np.ones(2), v_leak=np.zeros(2))
     with pytest.raises(UnsupportedNodeError, match="only a float model in Lava 0.10"):
         A.nir_to_chip(graph)
+
+
+def test_calibration_shifts_the_readout_into_24_bits():
+    """Readout weights at the top of their grid overflow the 24-bit logits integrator: with
+    calibration data the readout is shifted right (a floor per step, stated) and the chip's logits
+    stay within that floor of the float model's; without it a note says the range is unchecked."""
+    x = np.random.default_rng(2).integers(8, 17, (16, 8, 8))
+    model = _model(A.SpikingSelfAttention(8, 4), seed=2)
+    with torch.no_grad():
+        for m in (model.block.q, model.block.k, model.block.v):
+            m.weight.fill_(254 / 256)  # every neuron spikes every step: S_t = t + 1 everywhere
+        model.readout.weight.fill_(254 / 64)
+        want = model(torch.from_numpy(x).double()).numpy()
+    graph = A.to_nir(model, 8)
+    assert any("unchecked" in n for n in A.nir_to_chip(graph).notes)
+    seq = A.nir_to_chip(graph, calibration=x)
+    shifts = {-p.weight_exp for p in seq.chip.incoming("logits")}
+    assert len(shifts) == 1 and shifts.pop() > 0 and any("shifted right" in n for n in seq.notes)
+    run = SimBackend().build(seq.chip).run(seq.pad(x), probes=["logits/v"])
+    assert np.abs(run.probes["logits/v"]).max() < 2**22  # within half of v's range
+    got = seq.logits(run.outputs["logits"])
+    steps = seq.steps(x.shape[1])
+    assert np.all(np.abs(got - want) <= steps * 64 * seq.logit_scale)  # one floor per step and class
+
+
+def test_calibration_refuses_a_saturating_relay():
+    model = _model(A.SpikingSSM(8, 6, frac_bits=16), seed=3)
+    with torch.no_grad():
+        model.block.B.weight.fill_(1.0)  # clamped to the top of the grid: 127 / 2**15
+    with pytest.raises(ParameterError, match="relay saturates"):
+        A.nir_to_chip(A.to_nir(model, 8), calibration=np.full((2, 24, 8), 16))  # 24 rows: h approaches 17M
