@@ -100,7 +100,7 @@ class Population:
     `lava.proc.sdn` processes) send graded messages every step and use `vth` (per layer),
     `act_bias` (16 bits, per layer or neuron), `act_mode` ("relu" or "unit"), `cum_error`,
     `spike_exp` and `state_exp`; the CUBA fields keep their defaults. Their `u` probe is sigma,
-    their `v` probe the activation.
+    their `v` probe the activation (a Sigma's is sigma).
     """
 
     name: str

@@ -30,6 +30,8 @@ from snnc.ir.chip import ChipGraph, ConvGeometry, InputPopulation, OutputPort, P
 
 ALL_KINDS = ("dense", "sparse", "conv")
 ALL_MODELS = ("lif", "lif_reset", "ternary")
+SIGMA_DELTA_MODELS = ("delta", "sigma_delta", "sigma")
+"""Lava's lava.proc.sdn kinds; their outgoing projections are always graded (recurrence: lava only)."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,8 @@ def populations(draw, name: str, shape: tuple[int, ...], *, models=("lif",), per
             return rng.integers(lo, hi + 1, size=shape)
         return scalar
 
+    if model in SIGMA_DELTA_MODELS:
+        return _sigma_delta_population(draw, name, shape, model, maybe_array)
     du = maybe_array(draw(_decay()), 0, 4095)
     dv = maybe_array(draw(_decay()), 0, 4095)
     vth = maybe_array(draw(_threshold()), 0, 300)
@@ -109,6 +113,28 @@ def populations(draw, name: str, shape: tuple[int, ...], *, models=("lif",), per
         lo = draw(st.integers(-3000, hi))
         kwargs["vth_hi"], kwargs["vth_lo"] = hi, lo
     return Population(name, shape, **kwargs)
+
+
+def _sigma_delta_population(draw, name, shape, model, maybe_array) -> Population:
+    """A Delta / SigmaDelta / Sigma population: small and large thresholds, biases, both activation
+    modes, cumulative error on or off, exponents up to 7 + 7 (int32 wraps of the scaled input)."""
+    if model == "sigma":
+        return Population(name, shape, model=model)
+    kwargs = dict(
+        vth=draw(st.one_of(st.integers(0, 8), st.integers(0, 2**17 - 1))),
+        cum_error=draw(st.booleans()),
+        spike_exp=draw(st.integers(0, 7)),
+        state_exp=draw(st.integers(0, 7)),
+    )
+    if model == "sigma_delta":
+        kwargs["act_bias"] = maybe_array(draw(st.one_of(st.just(0), st.integers(-50, 50), st.integers(-(2**15), 2**15 - 1))), -300, 300)
+        kwargs["act_mode"] = draw(st.sampled_from(["relu", "unit"]))
+    return Population(name, shape, model=model, **kwargs)
+
+
+def _graded(src) -> bool:
+    """Whether `src` sends graded messages (a graded input or a non-spiking population)."""
+    return src.num_message_bits > 0 if isinstance(src, InputPopulation) else not src.spiking
 
 
 @st.composite
@@ -222,7 +248,7 @@ def chip_graphs(draw, **options) -> ChipGraph:
     for k in range(n_pops):
         name = f"p{k}"
         src = draw(st.sampled_from(sources))
-        graded_src = isinstance(src, InputPopulation) and src.num_message_bits > 0
+        graded_src = _graded(src)
         use_conv = conv and len(src.shape) == 3 and draw(st.integers(0, 3)) > 0
         if use_conv:
             geometry = draw(conv_geometries(tuple(src.shape)))
@@ -240,8 +266,7 @@ def chip_graphs(draw, **options) -> ChipGraph:
         if others and draw(st.integers(0, 2)) == 0:
             extra = draw(st.sampled_from(others))
             _add_projection(draw, g, _dense_projection(
-                draw, f"x{k}", extra, pop, draw(st.sampled_from(flat_kinds)), opts,
-                isinstance(extra, InputPopulation) and extra.num_message_bits > 0,
+                draw, f"x{k}", extra, pop, draw(st.sampled_from(flat_kinds)), opts, _graded(extra),
             ), opts)
         sources.append(pop)
 
@@ -257,9 +282,9 @@ def chip_graphs(draw, **options) -> ChipGraph:
                 k = draw(st.sampled_from([1, 3]))
                 groups = draw(st.sampled_from([1, pop.shape[0]]))
                 same = ConvGeometry(pop.shape, pop.shape, (k, k), (1, 1), (k // 2, k // 2), (1, 1), groups)
-                g.add(_conv_projection(draw, f"r{j}", pop.name, pop.name, same, False))
+                g.add(_conv_projection(draw, f"r{j}", pop.name, pop.name, same, _graded(pop)))
                 continue
-            _add_projection(draw, g, _dense_projection(draw, f"r{j}", src, pop, draw(st.sampled_from(flat_kinds)), opts, False), opts)
+            _add_projection(draw, g, _dense_projection(draw, f"r{j}", src, pop, draw(st.sampled_from(flat_kinds)), opts, _graded(src)), opts)
 
     for name in g.populations:
         g.outputs[name] = OutputPort(name, "s")

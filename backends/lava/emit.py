@@ -516,7 +516,9 @@ def attach_taps(net: LavaNetwork, keys: Iterable[str], buffer_size: int = 64) ->
             pop = net.graph.populations.get(node)
             if pop is not None and pop.model == "atrlif":
                 var = ATRLIF_VARS[var]
-            tap.connect_var(getattr(proc, SIGMA_DELTA_VARS[var] if pop is not None and pop.sigma_delta else var))
+            if pop is not None and pop.sigma_delta:
+                var = "sigma" if pop.model == "sigma" else SIGMA_DELTA_VARS[var]  # a Sigma's activation is sigma
+            tap.connect_var(getattr(proc, var))
         net.taps[key] = tap
     return net.taps
 

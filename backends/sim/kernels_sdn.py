@@ -90,6 +90,7 @@ def scan_sdn(
                 for j in range(m):
                     msg = wrap32(sigma[j] + np.int64(a[j]))
                     sigma[j] = msg
+                    act[j] = msg
                     s_row[j] = msg
                     sent = np.int64(msg != 0)
                     cnt[j] += sent

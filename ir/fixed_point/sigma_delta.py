@@ -8,7 +8,7 @@ Three kinds, as lava-dl netx builds them from a `.net` file's SDNN layers (input
       sigma   = wrap32(sigma + a)
       act_new = wrap32(sigma + bias_e), then max(act_new, 0) for act_mode "relu" ("unit": as is)
 - "sigma" (Lava `Sigma`, netx's output layer with `sigma_output`): sigma = wrap32(sigma + a),
-  and the output message is sigma itself.
+  and the output message is sigma itself (its activation `act`, too).
 
 "delta" and "sigma_delta" then delta-encode the activation (Lava's `delta_dynamics`):
       delta   = wrap32(act_new - act + residue)
@@ -101,6 +101,7 @@ def sigma_delta_step(
     a = wrap32(np.asarray(a, np.int64))
     if kind == "sigma":
         state.sigma = wrap32(state.sigma + a)
+        state.act = state.sigma.copy()  # a Sigma's activation is its sum (Lava's Sigma has no act Var)
         return state.sigma.copy()
     spike_exp, state_exp = int(spike_exp), int(state_exp)
     if kind == "delta":

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+
+import chip_strategies as cs
 
 from snnc.backends.base import get_backend
 from snnc.ir.chip import ChipGraph, InputPopulation, OutputPort, Population, Projection
@@ -107,6 +109,25 @@ def test_sim_equals_lava_sdn_processes():
         np.testing.assert_array_equal(sim.probes[key], lava.probes[key], err_msg=key)
     np.testing.assert_array_equal(sim.outputs["output"], lava.outputs["output"])
     assert np.any(sim.probes["u/v"] < 0) and np.any(sim.probes["r/s"])  # unit passes negatives, ReLU layer sends
+
+
+@pytest.mark.lava
+@settings(max_examples=6, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(case=cs.chip_cases(steps=st.integers(6, 16), models=cs.SIGMA_DELTA_MODELS + ("lif",), kinds=cs.ALL_KINDS,
+                          graded=True, delays=True, max_populations=4))
+def test_random_sigma_delta_networks_sim_equals_lava(case):
+    """Random graphs of Delta/SigmaDelta/Sigma (and LIF) populations through dense, sparse (delayed)
+    and conv projections carrying their int32 messages: sim equals Lava's own processes, every
+    population's messages at every step, and sigma/act of the sigma-delta ones."""
+    g = case.graph
+    assume(any(pop.sigma_delta for pop in g.populations.values()))
+    probes = [f"{name}/{var}" for name, pop in g.populations.items() if pop.sigma_delta for var in "uv"]
+    sim = get_backend("sim").build(g).run(case.batched(), steps=case.steps, probes=probes)
+    lava = get_backend("lava").build(g).run(case.batched(), steps=case.steps, probes=probes)
+    for name in g.outputs:
+        np.testing.assert_array_equal(sim.outputs[name], lava.outputs[name], err_msg=name)
+    for key in probes:
+        np.testing.assert_array_equal(sim.probes[key], lava.probes[key], err_msg=key)
 
 
 def test_sigma_delta_fields_are_checked():
