@@ -484,7 +484,7 @@ def simulate(net: FloatNet, inputs: dict[str, np.ndarray]) -> FloatRun:
         if np.ndim(p.delay):
             mats[p.name] = [(int(d), sp.csr_matrix(np.where(p.delay == d, p.op.dense(), 0.0))) for d in np.unique(p.delay)]
         else:
-            mats[p.name] = [(int(p.delay), p.op.sparse())]
+            mats[p.name] = [(int(p.delay), p.op.data if p.op.kind == "dense" else p.op.sparse())]  # dense stays BLAS
     incoming = {n: net.incoming(n) for n in order}
     i_state = {n: np.zeros((batch, net.pops[n].size)) for n in order}
     v_state = {n: np.zeros((batch, net.pops[n].size)) for n in order}
