@@ -6,6 +6,7 @@ frontends are imported only when needed, so reading a NIR file never pulls in to
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,8 @@ def load_model(source: Any, *, reset_mode: str | None = None, **options: Any) ->
     if isinstance(source, (str, Path)):
         return _load_path(Path(source), options, reset_mode)
     if _is_torch_module(source):
+        if type(source).__module__ == "snnc.compiler.frontends.attention":
+            return _attention_module_chip(source, options)
         from snnc.compiler.frontends.torch import from_torch
 
         return _as_graph(from_torch(source, **options), f"<torch module {type(source).__name__}>")
@@ -102,6 +105,26 @@ def _attention_chip(model: Any, where: str) -> ChipGraph:
     from snnc.compiler.frontends.attention import nir_to_chip
 
     return nir_to_chip(model, where=where).chip
+
+
+def _attention_module_chip(model: Any, options: dict) -> ChipGraph:
+    """A SequenceClassifier of snnc's attention/SSM blocks: its NIR form lowered to the chip.
+
+    Options: sample_input_shape (features per time step, required), calibration (integer rows
+    [N, T, d] that size the readout), input_bits (default 5)."""
+    from snnc.compiler.frontends.attention import nir_to_chip, to_nir
+
+    unknown = sorted(set(options) - {"sample_input_shape", "calibration", "input_bits"})
+    if unknown or "sample_input_shape" not in options:
+        raise ParameterError(
+            "an attention/SSM model needs its features per time step and takes no other loading options",
+            where=f"load_model(<{type(model).__name__}>)", expected="sample_input_shape=d [, calibration=rows, input_bits=5]",
+            got=unknown or "no sample_input_shape",
+        )
+    shape = options["sample_input_shape"]
+    d_in = math.prod(int(d) for d in (shape if isinstance(shape, (tuple, list)) else [shape]))
+    graph = to_nir(model, d_in, input_bits=int(options.get("input_bits", 5)))
+    return nir_to_chip(graph, where=f"<{type(model).__name__}>", calibration=options.get("calibration")).chip
 
 
 def _as_graph(result: Any, source: str) -> Graph | ChipGraph:

@@ -148,3 +148,12 @@ def test_calibration_refuses_a_saturating_relay():
         model.block.B.weight.fill_(1.0)  # clamped to the top of the grid: 127 / 2**15
     with pytest.raises(ParameterError, match="relay saturates"):
         A.nir_to_chip(A.to_nir(model, 8), calibration=np.full((2, 24, 8), 16))  # 24 rows: h approaches 17M
+
+
+def test_load_model_takes_the_torch_model_itself():
+    model = _model(A.SpikingSSM(8, 6))
+    x = np.random.default_rng(4).integers(0, 17, (4, 8, 8))
+    chip = load_model(model, sample_input_shape=(8,), calibration=x)
+    assert {p.model for p in chip.populations.values()} == {"relay", "lif", "product"}
+    with pytest.raises(ParameterError, match="sample_input_shape"):
+        load_model(model)
