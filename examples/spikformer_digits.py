@@ -23,7 +23,7 @@ from _digit_sequences import tell  # noqa: E402
 def parse_args(argv):
     parser = base_parser(__doc__, "out/spikformer_digits")
     args = parser.parse_args(argv)
-    args.d_model, args.epochs, args.lr = (8, 4, 3e-3) if args.fast else (16, 12, 3e-3)
+    args.d_model, args.epochs, args.lr = (8, 4, 3e-3) if args.fast else (32, 12, 3e-3)
     return args
 
 
