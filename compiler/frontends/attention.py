@@ -5,7 +5,7 @@ on its programmable neurons (Lava's `ProdNeuron`, chip kind "product"):
 
     SpikingSelfAttention   spike-driven Q, K, V (Linear + IF neurons), Q.K^T.V WITHOUT softmax as
                            in Spikformer, causal over time steps (tokens are time steps): the state
-                           S_t = S_{t-1} + k_t v_t^T and out_t = (q_t S_t) >> scale_shift
+                           S_t = S_{t-1} + k_t v_t^T and out_t = sum_i (q_t,i S_t,ij) >> scale_shift
     SpikingSSM             a diagonal real linear recurrence h_t = a * h_t-1 + B x_t (one decay per
                            channel, S4D's real diagonal case) gated by spikes: y_t = h_t * spike(G x_t)
 
@@ -118,8 +118,9 @@ def _module_base():
 class SpikingSelfAttention(_module_base()):
     """Causal spiking linear attention: spike-driven Q, K, V, then Q.K^T.V without softmax.
 
-    x [B, T, d_in] -> [B, T, 2 d_model]: the attention out_t = floor(q_t S_t / 2**scale_shift)
-    (Spikformer's scaling as a shift; 0 = none), with q, k, v = IF(W x) and S_t = sum_{t' <= t} k v^T,
+    x [B, T, d_in] -> [B, T, 2 d_model]: the attention out_t,j = sum_i floor(q_t,i S_t,ij / 2**scale_shift)
+    (Spikformer's scaling as a shift per product, what the chip's product neurons compute; 0 = none),
+    with q, k, v = IF(W x) and S_t = sum_{t' <= t} k v^T,
     next to the V spikes themselves (Spikformer's residual path around the attention).
     """
 
@@ -134,10 +135,10 @@ class SpikingSelfAttention(_module_base()):
         torch = _torch()
         q, k, v = (if_neurons(x @ _qweight(m).T) for m in (self.q, self.k, self.v))
         state = torch.cumsum(k.unsqueeze(-1) * v.unsqueeze(-2), dim=1)  # [B, T, d, d]
+        if self.scale_shift:  # q_i is 0 or 1, so this is floor(q_i S_ij / 2**s): each product neuron's shift
+            scaled = state / 2**self.scale_shift
+            state = torch.floor(scaled).detach() + (scaled - scaled.detach())
         out = torch.einsum("btI,btIj->btj", q, state)
-        if self.scale_shift:
-            scaled = out / 2**self.scale_shift
-            out = torch.floor(scaled).detach() + (scaled - scaled.detach())
         return torch.cat([out, v], dim=-1)
 
     @property
@@ -297,10 +298,6 @@ def to_nir(model, d_in: int, *, input_bits: int = 5) -> nir.NIRGraph:
         readout = w_out[:, :d] @ np.kron(np.ones((1, d)), eye)
         nodes["readout.residual"] = nir.Linear(weight=w_out[:, d:])
         chain("attn.v.spk", "readout.residual", "logits")
-        if block.scale_shift:
-            raise UnsupportedNodeError("scale_shift > 0 floors each q_i S_ij product on the chip but the sum in the float model",
-                                       where="SpikingSelfAttention.scale_shift", got=block.scale_shift,
-                                       hint="use scale_shift=0 and scale the readout weights instead")
         last = "attn.qs"
     else:
         n = block.d_state
@@ -372,11 +369,11 @@ def _record(node) -> dict | None:
     return rec
 
 
-def _grid(w: np.ndarray, where: str, k_min: int = 0) -> tuple[np.ndarray, int]:
-    """Integer weights and the least k >= k_min with w = integer / 2**k exactly, the integers as
+def _grid(w: np.ndarray, where: str) -> tuple[np.ndarray, int]:
+    """Integer weights and the least k with w = integer / 2**k exactly, the integers as
     Lava's 8-bit Dense applies them (unchanged by its truncation: even when the signs are mixed)."""
     w = np.asarray(w, np.float64)
-    for k in range(k_min, 24):
+    for k in range(0, 24):
         scaled = w * 2.0**k
         if np.abs(scaled).max(initial=0) > 256:
             break
@@ -463,17 +460,13 @@ def nir_to_chip(graph: nir.NIRGraph, *, where: str = "<attention NIR graph>", ca
                 if t < late:
                     chip.projections[f"{name}.{port}"].delay = late - t
                     notes.append(f"{name}.{port}: delay {late - t} aligns the product's ports")
-            unit[name], arrival[name] = scale * 2.0 ** int(rec.get("exp", 0)), late
+            unit[name], arrival[name] = scale, late  # the float value is floor(a1 a2 / 2**exp) in units of u1 u2
             continue
         if not incoming or any(kinds[i] != "linear" for i in incoming) or (kind == "IF" and len(incoming) != 1):
             raise GraphError("a neuron node must be fed by Linear nodes (an IF by exactly one)", where=f"{where}: node {name!r}",
                              got=incoming)
-        k = max(_grid(nodes[lin].weight, f"{where}: node {lin!r}")[1] for lin in incoming)  # one grid for all inputs
-        a_units = {unit[linear_source(lin)] / 2.0**k for lin in incoming}
-        if len(a_units) != 1:
-            raise ParameterError("the Linears into one node deliver different units", where=f"{where}: node {name!r}",
-                                 got=sorted(a_units), hint="feed the node from sources of one payload unit")
-        a_unit = a_units.pop()
+        # one input unit for all Linears into the node: the finest any of them needs (powers of two)
+        a_unit = min(unit[linear_source(lin)] / 2.0 ** _grid(nodes[lin].weight, f"{where}: node {lin!r}")[1] for lin in incoming)
         size = int(np.size(node.r))
         rec = _record(node) or {}
         if kind == "IF":
@@ -504,7 +497,7 @@ def nir_to_chip(graph: nir.NIRGraph, *, where: str = "<attention NIR graph>", ca
                 chip.outputs[name] = OutputPort(name, "v")
                 output_unit = a_unit / 2.0**STATE_SHIFT
         for lin in incoming:
-            _projection(chip, lin, linear_source(lin), name, nodes[lin].weight, unit, "a_in", where, k_min=k)
+            _projection(chip, lin, linear_source(lin), name, nodes[lin].weight, unit, "a_in", where, a_unit=a_unit)
         arrival[name] = max(arrival[linear_source(lin)] for lin in incoming) + 1
     if not chip.outputs:
         raise GraphError("no integrator feeds the Output", where=where, hint="export with attention.to_nir")
@@ -549,9 +542,19 @@ def _size_readout(seq: ChipSequence, rows: np.ndarray, where: str) -> None:
                          f"logits integrator holds the calibration data's largest sum")
 
 
-def _projection(chip: ChipGraph, lin: str, src: str, dst: str, weight, unit: dict, port: str, where: str, k_min: int = 0):
-    """A dense projection for Linear `lin`; returns it and the float value of one unit it delivers."""
-    w_int, k = _grid(weight, f"{where}: node {lin!r}", k_min)
+def _projection(chip: ChipGraph, lin: str, src: str, dst: str, weight, unit: dict, port: str, where: str,
+                a_unit: float | None = None):
+    """A dense projection for Linear `lin`; returns it and the float value of one unit it delivers
+    (`a_unit` when given: the weights are scaled to deliver exactly that unit, or it is an error)."""
+    w_int, k = _grid(weight, f"{where}: node {lin!r}")
+    if a_unit is not None and unit[src] / 2.0**k != a_unit:
+        scaled = np.asarray(weight, np.float64) * unit[src] / a_unit
+        w_int = np.rint(scaled).astype(np.int64)
+        if np.any(w_int != scaled) or np.abs(w_int).max(initial=0) > 256 or not np.array_equal(truncate_weights(w_int, 8), w_int):
+            raise ParameterError("weights cannot deliver the unit the other inputs of their node use", where=f"{where}: node {lin!r}",
+                                 expected=f"integers of 8-bit Lava weights at unit {a_unit}", got=float(np.abs(scaled).max(initial=0)),
+                                 hint="give the Linears into one node sources of one payload unit, or coarser weights")
+        k = int(round(math.log2(unit[src] / a_unit)))
     source = chip.source(src)
     graded = not (isinstance(source, Population) and source.spiking)
     name = f"{dst}.{port}" if port != "a_in" else lin

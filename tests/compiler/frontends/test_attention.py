@@ -38,15 +38,18 @@ def _chip_logits(model, x, tmp_path):
     return seq, seq.logits(run.outputs["logits"]), run
 
 
-def test_attention_chip_equals_float_model(tmp_path):
+@pytest.mark.parametrize("scale_shift", [0, 2])
+def test_attention_chip_equals_float_model(tmp_path, scale_shift):
     x = np.random.default_rng(0).integers(0, 17, (12, 8, 8))
-    model = _model(A.SpikingSelfAttention(8, 4))
+    torch.manual_seed(0)
+    model = _model(A.SpikingSelfAttention(8, 4, scale_shift=scale_shift))
     with torch.no_grad():
         want = model(torch.from_numpy(x).double()).numpy()
     seq, got, run = _chip_logits(model, x, tmp_path)
     assert np.array_equal(got, want)
     assert run.activity.populations["attn.qs"].spikes > 0  # the products did carry something
     assert seq.latency == 5 and seq.chip.projections["attn.qs.a_in1"].delay == 2  # q waits for K^T V
+    assert seq.chip.populations["attn.qs"].prod_exp == scale_shift
 
 
 def test_ssm_chip_within_truncation_bound_of_float_model(tmp_path):
@@ -157,3 +160,20 @@ def test_load_model_takes_the_torch_model_itself():
     assert {p.model for p in chip.populations.values()} == {"relay", "lif", "product"}
     with pytest.raises(ParameterError, match="sample_input_shape"):
         load_model(model)
+
+
+def test_inputs_of_one_node_on_different_grids_share_the_finest_unit(tmp_path):
+    """The residual's readout weights on a coarse grid (multiples of 1/4) and the attention's on a
+    fine one (1/64): both projections into the logits must deliver one unit, exactly."""
+    torch.manual_seed(5)
+    model = _model(A.SpikingSelfAttention(8, 4), seed=5)
+    with torch.no_grad():
+        model.readout.weight[:, 4:] = torch.round(model.readout.weight[:, 4:] * 4) / 4 + 0.25
+        model.readout.weight[:, :4] = 1 / 64 + torch.round(model.readout.weight[:, :4] * 32) / 32
+    x = np.random.default_rng(5).integers(0, 17, (8, 8, 8))
+    with torch.no_grad():
+        want = model(torch.from_numpy(x).double()).numpy()
+    seq, got, _ = _chip_logits(model, x, tmp_path)
+    exps = {p.name: A._grid(A.to_nir(model, 8).nodes[p.meta["nir_node"]].weight, "")[1] for p in seq.chip.incoming("logits")}
+    assert len(set(exps.values())) == 2  # the two Linears really sit on different grids
+    assert np.array_equal(got, want)
