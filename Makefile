@@ -29,7 +29,12 @@ check: $(STAMP)
 	PY=$(PY) bash tools/check.sh
 
 bench: $(STAMP)
-	$(PY) benchmarks/bench_sim.py
+	@start=$$(date +%s); set -e; \
+	  $(PY) benchmarks/bench_sim.py; \
+	  $(PY) benchmarks/bench_layer.py --quick; \
+	  $(PY) benchmarks/bench_compile.py; \
+	  $(PY) benchmarks/bench_guard.py --quick --repeat 3; \
+	  echo "make bench: all of benchmarks/ in $$(( $$(date +%s) - start )) s"
 
 clean:
 	rm -rf $(VENV) out build *.egg-info

@@ -250,6 +250,7 @@ def main() -> None:
     from rich.table import Table
 
     console = Console()
+    console.print("load average (1, 5, 15 min): " + ", ".join(f"{x:.2f}" for x in os.getloadavg()) + f" on {os.cpu_count()} cores")
     steps = 300 if args.quick else 1000
     cnn_steps = 100 if args.quick else 300
     big = 256
