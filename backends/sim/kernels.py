@@ -152,10 +152,10 @@ def fill_events(x, ptr, idx, val):
     """The nonzero messages of x [rows, n] as CSR events: row r's sources idx[ptr[r]:ptr[r + 1]]
     and their values val (int64), `ptr` from `count_events`."""
     for r in nb.prange(x.shape[0]):
-        k = ptr[r]
+        k, end = ptr[r], ptr[r + 1]
         for i in range(x.shape[1]):
             v = x[r, i]
-            if v != 0:
+            if v != 0 and k < end:  # never past the row's share, whatever the counts said
                 idx[k] = i
                 val[k] = np.int64(v)
                 k += 1

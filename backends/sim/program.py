@@ -40,11 +40,12 @@ from .plan import F32_EXACT, F64_EXACT, Plan, chunk_steps, missing_probe
 
 DEFAULT_BUDGET = 256 * 2**20
 DEFAULT_MAX_CHUNK = 1024
-# The cost model that picks BLAS/torch or the event kernels per sample (benchmarks/bench_layer.py
-# --calibrate measures these on the machine at hand; times in ns, 2 threads):
-MAC_NS = 0.020  # one float32 multiply-add of a BLAS matmul (sgemm)
-EVENT_NS = 0.10  # one weight added by `gather_dense` (int16 row into the int32 buffer)
-ACCUMULATE_NS = 1.0  # one BLAS result turned into what the projection sends (`accumulate`) per target
+# The cost model that picks BLAS/torch or the event kernels per sample: times in ns on the 2-core
+# development machine, medians of 3 runs of `benchmarks/bench_layer.py --calibrate` (2026-12-04);
+# the crossover for a 1000-source layer is then ~40 % nonzero messages.
+MAC_NS = 0.021  # one float32 multiply-add of a BLAS matmul (sgemm, 6400 x 1000 x 1000)
+EVENT_NS = 0.055  # one weight added by `gather_dense` (int16 row into the int32 buffer)
+ACCUMULATE_NS = 1.25  # one BLAS result turned into what the projection sends (`accumulate`)
 SCATTER_COST = 20  # one scattered synaptic event costs about this many dense conv multiply-adds
 SYNAPSE_MODES = ("auto", "events", "dense")  # how links are evaluated (results are identical)
 SERIAL_WORK = 1 << 21  # runs with fewer (sample, step, neuron) items per chunk use one thread
@@ -255,6 +256,9 @@ class SimProgram:
                     spikes_t, state.counts[ci], state.active[ci], ops_t,
                 )
             per_member = spikes_t.sum(axis=0)  # [M, C]
+            # scan/scan_ff count each member's nonzero messages per (unit, step): per (sample, step)
+            # that is the row count the event kernels need, so no extra pass over the spikes
+            per_row = None if comp.prog or comp.sdn else spikes_t.reshape(batch, -1, len(comp.members), c).sum(axis=1)
             for m, name in enumerate(comp.members):
                 state.spikes_t[name][t0 : t0 + c] += per_member[m]
             for pi, proj in enumerate(comp.outgoing):
@@ -264,7 +268,8 @@ class SimProgram:
                 view = s_buf if len(comp.members) == 1 else s_buf[:, :, off : off + n]
                 # spikes are 0/+-1; a relay's graded payloads bound the exact-float check by their size
                 peak = 1.0 if self.graph.populations[name].spiking else float(np.abs(view).max(initial=0))
-                sources[name] = _ChunkSource(view, peak, int(per_member[m].sum()))
+                counts = None if per_row is None else np.ascontiguousarray(per_row[:, m]).reshape(-1)
+                sources[name] = _ChunkSource(view, peak, int(per_member[m].sum()), counts)
                 state.store(name, "s", t0, c, view)
                 if state.write_u[ci]:
                     state.store(name, "u", t0, c, u_buf[:, :, off : off + n])
