@@ -50,13 +50,14 @@ def export(blocks: Sequence, path: str | Path, input_shape: Sequence[int], seed:
 
 
 def cuba_dense(n_in: int, n_out: int, *, threshold=1.0, current_decay=0.25, voltage_decay=0.03,
-               weight_scale=2, delay=False, recurrent=False, seed=0):
+               weight_scale=2, delay=False, recurrent=False, seed=0, graded_spike=False):
     """A slayer CUBA dense (or recurrent dense) block with random weights (seeded)."""
     import torch
 
     slayer = _slayer()
     torch.manual_seed(seed)
-    params = dict(threshold=threshold, current_decay=current_decay, voltage_decay=voltage_decay, requires_grad=False)
+    params = dict(threshold=threshold, current_decay=current_decay, voltage_decay=voltage_decay, requires_grad=False,
+                  graded_spike=graded_spike)
     cls = slayer.block.cuba.Recurrent if recurrent else slayer.block.cuba.Dense
     kw = dict(weight_scale=weight_scale, weight_norm=False)
     if not recurrent:

@@ -18,7 +18,6 @@ projection onto itself). Per population / projection, what netx 0.6 builds from 
     dense from a (C, H, W) source   -> a `flatten` layer before it (netx flattens in C, H, W order)
     direct input projection         -> `input` layer with neurons (netx's Input block)
     the graph input otherwise       -> `input` layer with only its `shape` (netx's input_shape)
-    num_message_bits of a population's outgoing projection -> that layer's neuron `messageBits`
 
 What netx cannot store in the file, it takes as `Network` options: the input's payload bits
 (`input_message_bits`) and Lava LIFReset populations resetting in netx's staggered pattern
@@ -203,11 +202,13 @@ def _neuron_group(graph: ChipGraph, pop: Population) -> dict[str, Any]:
         "type": "CUBA", "iDecay": int(pop.du) + 1, "vDecay": int(pop.dv), "vThMant": int(pop.vth), "refDelay": 1,
         "gradedSpike": False,
     }
-    bits = {int(p.num_message_bits) for p in graph.outgoing(pop.name)}
-    if len(bits) > 1:
-        raise UnsupportedNodeError("a netx layer sends one message width", where=f"{where} outgoing projections", got=sorted(bits))
-    if bits and max(bits) > 0:
-        group["messageBits"] = max(bits)
+    graded = sorted(p.name for p in graph.outgoing(pop.name) if p.num_message_bits)
+    if graded:
+        raise UnsupportedNodeError(
+            "graded messages from a CUBA layer cannot be written to a netx file", where=f"{where} -> {graded}",
+            expected="num_message_bits 0", hint="lava-dl 0.6.0 netx cannot parse a CUBA layer's messageBits; Lava LIF "
+            "sends 0/1, so set num_message_bits=0 on these projections (the spikes stay the same)",
+        )
     return group
 
 

@@ -43,10 +43,14 @@ of the tests adds exactly that one connection.)
 The scalars `weight`/`bias` of the input layer are netx's input transform; they are kept in
 `meta['netx']['input_transform']`.
 
+Graded spikes of CUBA layers, as netx builds them: a layer's `messageBits` becomes the
+num_message_bits of the projection it feeds (netx's input_message_bits of the next block; its Lava
+LIF still sends 0/1 on it, and the budget prices the payload bits); `gradedSpike` is read as netx
+reads it, i.e. not at all (Lava LIF has no graded output), with an assumption warning.
+
 What Lava 0.10.0 or the chip IR cannot express is an error naming the layer and field: refDelay > 1
-(no fixed-point refractory LIF), graded spikes (gradedSpike, messageBits), non-CUBA neurons,
-wgtExp != 0 (netx would silently ignore it), layer types netx
-does not build (average, concat, convT, unpool, complex dense).
+(no fixed-point refractory LIF), non-CUBA neurons, wgtExp != 0 (netx would silently ignore it),
+layer types netx does not build (average, concat, convT, unpool, complex dense).
 """
 from __future__ import annotations
 
@@ -328,22 +332,13 @@ def _neuron(layer: _Layer) -> dict[str, Any]:
             hint="Lava 0.10.0 has no fixed-point refractory LIF model; retrain with refDelay=1",
         )
     if "neuron/gradedSpike" in layer and bool(np.any(np.asarray(layer["neuron/gradedSpike"]))):
-        raise UnsupportedNodeError(
-            "graded spikes are not supported on CUBA LIF populations",
-            where=f"{where}.gradedSpike",
-            expected="gradedSpike = False",
-            got=True,
-            hint="snnc's LIF populations send binary spikes (Lava LIF has no graded output); retrain without graded spikes",
+        _assume(
+            f"{where}.gradedSpike: lava-dl netx builds CUBA layers as Lava LIF, which sends binary spikes, so the "
+            "graded spikes slayer trained (spike = voltage) are sent as 1; snnc runs the layer as netx does"
         )
     bits = field("messageBits", required=False)
-    if bits:
-        raise UnsupportedNodeError(
-            "graded spike messages are not supported on CUBA LIF populations",
-            where=f"{where}.messageBits",
-            expected=0,
-            got=bits,
-            hint="snnc's LIF populations send binary spikes; retrain without graded spikes",
-        )
+    if bits:  # netx: the next synapse's num_message_bits (Lava LIF still sends 0/1 on them)
+        SPECS["num_message_bits"].check(bits, f"{where}.messageBits")
     _refuse_weight_exp(layer, where)
     i_decay = field("iDecay")
     if not 1 <= i_decay <= 4096:
@@ -365,7 +360,10 @@ def _neuron(layer: _Layer) -> dict[str, Any]:
         raise ParameterError(
             "vThMant out of range", where=f"{where}.vThMant", expected=f"{spec.lo}..{spec.hi} (17 bits)", got=vth
         )
-    return {"du": i_decay - 1, "dv": v_decay, "vth": vth}
+    out: dict[str, Any] = {"du": i_decay - 1, "dv": v_decay, "vth": vth}
+    if bits:
+        out["meta"] = {"message_bits": int(bits)}
+    return out
 
 
 def _refuse_weight_exp(layer: _Layer, where: str) -> None:
