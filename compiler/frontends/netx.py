@@ -67,6 +67,8 @@ from snnc.ir.errors import ModelFileError, ParameterError, QuantizationError, Sn
 
 NETX_BIAS_EXP = 6
 """netx hands every layer's bias to Lava as bias_mant with bias_exp = 6."""
+MAX_LAYER_NEURONS = 2**24
+"""A sanity bound on one layer's size read from a file (a damaged `shape` must not allocate terabytes)."""
 NETX_SPIKE_EXP = 6
 """netx's `Network(spike_exp=6)`: the exponent of sigma-delta messages."""
 NETX_SDNN_STATE_EXP = 6
@@ -290,6 +292,9 @@ def _shape(layer: _Layer) -> tuple[int, ...]:
     shape = tuple(int(d) for d in arr.reshape(-1))
     if not shape or any(d <= 0 for d in shape):
         raise ModelFileError("shape must be positive integers", where=f"{layer.where}.shape", got=shape)
+    if math.prod(shape) > MAX_LAYER_NEURONS:
+        raise ModelFileError("layer shape is implausibly large", where=f"{layer.where}.shape", expected=f"at most {MAX_LAYER_NEURONS:,} neurons",
+                             got=shape, hint="the file is damaged (a chip layer holds far fewer neurons)")
     return shape
 
 
@@ -331,7 +336,7 @@ def _neuron(layer: _Layer) -> dict[str, Any]:
             got=ref,
             hint="Lava 0.10.0 has no fixed-point refractory LIF model; retrain with refDelay=1",
         )
-    if "neuron/gradedSpike" in layer and bool(np.any(np.asarray(layer["neuron/gradedSpike"]))):
+    if "neuron/gradedSpike" in layer and bool(np.any(_num(layer, "neuron/gradedSpike"))):
         _assume(
             f"{where}.gradedSpike: lava-dl netx builds CUBA layers as Lava LIF, which sends binary spikes, so the "
             "graded spikes slayer trained (spike = voltage) are sent as 1; snnc runs the layer as netx does"
@@ -668,11 +673,11 @@ def _build(layers: list[_Layer], where: str, input_bias, input_message_bits, inp
             w = _ints(layer, "weight")
             assert w is not None and src_shape is not None  # required; set by the input
             n_in = math.prod(src_shape)
-            if w.ndim == 1 or (w.ndim == 2 and w.shape != (shape[0], n_in) and w.size == shape[0] * n_in):
+            if w.ndim in (1, 2) and w.shape != (shape[0], n_in) and w.size == shape[0] * n_in:
                 w = w.reshape(shape[0], -1)
             if w.shape != (shape[0], n_in):
                 raise ModelFileError(
-                    "dense weight does not match the layer sizes",
+                    "dense weight does not match the layer's shape and input size",
                     where=f"{layer.where}.weight",
                     expected=(shape[0], n_in),
                     got=w.shape,
@@ -680,7 +685,7 @@ def _build(layers: list[_Layer], where: str, input_bias, input_message_bits, inp
             w_rec = _recurrent_weight(layer, shape[0]) if kind == "dense_rec" else None
             # netx fits one weight format to [weight, weight_rec] together (one exponent for both)
             both = w if w_rec is None else np.hstack((w, w_rec))
-            wl, bits, exp = dense_weight_format(both, f"{layer.where}.weight")
+            wl, bits, exp = dense_weight_format(both, f"{layer.where}.weight" + ("" if w_rec is None else " and weight_rec"))
             delay = _dense_delay(layer, w.shape)
             pop = g.add(_neuron_population(name, shape, layer, params, _bias(layer, shape)))
             g.add(
@@ -816,7 +821,7 @@ def _conv(layer: _Layer, kind: str, in_shape, out_shape) -> tuple[np.ndarray, Co
             raise ModelFileError("kernelSize does not match the weight", where=f"{layer.where}.kernelSize", expected=kernel, got=ks)
     if groups <= 0 or c_in % groups or out_shape[0] % groups or w.shape[0] != out_shape[0] or w.shape[1] * groups != c_in:
         raise ModelFileError(
-            f"{kind} weight does not match the layer shapes",
+            f"{kind} weight does not match the layer shapes and groups",
             where=where,
             expected=(out_shape[0], c_in // max(groups, 1), *kernel),
             got=w.shape,
