@@ -10,10 +10,13 @@ Arrays are laid out [batch, time, neuron]. All kernels are compiled with ``cache
 """
 from __future__ import annotations
 
+import hashlib
+import inspect
+
 import numba as nb
 import numpy as np
 
-from snnc.ir.fixed_point import arith
+from snnc.ir.fixed_point import arith, units
 from snnc.ir.fixed_point.units import DECAY_ONE, STATE_SHIFT, U_HALF, U_WRAP
 
 wrap32 = nb.njit(inline="always")(arith.wrap32)
@@ -81,390 +84,412 @@ def add_row(dst, src, mode, shift):
             dst[j] = wrap32(np.int64(dst[j]) + synapse_value(np.int64(src[j]), mode, shift))
 
 
-@nb.njit(parallel=True, cache=True)
-def accumulate(y, samples, steps, acc, t_off, n_off, shift, mode):
-    """acc[samples[i], t_off + t, n_off + j] += what a projection sends for y[i * steps + t, j].
-
-    `y` holds exact integers (float32/float64 from BLAS or torch within their exact range).
-    `acc` is int32 and wraps like Lava's int32 channel sums.
-    """
-    n = y.shape[1]
-    for r in nb.prange(y.shape[0]):
-        b = samples[r // steps]
-        t = r % steps
-        add_row(acc[b, t_off + t, n_off : n_off + n], y[r], mode, shift)
+SPEC_DIGEST = hashlib.sha256("".join(inspect.getsource(m) for m in (arith, units)).encode()).hexdigest()
+"""A digest of the arithmetic the kernels inline. numba's on-disk cache is keyed on a kernel's own
+bytecode and closure, not on what it inlines: the kernels close over this digest, so an edit of
+`ir/fixed_point` recompiles them instead of loading stale code."""
 
 
-@nb.njit(parallel=True, cache=True)
-def check_input(x, graded, limit, fanout, nnz, ops):
-    """Check one chunk of user input x [rows, n] (row = b * C + t) and count its activity.
+def _make_kernels(digest: str):
+    """The parallel kernels, closed over `digest`."""
 
-    Binary inputs must be 0 or 1, graded ones integers with |value| <= limit. Writes per row the
-    number of nonzero messages (`nnz` [rows]) and the synaptic ops of every outgoing projection
-    (`ops` [rows, P], `fanout` [P, n]: nonzero synapses per source neuron). Returns
-    (number of bad values, largest |value|).
-    """
-    rows, n = x.shape
-    n_proj = fanout.shape[0]
-    bad = np.zeros(rows, np.int64)
-    peak = np.zeros(rows, np.float64)
-    for r in nb.prange(rows):
-        xr = x[r]
-        c = 0
-        nbad = 0
-        if graded:
-            pk = 0.0
-            for i in range(n):
-                fv = np.float64(xr[i])
-                c += fv != 0.0
-                nbad += (fv != np.floor(fv)) | (abs(fv) > limit)
-                pk = max(pk, abs(fv))
-            peak[r] = pk
-        else:  # comparisons only (vectorized); a valid row's peak is 1 (an invalid one is reported)
-            for i in range(n):
-                v = xr[i]
-                c += v != 0
-                nbad += (v != 0) & (v != 1)
-            peak[r] = 1.0 if c > 0 else 0.0
-        nnz[r] = c
-        bad[r] = nbad
-        if c > 0:
-            for p in range(n_proj):
-                total = 0
+    @nb.njit(parallel=True, cache=True)
+    def accumulate(y, samples, steps, acc, t_off, n_off, shift, mode):
+        """acc[samples[i], t_off + t, n_off + j] += what a projection sends for y[i * steps + t, j].
+
+        `y` holds exact integers (float32/float64 from BLAS or torch within their exact range).
+        `acc` is int32 and wraps like Lava's int32 channel sums.
+        """
+        digest  # noqa: B018 - part of numba's cache key (see SPEC_DIGEST)
+        n = y.shape[1]
+        for r in nb.prange(y.shape[0]):
+            b = samples[r // steps]
+            t = r % steps
+            add_row(acc[b, t_off + t, n_off : n_off + n], y[r], mode, shift)
+
+
+    @nb.njit(parallel=True, cache=True)
+    def check_input(x, graded, limit, fanout, nnz, ops):
+        """Check one chunk of user input x [rows, n] (row = b * C + t) and count its activity.
+
+        Binary inputs must be 0 or 1, graded ones integers with |value| <= limit. Writes per row the
+        number of nonzero messages (`nnz` [rows]) and the synaptic ops of every outgoing projection
+        (`ops` [rows, P], `fanout` [P, n]: nonzero synapses per source neuron). Returns
+        (number of bad values, largest |value|).
+        """
+        digest  # noqa: B018 - part of numba's cache key (see SPEC_DIGEST)
+        rows, n = x.shape
+        n_proj = fanout.shape[0]
+        bad = np.zeros(rows, np.int64)
+        peak = np.zeros(rows, np.float64)
+        for r in nb.prange(rows):
+            xr = x[r]
+            c = 0
+            nbad = 0
+            if graded:
+                pk = 0.0
                 for i in range(n):
-                    total += fanout[p, i] * (xr[i] != 0)
-                ops[r, p] = total
-    return bad.sum(), peak.max() if rows > 0 else 0.0
+                    fv = np.float64(xr[i])
+                    c += fv != 0.0
+                    nbad += (fv != np.floor(fv)) | (abs(fv) > limit)
+                    pk = max(pk, abs(fv))
+                peak[r] = pk
+            else:  # comparisons only (vectorized); a valid row's peak is 1 (an invalid one is reported)
+                for i in range(n):
+                    v = xr[i]
+                    c += v != 0
+                    nbad += (v != 0) & (v != 1)
+                peak[r] = 1.0 if c > 0 else 0.0
+            nnz[r] = c
+            bad[r] = nbad
+            if c > 0:
+                for p in range(n_proj):
+                    total = 0
+                    for i in range(n):
+                        total += fanout[p, i] * (xr[i] != 0)
+                    ops[r, p] = total
+        return bad.sum(), peak.max() if rows > 0 else 0.0
 
 
-@nb.njit(parallel=True, cache=True)
-def count_events(x, counts):
-    """counts[r] = nonzero messages in row r of x [rows, n]."""
-    for r in nb.prange(x.shape[0]):
-        c = 0
-        for i in range(x.shape[1]):
-            c += x[r, i] != 0
-        counts[r] = c
+    @nb.njit(parallel=True, cache=True)
+    def count_events(x, counts):
+        """counts[r] = nonzero messages in row r of x [rows, n]."""
+        digest  # noqa: B018 - part of numba's cache key (see SPEC_DIGEST)
+        for r in nb.prange(x.shape[0]):
+            c = 0
+            for i in range(x.shape[1]):
+                c += x[r, i] != 0
+            counts[r] = c
 
 
-@nb.njit(parallel=True, cache=True)
-def fill_events(x, ptr, idx, val):
-    """The nonzero messages of x [rows, n] as CSR events: row r's sources idx[ptr[r]:ptr[r + 1]]
-    and their values val (int64), `ptr` from `count_events`."""
-    for r in nb.prange(x.shape[0]):
-        k, end = ptr[r], ptr[r + 1]
-        for i in range(x.shape[1]):
-            v = x[r, i]
-            if v != 0 and k < end:  # never past the row's share, whatever the counts said
-                idx[k] = i
-                val[k] = np.int64(v)
-                k += 1
+    @nb.njit(parallel=True, cache=True)
+    def fill_events(x, ptr, idx, val):
+        """The nonzero messages of x [rows, n] as CSR events: row r's sources idx[ptr[r]:ptr[r + 1]]
+        and their values val (int64), `ptr` from `count_events`."""
+        digest  # noqa: B018 - part of numba's cache key (see SPEC_DIGEST)
+        for r in nb.prange(x.shape[0]):
+            k, end = ptr[r], ptr[r + 1]
+            for i in range(x.shape[1]):
+                v = x[r, i]
+                if v != 0 and k < end:  # never past the row's share, whatever the counts said
+                    idx[k] = i
+                    val[k] = np.int64(v)
+                    k += 1
 
 
-@nb.njit(parallel=True, cache=True)
-def gather_dense(ptr, idx, val, graded, skip, wt, steps, acc, t_off, n_off, shift, mode):
-    """Event-driven dense synapses for one chunk: for each row r = (b, t) not in a skipped sample
-    (`skip` [batch]), add the weight rows wt[i] ([n_src, n_dst] int16) of its events (times the
-    payload when graded, else 1) and put what the projection sends into acc[b, t_off + t, n_off:].
+    @nb.njit(parallel=True, cache=True)
+    def gather_dense(ptr, idx, val, graded, skip, wt, steps, acc, t_off, n_off, shift, mode):
+        """Event-driven dense synapses for one chunk: for each row r = (b, t) not in a skipped sample
+        (`skip` [batch]), add the weight rows wt[i] ([n_src, n_dst] int16) of its events (times the
+        payload when graded, else 1) and put what the projection sends into acc[b, t_off + t, n_off:].
 
-    Work items are (block of rows, tile of TILE target neurons), so that a tile of the weights
-    stays in the core's L2 cache while a block of rows reads it. Without a shift the weights are
-    added straight into the int32 buffer (everything modulo 2**32, as Lava's int32 channels);
-    otherwise the exact int64 sum is formed first.
-    """
-    rows = ptr.shape[0] - 1
-    n = wt.shape[1]
-    direct = shift == 0 and mode != MODE_WRAP24
-    n_tiles = (n + TILE - 1) // TILE
-    n_blocks = (rows + ROW_BLOCK - 1) // ROW_BLOCK
-    for unit in nb.prange(n_blocks * n_tiles):
-        blk = unit // n_tiles
-        lo = (unit % n_tiles) * TILE
-        m = min(n, lo + TILE) - lo
-        buf = np.zeros(m, np.int64)
-        for r in range(blk * ROW_BLOCK, min(rows, (blk + 1) * ROW_BLOCK)):
-            k0, k1 = ptr[r], ptr[r + 1]
-            b = r // steps
-            if k0 == k1 or skip[b]:
-                continue
-            out = acc[b, t_off + r % steps, n_off + lo : n_off + lo + m]
-            if direct and not graded:
-                q = k0
-                while q + 4 <= k1:  # four weight rows per pass over the buffer (a quarter of its loads/stores)
-                    w0, w1 = wt[idx[q], lo : lo + m], wt[idx[q + 1], lo : lo + m]
-                    w2, w3 = wt[idx[q + 2], lo : lo + m], wt[idx[q + 3], lo : lo + m]
+        Work items are (block of rows, tile of TILE target neurons), so that a tile of the weights
+        stays in the core's L2 cache while a block of rows reads it. Without a shift the weights are
+        added straight into the int32 buffer (everything modulo 2**32, as Lava's int32 channels);
+        otherwise the exact int64 sum is formed first.
+        """
+        digest  # noqa: B018 - part of numba's cache key (see SPEC_DIGEST)
+        rows = ptr.shape[0] - 1
+        n = wt.shape[1]
+        direct = shift == 0 and mode != MODE_WRAP24
+        n_tiles = (n + TILE - 1) // TILE
+        n_blocks = (rows + ROW_BLOCK - 1) // ROW_BLOCK
+        for unit in nb.prange(n_blocks * n_tiles):
+            blk = unit // n_tiles
+            lo = (unit % n_tiles) * TILE
+            m = min(n, lo + TILE) - lo
+            buf = np.zeros(m, np.int64)
+            for r in range(blk * ROW_BLOCK, min(rows, (blk + 1) * ROW_BLOCK)):
+                k0, k1 = ptr[r], ptr[r + 1]
+                b = r // steps
+                if k0 == k1 or skip[b]:
+                    continue
+                out = acc[b, t_off + r % steps, n_off + lo : n_off + lo + m]
+                if direct and not graded:
+                    q = k0
+                    while q + 4 <= k1:  # four weight rows per pass over the buffer (a quarter of its loads/stores)
+                        w0, w1 = wt[idx[q], lo : lo + m], wt[idx[q + 1], lo : lo + m]
+                        w2, w3 = wt[idx[q + 2], lo : lo + m], wt[idx[q + 3], lo : lo + m]
+                        for j in range(m):
+                            out[j] += (w0[j] + w1[j]) + (w2[j] + w3[j])
+                        q += 4
+                    for e in range(q, k1):
+                        w = wt[idx[e], lo : lo + m]
+                        for j in range(m):
+                            out[j] += w[j]
+                elif direct:
+                    for q in range(k0, k1):
+                        w = wt[idx[q], lo : lo + m]
+                        g = np.int32(val[q])
+                        for j in range(m):
+                            out[j] += w[j] * g
+                else:
                     for j in range(m):
-                        out[j] += (w0[j] + w1[j]) + (w2[j] + w3[j])
-                    q += 4
-                for e in range(q, k1):
-                    w = wt[idx[e], lo : lo + m]
-                    for j in range(m):
-                        out[j] += w[j]
-            elif direct:
-                for q in range(k0, k1):
-                    w = wt[idx[q], lo : lo + m]
-                    g = np.int32(val[q])
-                    for j in range(m):
-                        out[j] += w[j] * g
-            else:
-                for j in range(m):
-                    buf[j] = 0
-                for q in range(k0, k1):
-                    w = wt[idx[q], lo : lo + m]
-                    g = val[q] if graded else np.int64(1)
-                    for j in range(m):
-                        buf[j] += w[j] * g
-                add_row(out, buf, mode, shift)
+                        buf[j] = 0
+                    for q in range(k0, k1):
+                        w = wt[idx[q], lo : lo + m]
+                        g = val[q] if graded else np.int64(1)
+                        for j in range(m):
+                            buf[j] += w[j] * g
+                    add_row(out, buf, mode, shift)
 
 
-@nb.njit(parallel=True, cache=True)
-def scatter_sparse(ptr, idx, val, graded, skip, colptr, rows_of, wvals, n_dst, steps, acc, t_off, n_off, shift, mode):
-    """Event-driven sparse or conv synapses (CSC weights, one column per source neuron): like
-    `gather_dense`. Without shift or 24-bit wrap the weights go straight into the int32 buffer;
-    otherwise the exact int64 sum of each touched target is formed first."""
-    rows = ptr.shape[0] - 1
-    direct = shift == 0 and mode != MODE_WRAP24
-    n_blocks = (rows + ROW_BLOCK - 1) // ROW_BLOCK
-    for blk in nb.prange(n_blocks):
-        buf = np.zeros(n_dst, np.int64)
-        touched = np.zeros(n_dst, np.bool_)
-        order = np.empty(n_dst, np.int64)
-        for r in range(blk * ROW_BLOCK, min(rows, (blk + 1) * ROW_BLOCK)):
-            k0, k1 = ptr[r], ptr[r + 1]
-            b = r // steps
-            if k0 == k1 or skip[b]:
-                continue
-            out = acc[b, t_off + r % steps, n_off : n_off + n_dst]
-            if direct:
+    @nb.njit(parallel=True, cache=True)
+    def scatter_sparse(ptr, idx, val, graded, skip, colptr, rows_of, wvals, n_dst, steps, acc, t_off, n_off, shift, mode):
+        """Event-driven sparse or conv synapses (CSC weights, one column per source neuron): like
+        `gather_dense`. Without shift or 24-bit wrap the weights go straight into the int32 buffer;
+        otherwise the exact int64 sum of each touched target is formed first."""
+        digest  # noqa: B018 - part of numba's cache key (see SPEC_DIGEST)
+        rows = ptr.shape[0] - 1
+        direct = shift == 0 and mode != MODE_WRAP24
+        n_blocks = (rows + ROW_BLOCK - 1) // ROW_BLOCK
+        for blk in nb.prange(n_blocks):
+            buf = np.zeros(n_dst, np.int64)
+            touched = np.zeros(n_dst, np.bool_)
+            order = np.empty(n_dst, np.int64)
+            for r in range(blk * ROW_BLOCK, min(rows, (blk + 1) * ROW_BLOCK)):
+                k0, k1 = ptr[r], ptr[r + 1]
+                b = r // steps
+                if k0 == k1 or skip[b]:
+                    continue
+                out = acc[b, t_off + r % steps, n_off : n_off + n_dst]
+                if direct:
+                    for q in range(k0, k1):
+                        i = idx[q]
+                        m = val[q] if graded else 1
+                        for e in range(colptr[i], colptr[i + 1]):
+                            out[rows_of[e]] += wvals[e] * m
+                    continue
+                n_touched = 0
                 for q in range(k0, k1):
                     i = idx[q]
                     m = val[q] if graded else 1
                     for e in range(colptr[i], colptr[i + 1]):
-                        out[rows_of[e]] += wvals[e] * m
-                continue
-            n_touched = 0
-            for q in range(k0, k1):
-                i = idx[q]
-                m = val[q] if graded else 1
-                for e in range(colptr[i], colptr[i + 1]):
-                    j = rows_of[e]
-                    if not touched[j]:
-                        touched[j] = True
-                        order[n_touched] = j
-                        n_touched += 1
-                    buf[j] += wvals[e] * m
-            for q in range(n_touched):
-                j = order[q]
-                out[j] = wrap32(np.int64(out[j]) + synapse_value(buf[j], mode, shift))
-                buf[j] = 0
-                touched[j] = False
+                        j = rows_of[e]
+                        if not touched[j]:
+                            touched[j] = True
+                            order[n_touched] = j
+                            n_touched += 1
+                        buf[j] += wvals[e] * m
+                for q in range(n_touched):
+                    j = order[q]
+                    out[j] = wrap32(np.int64(out[j]) + synapse_value(buf[j], mode, shift))
+                    buf[j] = 0
+                    touched[j] = False
 
 
-@nb.njit(parallel=True, cache=True)
-def scan(
-    acc, t0, steps, u_state, v_state, p_state,
-    du, dv, vth_e, bias, model, r_interval, r_offset, vth_hi_e, vth_lo_e, reset, v_reset, r_shift,
-    g_src_lo, g_src_hi, g_dst_lo, g_dst_hi, g_colptr_off, g_delay, g_shift, g_mode, g_graded,
-    colptr, rows, wvals, hist,
-    s_out, u_out, v_out, write_u, write_v,
-    fanout, block, member,
-    spikes_t, counts, active, ops_t,
-):
-    """Advance the neurons of one component by `steps` time steps.
+    @nb.njit(parallel=True, cache=True)
+    def scan(
+        acc, t0, steps, u_state, v_state, p_state,
+        du, dv, vth_e, bias, model, r_interval, r_offset, vth_hi_e, vth_lo_e, reset, v_reset, r_shift,
+        g_src_lo, g_src_hi, g_dst_lo, g_dst_hi, g_colptr_off, g_delay, g_shift, g_mode, g_graded,
+        colptr, rows, wvals, hist,
+        s_out, u_out, v_out, write_u, write_v,
+        fanout, block, member,
+        spikes_t, counts, active, ops_t,
+    ):
+        """Advance the neurons of one component by `steps` time steps.
 
-    acc [B, >=steps, N] int32: input from projections outside the component (already shifted).
-    Recurrent projections inside the component are CSC groups (one per projection and delay);
-    they read the spike history `hist` [B, H, N] (a ring over absolute steps). A feed-forward
-    component has no groups and is split into neuron blocks of size `block` for parallelism.
-    Counters are accumulated per work unit (b, block) and per member population (`member` [N]):
-    spikes_t [U, M, C], counts [U, N], active [U, M] (updates where u or v, before the reset, is
-    non-zero), ops_t [U, P, C] (synaptic ops of the P outgoing projections, `fanout` [P, N]).
-    `p_state` [B, N] int8: spiked at the previous step (subtract reset). A relay's "spikes" are its
-    nonzero graded messages.
-    """
-    batch = acc.shape[0]
-    n = acc.shape[2]
-    n_groups = g_src_lo.shape[0]
-    n_hist = hist.shape[1]
-    n_blocks = (n + block - 1) // block
-    n_proj = fanout.shape[0]
-    for unit in nb.prange(batch * n_blocks):
-        b = unit // n_blocks
-        lo = (unit % n_blocks) * block
-        hi = min(n, lo + block)
-        a = np.zeros(n, np.int64)
-        tmp = np.zeros(n, np.int64)
-        for t in range(steps):
-            step = t0 + t + 1  # Lava's 1-based time step
-            for j in range(lo, hi):
-                a[j] = acc[b, t, j]
-            for g in range(n_groups):
-                src_step = step - 1 - g_delay[g]  # 1-based step whose spikes arrive now
-                if src_step < 1:
-                    continue
-                slot = (src_step - 1) % n_hist
-                direct = g_mode[g] == MODE_PLAIN and g_shift[g] == 0
-                target = a if direct else tmp
-                base = g_colptr_off[g]
-                for i in range(g_src_lo[g], g_src_hi[g]):
-                    m = hist[b, slot, i]
-                    if m == 0.0:
+        acc [B, >=steps, N] int32: input from projections outside the component (already shifted).
+        Recurrent projections inside the component are CSC groups (one per projection and delay);
+        they read the spike history `hist` [B, H, N] (a ring over absolute steps). A feed-forward
+        component has no groups and is split into neuron blocks of size `block` for parallelism.
+        Counters are accumulated per work unit (b, block) and per member population (`member` [N]):
+        spikes_t [U, M, C], counts [U, N], active [U, M] (updates where u or v, before the reset, is
+        non-zero), ops_t [U, P, C] (synaptic ops of the P outgoing projections, `fanout` [P, N]).
+        `p_state` [B, N] int8: spiked at the previous step (subtract reset). A relay's "spikes" are its
+        nonzero graded messages.
+        """
+        digest  # noqa: B018 - part of numba's cache key (see SPEC_DIGEST)
+        batch = acc.shape[0]
+        n = acc.shape[2]
+        n_groups = g_src_lo.shape[0]
+        n_hist = hist.shape[1]
+        n_blocks = (n + block - 1) // block
+        n_proj = fanout.shape[0]
+        for unit in nb.prange(batch * n_blocks):
+            b = unit // n_blocks
+            lo = (unit % n_blocks) * block
+            hi = min(n, lo + block)
+            a = np.zeros(n, np.int64)
+            tmp = np.zeros(n, np.int64)
+            for t in range(steps):
+                step = t0 + t + 1  # Lava's 1-based time step
+                for j in range(lo, hi):
+                    a[j] = acc[b, t, j]
+                for g in range(n_groups):
+                    src_step = step - 1 - g_delay[g]  # 1-based step whose spikes arrive now
+                    if src_step < 1:
                         continue
-                    mi = np.int64(m) if g_graded[g] else np.int64(1)
-                    c = base + i - g_src_lo[g]
-                    for k in range(colptr[c], colptr[c + 1]):
-                        target[rows[k]] += wvals[k] * mi
-                if not direct:
-                    for j in range(g_dst_lo[g], g_dst_hi[g]):
-                        a[j] += synapse_value(tmp[j], g_mode[g], g_shift[g])
-                        tmp[j] = 0
-            for j in range(lo, hi):
-                prev = np.int64(p_state[b, j])
-                if model[j] == MODEL_RESET and (step % r_interval[j]) == r_offset[j]:
-                    u_state[b, j] = 0
-                    v_state[b, j] = 0
-                    prev = 0
-                u = wrap_u(wrap32(decay(np.int64(u_state[b, j]), DECAY_ONE - 1 - du[j]) + wrap32(wrap32(a[j]) << STATE_SHIFT)))
-                v = decay(np.int64(v_state[b, j]), DECAY_ONE - dv[j]) + u + bias[j]
-                if reset[j] == RESET_SUBTRACT:
-                    v -= prev * vth_e[j]
-                v = saturate_v(v)
-                if u != 0 or v != 0:
-                    active[unit, member[j]] += 1
-                s = 0
-                if model[j] == MODEL_RELAY:
-                    s = v >> r_shift[j]
-                elif model[j] == MODEL_TERNARY:
-                    if v > vth_hi_e[j]:
+                    slot = (src_step - 1) % n_hist
+                    direct = g_mode[g] == MODE_PLAIN and g_shift[g] == 0
+                    target = a if direct else tmp
+                    base = g_colptr_off[g]
+                    for i in range(g_src_lo[g], g_src_hi[g]):
+                        m = hist[b, slot, i]
+                        if m == 0.0:
+                            continue
+                        mi = np.int64(m) if g_graded[g] else np.int64(1)
+                        c = base + i - g_src_lo[g]
+                        for k in range(colptr[c], colptr[c + 1]):
+                            target[rows[k]] += wvals[k] * mi
+                    if not direct:
+                        for j in range(g_dst_lo[g], g_dst_hi[g]):
+                            a[j] += synapse_value(tmp[j], g_mode[g], g_shift[g])
+                            tmp[j] = 0
+                for j in range(lo, hi):
+                    prev = np.int64(p_state[b, j])
+                    if model[j] == MODEL_RESET and (step % r_interval[j]) == r_offset[j]:
+                        u_state[b, j] = 0
+                        v_state[b, j] = 0
+                        prev = 0
+                    u = wrap_u(wrap32(decay(np.int64(u_state[b, j]), DECAY_ONE - 1 - du[j]) + wrap32(wrap32(a[j]) << STATE_SHIFT)))
+                    v = decay(np.int64(v_state[b, j]), DECAY_ONE - dv[j]) + u + bias[j]
+                    if reset[j] == RESET_SUBTRACT:
+                        v -= prev * vth_e[j]
+                    v = saturate_v(v)
+                    if u != 0 or v != 0:
+                        active[unit, member[j]] += 1
+                    s = 0
+                    if model[j] == MODEL_RELAY:
+                        s = v >> r_shift[j]
+                    elif model[j] == MODEL_TERNARY:
+                        if v > vth_hi_e[j]:
+                            s = 1
+                        elif v < vth_lo_e[j]:
+                            s = -1
+                    elif v > vth_e[j]:
                         s = 1
-                    elif v < vth_lo_e[j]:
-                        s = -1
-                elif v > vth_e[j]:
-                    s = 1
-                fired = s != 0 and model[j] != MODEL_RELAY
-                if fired and reset[j] == RESET_ZERO:
-                    v = v_reset[j]
-                p_state[b, j] = fired
-                if s != 0:
-                    spikes_t[unit, member[j], t] += 1
-                    counts[unit, j] += 1
-                    for p in range(n_proj):
-                        ops_t[unit, p, t] += fanout[p, j]
-                if write_u:
-                    u_out[b, t, j] = u
-                if write_v:
-                    v_out[b, t, j] = v
-                u_state[b, j] = u
-                v_state[b, j] = v
-                s_out[b, t, j] = s
-            if n_groups > 0:
-                slot = (step - 1) % n_hist
-                for j in range(n):
-                    hist[b, slot, j] = s_out[b, t, j]
+                    fired = s != 0 and model[j] != MODEL_RELAY
+                    if fired and reset[j] == RESET_ZERO:
+                        v = v_reset[j]
+                    p_state[b, j] = fired
+                    if s != 0:
+                        spikes_t[unit, member[j], t] += 1
+                        counts[unit, j] += 1
+                        for p in range(n_proj):
+                            ops_t[unit, p, t] += fanout[p, j]
+                    if write_u:
+                        u_out[b, t, j] = u
+                    if write_v:
+                        v_out[b, t, j] = v
+                    u_state[b, j] = u
+                    v_state[b, j] = v
+                    s_out[b, t, j] = s
+                if n_groups > 0:
+                    slot = (step - 1) % n_hist
+                    for j in range(n):
+                        hist[b, slot, j] = s_out[b, t, j]
 
 
-@nb.njit(parallel=True, cache=True)
-def scan_ff(
-    acc, t0, steps, u_state, v_state, p_state,
-    du, dv, vth_e, bias, model, r_interval, r_offset, vth_hi_e, vth_lo_e, reset, v_reset, r_shift,
-    s_out, u_out, v_out, write_u, write_v,
-    fanout, block, spikes_t, counts, active, ops_t,
-):
-    """`scan` for a feed-forward component (one population: `model`, `reset`, `r_shift` and the
-    reset phase are scalars): branch-free inner loops over neurons that the compiler vectorizes.
-    Same arguments and counters as `scan` (member index always 0)."""
-    batch = u_state.shape[0]
-    n = u_state.shape[1]
-    n_blocks = (n + block - 1) // block
-    n_proj = fanout.shape[0]
-    subtract = np.int64(reset == RESET_SUBTRACT)
-    to_reset = np.int64(reset == RESET_ZERO)
-    for unit in nb.prange(batch * n_blocks):
-        b = unit // n_blocks
-        lo = (unit % n_blocks) * block
-        hi = min(n, lo + block)
-        m = hi - lo
-        u = np.empty(m, np.int64)
-        v = np.empty(m, np.int64)
-        prev = np.empty(m, np.int64)
-        fu = np.empty(m, np.int64)
-        fv = np.empty(m, np.int64)
-        for j in range(m):
-            u[j] = u_state[b, lo + j]
-            v[j] = v_state[b, lo + j]
-            prev[j] = p_state[b, lo + j]
-            fu[j] = DECAY_ONE - 1 - du[lo + j]
-            fv[j] = DECAY_ONE - dv[lo + j]
-        thr = vth_e[lo:hi]
-        hi_e = vth_hi_e[lo:hi]
-        lo_e = vth_lo_e[lo:hi]
-        bs = bias[lo:hi]
-        vr = v_reset[lo:hi]
-        cnt = counts[unit, lo:hi]
-        n_active = 0
-        for t in range(steps):
-            step = t0 + t + 1
-            if model == MODEL_RESET and (step % r_interval) == r_offset:
-                for j in range(m):
-                    u[j] = 0
-                    v[j] = 0
-                    prev[j] = 0
-            a = acc[b, t, lo:hi]
-            s_row = s_out[b, t, lo:hi]
-            n_spk = 0
-            if model == MODEL_RELAY:
-                for j in range(m):
-                    x = wrap_u(wrap32(decay(u[j], fu[j]) + wrap32(np.int64(a[j]) << STATE_SHIFT)))
-                    w = saturate_v(decay(v[j], fv[j]) + x + bs[j])
-                    n_active += (x != 0) | (w != 0)
-                    sp = w >> r_shift
-                    u[j] = x
-                    v[j] = w
-                    s_row[j] = sp
-                    cnt[j] += sp != 0
-                    n_spk += sp != 0
-            elif model == MODEL_TERNARY:
-                for j in range(m):
-                    x = wrap_u(wrap32(decay(u[j], fu[j]) + wrap32(np.int64(a[j]) << STATE_SHIFT)))
-                    w = saturate_v(decay(v[j], fv[j]) + x + bs[j])
-                    n_active += (x != 0) | (w != 0)
-                    sp = np.int64(w > hi_e[j]) - np.int64(w < lo_e[j])
-                    fired = np.int64(sp != 0)
-                    u[j] = x
-                    v[j] = w + fired * to_reset * (vr[j] - w)
-                    s_row[j] = sp
-                    cnt[j] += fired
-                    n_spk += fired
-            else:
-                for j in range(m):
-                    x = wrap_u(wrap32(decay(u[j], fu[j]) + wrap32(np.int64(a[j]) << STATE_SHIFT)))
-                    w = saturate_v(decay(v[j], fv[j]) + x + bs[j] - subtract * prev[j] * thr[j])
-                    n_active += (x != 0) | (w != 0)
-                    fired = np.int64(w > thr[j])
-                    u[j] = x
-                    v[j] = w + fired * to_reset * (vr[j] - w)
-                    prev[j] = fired
-                    s_row[j] = fired
-                    cnt[j] += fired
-                    n_spk += fired
-            spikes_t[unit, 0, t] += n_spk
-            if n_spk > 0:
-                for p in range(n_proj):
-                    total = 0
+    @nb.njit(parallel=True, cache=True)
+    def scan_ff(
+        acc, t0, steps, u_state, v_state, p_state,
+        du, dv, vth_e, bias, model, r_interval, r_offset, vth_hi_e, vth_lo_e, reset, v_reset, r_shift,
+        s_out, u_out, v_out, write_u, write_v,
+        fanout, block, spikes_t, counts, active, ops_t,
+    ):
+        """`scan` for a feed-forward component (one population: `model`, `reset`, `r_shift` and the
+        reset phase are scalars): branch-free inner loops over neurons that the compiler vectorizes.
+        Same arguments and counters as `scan` (member index always 0)."""
+        digest  # noqa: B018 - part of numba's cache key (see SPEC_DIGEST)
+        batch = u_state.shape[0]
+        n = u_state.shape[1]
+        n_blocks = (n + block - 1) // block
+        n_proj = fanout.shape[0]
+        subtract = np.int64(reset == RESET_SUBTRACT)
+        to_reset = np.int64(reset == RESET_ZERO)
+        for unit in nb.prange(batch * n_blocks):
+            b = unit // n_blocks
+            lo = (unit % n_blocks) * block
+            hi = min(n, lo + block)
+            m = hi - lo
+            u = np.empty(m, np.int64)
+            v = np.empty(m, np.int64)
+            prev = np.empty(m, np.int64)
+            fu = np.empty(m, np.int64)
+            fv = np.empty(m, np.int64)
+            for j in range(m):
+                u[j] = u_state[b, lo + j]
+                v[j] = v_state[b, lo + j]
+                prev[j] = p_state[b, lo + j]
+                fu[j] = DECAY_ONE - 1 - du[lo + j]
+                fv[j] = DECAY_ONE - dv[lo + j]
+            thr = vth_e[lo:hi]
+            hi_e = vth_hi_e[lo:hi]
+            lo_e = vth_lo_e[lo:hi]
+            bs = bias[lo:hi]
+            vr = v_reset[lo:hi]
+            cnt = counts[unit, lo:hi]
+            n_active = 0
+            for t in range(steps):
+                step = t0 + t + 1
+                if model == MODEL_RESET and (step % r_interval) == r_offset:
                     for j in range(m):
-                        total += fanout[p, lo + j] * (s_row[j] != 0)
-                    ops_t[unit, p, t] += total
-            if write_u:
-                for j in range(m):
-                    u_out[b, t, lo + j] = u[j]
-            if write_v:
-                for j in range(m):
-                    v_out[b, t, lo + j] = v[j]
-        active[unit, 0] += n_active
-        for j in range(m):
-            u_state[b, lo + j] = u[j]
-            v_state[b, lo + j] = v[j]
-            p_state[b, lo + j] = prev[j]
+                        u[j] = 0
+                        v[j] = 0
+                        prev[j] = 0
+                a = acc[b, t, lo:hi]
+                s_row = s_out[b, t, lo:hi]
+                n_spk = 0
+                if model == MODEL_RELAY:
+                    for j in range(m):
+                        x = wrap_u(wrap32(decay(u[j], fu[j]) + wrap32(np.int64(a[j]) << STATE_SHIFT)))
+                        w = saturate_v(decay(v[j], fv[j]) + x + bs[j])
+                        n_active += (x != 0) | (w != 0)
+                        sp = w >> r_shift
+                        u[j] = x
+                        v[j] = w
+                        s_row[j] = sp
+                        cnt[j] += sp != 0
+                        n_spk += sp != 0
+                elif model == MODEL_TERNARY:
+                    for j in range(m):
+                        x = wrap_u(wrap32(decay(u[j], fu[j]) + wrap32(np.int64(a[j]) << STATE_SHIFT)))
+                        w = saturate_v(decay(v[j], fv[j]) + x + bs[j])
+                        n_active += (x != 0) | (w != 0)
+                        sp = np.int64(w > hi_e[j]) - np.int64(w < lo_e[j])
+                        fired = np.int64(sp != 0)
+                        u[j] = x
+                        v[j] = w + fired * to_reset * (vr[j] - w)
+                        s_row[j] = sp
+                        cnt[j] += fired
+                        n_spk += fired
+                else:
+                    for j in range(m):
+                        x = wrap_u(wrap32(decay(u[j], fu[j]) + wrap32(np.int64(a[j]) << STATE_SHIFT)))
+                        w = saturate_v(decay(v[j], fv[j]) + x + bs[j] - subtract * prev[j] * thr[j])
+                        n_active += (x != 0) | (w != 0)
+                        fired = np.int64(w > thr[j])
+                        u[j] = x
+                        v[j] = w + fired * to_reset * (vr[j] - w)
+                        prev[j] = fired
+                        s_row[j] = fired
+                        cnt[j] += fired
+                        n_spk += fired
+                spikes_t[unit, 0, t] += n_spk
+                if n_spk > 0:
+                    for p in range(n_proj):
+                        total = 0
+                        for j in range(m):
+                            total += fanout[p, lo + j] * (s_row[j] != 0)
+                        ops_t[unit, p, t] += total
+                if write_u:
+                    for j in range(m):
+                        u_out[b, t, lo + j] = u[j]
+                if write_v:
+                    for j in range(m):
+                        v_out[b, t, lo + j] = v[j]
+            active[unit, 0] += n_active
+            for j in range(m):
+                u_state[b, lo + j] = u[j]
+                v_state[b, lo + j] = v[j]
+                p_state[b, lo + j] = prev[j]
+
+    return accumulate, check_input, count_events, fill_events, gather_dense, scatter_sparse, scan, scan_ff
+
+
+accumulate, check_input, count_events, fill_events, gather_dense, scatter_sparse, scan, scan_ff = _make_kernels(SPEC_DIGEST)
 
 
 # -- canonical dtypes and the compiled signatures ------------------------------------------------------
