@@ -19,6 +19,8 @@ from .app import register
 from .common import add_reset_mode
 from .guard_args import add_guard_args, guard_options, strict_exit
 from .data_args import add_data_args, calibration, read_data
+from .dataset_args import add_dataset_args, dataset_source, open_data
+from .engine_args import engine_from_args
 
 def _int_list(flag: str, example: str):
     def parse(text: str) -> list[int]:
@@ -39,7 +41,11 @@ def add_budget_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
     add_reset_mode(parser)
     parser.add_argument("--weight-bits", type=_width_list, default=list(DEFAULT_WEIGHT_BITS),
                         help="comma-separated weight widths to compile at (1..8; default 2,4,6,8)")
-    add_data_args(parser, calibrate=True)
+    add_data_args(parser, calibrate=True, required=False)
+    add_dataset_args(parser, default_batch=None)
+    parser.add_argument("--results", metavar="ROWS.jsonl",
+                        help="append each finished width to this JSON-lines file; a rerun with the same model, data and "
+                             "options takes those widths from it and computes only the rest (resumes an interrupted sweep)")
     parser.add_argument("--labels", help="optional .npy of one integer class per sample: adds accuracy")
     parser.add_argument("--steps", type=int, help="time steps to simulate (default: the input's length)")
     parser.add_argument("--dt", type=float, help="simulation step in seconds (default: the compiler's)")
@@ -70,15 +76,24 @@ def run_budget_command(args: argparse.Namespace, console=None) -> int:
     if given:
         raise ParameterError(f"{', '.join(given)} apply to float ANN files to convert (.pt)", where=str(args.model),
                              hint="an SNN's time window is --steps; convert an ANN by passing its torch.save file")
-    inputs = read_data(args)
-    labels = load_input_array(args.labels) if getattr(args, "labels", None) else getattr(args, "dataset_labels", None)
-    opts = {} if getattr(args, "dt", None) is None else {"dt": args.dt}
+    inputs, labels = _sweep_data(args, console)
+    opts: dict = {} if getattr(args, "dt", None) is None else {"dt": args.dt}
     if getattr(args, "reset_mode", None) is not None:
         opts["reset_mode"] = args.reset_mode
-    opts["calibrate"] = calibration(args, inputs, console)
+    opts["calibrate"] = _calibration(args, inputs, console)
     opts.update(guard_options(args))  # the fidelity guard runs at every width (its warnings name the layer)
-    with recorded_warnings() as stated:
-        result = budget_sweep(args.model, args.weight_bits, inputs, getattr(args, "steps", None), labels, **opts)
+    before = _rows_in(args.results)
+    with recorded_warnings() as stated, engine_from_args(args) as engine:
+        if engine.name != "in-process" or args.batch_size:
+            console.print(f"note: sweeping on {engine.name}, batches of {args.batch_size or 'all samples'}",
+                          highlight=False, markup=False)
+        result = budget_sweep(args.model, args.weight_bits, inputs, getattr(args, "steps", None), labels, engine=engine,
+                              batch_size=args.batch_size, results=args.results, **opts)
+    if args.results:
+        computed = [int(r["weight_bits"]) for r in _rows_in(args.results)[len(before):]]
+        resumed = [b for b in args.weight_bits if b not in computed]
+        console.print(f"note: {args.results}: computed widths {computed or 'none'}"
+                      + (f", taken from earlier runs {resumed}" if resumed else ""), highlight=False, markup=False)
     failed = strict_exit(args, None, [str(w.message) for w in stated])
     if failed is not None:
         return failed
@@ -89,6 +104,47 @@ def run_budget_command(args: argparse.Namespace, console=None) -> int:
                 console.print(f"[yellow]warning[/] ({row.weight_bits} bits): {warning}")
     _write_outputs(args, result, console, f"Pareto widths: {result.pareto()}")
     return 0
+
+
+def _sweep_data(args: argparse.Namespace, console):
+    """(inputs, labels): --data as an open Dataset (it carries its labels), or one array (+ --labels)."""
+    if dataset_source(args):
+        if getattr(args, "labels", None):
+            raise ParameterError("--labels applies to --input; a dataset carries its own labels", where=f"--labels {args.labels}",
+                                 hint="put the labels in the .npz as y, or drop --labels")
+        return open_data(args), None
+    inputs = read_data(args)
+    labels = load_input_array(args.labels) if getattr(args, "labels", None) else getattr(args, "dataset_labels", None)
+    return inputs, labels
+
+
+def _calibration(args: argparse.Namespace, inputs, console):
+    """--calibrate's data; for --data its first samples (as `snnc evaluate` sizes scales), with a note."""
+    from snnc.compiler.data.dataset import Dataset
+
+    if isinstance(inputs, Dataset) and not getattr(args, "calibrate", None):
+        from snnc.compiler.analysis.dataset_eval import calibration_samples
+
+        samples = calibration_samples(inputs)
+        console.print(f"note: no --calibrate given: scales are sized on the first {len(samples)} samples of --data",
+                      highlight=False, markup=False)
+        return samples
+    return calibration(args, inputs, console)
+
+
+def _rows_in(path) -> list[dict]:
+    """The complete JSON lines of a --results file (none when it does not exist yet)."""
+    from pathlib import Path
+
+    if not path or not Path(path).exists():
+        return []
+    rows = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
 
 
 def _write_outputs(args: argparse.Namespace, result, console, front: str) -> None:
@@ -131,7 +187,13 @@ def run_conversion_budget(args: argparse.Namespace, console) -> int:
     from snnc.compiler.analysis.conversion_sweep import conversion_grid, levels_for_steps, network_layout
     from snnc.compiler.frontends.conversion.ann_file import load_ann
 
+    sweep_only = [f for f, v in (("--data", args.data), ("--workers", args.workers), ("--scheduler", args.scheduler),
+                                 ("--batch-size", args.batch_size), ("--results", args.results)) if v]
+    if sweep_only:
+        raise ParameterError(f"{', '.join(sweep_only)} apply to SNN models (the weight-width sweep), not yet to a float ANN "
+                             "to convert", where=str(args.model), hint="pass the ANN's data with --input X.npy")
     model = load_ann(args.model)
+    dataset_source(args)
     x = read_data(args)
     if isinstance(x, dict):
         raise ParameterError("a converted ANN takes one input array [batch, *shape]", where=str(args.input),
