@@ -77,6 +77,7 @@ SPECS: dict[str, IntSpec] = {
         IntSpec("theta_step", 12, 0, 4095, "atrlif threshold increase per spike (mantissa; Lava shifts it left by 6)"),
         IntSpec("d_theta", 12, 0, 4095, "atrlif decay of theta towards theta_0, 4096 = one"),
         IntSpec("d_r", 12, 0, 4095, "atrlif decay of the refractory state r, 4096 = one"),
+        IntSpec("refractory_period", 6, 0, 62, "lif_refractory: steps v is held after a spike (lava-dl refDelay - 1)"),
         IntSpec("act_bias", 16, -(2**15), 2**15 - 1, "sigma-delta activation bias (Lava SigmaDelta bias), scaled by 2**(spike_exp + state_exp)"),
         IntSpec("spike_exp", 3, 0, 7, "sigma-delta message exponent: messages carry 2**spike_exp per unit of activation"),
         IntSpec("state_exp", 3, 0, 7, "sigma-delta state exponent: extra fraction bits of sigma/act/residue, shifted off each message"),

@@ -25,12 +25,14 @@ from .errors import GraphError, ParameterError, ShapeError
 from .fixed_point.prodneuron import PRODUCT_PORTS
 from .fixed_point import ACT_MODES, NEURON_KINDS, RESET_MODES, SIGMA_DELTA_KINDS
 
-NeuronModel = Literal["lif", "lif_reset", "ternary", "relay", "delta", "sigma_delta", "sigma"]
+NeuronModel = Literal["lif", "lif_reset", "ternary", "relay", "delta", "sigma_delta", "sigma", "product", "atrlif",
+                      "lif_refractory"]
 ResetMode = Literal["zero", "subtract", "none"]
 OutputVar = Literal["s", "u", "v"]
-PROGRAMMABLE_KINDS = ("product", "atrlif")
-"""Kinds Lava 0.10 runs as its own processes beyond LIF: `lava.proc.prodneuron.ProdNeuron` and
-`lava.proc.atrlif.ATRLIF` (`snnc.ir.fixed_point.prodneuron` / `.atrlif` define them)."""
+PROGRAMMABLE_KINDS = ("product", "atrlif", "lif_refractory")
+"""Kinds Lava 0.10 runs as their own processes beyond LIF: `lava.proc.prodneuron.ProdNeuron`,
+`lava.proc.atrlif.ATRLIF` and `LIFRefractory` (`snnc.ir.fixed_point.prodneuron` / `.atrlif` /
+`.refractory` define them; Lava has only a float LIFRefractory, so snnc emits its own process)."""
 DEFAULT_PORT = "a_in"
 
 
@@ -95,7 +97,9 @@ class Population:
     (a1 * a2) >> prod_exp where its int32 magnitude exceeds `vth` (not shifted); its two inputs are
     the ports `a_in1`/`a_in2` that projections name in `Projection.port`. "atrlif" (Lava `ATRLIF`,
     `snnc.ir.fixed_point.atrlif`): du/dv/bias as the LIF, `vth` is theta_0 (12 bits), plus
-    `theta_step`, `d_theta`, `d_r`; its `u` probe is Lava's current `i`.
+    `theta_step`, `d_theta`, `d_r`; its `u` probe is Lava's current `i`. "lif_refractory" (Lava
+    `LIFRefractory`, `snnc.ir.fixed_point.refractory`): the LIF whose v is held at 0 for
+    `refractory_period` steps after each spike while u keeps integrating.
     Sigma-delta kinds (`snnc.ir.fixed_point.sigma_delta`: "delta", "sigma_delta", "sigma", Lava's
     `lava.proc.sdn` processes) send graded messages every step and use `vth` (per layer),
     `act_bias` (16 bits, per layer or neuron), `act_mode` ("relu" or "unit"), `cum_error`,
@@ -122,6 +126,7 @@ class Population:
     theta_step: int = 0
     d_theta: int = 0
     d_r: int = 0
+    refractory_period: int = 0
     act_bias: int | np.ndarray = 0
     act_mode: str = "relu"
     cum_error: bool = False
@@ -191,7 +196,8 @@ class Population:
     def _check_programmable(self, where: str) -> None:
         """Fields of the product and adaptive-threshold kinds: in range, per layer where Lava's Var
         is one value, and only where they mean something."""
-        mine = {"prod_exp": "product", "theta_step": "atrlif", "d_theta": "atrlif", "d_r": "atrlif"}
+        mine = {"prod_exp": "product", "theta_step": "atrlif", "d_theta": "atrlif", "d_r": "atrlif",
+                "refractory_period": "lif_refractory"}
         for name, kind in mine.items():
             setattr(self, name, SPECS[name].check(getattr(self, name), f"{where}.{name}"))
             if self.model != kind and getattr(self, name):
@@ -202,6 +208,8 @@ class Population:
         if self.reset_mode != "zero" or np.any(self.v_reset):
             raise ParameterError(f"a {self.model} population has no reset mode or reset voltage", where=f"{where}.reset_mode",
                                  expected="reset_mode='zero', v_reset=0", got=(self.reset_mode, self.v_reset))
+        if self.model == "lif_refractory":
+            return  # per-neuron du/dv/vth/bias like the LIF (snnc's own process takes arrays)
         per_layer = ("vth",) if self.model == "product" else ("du", "dv", "vth")
         for name in per_layer:
             if np.ndim(getattr(self, name)):

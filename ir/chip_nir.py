@@ -58,10 +58,10 @@ from .timestep import check_dt
 KEY = "snnc"
 FORMAT_VERSION = 1
 DEFAULT_DT = 1e-4
-PROGRAMMABLE_FIELDS = ("prod_exp", "theta_step", "d_theta", "d_r")
+PROGRAMMABLE_FIELDS = ("prod_exp", "theta_step", "d_theta", "d_r", "refractory_period")
 SIGMA_DELTA_FIELDS = ("act_bias", "act_mode", "cum_error", "spike_exp", "state_exp")
 """Population fields of the sigma-delta kinds (metadata only, like the product/atrlif fields)."""
-"""Population fields of the product and atrlif kinds (metadata only; see the module docstring)."""
+"""Population fields of the product, atrlif and lif_refractory kinds (metadata only; see the module docstring)."""
 """Step used when neither the call nor graph.meta['dt'] gives one (the NIR paper's dt)."""
 DV0_TAU_STEPS = 2.0**40
 """tau_mem / dt written for dv = 0 (no leak): NIR needs a finite time constant; a power of two

@@ -28,7 +28,7 @@ from snnc.ir.errors import BackendError, SnncError
 from snnc.ir.fixed_point.units import bias_value, threshold_value
 
 from . import kernels as K
-from . import kernels_atrlif, kernels_prodneuron
+from . import kernels_atrlif, kernels_prodneuron, kernels_refractory
 from . import kernels_sdn
 
 F32_EXACT = 2**24  # float32 adds integers exactly while every partial sum stays below this
@@ -455,6 +455,8 @@ def _programmable_params(pop: Population) -> dict | None:
         return {"kind": "product", **kernels_prodneuron.population_params(pop)}
     if pop.model == "atrlif":
         return {"kind": "atrlif", **kernels_atrlif.population_params(pop)}
+    if pop.model == "lif_refractory":
+        return {"kind": "lif_refractory", **kernels_refractory.population_params(pop)}
     return None
 
 
@@ -472,7 +474,7 @@ def check_supported(graph) -> list[str]:
     for members in graph.population_order() if not problems else []:
         prog = [m for m in members if graph.populations[m].model in PROGRAMMABLE_KINDS]
         if prog and graph.is_recurrent(members):
-            problems.append(f"product/atrlif population(s) {prog} in a recurrent loop: the sim steps these kinds "
+            problems.append(f"product/atrlif/lif_refractory population(s) {prog} in a recurrent loop: the sim steps these kinds "
                             "feed-forward only (run the network on the lava backend)")
     for members in graph.population_order() if not problems else []:
         sdn = [m for m in members if graph.populations[m].sigma_delta]

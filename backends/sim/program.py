@@ -34,7 +34,7 @@ from snnc.ir.chip import ChipGraph
 from snnc.ir.errors import BackendError, ShapeError
 
 from . import kernels as K
-from . import kernels_atrlif, kernels_prodneuron
+from . import kernels_atrlif, kernels_prodneuron, kernels_refractory
 from . import kernels_sdn
 from .plan import F32_EXACT, F64_EXACT, Plan, chunk_steps, missing_probe
 
@@ -404,9 +404,22 @@ def _scan_programmable(comp, prog_state, acc, c, s_buf, u_buf, v_buf, write_u, w
     args = {k: v for k, v in comp.prog.items() if k != "kind"}
     if comp.prog["kind"] == "product":
         kernels_prodneuron.scan_product(acc, c, args["exp"], args["vth"], s_buf, comp.fanout, spikes_t, counts, active, ops_t)
+    elif comp.prog["kind"] == "lif_refractory":
+        kernels_refractory.scan_refractory(acc, c, prog_state, **args, s_out=s_buf, u_out=u_buf, v_out=v_buf, write_u=write_u,
+                                           write_v=write_v, fanout=comp.fanout, spikes_t=spikes_t, counts=counts, active=active,
+                                           ops_t=ops_t)
     else:
         kernels_atrlif.scan_atrlif(acc, c, prog_state, **args, s_out=s_buf, u_out=u_buf, v_out=v_buf, write_u=write_u,
                                    write_v=write_v, fanout=comp.fanout, spikes_t=spikes_t, counts=counts, active=active, ops_t=ops_t)
+
+
+def _initial_prog_state(prog: dict | None, batch: int, n: int) -> np.ndarray | None:
+    """The persistent state of a stateful programmable component (atrlif, lif_refractory)."""
+    if prog and prog["kind"] == "atrlif":
+        return kernels_atrlif.initial_state(batch, n, prog["theta_0"])
+    if prog and prog["kind"] == "lif_refractory":
+        return kernels_refractory.initial_state(batch, n)
+    return None
 
 
 def event_limit(link, n_src: int) -> float:
@@ -440,8 +453,7 @@ class _RunState:
         self.write_u, self.write_v, self.units, self.member_of = [], [], [], []
         self.counts, self.active = [], []
         self.dummy32 = np.zeros((1, 1, 1), np.int32)
-        self.prog_state = [kernels_atrlif.initial_state(batch, c.n, c.prog["theta_0"]) if c.prog and c.prog["kind"] == "atrlif"
-                           else None for c in plan.components]
+        self.prog_state = [_initial_prog_state(c.prog, batch, c.n) for c in plan.components]
         self.sd_state = [np.zeros((4, batch, c.n) if c.sdn else (4, 1, 1), np.int32) for c in plan.components]
         for comp in plan.components:
             n = comp.n

@@ -13,6 +13,8 @@ Loihi silicon) define what a Loihi neuron computes. This package is snnc's singl
   Sigma), their element operations and numpy step;
 - `prodneuron`, `atrlif`: Lava's `ProdNeuron` (graded product of two input ports) and `ATRLIF`
   (adaptive threshold and refractory state), their element operations and numpy step;
+- `refractory`: Lava's `LIFRefractory` (v held for a number of steps after each spike) in the
+  chip's integers (Lava 0.10 has only its float model);
 - `neuron`: one numpy step of a population for every neuron kind the chip has (`NEURON_KINDS`):
   the specification that the `sim` kernels, the quantizer's integer re-simulator and snnc's own
   Lava process all follow, and that the tests compare them against.
@@ -26,6 +28,7 @@ from .arith import decay, saturate_v, wrap32, wrap_u
 from .atrlif import ATRLIFState, atrlif_step, atrlif_update
 from .neuron import NEURON_KINDS, RESET_MODES, NeuronState, neuron_step
 from .prodneuron import PRODUCT_PORTS, product_step
+from .refractory import RefractoryState, refractory_step, refractory_update
 from .sigma_delta import ACT_MODES, SIGMA_DELTA_KINDS, SigmaDeltaState, sigma_delta_step
 from .units import (
     DECAY_ONE,
@@ -42,7 +45,7 @@ from .units import (
 )
 
 __all__ = [
-    "ATRLIFState", "PRODUCT_PORTS", "atrlif_step", "atrlif_update", "product_step",
+    "ATRLIFState", "PRODUCT_PORTS", "RefractoryState", "refractory_step", "refractory_update", "atrlif_step", "atrlif_update", "product_step",
     "ACT_MODES", "SIGMA_DELTA_KINDS", "SigmaDeltaState", "sigma_delta_step",
     "DECAY_ONE", "DECAY_SHIFT", "NEURON_KINDS", "NeuronState", "RESET_MODES", "STATE_SHIFT", "U_HALF", "U_WRAP", "V_MAX",
     "alpha_from_du", "beta_from_dv", "decay", "du_from_alpha", "dv_from_beta", "neuron_step", "saturate_v",
