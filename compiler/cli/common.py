@@ -135,6 +135,9 @@ def add_netx_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--reset-offset", type=int, default=None, metavar="K", help="phase of that reset (lava-dl's reset_offset; default 0)")
     g.add_argument("--input-bias", metavar="IMAGE.npy", help="bias_mant of the input layer's neurons, in C,H,W order (an image fed as lava-dl feeds it)")
     g.add_argument("--input-shape", metavar="C,H,W", help="input shape of a .net file without an input layer that cannot give it")
+    g.add_argument("--refractory", action="store_true", default=None,
+                   help="run layers with refDelay > 1 with their refractory period (Lava LIFRefractory); by default they run "
+                        "as lava-dl netx 0.6 runs them, as a plain LIF (refDelay ignored, with a warning)")
 
 
 def _netx_args(args: argparse.Namespace) -> dict:
@@ -161,6 +164,8 @@ def _netx_args(args: argparse.Namespace) -> dict:
             opts["input_shape"] = tuple(int(d) for d in str(args.input_shape).split(","))
         except ValueError:
             raise ParameterError("--input-shape must be integers separated by commas", where="--input-shape", got=args.input_shape) from None
+    if getattr(args, "refractory", None):
+        opts["refractory"] = True
     if opts and Path(str(args.model)).suffix.lower() != ".net":
         flags = ", ".join("--" + k.replace("_", "-") for k in opts)
         raise ParameterError(f"{flags} apply only to lava-dl .net models", where=str(args.model), hint="drop these flags")

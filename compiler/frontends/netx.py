@@ -48,8 +48,12 @@ num_message_bits of the projection it feeds (netx's input_message_bits of the ne
 LIF still sends 0/1 on it, and the budget prices the payload bits); `gradedSpike` is read as netx
 reads it, i.e. not at all (Lava LIF has no graded output), with an assumption warning.
 
-What Lava 0.10.0 or the chip IR cannot express is an error naming the layer and field: refDelay > 1
-(no fixed-point refractory LIF), non-CUBA neurons, wgtExp != 0 (netx would silently ignore it),
+`refDelay` r > 1 of a CUBA layer is read as netx 0.6 runs it, i.e. ignored (netx builds a plain
+Lava LIF), with an assumption warning; `refractory=True` (CLI `--refractory`) compiles the
+refractory period the file describes instead: a lif_refractory population (Lava LIFRefractory, v
+held r - 1 steps after each spike, `snnc.ir.fixed_point.refractory`).
+
+What Lava 0.10.0 or the chip IR cannot express is an error naming the layer and field: non-CUBA neurons, wgtExp != 0 (netx would silently ignore it),
 layer types netx does not build (average, concat, convT, unpool, complex dense).
 """
 from __future__ import annotations
@@ -96,6 +100,7 @@ def load_netx(
     input_shape: tuple[int, ...] | None = None,
     reset_interval: int | None = None,
     reset_offset: int = 0,
+    refractory: bool = False,
 ) -> ChipGraph:
     """Read a lava-dl netx `.net` file into a validated `ChipGraph` (trained integers kept exactly).
 
@@ -106,9 +111,15 @@ def load_netx(
     first layers, like netx's `Network(num_layers=...)`. `input_shape` (C, H, W): the input of a file
     without an input layer whose first layer cannot give it (a conv layer). `reset_interval`,
     `reset_offset`: lava-dl's Network options (every layer a Lava LIFReset, see `_netx_reset`).
+    `refractory`: run layers with refDelay > 1 with their refractory period (Lava LIFRefractory)
+    rather than as lava-dl netx 0.6 runs them (a plain LIF, refDelay ignored).
     """
     path = Path(path)
     where = str(path)
+    if refractory and reset_interval is not None:
+        raise ParameterError("refractory and reset_interval cannot be combined", where=f"{where} (reader options)",
+                             got={"refractory": True, "reset_interval": reset_interval},
+                             hint="the chip IR has no neuron kind with both a periodic reset and a refractory period; drop one")
     if not path.exists():
         raise ModelFileError("file not found", where=where, hint="check the path")
     if path.is_dir():
@@ -126,7 +137,7 @@ def load_netx(
     try:
         with handle:
             layers = _read_layers(handle, where, num_layers)
-            graph = _build(layers, where, input_bias, input_message_bits, input_shape)
+            graph = _build(layers, where, input_bias, input_message_bits, input_shape, refractory)
             return _netx_reset(graph, reset_interval, reset_offset) if reset_interval is not None else graph
     except SnncError:
         raise
@@ -299,8 +310,9 @@ def _shape(layer: _Layer) -> tuple[int, ...]:
 
 
 # -- neurons ------------------------------------------------------------------------------------
-def _neuron(layer: _Layer) -> dict[str, Any]:
-    """Lava LIF parameters of a layer's neuron group, as netx's get_neuron_params maps them."""
+def _neuron(layer: _Layer, refractory: bool = False) -> dict[str, Any]:
+    """Lava LIF parameters of a layer's neuron group, as netx's get_neuron_params maps them (with
+    `refractory`, a refDelay > 1 becomes a lif_refractory population instead of being ignored)."""
     where = f"{layer.where} ({layer.kind}) neuron"
     if "neuron/type" not in layer:
         raise ModelFileError("missing neuron description", where=f"{where}.type", hint=f"a netx '{layer.kind}' layer has a neuron group")
@@ -328,14 +340,7 @@ def _neuron(layer: _Layer) -> dict[str, Any]:
         return value
 
     ref = field("refDelay", required=False)
-    if ref is not None and ref > 1:
-        raise UnsupportedNodeError(
-            f"refractory delay refDelay={ref} is not supported",
-            where=f"{where}.refDelay",
-            expected="refDelay <= 1",
-            got=ref,
-            hint="Lava 0.10.0 has no fixed-point refractory LIF model; retrain with refDelay=1",
-        )
+    refractory_params = _refractory(ref, where, refractory)
     if "neuron/gradedSpike" in layer and bool(np.any(_num(layer, "neuron/gradedSpike"))):
         _assume(
             f"{where}.gradedSpike: lava-dl netx builds CUBA layers as Lava LIF, which sends binary spikes, so the "
@@ -365,10 +370,27 @@ def _neuron(layer: _Layer) -> dict[str, Any]:
         raise ParameterError(
             "vThMant out of range", where=f"{where}.vThMant", expected=f"{spec.lo}..{spec.hi} (17 bits)", got=vth
         )
-    out: dict[str, Any] = {"du": i_decay - 1, "dv": v_decay, "vth": vth}
+    out: dict[str, Any] = {"du": i_decay - 1, "dv": v_decay, "vth": vth, **refractory_params}
     if bits:
         out["meta"] = {"message_bits": int(bits)}
     return out
+
+
+def _refractory(ref: int | None, where: str, refractory: bool) -> dict[str, Any]:
+    """Population fields for a refDelay: none (plain LIF, as netx 0.6 runs every CUBA layer, warned
+    about when refDelay > 1) or, with `refractory`, a lif_refractory of period refDelay - 1."""
+    if ref is None or ref <= 1:
+        return {}
+    if not refractory:
+        _assume(f"{where}.refDelay: refDelay={ref} is ignored by lava-dl netx 0.6, which runs the layer as a plain Lava LIF "
+                f"(no refractory period); snnc runs it as netx does. Pass refractory=True (CLI --refractory) to compile the "
+                f"refractory period instead (Lava LIFRefractory: v held {ref - 1} steps after each spike)")
+        return {}
+    period = SPECS["refractory_period"]
+    if ref - 1 > period.hi:
+        raise ParameterError("refDelay too long for the chip's refractory counter", where=f"{where}.refDelay",
+                             expected=f"1..{period.hi + 1}", got=ref, hint="retrain with a shorter refractory delay, or read the file without --refractory")
+    return {"model": "lif_refractory", "refractory_period": ref - 1}
 
 
 def _refuse_weight_exp(layer: _Layer, where: str) -> None:
@@ -612,7 +634,7 @@ def _exact(w: np.ndarray, wl: np.ndarray, bits: int, exp: int) -> bool:
 
 
 # -- building -----------------------------------------------------------------------------------
-def _build(layers: list[_Layer], where: str, input_bias, input_message_bits, input_shape=None) -> ChipGraph:
+def _build(layers: list[_Layer], where: str, input_bias, input_message_bits, input_shape=None, refractory: bool = False) -> ChipGraph:
     g = ChipGraph()
     g.meta.update({"source": where, "format": "lava-dl netx", "netx": {"layers": [l.kind for l in layers]}})
     src_name: str | None = None
@@ -643,7 +665,7 @@ def _build(layers: list[_Layer], where: str, input_bias, input_message_bits, inp
                 g.add(InputPopulation("input", shape, num_message_bits=bits))
                 src_name, src_shape = "input", shape
                 continue
-            params = _neuron(layer)
+            params = _neuron(layer, refractory)
             bias = 0 if input_bias is None else _input_bias(input_bias, shape, layer.where)
             bits = 24 if input_message_bits is None else input_message_bits
             g.add(InputPopulation("input", shape, num_message_bits=bits))
@@ -667,7 +689,7 @@ def _build(layers: list[_Layer], where: str, input_bias, input_message_bits, inp
             g.add(InputPopulation("input", shape_in, num_message_bits=bits))
             src_name, src_shape = "input", shape_in
         shape = _shape(layer)
-        params = _neuron(layer)
+        params = _neuron(layer, refractory)
         if kind in ("dense", "dense_rec"):
             shape = (math.prod(shape),)
             w = _ints(layer, "weight")

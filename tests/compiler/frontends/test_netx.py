@@ -243,7 +243,6 @@ def _edit(src, dst, fn):
 @pytest.mark.parametrize(
     "edit, error, words",
     [
-        (lambda f: f["layer/1/neuron/refDelay"].__setitem__((), 3), UnsupportedNodeError, ["layer 1", "refDelay", "refractory"]),
         (lambda f: f["layer/1/neuron/wgtExp"].__setitem__((), 2), UnsupportedNodeError, ["layer 1", "wgtExp"]),
         (lambda f: (f["layer/1/neuron"].__delitem__("type"), f["layer/1/neuron"].create_dataset("type", data=b"RF_IZ")), UnsupportedNodeError, ["layer 1", "RF_IZ", "resonate"]),
         (lambda f: (f["layer/2"].__delitem__("type"), _type(f["layer/2"], "average")), UnsupportedNodeError, ["layer 2", "average"]),
