@@ -47,8 +47,13 @@ def _compile(args: argparse.Namespace, console) -> int:
         console.print(f"{args.model} is already chip-level ({len(model.populations)} populations); writing it unchanged")
     else:
         calibrate = load_input_array(args.calibrate) if args.calibrate else None
+        passes = args.passes
+        if out.suffix == ".net" and passes is None:
+            passes = _netx_passes(args, calibrate)
+            console.print("OUT.net: quantizing for lava-dl netx (quantize max_weight_exp=0, split_sign=False, exponent_groups=1: "
+                          "one projection per layer whose weights netx's weight fit reproduces; coarser than the default coding)")
         result = snnc_compile(
-            model, target=args.target, weight_bits=args.weight_bits, dt=args.dt, calibrate=calibrate, passes=args.passes,
+            model, target=args.target, weight_bits=args.weight_bits, dt=args.dt, calibrate=calibrate, passes=passes,
             dump_after=args.dump_after or None, dump_dir=out.parent / f"{out.stem}.dumps" if args.dump_after else None,
             assumed=assumed, **guard_options(args),
         )
@@ -71,6 +76,17 @@ def _compile(args: argparse.Namespace, console) -> int:
     console.print(f"wrote {out}" + (f" and {args.report}" if args.report else "")
                   + f"; run it with: snnc run {out} --input IN.npy --out OUT.npz")
     return 0
+
+
+def _netx_passes(args: argparse.Namespace, calibrate):
+    """The default pipeline with the weight coding lava-dl netx can hold: one projection per layer
+    (no sign split, one exponent group) and weight_exp <= 0 (netx refits weights with exponents <= 0)."""
+    import dataclasses
+
+    from snnc.compiler.pipeline import default_passes
+
+    return [dataclasses.replace(p, max_weight_exp=0, split_sign=False, exponent_groups=1) if p.name == "quantize" else p
+            for p in default_passes(target=args.target, weight_bits=args.weight_bits, dt=args.dt, calibrate=calibrate)]
 
 
 register("compile", "compile a float model for a chip: quantized chip-level NIR plus a per-layer summary", _compile_args, _compile)

@@ -140,7 +140,7 @@ def _best_exponent(values, scale, bits: int, mode: str, exps) -> tuple[int, np.n
 
 
 def quantize_weights(values: np.ndarray, scale, bits: int, mode: str, groups: int, split_sign: bool, fixed_e: int | None = None,
-                     e_min: int = E_RANGE.start):
+                     e_min: int = E_RANGE.start, e_max: int = E_RANGE.stop - 1):
     """Integer mantissas q and exponents e (arrays like `values`) for one projection.
 
     One group: one exponent per sign part, searched for the smallest error. Several groups: each
@@ -151,13 +151,14 @@ def quantize_weights(values: np.ndarray, scale, bits: int, mode: str, groups: in
     so they keep all `bits` of magnitude (Lava drops the lowest bit of mixed-sign weights).
     Exponents below `e_min` are not used: with weight_exp < 0 Lava shifts the accumulated sum right
     (floor), a systematic error of up to one unit per step that a larger chip factor avoids.
+    Exponents above `e_max` are not used either (`Quantize.max_weight_exp`).
     """
     q = np.zeros(values.shape, np.int64)
     e = np.zeros(values.shape, np.int64)
     if fixed_e is not None:
         return quantize_values(values, scale, fixed_e, bits, mode), np.full(values.shape, fixed_e, np.int64)
     if groups > 1:
-        return _block_exponents(values, scale, bits, mode, groups, split_sign, e_min)
+        return _block_exponents(values, scale, bits, mode, groups, split_sign, e_min, e_max)
     sides = [(values > 0, "excitatory"), (values < 0, "inhibitory")] if (split_sign and mode == "mixed") else [(values != 0, mode)]
     scalar = np.ndim(scale) == 0
     scale_arr = float(scale) if scalar else np.broadcast_to(np.asarray(scale, dtype=np.float64), values.shape)
@@ -165,12 +166,12 @@ def quantize_weights(values: np.ndarray, scale, bits: int, mode: str, groups: in
         if not np.any(mask):
             continue
         v, sc = values[mask], (scale_arr if scalar else scale_arr[mask])
-        ei, qi, _ = _best_exponent(v, sc, bits, side_mode, range(e_min, E_RANGE.stop))
+        ei, qi, _ = _best_exponent(v, sc, bits, side_mode, range(e_min, e_max + 1))
         q[mask], e[mask] = qi, ei
     return q, e
 
 
-def _block_exponents(values: np.ndarray, scale, bits: int, mode: str, groups: int, split_sign: bool, e_min: int):
+def _block_exponents(values: np.ndarray, scale, bits: int, mode: str, groups: int, split_sign: bool, e_min: int, e_max: int):
     """`quantize_weights` with several exponent groups, on whole arrays (no per-side copies).
 
     Each sign part's top exponent is set by its largest weight; a weight takes the smallest of the
@@ -189,7 +190,7 @@ def _block_exponents(values: np.ndarray, scale, bits: int, mode: str, groups: in
     for mask, _ in sides:
         if not np.any(mask):
             continue
-        e_top = int(min(max(int(np.max(need, where=mask, initial=np.iinfo(np.int64).min)), e_min), E_RANGE.stop - 1))
+        e_top = int(min(max(int(np.max(need, where=mask, initial=np.iinfo(np.int64).min)), e_min), e_max))
         np.copyto(e, np.clip(need, max(e_top - groups + 1, e_min), e_top), where=mask)
     if split:
         lo = -hi  # the inhibitory part's range mirrors the excitatory one; a weight's sign picks its side
@@ -214,6 +215,7 @@ class Quantize(Pass):
     bias_groups: int = 16
     refine: bool = True
     min_weight_exp: int = 0
+    max_weight_exp: int | None = None
     refine_budget: float = 3e8
 
     name: ClassVar[str] = "quantize"
@@ -225,6 +227,11 @@ class Quantize(Pass):
             raise ParameterError("input_encoding must be 'auto', 'spikes' or 'graded'", where="quantize option", got=self.input_encoding)
         if self.bias not in ("neuron", "mant"):
             raise ParameterError("bias must be 'neuron' or 'mant'", where="quantize option", got=self.bias)
+        if self.max_weight_exp is not None and not (isinstance(self.max_weight_exp, int)
+                                                    and self.min_weight_exp <= self.max_weight_exp < E_RANGE.stop):
+            raise ParameterError("max_weight_exp must be an integer from min_weight_exp to the largest weight exponent",
+                                 where="quantize option max_weight_exp", expected=f"{self.min_weight_exp}..{E_RANGE.stop - 1}",
+                                 got=self.max_weight_exp, hint="e.g. quantize(max_weight_exp=0) for lava-dl netx files")
         if not self.headroom >= 1.0:
             raise ParameterError("headroom must be >= 1", where="quantize option", got=self.headroom)
         net = lower(graph)
@@ -397,6 +404,17 @@ class Quantize(Pass):
             steady = np.abs(bias_total) / np.where(alpha > 0, 1.0 - alpha, 1.0)
             k_max = min(k_max, (2**12 - 1) * 2**7 / float(np.max(steady)))
         k_min = 32.0 / float(np.min(thr[thr > 0])) if thr is not None and np.any(thr > 0) else 0.0
+        k_cap = self._k_cap(weights, bias_total)
+        if k_cap < k_max:
+            if k_cap < k_min:
+                raise QuantizationError(
+                    f"with max_weight_exp={self.max_weight_exp} the largest weight does not fit the weight grid at any chip "
+                    "scale that keeps the threshold representable", where=where,
+                    expected=f"chip scale >= {k_min:.3g} (vth >= 1)", got=f"at most {k_cap:.3g}",
+                    hint="raise max_weight_exp (lava-dl netx files need 0), or lower the weights relative to the threshold",
+                )
+            k_max = k_cap
+            layer_notes.append(f"max_weight_exp={self.max_weight_exp} caps the chip scale at {k_cap:.4g} (coarser thresholds)")
         if k_max < k_min:
             raise QuantizationError(
                 "the layer's input range is too large for its threshold in 24-bit state",
@@ -431,7 +449,7 @@ class Quantize(Pass):
             if vmax == 0:
                 continue
             top = max(abs(x) for x in representable_weight_range(w.bits, w.mode)[:2])
-            for e in ([0] if w.kind == "conv" else range(self._e_min(w), E_RANGE.stop)):
+            for e in ([0] if w.kind == "conv" else range(self._e_min(w), self.e_max + 1)):
                 for frac in (1.0, 0.875, 0.75, 0.625, 0.5):
                     k = top * 2.0 ** (6 + e) / vmax * frac
                     if k_min <= k <= k_max:
@@ -574,7 +592,7 @@ class Quantize(Pass):
                                LinOp("dense", 1, n, vec.reshape(n, 1).astype(np.float64)), int(start), [])
                 bw = _Weights(bp, bp.op.data, np.broadcast_to(np.arange(n)[:, None], (n, 1)), "dense", 1.0, self.bias_bits)
                 scale = k_rows[:, None]
-                bq, be = quantize_weights(bw.values, scale, bw.bits, bw.mode, self.bias_groups, self.split_sign, e_min=self.min_weight_exp)
+                bq, be = quantize_weights(bw.values, scale, bw.bits, bw.mode, self.bias_groups, self.split_sign, e_min=self.min_weight_exp, e_max=self.e_max)
                 d = start + (latency if latency is not None else 1) - 1
                 parts = self._projections(bp, bw, bq, be, d, 0)
                 for part in parts:
@@ -687,7 +705,7 @@ class Quantize(Pass):
         for start, vec in biases.items():
             values = vec.reshape(n, 1)
             bq, be = quantize_weights(values, k_rows[:, None], self.bias_bits, sign_mode(values), self.bias_groups, self.split_sign,
-                                      e_min=self.min_weight_exp)
+                                      e_min=self.min_weight_exp, e_max=self.e_max)
             bq, be = bq.ravel(), be.ravel()
             add = np.where(be > 0, bq << np.maximum(be, 0), bq >> np.maximum(-be, 0))
             contrib[start:] += add
@@ -712,6 +730,30 @@ class Quantize(Pass):
             if mode == "zero":
                 state.v = np.where(fired, v_reset, state.v)
         return flips, near
+
+    @property
+    def e_max(self) -> int:
+        """Largest weight exponent used: the chip's, or `max_weight_exp` (lava-dl netx refits a
+        file's weights with exponents <= 0, so `.net` output needs max_weight_exp=0)."""
+        return E_RANGE.stop - 1 if self.max_weight_exp is None else int(self.max_weight_exp)
+
+    def _k_cap(self, weights: list[_Weights], bias_total: np.ndarray) -> float:
+        """Largest chip factor at which every dense/sparse weight (and bias synapse) fits its grid
+        with exponents <= `max_weight_exp` (inf without a cap): beyond it weights would be clipped."""
+        if self.max_weight_exp is None:
+            return math.inf
+        parts = [(w.values, w.bits, w.mode) for w in weights if w.kind != "conv"]
+        if self.bias == "neuron":
+            values = np.asarray(bias_total, np.float64).reshape(-1, 1)
+            parts.append((values, self.bias_bits, sign_mode(values)))
+        cap = math.inf
+        for values, bits, mode in parts:
+            for side, sign in (("excitatory", 1.0), ("inhibitory", -1.0)):
+                vmax = float(np.max(values * sign, initial=0.0))
+                if vmax > 0:
+                    lo, hi = representable_weight_range(bits, side if (self.split_sign or mode != "mixed") else "mixed")[:2]
+                    cap = min(cap, (hi if sign > 0 else -lo) * 2.0 ** (6 + self.e_max) / vmax)
+        return cap
 
     def _e_min(self, w: _Weights) -> int:
         """Smallest weight exponent for a projection: graded payloads of s units per float unit
@@ -760,7 +802,7 @@ class Quantize(Pass):
             if w.kind == "conv":
                 q, e = quantize_weights(w.values, scale, w.bits, w.mode, 1, False, fixed_e=0)
             else:
-                q, e = quantize_weights(w.values, scale, w.bits, w.mode, self.exponent_groups, self.split_sign, e_min=self._e_min(w))
+                q, e = quantize_weights(w.values, scale, w.bits, w.mode, self.exponent_groups, self.split_sign, e_min=self._e_min(w), e_max=self.e_max)
             deq = q * np.exp2(6 + e.astype(np.float64)) / scale
             r = _row_scale(w, ratio) if np.size(ratio) > 1 else float(ratio.ravel()[0])
             err2 += float(np.sum((deq * r - w.values) ** 2))
@@ -772,7 +814,7 @@ class Quantize(Pass):
             values = bias.reshape(-1, 1)
             scale = np.broadcast_to(k_arr, values.shape[:1])[:, None] if k_arr.ndim else float(k_arr)
             bq, be = quantize_weights(values, scale, self.bias_bits, sign_mode(values), self.bias_groups, self.split_sign,
-                                      e_min=self.min_weight_exp)
+                                      e_min=self.min_weight_exp, e_max=self.e_max)
             deq = bq * np.exp2(6 + be.astype(np.float64)) / scale
             r = ratio.reshape(-1, 1) if np.size(ratio) > 1 else float(ratio.ravel()[0])
             err2 += float(np.sum((deq * r - values) ** 2))
