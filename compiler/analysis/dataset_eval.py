@@ -342,6 +342,7 @@ class DatasetEvaluation:
     notes: list[str] = field(default_factory=list)
     compiled: Any = None
     assumed: list[str] = field(default_factory=list)  # what loading the model assumed (--strict fails on these)
+    graph: Any = None  # the graph that ran (ChipGraph on sim/lava): what a report maps and budgets
 
     @property
     def accuracy(self) -> float | None:
@@ -430,7 +431,7 @@ def _combine(prepared: Prepared, results: list[BatchResult], *, model: str, data
         model=model, data=data, backend=prepared.backend, rule=prepared.rule, samples=sum(len(r.predictions) for r in results),
         steps=results[0].steps if results else 0, predictions=np.concatenate([r.predictions for r in results]),
         labels=labels, reference_predictions=refs, activity=activity, energy=energy, mapping=mapping, notes=notes,
-        compiled=prepared.compiled)
+        compiled=prepared.compiled, graph=prepared.graph)
 
 
 def _hold(value: Any) -> Any:

@@ -29,19 +29,24 @@ class Evaluation:
     """Everything `evaluate` learned about one model on one input batch."""
 
     chip: ChipGraph
-    run: RunResult
+    run: RunResult | None  # None when evaluated over a dataset (`dataset` holds its result)
     mapping: CoreMapping
     energy: EnergyReport
     budget: BitBudget
     compiled: CompileResult | None = None  # None when the model was chip-level already
+    dataset: Any = None  # analysis.dataset_eval.DatasetEvaluation: accuracy, predictions, fidelity over a dataset
 
     def write_report(self, out_dir: str | Path, meta: Mapping[str, Any] | None = None) -> dict[str, Path]:
         """`report.json` + self-contained `report.html` in `out_dir`."""
         from ..report import write_report
 
-        info = {"chip": self.mapping.profile.name, "time_shift": self.run.time_shift}
+        info: dict[str, Any] = {"chip": self.mapping.profile.name}
+        if self.run is not None:
+            info["time_shift"] = self.run.time_shift
         if self.compiled is not None:
             info.update(target=self.compiled.target, weight_bits=self.compiled.weight_bits, dt=self.compiled.dt)
+        if self.dataset is not None:
+            info["dataset"] = self.dataset.to_dict()  # accuracy, predictions, fidelity, per-inference activity and energy
         decoded = getattr(self.run, "decoded_outputs", None)
         if decoded is not None:
             from ..data.encoding import readout_summary
@@ -53,7 +58,7 @@ class Evaluation:
             graph=self.chip,
             mapping=self.mapping,
             energy=self.energy,
-            activity=self.run.activity,
+            activity=self.run.activity if self.run is not None else self.dataset.activity,
             run_result=self.run,
             budget=self.budget,
             quant_errors=self.compiled.layers if self.compiled is not None else None,
@@ -108,3 +113,23 @@ def evaluate(
     energy = estimate_energy(run.activity, mapping, costs=costs)
     budget = bit_budget(graph, run.activity, warn=False)
     return Evaluation(chip=graph, run=run, mapping=mapping, energy=energy, budget=budget, compiled=compiled)
+
+
+def evaluate_over_dataset(model: Any, data: Any, *, chip: str = "loihi2", costs: str | None = None, steps: int | None = None,
+                          engine: Any = None, batch_size: int = 64, data_options: Mapping[str, Any] | None = None,
+                          reset_mode: str | None = None, **compile_options: Any) -> Evaluation:
+    """`evaluate` over a whole dataset (analysis.dataset_eval, on `engine`): compiled once, activity
+    summed over every sample, mapped and priced per inference; `dataset` holds accuracy, predictions
+    and fidelity. No single run is kept (`run` is None), so a report has no spike rasters."""
+    from snnc.ir.errors import ParameterError
+
+    from .dataset_eval import evaluate_dataset
+
+    result = evaluate_dataset(model, data, chip=chip, costs=costs, steps=steps, engine=engine, batch_size=batch_size,
+                              data_options=dict(data_options or {}), reset_mode=reset_mode, **compile_options)
+    if result.energy is None:
+        raise ParameterError("the model could not be mapped and priced over the dataset", where=str(model),
+                             got="; ".join(result.notes[-1:]), hint="check `snnc evaluate` on the same data")
+    budget = bit_budget(result.graph, result.activity, warn=False)
+    return Evaluation(chip=result.graph, run=None, mapping=result.mapping, energy=result.energy, budget=budget,
+                      compiled=result.compiled, dataset=result)
