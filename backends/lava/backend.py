@@ -56,6 +56,8 @@ def _state_vars(net) -> list:
         out.extend(getattr(proc, name) for name in ("u", "v") if hasattr(proc, name))  # ProdNeuron has no u
         if hasattr(proc, "spiked"):  # snnc's CubaNeuron remembers last step's spikes (subtract reset)
             out.append(proc.spiked)
+        if hasattr(proc, "refractory"):  # snnc's CubaRefractory counts the steps it still holds v
+            out.append(proc.refractory)
     for proc in net.projections.values():
         for name in ("a_buff", "a_buf"):
             var = getattr(proc, name, None)

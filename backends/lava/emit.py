@@ -8,6 +8,7 @@
 | Population model lif / lif_reset / ternary | `LIF` / `LIFReset` / `TernaryLIF`         |
 | Population with another reset or a relay | snnc's `procs.cuba.CubaNeuron` (fixed_pt)     |
 | Population model product / atrlif      | `lava.proc.prodneuron.ProdNeuron` (ports a_in1/a_in2) / `lava.proc.atrlif.ATRLIF` (fixed_pt; probe u: its i) |
+| Population model lif_refractory        | snnc's `procs.refractory.CubaRefractory` (fixed_pt; Lava's `LIFRefractory` has a float model only) |
 | Population model delta / sigma_delta / sigma | `lava.proc.sdn` `Delta` / `SigmaDelta` / `Sigma` (probes u, v: sigma, act) |
 | Projection dense (delay 0 / > 0)       | `Dense` / `DelayDense`                          |
 | Projection sparse (delay 0 / > 0)      | `Sparse` / `DelaySparse`                        |
@@ -276,7 +277,8 @@ SIGMA_DELTA_VARS = {"u": "sigma", "v": "act"}
 
 
 def programmable_process(pop: Population, tag: str):
-    """Lava's own `ProdNeuron` / `ATRLIF` for a product / atrlif population.
+    """Lava's own `ProdNeuron` / `ATRLIF` for a product / atrlif population, snnc's `CubaRefractory`
+    for a lif_refractory one.
 
     fixed_pt only: ProdNeuron has no float model, and ATRLIF's float model is another arithmetic
     (no 6-bit MSB alignment of input and threshold). The 12-bit decays are handed over as
@@ -287,6 +289,11 @@ def programmable_process(pop: Population, tag: str):
             f"a {pop.model} population runs on Lava's fixed_pt model only", where=f"population {pop.name!r}",
             hint="run the lava backend with tag='fixed_pt' (the default)",
         )
+    if pop.model == "lif_refractory":
+        from snnc.backends.lava.procs.refractory import CubaRefractory
+
+        return CubaRefractory(shape=tuple(pop.shape), du=pop.du, dv=pop.dv, vth=pop.vth, bias_mant=pop.bias_mant,
+                              bias_exp=pop.bias_exp, refractory_period=int(pop.refractory_period), name=pop.name)
     if pop.model == "product":
         from lava.proc.prodneuron.process import ProdNeuron
 

@@ -1,5 +1,6 @@
-"""lif_refractory (Lava's LIFRefractory): the sim kernel against the numpy specification, and both
-against Lava 0.10.0's own LIFRefractory, which has only a floating-point model.
+"""lif_refractory (Lava's LIFRefractory): the sim kernel against the numpy specification, and the sim
+and snnc's lava backend (its own fixed_pt CubaRefractory process) against Lava 0.10.0's own
+LIFRefractory, which has only a floating-point model.
 
 The Lava comparison uses settings where Lava's float arithmetic is exact integer arithmetic: du = 1
 (fixed du = 4095: u is the input of this step), dv = 0 (no leak), integer weights, inputs and
@@ -14,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import lava_oracle  # noqa: F401,I001  (imports Lava before numba's threading layer starts)
+from snnc.backends.base import get_backend
 from snnc.backends.sim import SimBackend
 from snnc.backends.sim import kernels_refractory as KR
 from snnc.ir.chip import ChipGraph, InputPopulation, OutputPort, Population, Projection
@@ -69,10 +71,16 @@ def test_sim_equals_lava_lifrefractory(period):
     x = (rng.random((STEPS, 4)) < 0.6).astype(np.int64)
     lava = _lava_float(w, 6, bias, period, x)
     assert np.all(lava["v"] == np.round(lava["v"])) and lava["s"].sum() > 0  # exact-integer regime, and it fires
-    sim = SimBackend().build(_graph(w, 6, bias, period)).run(x[None], probes=["r/s", "r/u", "r/v"])
-    assert np.array_equal(sim.probes["r/s"][0], lava["s"].astype(np.int64))
-    assert np.array_equal(sim.probes["r/u"][0], (lava["u"] * 64).astype(np.int64))
-    assert np.array_equal(sim.probes["r/v"][0], (lava["v"] * 64).astype(np.int64))
+    probes = ["r/s", "r/u", "r/v"]
+    batch = np.stack([x, x[::-1]])  # the second sample checks that state (the counter too) restarts per sample
+    sim = SimBackend().build(_graph(w, 6, bias, period)).run(batch, probes=probes)
+    emitted = get_backend("lava").build(_graph(w, 6, bias, period)).run(batch, probes=probes)  # snnc's CubaRefractory
+    for rec in (sim, emitted):
+        assert np.array_equal(rec.probes["r/s"][0], lava["s"].astype(np.int64))
+        assert np.array_equal(rec.probes["r/u"][0], (lava["u"] * 64).astype(np.int64))
+        assert np.array_equal(rec.probes["r/v"][0], (lava["v"] * 64).astype(np.int64))
+    for key in probes:
+        assert np.array_equal(sim.probes[key][1], emitted.probes[key][1])
     if period:  # the refractory period changes what a plain LIF would do
         plain = _lava_float(w, 6, bias, 0, x)
         assert not np.array_equal(plain["s"], lava["s"])
