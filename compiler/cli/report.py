@@ -59,6 +59,11 @@ def _evaluate_dataset(args: argparse.Namespace, console):
 
     from .engine_args import engine_from_args
 
+    netx = [f"--{k.replace('_', '-')}" for k in ("reset_interval", "reset_offset", "input_bias", "input_shape", "refractory")
+            if getattr(args, k, None) is not None]
+    if netx:
+        raise ParameterError(f"{', '.join(netx)} are not passed to the dataset engine yet", where=f"--data {args.data}",
+                             hint="run a .net file with these options on --input IN.npy")
     options = {"weight_bits": args.weight_bits, "dt": args.dt, **guard_options(args)}
     if args.calibrate:
         options["calibrate"] = load_input_array(args.calibrate)

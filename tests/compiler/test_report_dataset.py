@@ -54,3 +54,5 @@ def test_data_flags_are_checked(tmp_path, capsys):
     assert "no data given" in capsys.readouterr().err
     assert main(["report", "m.nir", "--input", str(tmp_path / "x.npy"), "--workers", "2", "-o", str(tmp_path / "o")]) != 0
     assert "--workers run a dataset's batches" in capsys.readouterr().err
+    assert main(["report", "m.net", "--data", "d.npz", "--reset-interval", "4", "-o", str(tmp_path / "o")]) != 0
+    assert "--reset-interval are not passed to the dataset engine" in capsys.readouterr().err
