@@ -25,7 +25,8 @@ State, per population:
   parameter bits    = for du (12), dv (12), vth (17), bias_mant (13), bias_exp (3): the field's
                       bits x neurons when it is per-neuron, x 1 when shared by the layer (one
                       compartment profile); plus 16 + 16 for lif_reset's reset_interval/offset
-                      and 18 + 18 for ternary's signed vth_hi/vth_lo (shared).
+                      and 18 + 18 for ternary's signed vth_hi/vth_lo (shared), 6 for
+                      lif_refractory's refractory_period (shared; its state adds a 6-bit counter).
 Spikes (needs the `Activity` of a simulated or calibration run; an input's spikes are its
 `Activity.populations` entry if any, else the `messages_in` of its first outgoing projection):
   payload bits      = max(1, num_message_bits) per spike: a binary spike costs 1 bit, a graded
@@ -88,6 +89,7 @@ _MODEL_EXTRA_BITS = {
     "sigma_delta": SPECS["spike_exp"].bits + SPECS["state_exp"].bits + 1 + 1,  # + cum_error, act_mode
     "sigma": 0,
     "atrlif": SPECS["theta_step"].bits + SPECS["d_theta"].bits + SPECS["d_r"].bits,
+    "lif_refractory": SPECS["refractory_period"].bits,
 }
 _STATE_BITS_PER_NEURON = {
     "delta": 3 * SPECS["u"].bits,  # act, residue, error: Lava's Delta declares 24 bits each
@@ -95,6 +97,7 @@ _STATE_BITS_PER_NEURON = {
     "sigma": SPECS["u"].bits,  # sigma
     "product": 0,  # Lava's ProdNeuron keeps nothing between steps
     "atrlif": 4 * SPECS["u"].bits,  # i, v, theta, r: 24 bits each in Lava's ATRLIF
+    "lif_refractory": STATE_BITS + SPECS["refractory_period"].bits,  # u, v and the refractory down-counter
 }
 """State bits per neuron of the kinds that differ from the CUBA compartment's u and v."""
 

@@ -50,11 +50,12 @@ COST_TYPES = (
     "hop_ns",
     "chip_crossing",
 )
-UPDATE_COST_FACTOR = {"product": 2.0, "atrlif": 2.0, "delta": 1.0, "sigma_delta": 2.0, "sigma": 1.0}
+UPDATE_COST_FACTOR = {"product": 2.0, "atrlif": 2.0, "delta": 1.0, "sigma_delta": 2.0, "sigma": 1.0, "lif_refractory": 1.0}
 """ASSUMPTION: a neuron update of these kinds (Loihi 2 microcode: ProdNeuron multiplies two inputs,
 ATRLIF updates four states; a SigmaDelta accumulates sigma, applies its activation and
-delta-encodes it, a Delta only encodes, a Sigma only accumulates) costs this many CUBA neuron
-updates; no per-kind figure is published."""
+delta-encodes it, a Delta only encodes, a Sigma only accumulates; a refractory LIF is a CUBA update
+whose v is held while a counter runs down, which Loihi's compartment does natively) costs this many
+CUBA neuron updates; no per-kind figure is published."""
 
 
 @dataclass
@@ -289,7 +290,7 @@ def estimate_energy(
             updates, active, spikes = pa.neuron_updates / batch, pa.active_updates / batch, pa.spikes / batch
         le.neuron_updates, le.active_updates, le.spikes = updates, active, spikes
         factor = UPDATE_COST_FACTOR.get(info.get("model", "lif"), 1.0)
-        if factor != 1.0 or info.get("model") in SIGMA_DELTA_KINDS:
+        if factor != 1.0 or info.get("model") in (*SIGMA_DELTA_KINDS, "lif_refractory"):
             assumptions.append(f"layer {name!r} ({info['model']}): one update assumed to cost {factor:g} CUBA updates (no published figure)")
         if info.get("model") in SIGMA_DELTA_KINDS:
             assumptions.append(f"layer {name!r} ({info['model']}): each nonzero graded message is priced as one spike "
