@@ -100,6 +100,16 @@ def membrane_updates(traces: Sequence, samples: int) -> float:
     return total / samples if samples > 0 else 0.0
 
 
+def probed_membrane_updates(chip, probes) -> float | None:
+    """`membrane_updates` of a chip run from its v probes ("<population>/v", [batch, T, ...]) of
+    every population; None when any population's v was not probed (counters cannot give it)."""
+    pops = list(getattr(chip, "populations", {}))
+    if not pops or not probes or any(f"{n}/v" not in probes for n in pops):
+        return None
+    traces = [np.moveaxis(np.asarray(probes[f"{n}/v"]), 1, 0) for n in pops]
+    return membrane_updates(traces, samples=int(traces[0].shape[1]))
+
+
 def _connections(proj) -> int:
     """Connections of one projection as neurobench's Dense counts them (see `chip_metrics`)."""
     if proj.kind == "conv":
@@ -118,7 +128,7 @@ def chip_metrics(chip, activity) -> dict[str, float | None]:
     every matrix entry, zeros included, as neurobench; sparse: stored entries; conv: every
     in-bounds (output, input) tap, zero weights included, as neurobench's all-ones conv). Activation
     sparsity over the populations' spikes. Membrane updates are not derivable from counters
-    alone (they need v traces: `membrane_updates`)."""
+    alone (they need v traces: `probed_membrane_updates`)."""
     batch, steps = int(activity.batch), int(activity.steps)
     mac = ac = dense = 0
     for name, proj in chip.projections.items():
@@ -139,8 +149,9 @@ def chip_metrics(chip, activity) -> dict[str, float | None]:
     }
 
 
-def report_metrics(chip, activity) -> dict | None:
-    """What reports state: `chip_metrics` plus the chip's footprint, with the definitions used.
+def report_metrics(chip, activity, probes=None) -> dict | None:
+    """What reports state: `chip_metrics` plus the chip's footprint, and membrane updates when the
+    run probed every population's v (`probes`: RunResult.probes), with the definitions used.
     None without a chip graph and the activity of a run of it."""
     if chip is None or activity is None or not hasattr(chip, "projections"):
         return None
@@ -148,6 +159,9 @@ def report_metrics(chip, activity) -> dict | None:
 
     out: dict = dict(chip_metrics(chip, activity))
     out["footprint_bytes"] = bit_budget(chip, warn=False).memory_bits / 8
+    updates = probed_membrane_updates(chip, probes)
+    if updates is not None:
+        out["membrane_updates"] = updates
     out["definitions"] = {
         "Effective_ACs/Effective_MACs": "per sample: one per (nonzero input, nonzero synapse); binary spikes "
         "are ACs, graded payloads MACs (neurobench SynapticOperations)",
@@ -156,6 +170,9 @@ def report_metrics(chip, activity) -> dict | None:
         "connection_sparsity": "zero weights / stored weights of every projection (neurobench ConnectionSparsity)",
         "footprint_bytes": "the chip's memory (bit budget: weights + state + parameters) / 8; neurobench's "
         "Footprint counts a torch model's parameters at their dtype size instead",
-        "membrane_updates": "not stated: needs membrane traces (analysis.neurobench.membrane_updates)",
+        "membrane_updates": "per sample: every neuron on the first step, then every neuron whose v changed "
+        "during a step (neurobench MembraneUpdates, on the v probes; stated only when the run probed "
+        "every population's v: snnc run --probe POP/v ...)" if updates is not None else
+        "not stated: the run did not probe every population's v (neurobench MembraneUpdates needs them)",
     }
     return out

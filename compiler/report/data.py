@@ -150,7 +150,7 @@ def build_report_dict(*, graph=None, mapping=None, energy=None, activity=None, r
         "bit_budget": to_plain(budget),
         "quantization_errors": to_plain(quant_errors),
         "activity": activity_to_dict(activity),
-        "neurobench": to_plain(report_metrics(graph, activity)),
+        "neurobench": to_plain(report_metrics(graph, activity, run_result.probes if run_result is not None else None)),
         "sweep": to_plain(sweep),
         "energy": energy_d,
         "latency": energy_d.get("latency") if isinstance(energy_d, dict) else None,

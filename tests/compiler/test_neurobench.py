@@ -187,3 +187,46 @@ def test_report_states_the_neurobench_metrics(tmp_path):
     assert data["footprint_bytes"] == bit_budget(g, warn=False).memory_bits / 8
     section = paths["html"].read_text().split('<section id="neurobench">')[1].split("</section>")[0]
     assert "Effective_ACs" in section and "connection_sparsity" in section
+
+
+class _MemHook:
+    """What neurobench's ActivationHook records on a spiking layer, step by step: the layer's
+    membrane before (pre_fire) and after (post_fire) each forward call."""
+
+    def __init__(self, v):  # v [T, batch, ...]
+        zero = torch.zeros_like(torch.as_tensor(v[0]))
+        self.layer = nn.Identity()
+        self.post_fire_mem_potential = [torch.as_tensor(x) for x in v]
+        self.pre_fire_mem_potential = [zero, *self.post_fire_mem_potential[:-1]]
+
+
+def test_membrane_updates_of_a_sim_run_equal_neurobench(tmp_path):
+    """The sim's v probes of both layers, counted by neurobench's own MembraneUpdates metric (fed
+    as its hooks record an stepped layer), equal report.json's membrane_updates."""
+    import json
+    from types import SimpleNamespace
+
+    from neurobench.metrics.workload import MembraneUpdates
+
+    from snnc.backends.base import get_backend
+    from snnc.compiler.report import write_report
+    from snnc.ir.chip import ChipGraph, InputPopulation, OutputPort, Population, Projection
+
+    g = ChipGraph()
+    g.add(InputPopulation("in", (3,)))
+    g.add(Population("h", (2,), du=4095, dv=0, vth=10))
+    g.add(Population("o", (2,), du=4095, dv=0, vth=10))
+    g.add(Projection("p", "in", "h", np.array([[40, 0, 30], [0, 24, -6]])))
+    g.add(Projection("q", "h", "o", np.array([[20, 0], [16, 14]])))
+    g.outputs["out"] = OutputPort("o")
+    x = (np.random.default_rng(6).random((3, 12, 3)) < 0.3).astype(np.float32)
+    result = get_backend("sim").build(g).run(x, probes=["h/v", "o/v"])
+    hooks = [_MemHook(np.moveaxis(np.asarray(result.probes[f"{n}/v"]), 1, 0)) for n in ("h", "o")]
+    model = SimpleNamespace(activation_hooks=hooks)
+    expected = MembraneUpdates()(model, None, (torch.as_tensor(x), None))
+    assert 4 < expected < 4 * 12  # some neurons keep v on some steps
+    paths = write_report(tmp_path, graph=g, run_result=result)
+    assert json.loads(paths["json"].read_text())["neurobench"]["membrane_updates"] == expected
+    without_v = get_backend("sim").build(g).run(x)
+    assert "membrane_updates" not in json.loads(
+        write_report(tmp_path / "b", graph=g, run_result=without_v)["json"].read_text())["neurobench"]
