@@ -5,6 +5,9 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
+
+import lava_oracle  # noqa: F401,I001  (imports Lava before numba's threading layer starts)
+import lavadl_oracle as oracle
 from test_netx import write_dense_net
 
 from snnc.backends.base import get_backend
@@ -87,3 +90,22 @@ def test_refdelay_beyond_the_counter_is_an_error(ref_net):
         f["layer/1/neuron/refDelay"][()] = 100
     with pytest.raises(ParameterError, match=r"layer 1.*refDelay.*1\.\.63"):
         load_netx(path, refractory=True)
+
+
+@pytest.mark.lava
+def test_default_equals_lavadl_netx_on_a_refdelay_file(tmp_path):
+    """A lava-dl-written file whose first layer says refDelay 3: lava-dl netx itself runs it exactly
+    as snnc's default reading does (refDelay ignored); the refractory reading differs."""
+    blocks = [oracle.cuba_dense(16, 12, seed=1, weight_scale=3), oracle.cuba_dense(12, 5, seed=2)]
+    path = oracle.export(blocks, tmp_path / "ref.net", (16,))
+    with h5py.File(path, "r+") as f:
+        f["layer/0/neuron/refDelay"][()] = 3
+    spikes = (np.random.default_rng(4).random((40, 16)) < 0.4).astype(np.int32)
+    ref = oracle.run_netx(path, spikes)
+    with pytest.warns(AssumptionWarning, match="refDelay=3"):
+        g = load_netx(path)
+    out = get_backend("sim").build(g).run({"input": spikes[None]}).outputs["output"][0]
+    assert ref.sum() > 5
+    np.testing.assert_array_equal(out, ref)
+    refractory = get_backend("sim").build(load_netx(path, refractory=True)).run({"input": spikes[None]}).outputs["output"][0]
+    assert not np.array_equal(refractory, ref)
