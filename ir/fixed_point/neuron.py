@@ -14,6 +14,8 @@ then the output and the reset:
              (floor), a Loihi 2 graded spike: how a leaky integrator's state feeds the next layer.
 Lava's LIF, LIFReset and TernaryLIF are the cases reset_mode="zero", v_reset=0; the other modes
 and "relay" are run on Lava by snnc's own process (`backends/lava/procs/cuba.py`).
+The kinds with more state have their own modules: "lif_refractory" (Lava LIFRefractory: this
+LIF with v held for a refractory period after each spike) is `refractory.py`, "atrlif" `atrlif.py`.
 `a` is the int32 sum of the synapse values arriving this step.
 `step_overflows` says where the same arithmetic wrapped u or clipped v (the fidelity guard's exact
 overflow counts).
