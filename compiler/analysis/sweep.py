@@ -578,8 +578,14 @@ def _append_row(path: str | Path, key: str, row: SweepRow, steps: int | None, ba
                        "reference_accuracy": ref_accuracy, "row": row.to_dict()})
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # A crash mid-write can leave a partial last line: start on a fresh line so this row survives.
+    torn = False
+    if path.exists() and path.stat().st_size > 0:
+        with open(path, "rb") as last:
+            last.seek(-1, os.SEEK_END)
+            torn = last.read(1) != b"\n"
     with open(path, "a", encoding="utf-8") as f:
-        f.write(line + "\n")
+        f.write(("\n" if torn else "") + line + "\n")
         f.flush()
         os.fsync(f.fileno())
 

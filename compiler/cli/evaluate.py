@@ -6,6 +6,7 @@ import json
 
 from .app import register
 from .common import _positive_float, _positive_int, add_reset_mode
+from .dataset_args import data_options
 from .engine_args import add_engine_args, engine_from_args
 from .guard_args import add_guard_args, guard_options, strict_exit
 
@@ -46,11 +47,6 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     add_guard_args(p)
 
 
-def _data_options(args: argparse.Namespace) -> dict:
-    return {"steps": args.steps, "bin_ms": args.bin_ms, "event_format": args.event_format, "root": args.dataset_root,
-            "train": args.train, "download": args.download, "samples": args.samples}
-
-
 def _evaluate(args: argparse.Namespace, console) -> int:
     from snnc.compiler.analysis.dataset_eval import calibration_samples, evaluate_dataset
     from snnc.compiler.data.dataset import open_dataset
@@ -58,7 +54,7 @@ def _evaluate(args: argparse.Namespace, console) -> int:
 
     calibrate = None
     if args.calibrate:
-        calibrate = calibration_samples(open_dataset(args.calibrate, **_data_options(args)))
+        calibrate = calibration_samples(open_dataset(args.calibrate, **data_options(args)))
     options = {"weight_bits": args.weight_bits, "steps": args.steps, "output": args.output, "rule": args.predict,
                "reference": args.reference, **guard_options(args)}
     if args.dt is not None:
@@ -67,7 +63,7 @@ def _evaluate(args: argparse.Namespace, console) -> int:
         console.print(f"evaluating on {args.backend}, batches of {args.batch_size}, {engine.name}", highlight=False)
         result = evaluate_dataset(args.model, args.data, backend=args.backend, batch_size=args.batch_size, engine=engine,
                                   calibrate=calibrate, chip=args.chip, costs=args.costs, progress=args.progress,
-                                  data_options=_data_options(args), reset_mode=args.reset_mode, **options)
+                                  data_options=data_options(args), reset_mode=args.reset_mode, **options)
     failed = strict_exit(args, result.compiled, result.assumed)
     if failed is not None:
         return failed

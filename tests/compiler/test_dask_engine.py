@@ -174,6 +174,24 @@ def test_sweep_resumes_after_an_interruption(tmp_path):
     assert CALLS == [8]  # other data: another key, computed
 
 
+def test_a_row_torn_by_a_crash_mid_write_is_recomputed_and_the_next_row_survives(tmp_path):
+    rng = np.random.default_rng(3)
+    inputs = (rng.random((4, 20, 3)) < 0.3).astype(np.float32)
+    widths = (2, 4, 8)
+    full = budget_sweep(if_network(), widths, inputs, compile_fn=hand_compile)
+    rows = tmp_path / "rows.jsonl"
+    budget_sweep(if_network(), (2, 4), inputs, compile_fn=flaky_compile, results=rows)
+    text = rows.read_text()
+    rows.write_text(text[: len(text) - len(text.splitlines()[-1]) // 2 - 1])  # the 4-bit line cut in half
+    CALLS.clear()
+    resumed = budget_sweep(if_network(), widths, inputs, compile_fn=flaky_compile, results=rows)
+    assert CALLS == [4, 8]  # the torn row is not trusted
+    assert json.loads(json.dumps(resumed.to_dict())) == json.loads(json.dumps(full.to_dict()))
+    CALLS.clear()
+    budget_sweep(if_network(), widths, inputs, compile_fn=flaky_compile, results=rows)
+    assert CALLS == []  # the rows written after the torn line were not glued onto it
+
+
 def test_sweep_over_a_data_file_equals_the_sweep_over_its_arrays(tmp_path):
     rng = np.random.default_rng(5)
     inputs = (rng.random((7, 20, 3)) < 0.3).astype(np.float32)
