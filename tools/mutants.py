@@ -78,6 +78,12 @@ MUTANTS = [
     Mutant("atrlif: refractory raised by one theta", "ir/fixed_point/atrlif.py",
            "r = wrap32(r + s * wrap32(2 * theta))", "r = wrap32(r + s * theta)",
            ("tests/backends/test_programmable_lava.py::test_extremes_equal_lava",)),
+    Mutant("lif_refractory: period one step short", "ir/fixed_point/refractory.py",
+           "c = (1 - s) * c + s * period", "c = (1 - s) * c + s * (period - 1)",
+           ("tests/backends/test_sim_refractory.py::test_sim_equals_lava_lifrefractory",)),
+    Mutant("lif_refractory: v integrates while refractory", "ir/fixed_point/refractory.py",
+           "held = (c > 0) * 1", "held = (c < 0) * 1",
+           ("tests/backends/test_sim_refractory.py::test_sim_equals_lava_lifrefractory",)),
 ]
 
 
