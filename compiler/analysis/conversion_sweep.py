@@ -1,4 +1,5 @@
-"""Bit budget over weight bits x time steps for a lossless conversion (Shen et al.'s trade-off).
+"""Bit budget over weight bits x state bits x time steps for a lossless conversion (Shen et al.'s
+trade-off).
 
 For a converted network the time axis is the number of activation levels L: a hidden layer fires
 in a window of L steps, so T = 2 + N L + P (+1 with a readout), N hidden layers, P max pools
@@ -15,11 +16,18 @@ network's weights x width, without the conversion's clocks and state); bit ops p
 (synaptic ops x num_weight_bits, from the sim's counters); energy and latency per inference on the
 target (`energy.estimate_energy` over the sim's activity, mapped by `map_to_cores`); NeuroBench
 workload metrics (`neurobench.chip_metrics`).
+
+State bits: the sim runs u and v at Loihi's 24 bits; a point's `state_bits_needed` is the signed
+width of the largest |u|, |v| any population reaches on the data (`required_state_bits`, from u/v
+probes of the run). Each (weight bits, levels) run is priced at every `--state-bits` value s
+(`at_state_bits`): state memory = the 24-bit state x s / 24 (u and v at s bits each), and a point
+with s < state_bits_needed is infeasible (its u or v would leave s bits on this data; it is shown,
+never on the Pareto front). Other costs do not depend on s.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -29,6 +37,8 @@ from snnc.ir.errors import ParameterError
 from .budget import bit_budget
 from .sweep import pareto_front
 
+STATE_BITS = 24
+"""Width of u and v on Loihi (the sim's), the state width a run is measured at."""
 COSTS = ("bit_ops_per_sample", "memory_bits", "energy_j", "steps")
 """Costs a Pareto front can be taken over (each lower is better) against quality."""
 
@@ -51,6 +61,14 @@ class ConversionPoint:
     latency_s: float
     neurobench: dict = field(default_factory=dict)
     requested_steps: int | None = None  # the --time-steps value this point came from
+    state_bits: int = STATE_BITS  # width u and v are priced at (memory_bits)
+    state_bits_needed: int = 0  # signed width of max |u|, |v| reached on the data
+    state_memory_bits: int = 0  # the state part of memory_bits, at state_bits
+
+    @property
+    def feasible(self) -> bool:
+        """u and v fit in state_bits on the data."""
+        return self.state_bits_needed <= self.state_bits
 
     @property
     def quality(self) -> float:
@@ -58,7 +76,26 @@ class ConversionPoint:
         return self.accuracy if self.accuracy is not None else self.agreement
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "feasible": self.feasible}
+
+
+def required_state_bits(chip, probes) -> int:
+    """Signed two's-complement width holding every u and v a run reached (probes "<pop>/u",
+    "<pop>/v" of every population of `chip`)."""
+    lo = hi = 0
+    for name in chip.populations:
+        for var in ("u", "v"):
+            a = np.asarray(probes[f"{name}/{var}"], np.int64)
+            if a.size:
+                lo, hi = min(lo, int(a.min())), max(hi, int(a.max()))
+    return max(hi.bit_length(), (-lo - 1).bit_length() if lo < 0 else 0) + 1
+
+
+def at_state_bits(point: ConversionPoint, bits: int) -> ConversionPoint:
+    """The same run priced with u and v at `bits` each (state memory scaled from its current width)."""
+    state = point.state_memory_bits * int(bits) // point.state_bits
+    return replace(point, state_bits=int(bits), state_memory_bits=state,
+                   memory_bits=point.memory_bits - point.state_memory_bits + state)
 
 
 def network_layout(model: Any) -> tuple[int, bool, int]:
@@ -114,6 +151,7 @@ def conversion_point(model: Any, weight_bits: int, levels: int, calib, x, labels
     """Quantize `model` at this point, convert it for the chip, run it on the sim and price it."""
     import torch
 
+    from snnc.backends.program_cache import build_cached
     from snnc.compiler.frontends.conversion.chip import IntGridLayer, convert_to_chip, quantize_model
     from snnc.compiler.mapping import map_to_cores
 
@@ -123,7 +161,8 @@ def conversion_point(model: Any, weight_bits: int, levels: int, calib, x, labels
     qnet = quantize_model(model, calib, levels=levels, weight_bits=weight_bits, input_range=input_range,
                           input_scale=input_scale)
     conv = convert_to_chip(qnet, input_shape)
-    result = conv.run(x, backend="sim", probes=False)
+    state_probes = [f"{n}/{var}" for n in conv.chip.populations for var in ("u", "v")]
+    result = build_cached(conv.chip, "sim").run(conv.encode(x), steps=conv.steps, probes=state_probes)
     pred = np.asarray(conv.decode(result))
     integers = qnet.integer_forward(x)[-1]
     exact = bool(np.array_equal(conv.activations(result), integers.reshape(len(pred), -1).numpy().astype(np.int64)))
@@ -139,7 +178,8 @@ def conversion_point(model: Any, weight_bits: int, levels: int, calib, x, labels
         accuracy=None if labels is None else float(np.mean(pred == np.asarray(labels))),
         agreement=float(np.mean(pred == float_pred)),
         exact=exact,
-        memory_bits=int(budget.memory_bits),
+        memory_bits=int(budget.memory_bits), state_memory_bits=int(budget.state_bits),
+        state_bits_needed=required_state_bits(conv.chip, result.probes),
         model_weight_bits=int(sum(m.op.weight.numel() for m in layers) * weight_bits),
         bit_ops_per_sample=float(budget.bit_ops or 0) / batch,
         synaptic_ops_per_sample=result.activity.total_synaptic_ops / batch,
@@ -169,7 +209,7 @@ class ConversionGrid:
         fig = Figure(figsize=(5.5, 3.8))
         ax = fig.add_subplot()
         for i, bits in enumerate(sorted({p.weight_bits for p in self.points})):
-            pts = [p for p in self.points if p.weight_bits == bits]
+            pts = [p for p in self.points if p.weight_bits == bits and p.feasible]  # infeasible: table only
             ax.scatter([getattr(p, self.cost) for p in pts], [p.quality for p in pts], color=f"C{i % 10}",
                        label=f"{bits}-bit weights", s=18)
             for p in pts:
@@ -192,15 +232,19 @@ class ConversionGrid:
     def to_dict(self) -> dict:
         front = self.pareto()
         return {
-            "axes": ["weight_bits", "steps"],
+            "axes": ["weight_bits", "state_bits", "steps"],
             "cost": self.cost,
             "quality": "accuracy" if self._labelled else "agreement",
-            "pareto": [{"weight_bits": p.weight_bits, "levels": p.levels, "steps": p.steps} for p in front],
+            "pareto": [{"weight_bits": p.weight_bits, "state_bits": p.state_bits, "levels": p.levels, "steps": p.steps}
+                       for p in front],
             "points": [p.to_dict() for p in self.points],
             "notes": list(self.notes),
             "definitions": {
                 "steps": "T = 2 + N L (+1 with a readout): N hidden layers, L activation levels",
-                "memory_bits": "weights + state + parameters of the chip as built (analysis.budget)",
+                "memory_bits": "weights + state + parameters of the chip as built (analysis.budget), u and v "
+                "at state_bits each",
+                "state_bits_needed": "signed width of the largest |u|, |v| of any neuron on the data (sim u/v "
+                "probes); a point with state_bits below it is infeasible and never on the Pareto front",
                 "bit_ops_per_sample": "sum over projections of synaptic ops x num_weight_bits, per sample",
                 "exact": "the chip's outputs equal the integer network's on every sample",
                 "neurobench": "analysis.neurobench.chip_metrics (neurobench 2.3.0 definitions)",
@@ -217,13 +261,15 @@ class ConversionGrid:
                       caption=f"Pareto (*): not beaten in both {self.cost.replace('_', ' ')} and {quality}; "
                       "exact: chip outputs = the integer network's on every sample; per inference"
                       + "".join(f"\nnote: {n}" for n in self.notes), caption_justify="left")
-        for col in ("weight bits", "T", "levels", quality, "exact", "memory bits", "bit ops", "syn ops",
+        for col in ("weight bits", "state bits", "T", "levels", quality, "exact", "memory bits", "bit ops", "syn ops",
                     "energy", "latency", "act. sparsity", "Pareto"):
             table.add_column(col, justify="right")
         from snnc.compiler.report.format import format_energy, format_time
 
         for p in self.points:
-            table.add_row(str(p.weight_bits), str(p.steps), str(p.levels), f"{p.quality:.3f}",
+            table.add_row(str(p.weight_bits),
+                          str(p.state_bits) if p.feasible else f"[red]{p.state_bits}: needs {p.state_bits_needed} state bits[/]",
+                          str(p.steps), str(p.levels), f"{p.quality:.3f}",
                           "yes" if p.exact else "[red]NO[/]", f"{p.memory_bits:,}", f"{p.bit_ops_per_sample:,.0f}",
                           f"{p.synaptic_ops_per_sample:,.0f}", format_energy(p.energy_j), format_time(p.latency_s),
                           f"{p.neurobench.get('activation_sparsity', math.nan):.3f}",
@@ -233,18 +279,25 @@ class ConversionGrid:
 
 def conversion_grid(model: Any, weight_bits: Sequence[int], levels: Sequence[int], calib, x, labels=None, *,
                     progress: Callable[[Any], Any] | None = None, cost: str = "bit_ops_per_sample",
-                    requested_steps: Sequence[int | None] | None = None, **kwargs) -> ConversionGrid:
-    """Every (weight bits, levels) point, weight bits outer. `progress` wraps the point iterator
-    (e.g. rich.progress.track); `requested_steps`, one per level, records the T each came from."""
+                    requested_steps: Sequence[int | None] | None = None,
+                    state_bits: Sequence[int] = (STATE_BITS,), **kwargs) -> ConversionGrid:
+    """Every (weight bits, levels) run, weight bits outer, priced at each of `state_bits` (one run
+    serves them all: `at_state_bits`). `progress` wraps the run iterator (e.g. rich.progress.track);
+    `requested_steps`, one per level, records the T each came from."""
+    bad = [b for b in state_bits if not 1 <= int(b) <= STATE_BITS]
+    if bad or not state_bits:
+        raise ParameterError("state widths are 1..24 bits (Loihi's u and v are 24-bit)", where="--state-bits",
+                             got=bad or list(state_bits), hint="e.g. --state-bits 12,16,24")
     if cost not in COSTS:
         raise ParameterError("unknown Pareto cost", where="conversion_grid", expected=", ".join(COSTS), got=cost)
     asked = list(requested_steps) if requested_steps is not None else [None] * len(levels)
     grid = [(wb, L, t) for wb in weight_bits for L, t in zip(levels, asked)]
     it = progress(grid) if progress is not None else grid
-    points = [conversion_point(model, wb, L, calib, x, labels, requested_steps=t, **kwargs) for wb, L, t in it]
-    return ConversionGrid(points, cost=cost)
+    runs = [conversion_point(model, wb, L, calib, x, labels, requested_steps=t, **kwargs) for wb, L, t in it]
+    return ConversionGrid([at_state_bits(p, s) for p in runs for s in state_bits], cost=cost)
 
 
 def grid_pareto(points: Sequence[ConversionPoint], cost: str = "bit_ops_per_sample") -> list[ConversionPoint]:
-    """Points no other beats in both `cost` (lower) and quality (higher)."""
-    return [points[i] for i in pareto_front([(getattr(p, cost), p.quality) for p in points])]
+    """Feasible points no other beats in both `cost` (lower) and quality (higher)."""
+    feasible = [p for p in points if p.feasible]
+    return [feasible[i] for i in pareto_front([(getattr(p, cost), p.quality) for p in feasible])]

@@ -32,7 +32,7 @@ def _int_list(flag: str, example: str):
 
 
 _width_list = _int_list("--weight-bits", "2,4,6,8")
-CONVERSION_FLAGS = ("time_steps", "levels", "input_scale", "input_range", "cost")
+CONVERSION_FLAGS = ("time_steps", "levels", "state_bits", "input_scale", "input_range", "cost")
 
 
 def add_budget_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -56,6 +56,9 @@ def add_budget_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
     g.add_argument("--time-steps", type=_int_list("--time-steps", "4,8,16"), metavar="T,...",
                    help="time steps per inference to sweep; each becomes the most activation levels L that fit "
                         "(T = 2 + N L + P, +1 with a readout, N hidden layers, P max pools)")
+    g.add_argument("--state-bits", type=_int_list("--state-bits", "12,16,24"), metavar="S,...",
+                   help="widths of u and v to price each point at (default 24, Loihi's); a point whose u or v reaches "
+                        "beyond S bits on the data is marked infeasible ('needs N state bits')")
     g.add_argument("--levels", type=_int_list("--levels", "2,4,8"), metavar="L,...",
                    help="activation levels to sweep instead of --time-steps (default 2,4,8)")
     g.add_argument("--input-scale", type=float, metavar="S", help="the input grid: x = S x integer (default 1)")
@@ -223,12 +226,13 @@ def run_conversion_budget(args: argparse.Namespace, console) -> int:
         model, args.weight_bits, levels, calib, x, labels, cost=args.cost or "bit_ops_per_sample", requested_steps=asked,
         progress=lambda pts: track(pts, description="converting and running", console=console, transient=True),
         input_shape=tuple(np.asarray(x).shape[1:]), input_range=_input_range(args, [x, calib], scale, console),
-        input_scale=scale, chip=args.chip,
+        input_scale=scale, chip=args.chip, **({"state_bits": args.state_bits} if args.state_bits else {}),
     )
     grid.notes += notes + [f"{p.requested_steps} steps asked: L = {p.levels} uses T = {p.steps}"
                            for p in grid.points if p.requested_steps not in (None, p.steps) and p.weight_bits == args.weight_bits[0]]
     console.print(grid.render())
-    front = ", ".join(f"{p.weight_bits} bits x T = {p.steps}" for p in grid.pareto())
+    front = ", ".join(f"{p.weight_bits} bits x T = {p.steps}" + (f" x {p.state_bits}-bit state" if args.state_bits else "")
+                      for p in grid.pareto())
     console.print(f"Pareto front ({grid.cost.replace('_', ' ')} vs {'accuracy' if labels is not None else 'agreement'}): {front}")
     inexact = [f"{p.weight_bits} bits x T = {p.steps}" for p in grid.points if not p.exact]
     if inexact:

@@ -550,12 +550,13 @@ def _sweep_section(data: dict, sweep) -> str:
     if sweep is not None and hasattr(sweep, "figure"):
         parts.append(_img(sweep.figure(), "Cost against quality with the Pareto front"))
     points = s.get("points") or []
-    front = {(p.get("weight_bits"), p.get("steps")) for p in s.get("pareto") or []}
-    keys = [k for k in ("weight_bits", "levels", "steps", "accuracy", "agreement", "exact", "memory_bits",
+    front = {(p.get("weight_bits"), p.get("state_bits"), p.get("steps")) for p in s.get("pareto") or []}
+    keys = [k for k in ("weight_bits", "state_bits", "state_bits_needed", "feasible", "levels", "steps", "accuracy", "agreement", "exact", "memory_bits",
                         "bit_ops_per_sample", "synaptic_ops_per_sample", "energy_j", "latency_s")
             if any(k in p for p in points)]
     fmt = lambda v: f"{v:,.4g}" if isinstance(v, float) else v  # noqa: E731
-    rows = [[*(fmt(p.get(k, "")) for k in keys), "*" if (p.get("weight_bits"), p.get("steps")) in front else ""]
+    rows = [[*(fmt(p.get(k, "")) for k in keys),
+             "*" if (p.get("weight_bits"), p.get("state_bits"), p.get("steps")) in front else ""]
             for p in points]
     parts.append(_table([*keys, "Pareto"], rows))
     parts += [f"<p>{_esc(n)}</p>" for n in s.get("notes") or []]

@@ -137,3 +137,74 @@ def test_errors_name_the_flag_and_the_limit(digits_mlp, tmp_path):
     torch.save(nn.Sequential(nn.Linear(64, 4), nn.Tanh()), tmp_path / "tanh.pt")
     with pytest.raises(ModelFileError, match=r"torch.nn.modules.activation.Tanh"):
         run_budget_command(_parse([str(tmp_path / "tanh.pt"), *base]), console)
+
+
+def _signed_bits(values: np.ndarray) -> int:
+    """Two's-complement width holding every integer in `values` (by search, not bit_length)."""
+    lo, hi = int(values.min()), int(values.max())
+    return next(b for b in range(1, 64) if -(2 ** (b - 1)) <= lo and hi <= 2 ** (b - 1) - 1)
+
+
+def _state_trajectory_bits(qnet, x) -> int:
+    """The state width the two-phase chip of a 1-hidden-layer MLP needs, from the integer network
+    alone: per step input a_t (u = 64 a_t) and A_t = A_{t-1} + a_t reset to 0 on A_t > 0 (v = 64 A_t).
+    Hidden: a_1 = B - M (M = max(0, max B)), a_2 = W n0 + kick + D (kick = M - (L+1) D + 1), then D
+    for L - 1 steps; readout: a_1 = B_r, then W_r s_{t-1} from the hidden spikes."""
+    hidden, readout = (m for m in qnet.layers if isinstance(m, IntGridLayer))
+    W, B = hidden.int_weight().numpy().astype(np.int64), hidden.int_bias().numpy().astype(np.int64)
+    Wr, Br = readout.int_weight().numpy().astype(np.int64), readout.int_bias().numpy().astype(np.int64)
+    L, D = int(hidden.levels), int(hidden.step)
+    n0 = np.rint(x).astype(np.int64)
+    M = max(0, int(B.max()))
+    kick = M - (L + 1) * D + 1
+    steps = L + 3
+    a = np.zeros((steps, len(x), len(B)), np.int64)
+    a[1], a[2] = B - M, n0 @ W.T + kick + D
+    a[3:L + 2] = D
+    A, spikes, states = np.zeros((len(x), len(B)), np.int64), np.zeros_like(a), [a]
+    for t in range(steps):
+        A = A + a[t]
+        spikes[t] = A > 0
+        A = np.where(A > 0, 0, A)
+        states.append(A[None])
+    np.testing.assert_array_equal(spikes.sum(0), _numpy_logits_hidden(qnet, x))  # the scheme's counts are n
+    ar = np.zeros((steps, len(x), len(Br)), np.int64)
+    ar[1] = Br
+    ar[2:] = spikes[1:-1] @ Wr.T
+    states += [ar, np.cumsum(ar, axis=0)]
+    return _signed_bits(64 * np.concatenate([s.reshape(-1) for s in states]))
+
+
+def _numpy_logits_hidden(qnet, x):
+    hidden = next(m for m in qnet.layers if isinstance(m, IntGridLayer))
+    z = np.rint(x).astype(np.int64) @ hidden.int_weight().numpy().astype(np.int64).T + hidden.int_bias().numpy().astype(np.int64)
+    return np.clip(np.floor_divide(z, hidden.step), 0, hidden.levels)
+
+
+def test_cli_state_bits_axis_needs_and_prices(digits_mlp, tmp_path):
+    """--state-bits 12,16,24: each point's required state width equals the width of the integer
+    network's own state trajectory; points below it are infeasible ('needs N state bits' in the
+    table, off the Pareto front); state memory is 2 x S bits per neuron."""
+    model, folder = digits_mlp
+    out, text = tmp_path / "grid.json", io.StringIO()
+    args = _parse([str(folder / "mlp.pt"), "--input", str(folder / "x.npy"), "--labels", str(folder / "y.npy"),
+                   "--calibrate", str(folder / "calib.npy"), "--weight-bits", "3,8", "--levels", "3",
+                   "--state-bits", "12,16,24", "--cost", "memory_bits", "--json", str(out)])
+    assert run_budget_command(args, Console(file=text, width=250)) == 0
+    grid = json.loads(out.read_text())
+    points = grid["points"]
+    assert [(p["weight_bits"], p["state_bits"]) for p in points] == [(b, s) for b in (3, 8) for s in (12, 16, 24)]
+    x, calib = np.load(folder / "x.npy"), np.load(folder / "calib.npy")
+    for p in points:
+        qnet = quantize_model(model, calib, levels=3, weight_bits=p["weight_bits"], input_range=(0, 16))
+        needed = _state_trajectory_bits(qnet, x)
+        assert p["state_bits_needed"] == needed and p["feasible"] == (needed <= p["state_bits"])
+        chip = convert_to_chip(qnet, (64,)).chip
+        full = bit_budget(chip, warn=False)
+        neurons = sum(pop.size for pop in chip.populations.values())
+        assert p["memory_bits"] == full.memory_bits - full.state_bits + neurons * 2 * p["state_bits"]
+    infeasible = [p for p in points if not p["feasible"]]
+    assert infeasible and any(p["feasible"] for p in points)
+    assert f"needs {infeasible[0]['state_bits_needed']} state bits" in text.getvalue()
+    front = {(f["weight_bits"], f["state_bits"]) for f in grid["pareto"]}
+    assert front and not front & {(p["weight_bits"], p["state_bits"]) for p in infeasible}
