@@ -101,6 +101,13 @@ class _Weights:
     bits: int
 
     @property
+    def norm2(self) -> float:
+        """sum of squared values, computed once (every chip factor trial divides by it)."""
+        if "_norm2" not in self.__dict__:
+            self.__dict__["_norm2"] = float(np.sum(self.values**2))
+        return self.__dict__["_norm2"]
+
+    @property
     def mode(self) -> str:
         v = self.values
         if v.size == 0 or np.all(v >= 0):
@@ -115,13 +122,40 @@ def quantize_values(values: np.ndarray, scale, e, bits: int, mode: str) -> np.nd
     return _round_to_grid(values, scale, e, *representable_weight_range(bits, mode))
 
 
-def _round_to_grid(values: np.ndarray, scale, e, lo: int, hi: int, step: int) -> np.ndarray:
+def _round_to_grid(values: np.ndarray, scale, e, lo: int, hi: int, step: int, exps=None) -> np.ndarray:
     """round(values * scale / 2**(6+e) / step) * step clipped to [lo, hi], by exact power-of-two
-    scaling (ldexp) instead of exp2 and a division."""
-    t = np.ldexp(values * scale, -(6 + np.asarray(e, dtype=np.int64)) - int(step).bit_length() + 1)
+    scaling instead of exp2 and a division. An array `e` is applied one exponent at a time (`exps`:
+    the values it holds): multiplying by 2.0**-k is exactly ldexp(x, -k), without a per-element
+    exponent array."""
+    shift = int(step).bit_length() - 1
+    t = values * scale
+    if np.ndim(e) == 0:
+        np.ldexp(t, -(6 + int(e)) - shift, out=t)
+    else:
+        for ee in (_exponents_in(e) if exps is None else exps):
+            np.multiply(t, 2.0 ** (-(6 + int(ee)) - shift), out=t, where=(e == ee))
     np.rint(t, out=t)
     t *= step
     return np.clip(t, lo, hi, out=t).astype(np.int64)
+
+
+def _exponents_in(e: np.ndarray) -> list[int]:
+    """The distinct weight exponents in `e` (a small range: a bincount, not a sort)."""
+    counts = np.bincount((np.asarray(e, np.int64) - E_RANGE.start).ravel(), minlength=len(E_RANGE))
+    return [int(i) + E_RANGE.start for i in np.flatnonzero(counts)]
+
+
+def _dequantize(q: np.ndarray, e: np.ndarray, scale) -> np.ndarray:
+    """q * 2**(6+e) / scale in float64, one exponent at a time (the same values as q * np.exp2(6 + e)
+    / scale: each element is multiplied by the same np.exp2 value, without per-element temporaries)."""
+    deq = q.astype(np.float64)
+    if np.ndim(e) == 0:
+        deq *= np.exp2(6 + float(e))
+    else:
+        for ee in _exponents_in(e):
+            np.multiply(deq, np.exp2(6 + float(ee)), out=deq, where=(e == ee))
+    deq /= scale
+    return deq
 
 
 def _sq_error(values, scale, q, e) -> float:
@@ -181,20 +215,23 @@ def _block_exponents(values: np.ndarray, scale, bits: int, mode: str, groups: in
     sides = [(values > 0, "excitatory"), (values < 0, "inhibitory")] if split else [(values != 0, mode)]
     lo, hi, step = representable_weight_range(bits, sides[0][1])
     top = max(abs(lo), abs(hi))
-    mag = np.abs(values) * scale
-    mag /= 64.0
-    np.maximum(mag, 1e-300, out=mag)
-    mag /= top
-    need = np.ceil(np.log2(mag, out=mag)).astype(np.int64)
-    e = np.zeros(values.shape, np.int64)
+    need = np.abs(values) * scale  # becomes ceil(log2(|w| scale / 64 / top)), kept in float64
+    need /= 64.0
+    np.maximum(need, 1e-300, out=need)
+    need /= top
+    np.ceil(np.log2(need, out=need), out=need)
+    e = np.zeros(values.shape, np.int8)  # exponents fit 8 bits: small arrays, no int64 temporaries
+    exps: set[int] = set()
     for mask, _ in sides:
         if not np.any(mask):
             continue
-        e_top = int(min(max(int(np.max(need, where=mask, initial=np.iinfo(np.int64).min)), e_min), e_max))
-        np.copyto(e, np.clip(need, max(e_top - groups + 1, e_min), e_top), where=mask)
+        e_top = int(min(max(int(np.max(need, where=mask, initial=-np.inf)), e_min), e_max))
+        e_lo = max(e_top - groups + 1, e_min)
+        np.copyto(e, np.clip(need, e_lo, e_top).astype(np.int8), where=mask)
+        exps.update(range(e_lo, e_top + 1))
     if split:
         lo = -hi  # the inhibitory part's range mirrors the excitatory one; a weight's sign picks its side
-    return _round_to_grid(values, scale, e, lo, hi, step), e
+    return _round_to_grid(values, scale, e, lo, hi, step, sorted(exps)), e.astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -803,11 +840,14 @@ class Quantize(Pass):
                 q, e = quantize_weights(w.values, scale, w.bits, w.mode, 1, False, fixed_e=0)
             else:
                 q, e = quantize_weights(w.values, scale, w.bits, w.mode, self.exponent_groups, self.split_sign, e_min=self._e_min(w), e_max=self.e_max)
-            deq = q * np.exp2(6 + e.astype(np.float64)) / scale
+            deq = _dequantize(q, e, scale)
             r = _row_scale(w, ratio) if np.size(ratio) > 1 else float(ratio.ravel()[0])
-            err2 += float(np.sum((deq * r - w.values) ** 2))
-            werr2 += float(np.sum((deq - w.values) ** 2))
-            norm2 += float(np.sum(w.values**2))
+            diff = deq * r
+            diff -= w.values
+            err2 += float(np.sum(np.square(diff, out=diff)))
+            np.subtract(deq, w.values, out=deq)
+            werr2 += float(np.sum(np.square(deq, out=deq)))
+            norm2 += w.norm2
             qs.append(q)
             es.append(e)
         if bias is not None and self.bias == "neuron" and np.any(bias != 0):
@@ -1006,7 +1046,16 @@ def _neg_row_sum(p: FloatProj) -> np.ndarray:
 
 def _abs_row_sum(p: FloatProj) -> np.ndarray:
     m = p.op.matrix()
-    return np.asarray(abs(m).sum(axis=1)).ravel() if sp.issparse(m) else np.abs(np.asarray(m)).sum(axis=1)
+    if sp.issparse(m):
+        return np.asarray(abs(m).sum(axis=1)).ravel()
+    m = np.asarray(m)
+    if m.dtype.kind != "f" or not m.flags.c_contiguous or m.ndim != 2:
+        return np.abs(m).sum(axis=1)
+    out = np.empty(m.shape[0], m.dtype)
+    step = max(1, (1 << 20) // max(m.shape[1], 1))  # row blocks that stay in cache; each row summed as before
+    for i in range(0, m.shape[0], step):
+        out[i:i + step] = np.abs(m[i:i + step]).sum(axis=1)
+    return out
 
 
 def _rel(err2: float, norm2: float) -> float:
