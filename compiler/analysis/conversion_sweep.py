@@ -15,7 +15,7 @@ network's width, clock synapses at theirs, `chip.exact_weights`); `model_weight_
 network's weights x width, without the conversion's clocks and state); bit ops per sample
 (synaptic ops x num_weight_bits, from the sim's counters); energy and latency per inference on the
 target (`energy.estimate_energy` over the sim's activity, mapped by `map_to_cores`); NeuroBench
-workload metrics (`neurobench.chip_metrics`).
+workload metrics (`neurobench.chip_metrics`, and membrane updates from the v probes).
 
 State bits: the sim runs u and v at Loihi's 24 bits; a point's `state_bits_needed` is the signed
 width of the largest |u|, |v| any population reaches on the data (`required_state_bits`, from u/v
@@ -156,7 +156,7 @@ def conversion_point(model: Any, weight_bits: int, levels: int, calib, x, labels
     from snnc.compiler.mapping import map_to_cores
 
     from .energy import estimate_energy
-    from .neurobench import chip_metrics
+    from .neurobench import chip_metrics, probed_membrane_updates
 
     qnet = quantize_model(model, calib, levels=levels, weight_bits=weight_bits, input_range=input_range,
                           input_scale=input_scale)
@@ -184,7 +184,8 @@ def conversion_point(model: Any, weight_bits: int, levels: int, calib, x, labels
         bit_ops_per_sample=float(budget.bit_ops or 0) / batch,
         synaptic_ops_per_sample=result.activity.total_synaptic_ops / batch,
         energy_j=float(energy.total_j), latency_s=float(energy.latency.per_inference_s),
-        neurobench=chip_metrics(conv.chip, result.activity),
+        neurobench={**chip_metrics(conv.chip, result.activity),
+                    "membrane_updates": probed_membrane_updates(conv.chip, result.probes)},
         requested_steps=requested_steps,
     )
 

@@ -145,11 +145,13 @@ def _signed_bits(values: np.ndarray) -> int:
     return next(b for b in range(1, 64) if -(2 ** (b - 1)) <= lo and hi <= 2 ** (b - 1) - 1)
 
 
-def _state_trajectory_bits(qnet, x) -> int:
-    """The state width the two-phase chip of a 1-hidden-layer MLP needs, from the integer network
+def _state_trajectory(qnet, x) -> tuple[int, float]:
+    """(state width, NeuroBench membrane updates per sample) of the two-phase chip of a
+    1-hidden-layer MLP, from the integer network
     alone: per step input a_t (u = 64 a_t) and A_t = A_{t-1} + a_t reset to 0 on A_t > 0 (v = 64 A_t).
     Hidden: a_1 = B - M (M = max(0, max B)), a_2 = W n0 + kick + D (kick = M - (L+1) D + 1), then D
-    for L - 1 steps; readout: a_1 = B_r, then W_r s_{t-1} from the hidden spikes."""
+    for L - 1 steps; readout: a_1 = B_r, then W_r s_{t-1} from the hidden spikes. Membrane updates:
+    every neuron on step 0, then each (step, neuron) whose A changed."""
     hidden, readout = (m for m in qnet.layers if isinstance(m, IntGridLayer))
     W, B = hidden.int_weight().numpy().astype(np.int64), hidden.int_bias().numpy().astype(np.int64)
     Wr, Br = readout.int_weight().numpy().astype(np.int64), readout.int_bias().numpy().astype(np.int64)
@@ -171,8 +173,10 @@ def _state_trajectory_bits(qnet, x) -> int:
     ar = np.zeros((steps, len(x), len(Br)), np.int64)
     ar[1] = Br
     ar[2:] = spikes[1:-1] @ Wr.T
-    states += [ar, np.cumsum(ar, axis=0)]
-    return _signed_bits(64 * np.concatenate([s.reshape(-1) for s in states]))
+    vr = np.cumsum(ar, axis=0)
+    states += [ar, vr]
+    updates = sum(v[0].size + np.count_nonzero(np.diff(v, axis=0)) for v in (np.concatenate(states[1:steps + 1]), vr))
+    return _signed_bits(64 * np.concatenate([s.reshape(-1) for s in states])), updates / len(x)
 
 
 def _numpy_logits_hidden(qnet, x):
@@ -184,7 +188,8 @@ def _numpy_logits_hidden(qnet, x):
 def test_cli_state_bits_axis_needs_and_prices(digits_mlp, tmp_path):
     """--state-bits 12,16,24: each point's required state width equals the width of the integer
     network's own state trajectory; points below it are infeasible ('needs N state bits' in the
-    table, off the Pareto front); state memory is 2 x S bits per neuron."""
+    table, off the Pareto front); state memory is 2 x S bits per neuron; membrane updates are
+    those of that trajectory."""
     model, folder = digits_mlp
     out, text = tmp_path / "grid.json", io.StringIO()
     args = _parse([str(folder / "mlp.pt"), "--input", str(folder / "x.npy"), "--labels", str(folder / "y.npy"),
@@ -197,8 +202,9 @@ def test_cli_state_bits_axis_needs_and_prices(digits_mlp, tmp_path):
     x, calib = np.load(folder / "x.npy"), np.load(folder / "calib.npy")
     for p in points:
         qnet = quantize_model(model, calib, levels=3, weight_bits=p["weight_bits"], input_range=(0, 16))
-        needed = _state_trajectory_bits(qnet, x)
+        needed, updates = _state_trajectory(qnet, x)
         assert p["state_bits_needed"] == needed and p["feasible"] == (needed <= p["state_bits"])
+        assert p["neurobench"]["membrane_updates"] == updates
         chip = convert_to_chip(qnet, (64,)).chip
         full = bit_budget(chip, warn=False)
         neurons = sum(pop.size for pop in chip.populations.values())
