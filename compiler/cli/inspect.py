@@ -7,11 +7,12 @@ import math
 import numpy as np
 
 from .app import register
-from .common import _shape, _table, add_reset_mode, load_model_arg
+from .common import _shape, _table, add_netx_options, add_reset_mode, load_model_arg
 
 def _inspect_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="a .nir file (NIR-level or chip-level) or a lava-dl .net file")
     add_reset_mode(p)
+    add_netx_options(p)
 
 
 def _inspect(args: argparse.Namespace, console) -> int:
@@ -133,6 +134,8 @@ def _inspect_chip(graph, label: str, console) -> None:
             model += f" (every {p.reset_interval}, offset {p.reset_offset})"
         elif p.model == "ternary":
             model += f" (vth_hi {p.vth_hi}, vth_lo {p.vth_lo})"
+        elif p.model == "lif_refractory":
+            model += f" (v held {p.refractory_period} steps after a spike)"
         pop_rows.append((p.name, _shape(p.shape), p.size, model, _int_summary(p.du), _int_summary(p.dv), _int_summary(p.vth),
                          _int_summary(p.bias_mant), _int_summary(p.bias_exp), p.size * STATE_BITS))
     console.print(_table(

@@ -73,6 +73,9 @@ def test_cli_refractory_flag(ref_net, tmp_path, capsys):
     assert code == 0, capsys.readouterr().err
     want = get_backend("sim").build(load_netx(path, refractory=True)).run({"input": x}).output
     np.testing.assert_array_equal(np.load(tmp_path / "o.npz")["output"], want)
+    capsys.readouterr()
+    assert main(["inspect", str(path), "--refractory"]) == 0
+    assert "lif_refractory (v held 2" in capsys.readouterr().out
     (tmp_path / "m.nir").write_bytes(b"")
     code = main(["run", str(tmp_path / "m.nir"), "--input", str(tmp_path / "x.npy"), "--out", str(tmp_path / "o.npz"), "--refractory"])
     err = capsys.readouterr().err
