@@ -390,6 +390,9 @@ def _refractory(ref: int | None, where: str, refractory: bool) -> dict[str, Any]
     if ref - 1 > period.hi:
         raise ParameterError("refDelay too long for the chip's refractory counter", where=f"{where}.refDelay",
                              expected=f"1..{period.hi + 1}", got=ref, hint="retrain with a shorter refractory delay, or read the file without --refractory")
+    _assume(f"{where}.refDelay: refDelay={ref} compiled as a refractory period of {ref - 1} steps (v held at 0 after a spike; "
+            "refDelay 1 = none, as slayer and netx treat it); neither lava-dl 0.6 nor Lava fixed_pt runs this, so there is "
+            "no lava-dl reference for it")
     return {"model": "lif_refractory", "refractory_period": ref - 1}
 
 

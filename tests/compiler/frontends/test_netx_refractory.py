@@ -50,7 +50,8 @@ def test_refractory_option_holds_v_after_each_spike(ref_net):
     """refDelay 3 = refractory period 2: after a spike, v stays 0 and the neuron silent for 2 steps
     (though its input keeps it above threshold otherwise: the plain reading fires there)."""
     path, x = ref_net
-    g = load_netx(path, refractory=True)
+    with pytest.warns(AssumptionWarning, match=r"layer 1.*refDelay=3 compiled as a refractory period of 2 steps"):
+        g = load_netx(path, refractory=True)
     pop = g.populations["layer1"]
     assert pop.model == "lif_refractory" and pop.refractory_period == 2
     rec = _run(g, x)
