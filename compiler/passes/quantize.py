@@ -894,8 +894,9 @@ class Quantize(Pass):
             return [Projection(p.name, p.src, p.dst, q, kind="conv", weight_exp=0, delay=0, conv=p.op.geom, meta=meta, **common)]
         # one code per stored synapse: (sign, exponent) -> (sign + 1) * 32 + exponent + 16
         if w.kind == "dense":
-            rows, cols = np.nonzero(q)
-            qv, ev = q[rows, cols], e[rows, cols]
+            flat = np.flatnonzero(q)  # row-major, as np.nonzero; 1-D gathers instead of 2-D fancy indexing
+            qv, ev = np.ravel(q)[flat], np.ravel(e)[flat]
+            rows, cols = np.divmod(flat, q.shape[1])
         else:
             m = p.op.sparse().tocsr()
             m.sum_duplicates()
@@ -903,9 +904,10 @@ class Quantize(Pass):
             cols = m.indices
             keep = q != 0
             rows, cols, qv, ev = rows[keep], cols[keep], q[keep], e[keep]
-        code = (np.asarray(ev) + 16).astype(np.int8)
-        if self.split_sign:
-            code += (np.sign(qv) + 1).astype(np.int8) * 32
+        code = np.asarray(ev).astype(np.int8)
+        code += 16
+        if self.split_sign:  # every stored weight is nonzero: sign + 1 is 0 or 2
+            code += (qv > 0).view(np.int8) * np.int8(64)
         else:
             code += 32
         codes = np.flatnonzero(np.bincount(code, minlength=96))
