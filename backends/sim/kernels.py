@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import types
 
 import numba as nb
 import numpy as np
@@ -84,10 +85,55 @@ def add_row(dst, src, mode, shift):
             dst[j] = wrap32(np.int64(dst[j]) + synapse_value(np.int64(src[j]), mode, shift))
 
 
-SPEC_DIGEST = hashlib.sha256("".join(inspect.getsource(m) for m in (arith, units)).encode()).hexdigest()
+@nb.njit(inline="always")
+def tile(unit, n_blocks, block, n):
+    """(sample, first neuron, end) of work item `unit` of a feed-forward scan tiled by `block` neurons."""
+    b = unit // n_blocks
+    lo = (unit % n_blocks) * block
+    return b, lo, min(n, lo + block)
+
+
+@nb.njit(inline="always")
+def count_tile_step(unit, t, lo, n_msg, s_row, fanout, spikes_t, ops_t):
+    """The counters of one step of a tile: its nonzero messages, and the synaptic ops they cause on
+    each outgoing projection (the fanout of every neuron that sent)."""
+    spikes_t[unit, 0, t] += n_msg
+    if n_msg > 0:
+        for p in range(fanout.shape[0]):
+            total = 0
+            for j in range(s_row.shape[0]):
+                total += fanout[p, lo + j] * (s_row[j] != 0)
+            ops_t[unit, p, t] += total
+
+
+@nb.njit(inline="always")
+def record_tile_step(b, t, lo, u, v, u_out, v_out, write_u, write_v):
+    """A tile's two state variables at step t into the probe buffers that are written."""
+    if write_u:
+        for j in range(u.shape[0]):
+            u_out[b, t, lo + j] = u[j]
+    if write_v:
+        for j in range(v.shape[0]):
+            v_out[b, t, lo + j] = v[j]
+
+
+def inline(fn, **helpers):
+    """The spec function `fn` compiled inline, with the spec functions it calls (`helpers`, by name)
+    bound to their compiled versions: how every kernel module reuses `ir/fixed_point` unchanged."""
+    bound = types.FunctionType(fn.__code__, {**fn.__globals__, **helpers}, fn.__name__, fn.__defaults__)
+    return nb.njit(inline="always")(bound)
+
+
+def spec_digest(*modules) -> str:
+    """A digest of the source of `modules` (what a kernel inlines), for a kernel to close over."""
+    return hashlib.sha256("".join(inspect.getsource(m) for m in modules).encode()).hexdigest()
+
+
+SPEC_DIGEST = spec_digest(arith, units)
 """A digest of the arithmetic the kernels inline. numba's on-disk cache is keyed on a kernel's own
 bytecode and closure, not on what it inlines: the kernels close over this digest, so an edit of
-`ir/fixed_point` recompiles them instead of loading stale code."""
+`ir/fixed_point` recompiles them instead of loading stale code. A kernel module that inlines more
+(a spec module of its own) closes over `spec_digest(arith, units, its_spec)`."""
 
 
 def _make_kernels(digest: str):
@@ -396,13 +442,10 @@ def _make_kernels(digest: str):
         batch = u_state.shape[0]
         n = u_state.shape[1]
         n_blocks = (n + block - 1) // block
-        n_proj = fanout.shape[0]
         subtract = np.int64(reset == RESET_SUBTRACT)
         to_reset = np.int64(reset == RESET_ZERO)
         for unit in nb.prange(batch * n_blocks):
-            b = unit // n_blocks
-            lo = (unit % n_blocks) * block
-            hi = min(n, lo + block)
+            b, lo, hi = tile(unit, n_blocks, block, n)
             m = hi - lo
             u = np.empty(m, np.int64)
             v = np.empty(m, np.int64)
@@ -467,19 +510,8 @@ def _make_kernels(digest: str):
                         s_row[j] = fired
                         cnt[j] += fired
                         n_spk += fired
-                spikes_t[unit, 0, t] += n_spk
-                if n_spk > 0:
-                    for p in range(n_proj):
-                        total = 0
-                        for j in range(m):
-                            total += fanout[p, lo + j] * (s_row[j] != 0)
-                        ops_t[unit, p, t] += total
-                if write_u:
-                    for j in range(m):
-                        u_out[b, t, lo + j] = u[j]
-                if write_v:
-                    for j in range(m):
-                        v_out[b, t, lo + j] = v[j]
+                count_tile_step(unit, t, lo, n_spk, s_row, fanout, spikes_t, ops_t)
+                record_tile_step(b, t, lo, u, v, u_out, v_out, write_u, write_v)
             active[unit, 0] += n_active
             for j in range(m):
                 u_state[b, lo + j] = u[j]

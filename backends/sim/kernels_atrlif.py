@@ -7,32 +7,21 @@ that persists across chunks; theta starts at theta_0 (`initial_state`).
 """
 from __future__ import annotations
 
-import types
-
 import numba as nb
 import numpy as np
 
 from snnc.ir.chip import Population
-from snnc.ir.fixed_point import arith
+from snnc.ir.fixed_point import arith, units
 from snnc.ir.fixed_point import atrlif as spec
 from snnc.ir.fixed_point.units import bias_value, threshold_value
 
+from . import kernels as K
 from . import kernels_prodneuron
-from .kernels_prodneuron import count_step, spec_digest
+from .kernels_prodneuron import count_step
 
-
-def _inline(fn, **helpers):
-    """`fn` compiled inline, with the spec functions it calls bound to their compiled versions."""
-    bound = types.FunctionType(fn.__code__, {**fn.__globals__, **helpers}, fn.__name__, fn.__defaults__)
-    return nb.njit(inline="always")(bound)
-
-
-wrap32 = nb.njit(inline="always")(arith.wrap32)
-decay = nb.njit(inline="always")(arith.decay)
-wrap_u = nb.njit(inline="always")(arith.wrap_u)
-saturate_v = nb.njit(inline="always")(arith.saturate_v)
-current_update = _inline(spec.current_update, wrap32=wrap32, decay=decay, wrap_u=wrap_u)
-atrlif_update = _inline(spec.atrlif_update, wrap32=wrap32, decay=decay, saturate_v=saturate_v, current_update=current_update)
+current_update = K.inline(spec.current_update, wrap32=K.wrap32, decay=K.decay, wrap_u=K.wrap_u)
+atrlif_update = K.inline(spec.atrlif_update, wrap32=K.wrap32, decay=K.decay, saturate_v=K.saturate_v,
+                         current_update=current_update)
 
 I, V, THETA, R = 0, 1, 2, 3
 """Rows of the state array [4, batch, n] (int32)."""
@@ -63,7 +52,7 @@ def _make_scan_atrlif(digest: str):
         """Run `steps` steps for every sample, updating `state` in place. acc [B, >=steps, n] int32;
         s_out [B, steps, n] float32 (0/1); u_out/v_out get i and v when written; counters as
         `kernels.scan_ff` (unit = sample)."""
-        digest  # noqa: B018 - part of the cache key (see kernels_prodneuron.spec_digest)
+        digest  # noqa: B018 - part of numba's cache key (see kernels.SPEC_DIGEST)
         batch = state.shape[1]
         n = state.shape[2]
         for b in nb.prange(batch):
@@ -92,4 +81,18 @@ def _make_scan_atrlif(digest: str):
     return scan_atrlif
 
 
-scan_atrlif = _make_scan_atrlif(spec_digest(arith, spec, kernels_prodneuron))
+scan_atrlif = _make_scan_atrlif(K.spec_digest(arith, units, spec, kernels_prodneuron))
+
+
+def _signatures() -> dict[str, list[tuple]]:
+    """The argument types `program` calls the kernel with (see `kernels.SIGNATURES`)."""
+    from numba import types as T
+
+    i64, flag = T.int64, T.boolean
+    i32_3, f32_3, i64_1, i64_2, i64_3 = (T.Array(d, n, "C") for d, n in (
+        (T.int32, 3), (T.float32, 3), (i64, 1), (i64, 2), (i64, 3)))
+    return {"scan_atrlif": [(i32_3, i64, i32_3, i64, i64, i64_1, i64, i64, i64, i64,
+                             f32_3, i32_3, i32_3, flag, flag, i64_2, i64_3, i64_2, i64_2, i64_3)]}
+
+
+SIGNATURES = _signatures()

@@ -9,34 +9,17 @@ chunks; its graded output is "a spike" for the counters when it is nonzero.
 """
 from __future__ import annotations
 
-import hashlib
-import inspect
-import types
-
 import numba as nb
 import numpy as np
 
 from snnc.ir.chip import Population
-from snnc.ir.fixed_point import arith
+from snnc.ir.fixed_point import arith, units
 from snnc.ir.fixed_point import prodneuron as spec
 
+from . import kernels as K
 
-def _inline(fn, **helpers):
-    """`fn` compiled inline, with the spec functions it calls bound to their compiled versions."""
-    bound = types.FunctionType(fn.__code__, {**fn.__globals__, **helpers}, fn.__name__, fn.__defaults__)
-    return nb.njit(inline="always")(bound)
-
-
-def spec_digest(*modules) -> str:
-    """A digest of the source of the modules a kernel inlines. numba's on-disk cache is keyed on the
-    kernel's own bytecode and closure, not on what it inlines: the kernels close over this digest so
-    that a change of the specification recompiles them instead of reusing a stale cache."""
-    return hashlib.sha256("".join(inspect.getsource(m) for m in modules).encode()).hexdigest()
-
-
-wrap32 = nb.njit(inline="always")(arith.wrap32)
-product_value = _inline(spec.product_value, wrap32=wrap32)
-product_spike = _inline(spec.product_spike, wrap32=wrap32)
+product_value = K.inline(spec.product_value, wrap32=K.wrap32)
+product_spike = K.inline(spec.product_spike, wrap32=K.wrap32)
 
 
 @nb.njit(inline="always")
@@ -63,7 +46,7 @@ def _make_scan_product(digest: str):
     def scan_product(acc, steps, exp, vth, s_out, fanout, spikes_t, counts, active, ops_t):
         """Run `steps` steps for every sample. acc [B, >=steps, 2n] int32; s_out [B, steps, n]
         float64 (payloads are int32, exact in float64); counters as `kernels.scan_ff` (unit = sample)."""
-        digest  # noqa: B018 - part of the cache key (see spec_digest)
+        digest  # noqa: B018 - part of numba's cache key (see kernels.SPEC_DIGEST)
         batch = acc.shape[0]
         n = s_out.shape[2]
         e = np.int64(exp)
@@ -86,4 +69,16 @@ def _make_scan_product(digest: str):
     return scan_product
 
 
-scan_product = _make_scan_product(spec_digest(arith, spec))
+scan_product = _make_scan_product(K.spec_digest(arith, units, spec))
+
+
+def _signatures() -> dict[str, list[tuple]]:
+    """The argument types `program` calls the kernel with (see `kernels.SIGNATURES`)."""
+    from numba import types as T
+
+    i64 = T.int64
+    i32_3, f64_3, i64_2, i64_3 = (T.Array(d, n, "C") for d, n in ((T.int32, 3), (T.float64, 3), (i64, 2), (i64, 3)))
+    return {"scan_product": [(i32_3, i64, i64, i64, f64_3, i64_2, i64_3, i64_2, i64_2, i64_3)]}
+
+
+SIGNATURES = _signatures()

@@ -11,15 +11,15 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from snnc.ir.fixed_point import arith
+from snnc.ir.fixed_point import arith, units
 from snnc.ir.fixed_point import sigma_delta as sd
 
-from .kernels_prodneuron import _inline  # compiles a spec function with its helpers bound to compiled ones
+from . import kernels as K
 
-wrap32 = nb.njit(inline="always")(arith.wrap32)
-abs32 = _inline(sd.abs32, wrap32=wrap32)
-activation = _inline(sd.activation, wrap32=wrap32)
-delta_encode = _inline(sd.delta_encode, wrap32=wrap32, abs32=abs32)
+wrap32 = K.wrap32
+abs32 = K.inline(sd.abs32, wrap32=wrap32)
+activation = K.inline(sd.activation, wrap32=wrap32)
+delta_encode = K.inline(sd.delta_encode, wrap32=wrap32, abs32=abs32)
 
 KIND_DELTA = 0
 KIND_SIGMA_DELTA = 1
@@ -45,89 +45,96 @@ def population_params(pop) -> dict:
     )
 
 
-@nb.njit(parallel=True, cache=True)
-def scan_sdn(
-    acc, t0, steps, state, kind, vth_e, bias_e, relu, cum_error, in_shift, state_exp,
-    s_out, u_out, v_out, write_u, write_v,
-    fanout, block, spikes_t, counts, active, ops_t,
-):
-    """Run one sigma-delta population over a chunk of `steps` steps.
+def _make_scan_sdn(digest: str):
+    @nb.njit(parallel=True, cache=True)
+    def scan_sdn(
+        acc, t0, steps, state, kind, vth_e, bias_e, relu, cum_error, in_shift, state_exp,
+        s_out, u_out, v_out, write_u, write_v,
+        fanout, block, spikes_t, counts, active, ops_t,
+    ):
+        """Run one sigma-delta population over a chunk of `steps` steps.
 
-    acc [B, >=steps, n] int32: what arrives at each step; state [4, B, n] int32 (sigma, act,
-    residue, error), updated in place; vth_e, in_shift (= spike_exp + state_exp for a Delta, else
-    unused) and state_exp are scalars, bias_e [n] is bias << (spike_exp + state_exp) wrapped.
-    s_out [B, steps, n] receives the messages; u_out/v_out sigma and act when write_u/write_v.
-    Counters as `kernels.scan_ff`: nonzero messages per step, per neuron, synaptic ops per
-    outgoing projection (fanout of each neuron that sent), and neuron-steps with nonzero state.
-    """
-    batch = state.shape[1]
-    n = state.shape[2]
-    n_blocks = (n + block - 1) // block
-    n_proj = fanout.shape[0]
-    for unit in nb.prange(batch * n_blocks):
-        b = unit // n_blocks
-        lo = (unit % n_blocks) * block
-        hi = min(n, lo + block)
-        m = hi - lo
-        sigma = np.empty(m, np.int64)
-        act = np.empty(m, np.int64)
-        residue = np.empty(m, np.int64)
-        error = np.empty(m, np.int64)
-        for j in range(m):
-            sigma[j] = state[SIGMA, b, lo + j]
-            act[j] = state[ACT, b, lo + j]
-            residue[j] = state[RESIDUE, b, lo + j]
-            error[j] = state[ERROR, b, lo + j]
-        bs = bias_e[lo:hi]
-        cnt = counts[unit, lo:hi]
-        n_active = 0
-        for t in range(steps):
-            a = acc[b, t, lo:hi]
-            s_row = s_out[b, t, lo:hi]
-            n_msg = 0
-            # one branch-free loop per kind, so that the compiler can vectorize it
-            if kind == KIND_SIGMA:
-                for j in range(m):
-                    msg = wrap32(sigma[j] + np.int64(a[j]))
-                    sigma[j] = msg
-                    act[j] = msg
-                    s_row[j] = msg
-                    sent = np.int64(msg != 0)
-                    cnt[j] += sent
-                    n_msg += sent
-                    n_active += sent
-            else:
-                for j in range(m):
-                    x = np.int64(a[j])
-                    if kind == KIND_DELTA:
-                        new = wrap32(x << in_shift)
-                    else:
-                        sigma[j] = wrap32(sigma[j] + x)
-                        new = activation(sigma[j], np.int64(bs[j]), relu)
-                    enc, residue[j], error[j] = delta_encode(new, act[j], residue[j], error[j], vth_e, cum_error)
-                    act[j] = new
-                    msg = enc >> state_exp
-                    s_row[j] = msg
-                    sent = np.int64(msg != 0)
-                    cnt[j] += sent
-                    n_msg += sent
-                    n_active += np.int64((sigma[j] != 0) | (new != 0) | (residue[j] != 0) | (msg != 0))
-            spikes_t[unit, 0, t] += n_msg
-            if n_msg > 0:
-                for p in range(n_proj):
-                    total = 0
+        acc [B, >=steps, n] int32: what arrives at each step; state [4, B, n] int32 (sigma, act,
+        residue, error), updated in place; vth_e, in_shift (= spike_exp + state_exp for a Delta, else
+        unused) and state_exp are scalars, bias_e [n] is bias << (spike_exp + state_exp) wrapped.
+        s_out [B, steps, n] receives the messages; u_out/v_out sigma and act when write_u/write_v.
+        Counters as `kernels.scan_ff`: nonzero messages per step, per neuron, synaptic ops per
+        outgoing projection (fanout of each neuron that sent), and neuron-steps with nonzero state.
+        """
+        digest  # noqa: B018 - part of numba's cache key (see kernels.SPEC_DIGEST)
+        batch = state.shape[1]
+        n = state.shape[2]
+        n_blocks = (n + block - 1) // block
+        for unit in nb.prange(batch * n_blocks):
+            b, lo, hi = K.tile(unit, n_blocks, block, n)
+            m = hi - lo
+            sigma = np.empty(m, np.int64)
+            act = np.empty(m, np.int64)
+            residue = np.empty(m, np.int64)
+            error = np.empty(m, np.int64)
+            for j in range(m):
+                sigma[j] = state[SIGMA, b, lo + j]
+                act[j] = state[ACT, b, lo + j]
+                residue[j] = state[RESIDUE, b, lo + j]
+                error[j] = state[ERROR, b, lo + j]
+            bs = bias_e[lo:hi]
+            cnt = counts[unit, lo:hi]
+            n_active = 0
+            for t in range(steps):
+                a = acc[b, t, lo:hi]
+                s_row = s_out[b, t, lo:hi]
+                n_msg = 0
+                # one branch-free loop per kind, so that the compiler can vectorize it
+                if kind == KIND_SIGMA:
                     for j in range(m):
-                        total += fanout[p, lo + j] * (s_row[j] != 0)
-                    ops_t[unit, p, t] += total
-            if write_u:
-                for j in range(m):
-                    u_out[b, t, lo + j] = sigma[j]
-            if write_v:
-                for j in range(m):
-                    v_out[b, t, lo + j] = act[j]
-        active[unit, 0] += n_active
-        for j in range(m):
-            state[SIGMA, b, lo + j] = sigma[j]
-            state[ACT, b, lo + j] = act[j]
-            state[RESIDUE, b, lo + j] = residue[j]
-            state[ERROR, b, lo + j] = error[j]
+                        msg = wrap32(sigma[j] + np.int64(a[j]))
+                        sigma[j] = msg
+                        act[j] = msg
+                        s_row[j] = msg
+                        sent = np.int64(msg != 0)
+                        cnt[j] += sent
+                        n_msg += sent
+                        n_active += sent
+                else:
+                    for j in range(m):
+                        x = np.int64(a[j])
+                        if kind == KIND_DELTA:
+                            new = wrap32(x << in_shift)
+                        else:
+                            sigma[j] = wrap32(sigma[j] + x)
+                            new = activation(sigma[j], np.int64(bs[j]), relu)
+                        enc, residue[j], error[j] = delta_encode(new, act[j], residue[j], error[j], vth_e, cum_error)
+                        act[j] = new
+                        msg = enc >> state_exp
+                        s_row[j] = msg
+                        sent = np.int64(msg != 0)
+                        cnt[j] += sent
+                        n_msg += sent
+                        n_active += np.int64((sigma[j] != 0) | (new != 0) | (residue[j] != 0) | (msg != 0))
+                K.count_tile_step(unit, t, lo, n_msg, s_row, fanout, spikes_t, ops_t)
+                K.record_tile_step(b, t, lo, sigma, act, u_out, v_out, write_u, write_v)
+            active[unit, 0] += n_active
+            for j in range(m):
+                state[SIGMA, b, lo + j] = sigma[j]
+                state[ACT, b, lo + j] = act[j]
+                state[RESIDUE, b, lo + j] = residue[j]
+                state[ERROR, b, lo + j] = error[j]
+
+    return scan_sdn
+
+
+scan_sdn = _make_scan_sdn(K.spec_digest(arith, units, sd))
+
+
+def _signatures() -> dict[str, list[tuple]]:
+    """The argument types `program` calls the kernel with (see `kernels.SIGNATURES`)."""
+    from numba import types as T
+
+    i64, flag = T.int64, T.boolean
+    i32_3, f64_3, i64_1, i64_2, i64_3 = (T.Array(d, n, "C") for d, n in (
+        (T.int32, 3), (T.float64, 3), (i64, 1), (i64, 2), (i64, 3)))
+    return {"scan_sdn": [(i32_3, i64, i64, i32_3, i64, i64, i64_1, i64, i64, i64, i64,
+                          f64_3, i32_3, i32_3, flag, flag, i64_2, i64, i64_3, i64_2, i64_2, i64_3)]}
+
+
+SIGNATURES = _signatures()

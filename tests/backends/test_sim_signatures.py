@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import chip_strategies as cs
 from snnc.backends.sim import SimBackend
 from snnc.backends.sim import kernels as K
-from snnc.backends.sim import warmup
+from snnc.backends.sim import kernels_atrlif, kernels_prodneuron, kernels_sdn, warmup
 from snnc.ir.chip import ChipGraph, InputPopulation, Population, Projection
 from snnc.ir.errors import ShapeError
 
@@ -36,9 +36,33 @@ def test_every_input_dtype_runs_the_declared_signatures_with_equal_results(case,
             first = res
         for key in probes:
             assert np.array_equal(res.probes[key], first.probes[key]), (dtype, key)
-    for name, declared in K.SIGNATURES.items():
-        used = set(getattr(K, name).signatures)
-        assert used <= set(declared), (name, used - set(declared))
+    _assert_declared(K)
+
+
+def _assert_declared(mod) -> None:
+    for name, declared in mod.SIGNATURES.items():
+        used = set(getattr(mod, name).signatures)
+        assert used <= set(declared), (mod.__name__, name, used - set(declared))
+
+
+@settings(max_examples=6, derandomize=True, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(
+    sd_case=cs.chip_cases(kinds=("dense",), models=cs.SIGMA_DELTA_MODELS, graded=True),
+    prog_graph=cs.programmable_graphs(),
+)
+def test_sigma_delta_product_and_atrlif_kernels_run_their_declared_signatures(sd_case, prog_graph):
+    """Whatever the input dtype, the kernel modules beside `kernels` are called only with the types
+    they declare, so `warmup` compiling those makes the first run load instead of compile."""
+    cases = [(sd_case.graph, sd_case.inputs), (prog_graph, {"x": cs.programmable_inputs(prog_graph, 6, 0)})]
+    for graph, inputs in cases:
+        probes = [f"{p}/{v}" for p, pop in graph.populations.items() for v in ("s" if pop.model == "product" else "suv")]
+        program = SimBackend().build(graph)
+        for dtype in ("int16", "int64", "float64"):
+            program.run({k: v[None].astype(dtype) for k, v in inputs.items()}, probes=probes)
+    for mod in (kernels_sdn, kernels_prodneuron, kernels_atrlif):
+        _assert_declared(mod)
+        for name in mod.SIGNATURES:
+            assert getattr(mod, name).signatures, (mod.__name__, name)  # the runs above did call it
 
 
 def test_out_of_range_input_values_are_still_reported_after_the_dtype_change():
@@ -57,7 +81,7 @@ def test_out_of_range_input_values_are_still_reported_after_the_dtype_change():
 
 def test_warmup_finds_the_kernel_modules_and_their_kernels():
     mods = warmup.kernel_modules()
-    assert K in mods
+    assert {K, kernels_sdn, kernels_prodneuron, kernels_atrlif} <= set(mods)
     for mod in mods:
         for name, sigs in mod.SIGNATURES.items():
             assert callable(getattr(mod, name)) and sigs, name
