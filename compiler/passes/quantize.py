@@ -139,10 +139,10 @@ def _round_to_grid(values: np.ndarray, scale, e, lo: int, hi: int, step: int, ex
     return np.clip(t, lo, hi, out=t).astype(np.int64)
 
 
-def _exponents_in(e: np.ndarray) -> list[int]:
-    """The distinct weight exponents in `e` (a small range: a bincount, not a sort)."""
-    counts = np.bincount((np.asarray(e, np.int64) - E_RANGE.start).ravel(), minlength=len(E_RANGE))
-    return [int(i) + E_RANGE.start for i in np.flatnonzero(counts)]
+def _exponents_in(e: np.ndarray) -> range:
+    """The weight exponents `e` may hold: its min..max (an exponent it lacks selects no element)."""
+    e = np.asarray(e)
+    return range(int(e.min(initial=0)), int(e.max(initial=0)) + 1)
 
 
 def _dequantize(q: np.ndarray, e: np.ndarray, scale) -> np.ndarray:
@@ -896,7 +896,8 @@ class Quantize(Pass):
         if w.kind == "dense":
             flat = np.flatnonzero(q)  # row-major, as np.nonzero; 1-D gathers instead of 2-D fancy indexing
             qv, ev = np.ravel(q)[flat], np.ravel(e)[flat]
-            rows, cols = np.divmod(flat, q.shape[1])
+            rows = np.repeat(np.arange(q.shape[0]), np.count_nonzero(q, axis=1))  # no int64 division
+            cols = flat - rows * q.shape[1]
         else:
             m = p.op.sparse().tocsr()
             m.sum_duplicates()
