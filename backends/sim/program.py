@@ -65,6 +65,7 @@ class _ChunkSource:
         self._rows: np.ndarray | None = None
         self._events: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._float: dict = {}
+        self._grain: float | None = None
 
     def rows(self) -> np.ndarray:
         """[B*C, n] C-contiguous view (copied only if the chunk is a strided member view)."""
@@ -95,10 +96,23 @@ class _ChunkSource:
             self._events = (ptr, idx, val)
         return self._events
 
-    def dense_float(self, dtype, absolute: bool) -> np.ndarray:
-        key = (np.dtype(dtype).str, absolute)
+    def granularity(self) -> float:
+        """The largest power of two that divides every message of the chunk (1 for none sent).
+        Sigma-delta messages are often multiples of 2**spike_exp: divided by this they are smaller
+        integers, so float32 can sum them exactly where the raw values would need float64."""
+        if self._grain is None:
+            bits = int(np.bitwise_or.reduce(self.rows().astype(np.int64), axis=None))
+            self._grain = float(bits & -bits) if bits else 1.0
+        return self._grain
+
+    def dense_float(self, dtype, absolute: bool, grain: float = 1.0) -> np.ndarray:
+        """The messages (or their |values|) divided by `grain` (a power of two dividing them all:
+        exact), in `dtype`."""
+        key = (np.dtype(dtype).str, absolute, grain)
         if key not in self._float:
             x = np.abs(self.dense) if absolute else self.dense
+            if grain != 1.0:
+                x = x / grain
             self._float[key] = np.ascontiguousarray(x, dtype=dtype)
         return self._float[key]
 
@@ -301,9 +315,15 @@ class SimProgram:
         else:
             blas = src.per_sample() > event_limit(link, src.n) * c
         if blas.any():
-            dtype = np.float32 if bound < F32_EXACT else np.float64
+            # float32 sums integers exactly below 2**24: messages that share a power-of-two factor
+            # are divided by it (exact), summed in float32 when that bound holds, then scaled back
+            # (a product with a power of two is exact in floats)
+            grain = src.granularity() if bound >= F32_EXACT else 1.0
+            dtype = np.float32 if bound / grain < F32_EXACT else np.float64
+            if dtype == np.float64:
+                grain = 1.0
             samples = np.flatnonzero(blas)
-            x = src.dense_float(dtype, link.abs_msg)
+            x = src.dense_float(dtype, link.abs_msg, grain)
             if samples.size < batch:
                 x = x[samples]
             rows = samples.size * c
@@ -311,6 +331,8 @@ class SimProgram:
                 y = self._conv(link, x, rows, dtype)
             else:
                 y = x.reshape(rows, -1) @ link.dense_t(dtype)
+            if grain != 1.0:
+                y *= np.float32(grain)
             K.accumulate(y, samples, c, acc, t_off, link.n_off, link.shift, link.mode)
             if samples.size == batch:
                 return
