@@ -106,6 +106,7 @@ class DaskEngine:
         from dask.distributed import Client, LocalCluster
 
         self.cluster = None
+        self._environ = dict(os.environ)  # a Nanny writes its workers' variables into ours: put them back
         if scheduler:
             try:
                 self.client = Client(scheduler, timeout="10s", set_as_default=False)
@@ -127,6 +128,7 @@ class DaskEngine:
                                   "distributed.nanny.pre-spawn-environ.NUMBA_NUM_THREADS": 1}):
                 self.cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
                                             silence_logs=logging.ERROR, memory_limit=memory_limit)
+            self._restore_environ()
             self.client = Client(self.cluster, set_as_default=False)
             self.name = f"LocalCluster of {n} worker processes (dashboard {self.client.dashboard_link})"
         self.workers = max(1, len(self.client.scheduler_info(n_workers=-1).get("workers", {})))
@@ -145,10 +147,18 @@ class DaskEngine:
         """`cache_stats()` of every worker, by worker address."""
         return self.client.run(cache_stats)
 
+    def _restore_environ(self) -> None:
+        """Undo what Nanny.start leaves in this process's environment (NUMBA_NUM_THREADS=1, OMP_NUM_THREADS=1,
+        ...): numba re-reads it when it compiles, and refuses a thread count other than the one it started."""
+        for key in set(os.environ) - set(self._environ):
+            del os.environ[key]
+        os.environ.update(self._environ)
+
     def close(self) -> None:
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()
+        self._restore_environ()  # a worker restarted during the run set them again
 
     def __enter__(self):
         return self

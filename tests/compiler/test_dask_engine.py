@@ -27,6 +27,14 @@ def cluster():
         yield engine
 
 
+def test_this_process_keeps_its_environment_while_workers_run(cluster):
+    # Nanny.start writes the workers' NUMBA_NUM_THREADS=1 into the parent; numba then refuses to compile anything
+    # new here ("Cannot set NUMBA_NUM_THREADS to a different value once the threads have been launched").
+    assert "NUMBA_NUM_THREADS" not in os.environ or os.environ["NUMBA_NUM_THREADS"] != "1"
+    assert cluster.client.run(lambda: os.environ.get("NUMBA_NUM_THREADS")) == dict.fromkeys(
+        cluster.client.scheduler_info(n_workers=-1)["workers"], "1")  # the workers still have theirs
+
+
 def _same(a, b) -> None:
     assert json.loads(json.dumps(a.to_dict())) == json.loads(json.dumps(b.to_dict()))
 
