@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import sys
 import types
 
 import numba as nb
@@ -117,6 +118,32 @@ def record_tile_step(b, t, lo, u, v, u_out, v_out, write_u, write_v):
             v_out[b, t, lo + j] = v[j]
 
 
+@nb.njit(inline="always")
+def count_step(b, t, n_spk, n_act, s_out, fanout, spikes_t, active, ops_t):
+    """The activity counters of one (sample, step) of a single-population component: its nonzero
+    messages, active neurons, and the synaptic ops they cause (fanout per nonzero message)."""
+    spikes_t[b, 0, t] += n_spk
+    active[b, 0] += n_act
+    if n_spk > 0:
+        for p in range(fanout.shape[0]):
+            total = 0
+            for j in range(fanout.shape[1]):
+                total += fanout[p, j] * (s_out[b, t, j] != 0)
+            ops_t[b, p, t] += total
+
+
+@nb.njit(inline="always")
+def record_step(b, t, j, s, u, v, s_out, counts, u_out, v_out, write_u, write_v):
+    """Neuron j's spike and its two state variables at (b, t): into the output, its spike count and
+    the probe buffers that are written."""
+    s_out[b, t, j] = s
+    counts[b, j] += s
+    if write_u:
+        u_out[b, t, j] = u
+    if write_v:
+        v_out[b, t, j] = v
+
+
 def inline(fn, **helpers):
     """The spec function `fn` compiled inline, with the spec functions it calls (`helpers`, by name)
     bound to their compiled versions: how every kernel module reuses `ir/fixed_point` unchanged."""
@@ -125,8 +152,10 @@ def inline(fn, **helpers):
 
 
 def spec_digest(*modules) -> str:
-    """A digest of the source of `modules` (what a kernel inlines), for a kernel to close over."""
-    return hashlib.sha256("".join(inspect.getsource(m) for m in modules).encode()).hexdigest()
+    """A digest of the source of `modules` (what a kernel inlines) and of this module (the helpers
+    every kernel module inlines: `tile`, `count_step`, ...), for a kernel to close over."""
+    sources = (inspect.getsource(m) for m in (sys.modules[__name__], *modules))
+    return hashlib.sha256("".join(sources).encode()).hexdigest()
 
 
 SPEC_DIGEST = spec_digest(arith, units)

@@ -16,8 +16,6 @@ from snnc.ir.fixed_point import atrlif as spec
 from snnc.ir.fixed_point.units import bias_value, threshold_value
 
 from . import kernels as K
-from . import kernels_prodneuron
-from .kernels_prodneuron import count_step
 
 current_update = K.inline(spec.current_update, wrap32=K.wrap32, decay=K.decay, wrap_u=K.wrap_u)
 atrlif_update = K.inline(spec.atrlif_update, wrap32=K.wrap32, decay=K.decay, saturate_v=K.saturate_v,
@@ -68,20 +66,15 @@ def _make_scan_atrlif(digest: str):
                     state[V, b, j] = v
                     state[THETA, b, j] = theta
                     state[R, b, j] = r
-                    s_out[b, t, j] = s
-                    counts[b, j] += s
+                    K.record_step(b, t, j, s, i, v, s_out, counts, u_out, v_out, write_u, write_v)
                     n_spk += s
                     n_act += (i != 0) | (v != 0)
-                    if write_u:
-                        u_out[b, t, j] = i
-                    if write_v:
-                        v_out[b, t, j] = v
-                count_step(b, t, n_spk, n_act, s_out, fanout, spikes_t, active, ops_t)
+                K.count_step(b, t, n_spk, n_act, s_out, fanout, spikes_t, active, ops_t)
 
     return scan_atrlif
 
 
-scan_atrlif = _make_scan_atrlif(K.spec_digest(arith, units, spec, kernels_prodneuron))
+scan_atrlif = _make_scan_atrlif(K.spec_digest(arith, units, spec))
 
 
 def _signatures() -> dict[str, list[tuple]]:

@@ -22,20 +22,6 @@ product_value = K.inline(spec.product_value, wrap32=K.wrap32)
 product_spike = K.inline(spec.product_spike, wrap32=K.wrap32)
 
 
-@nb.njit(inline="always")
-def count_step(b, t, n_spk, n_act, s_out, fanout, spikes_t, active, ops_t):
-    """The activity counters of one (sample, step) of a single-population component: its nonzero
-    messages, active neurons, and the synaptic ops they cause (fanout per nonzero message)."""
-    spikes_t[b, 0, t] += n_spk
-    active[b, 0] += n_act
-    if n_spk > 0:
-        for p in range(fanout.shape[0]):
-            total = 0
-            for j in range(fanout.shape[1]):
-                total += fanout[p, j] * (s_out[b, t, j] != 0)
-            ops_t[b, p, t] += total
-
-
 def population_params(pop: Population) -> dict:
     """The kernel's parameters of a product population."""
     return {"exp": int(pop.prod_exp), "vth": int(pop.vth)}
@@ -64,7 +50,7 @@ def _make_scan_product(digest: str):
                     counts[b, j] += fired
                     n_spk += fired
                     n_act += (a1 != 0) | (a2 != 0)
-                count_step(b, t, n_spk, n_act, s_out, fanout, spikes_t, active, ops_t)
+                K.count_step(b, t, n_spk, n_act, s_out, fanout, spikes_t, active, ops_t)
 
     return scan_product
 

@@ -16,9 +16,7 @@ from snnc.ir.fixed_point import atrlif, refractory as spec
 from snnc.ir.fixed_point.units import bias_value, threshold_value
 
 from . import kernels as K
-from . import kernels_prodneuron
 from .kernels_atrlif import current_update
-from .kernels_prodneuron import count_step
 
 refractory_update = K.inline(spec.refractory_update, saturate_v=K.saturate_v, decay=K.decay, current_update=current_update)
 
@@ -66,20 +64,15 @@ def _make_scan_refractory(digest: str):
                     state[U, b, j] = u
                     state[V, b, j] = v
                     state[C, b, j] = c
-                    s_out[b, t, j] = s
-                    counts[b, j] += s
+                    K.record_step(b, t, j, s, u, v, s_out, counts, u_out, v_out, write_u, write_v)
                     n_spk += s
                     n_act += (u != 0) | (v != 0)
-                    if write_u:
-                        u_out[b, t, j] = u
-                    if write_v:
-                        v_out[b, t, j] = v
-                count_step(b, t, n_spk, n_act, s_out, fanout, spikes_t, active, ops_t)
+                K.count_step(b, t, n_spk, n_act, s_out, fanout, spikes_t, active, ops_t)
 
     return scan_refractory
 
 
-scan_refractory = _make_scan_refractory(K.spec_digest(arith, units, atrlif, spec, kernels_prodneuron))
+scan_refractory = _make_scan_refractory(K.spec_digest(arith, units, atrlif, spec))
 
 
 def _signatures() -> dict[str, list[tuple]]:

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import chip_strategies as cs
 from snnc.backends.sim import SimBackend
 from snnc.backends.sim import kernels as K
-from snnc.backends.sim import kernels_atrlif, kernels_prodneuron, kernels_sdn, warmup
+from snnc.backends.sim import kernels_atrlif, kernels_prodneuron, kernels_refractory, kernels_sdn, warmup
 from snnc.ir.chip import ChipGraph, InputPopulation, Population, Projection
 from snnc.ir.errors import ShapeError
 
@@ -81,7 +81,7 @@ def test_out_of_range_input_values_are_still_reported_after_the_dtype_change():
 
 def test_warmup_finds_the_kernel_modules_and_their_kernels():
     mods = warmup.kernel_modules()
-    assert {K, kernels_sdn, kernels_prodneuron, kernels_atrlif} <= set(mods)
+    assert {K, kernels_sdn, kernels_prodneuron, kernels_atrlif, kernels_refractory} <= set(mods)
     for mod in mods:
         for name, sigs in mod.SIGNATURES.items():
             assert callable(getattr(mod, name)) and sigs, name
