@@ -1,6 +1,7 @@
 """The two datasets of issue 18's done-when, small: the digits conversion example's test split as an
 .npz (a chip-level file), and the NIR paper CNN with N-MNIST-like event files made by tonic's
-transforms from the real recording. Shared by test_dataset_eval.py and test_dask_engine.py."""
+transforms from the real recording. Shared by test_dataset_eval.py and test_dask_engine.py; and the
+small integrate-and-fire case the budget and report CLI tests run over a dataset file."""
 from __future__ import annotations
 
 import functools
@@ -12,6 +13,23 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 CNN = "nir-paper/cnn/cnn_sinabs.nir"
 BIN_MS, STEPS = 20.0, 6  # 20 ms bins, the first 120 ms of each recording
+
+
+def if_case(folder: Path):
+    """The integrate-and-fire network as `if.nir` and 10 random spike trains in `folder`: `d.npz` (x and
+    labels y) and the same as `x.npy`/`y.npy` for --input/--labels. Returns (x, y)."""
+    import nir
+
+    from test_sweep import if_network
+
+    rng = np.random.default_rng(11)
+    x = (rng.random((10, 12, 3)) < 0.5).astype(np.float32)
+    y = rng.integers(0, 2, 10)
+    nir.write(str(folder / "if.nir"), if_network())
+    np.savez(folder / "d.npz", x=x, y=y)
+    np.save(folder / "x.npy", x)
+    np.save(folder / "y.npy", y)
+    return x, y
 
 
 def digits_case(tmp_path: Path, samples: int = 24):

@@ -9,6 +9,7 @@ import pytest
 
 from snnc.compiler.cli import main
 
+from dataset_cases import if_case
 from test_sweep import if_network
 
 WIDTHS = "2,4,8"
@@ -18,16 +19,8 @@ WIDTHS = "2,4,8"
 def case(tmp_path_factory):
     """The integrate-and-fire network as a .nir, 10 random spike trains (.npz with labels y, and the
     same as .npy arrays for --input/--labels)."""
-    import nir
-
     folder = tmp_path_factory.mktemp("budget_engine")
-    rng = np.random.default_rng(11)
-    x = (rng.random((10, 12, 3)) < 0.5).astype(np.float32)
-    y = rng.integers(0, 2, 10)
-    nir.write(str(folder / "if.nir"), if_network())
-    np.savez(folder / "d.npz", x=x, y=y)
-    np.save(folder / "x.npy", x)
-    np.save(folder / "y.npy", y)
+    x, y = if_case(folder)
     return folder, x, y
 
 

@@ -8,18 +8,11 @@ import numpy as np
 
 from snnc.compiler.cli import main
 
-from test_sweep import if_network
+from dataset_cases import if_case
 
 
 def test_report_over_a_dataset_equals_evaluate_and_the_one_array_report(tmp_path, capsys):
-    import nir
-
-    rng = np.random.default_rng(11)
-    x = (rng.random((10, 12, 3)) < 0.5).astype(np.float32)
-    y = rng.integers(0, 2, 10)
-    nir.write(str(tmp_path / "if.nir"), if_network())
-    np.savez(tmp_path / "d.npz", x=x, y=y)
-    np.save(tmp_path / "x.npy", x)
+    _, y = if_case(tmp_path)
     model, common = str(tmp_path / "if.nir"), ["--reset-mode", "zero", "--dt", "1e-4"]
 
     assert main(["evaluate", model, "--data", str(tmp_path / "d.npz"), "--out", str(tmp_path / "r.json"), "--no-progress",
