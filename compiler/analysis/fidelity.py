@@ -186,7 +186,7 @@ def check_fidelity(result: Any, calibrate: Any = None, tolerance: Mapping[str, f
     import time
 
     from snnc.backends.base import normalize_inputs
-    from snnc.backends.sim import SimBackend
+    from snnc.backends.program_cache import build_cached
     from snnc.compiler.passes.netlist import lower, simulate
 
     start = time.perf_counter()
@@ -217,7 +217,7 @@ def check_fidelity(result: Any, calibrate: Any = None, tolerance: Mapping[str, f
     # the plain chip run (integers, unaligned), long enough that every population covers all steps
     latest = max([shift, *(int(p.meta.get("latency") or 0) for p in chip.populations.values())])
     encoded = result.encode_inputs(chip_data)
-    run = SimBackend().build(chip).run(encoded, steps=steps + latest, probes=probes)
+    run = build_cached(chip, "sim").run(encoded, steps=steps + latest, probes=probes)  # result.run() reuses it
     events = overflow_events(chip, run, encoded)
 
     report = FidelityReport(tolerance=tol, input_source=what, steps=steps, batch=batch,

@@ -52,6 +52,21 @@ def breaches(result) -> dict[tuple[str, str], object]:
 
 
 # -- tolerances ------------------------------------------------------------------------------------
+def test_the_guards_sim_program_serves_the_first_run(monkeypatch):
+    from snnc.backends.sim import SimBackend
+
+    result, _ = guarded(net())
+    x = (np.random.default_rng(4).random((2, 20, 10)) < 0.3).astype(np.float32)
+    builds = []
+    build = SimBackend.build
+    monkeypatch.setattr(SimBackend, "build", lambda self, graph, **o: builds.append(graph) or build(self, graph, **o))
+    first = result.run(x)
+    assert builds == []  # built once, by the guard
+    fresh = compile(net(), guard=False).run(x)
+    assert len(builds) == 1  # an unguarded compile builds on its first run
+    assert all(np.array_equal(first.outputs[k], fresh.outputs[k]) for k in fresh.outputs)
+
+
 def test_tolerance_parsing():
     assert parse_tolerance(None) == DEFAULT_TOLERANCE
     tol = parse_tolerance("weight_error=0.1, agreement=0.9")
