@@ -389,7 +389,7 @@ class Projection:
         direct projection has none."""
         if self.direct:
             return 0
-        if self.kind == "sparse":
+        if isinstance(self.weights, sp.csr_matrix):  # kind "sparse", converted at construction
             return int(self.weights.nnz)
         if self.kind == "conv":
             return int(self.weights.size)
@@ -398,6 +398,16 @@ class Projection:
     @property
     def max_delay(self) -> int:
         return int(np.max(self.delay)) if np.ndim(self.delay) else int(self.delay)
+
+    @property
+    def geometry(self) -> ConvGeometry:
+        """The geometry of a conv projection (every one has it, checked at construction)."""
+        if self.conv is None:
+            raise ParameterError(
+                "projection has no conv geometry", where=f"projection {self.name!r}", got=self.kind,
+                hint="only a conv projection has one: test `kind == 'conv'` first",
+            )
+        return self.conv
 
     def effective_weights(self):
         """Weights as the chip applies them (Lava's clip + truncation for dense/sparse)."""
@@ -505,11 +515,11 @@ class ChipGraph:
                 raise GraphError("projection target is not a population", where=where, expected=sorted(self.populations), got=p.dst)
             dst = self.populations[p.dst]
             if p.kind == "conv":
-                if tuple(src.shape) != p.conv.in_shape or tuple(dst.shape) != p.conv.out_shape:
+                if tuple(src.shape) != p.geometry.in_shape or tuple(dst.shape) != p.geometry.out_shape:
                     raise ShapeError(
                         "conv geometry does not match its source/target shapes",
                         where=where,
-                        expected=(p.conv.in_shape, p.conv.out_shape),
+                        expected=(p.geometry.in_shape, p.geometry.out_shape),
                         got=(src.shape, dst.shape),
                     )
             elif p.weights.shape != (dst.size, src.size):

@@ -262,7 +262,7 @@ def _projection_node(proj: Projection, graph: ChipGraph) -> nir.NIRNode:
     }
     weight = float_weights(proj)
     if proj.kind == "conv":
-        c = proj.conv
+        c = proj.geometry
         record["conv"] = {
             "in_shape": list(c.in_shape), "out_shape": list(c.out_shape), "kernel": list(c.kernel),
             "stride": list(c.stride), "padding": list(c.padding), "dilation": list(c.dilation), "groups": c.groups,
@@ -475,7 +475,7 @@ def _rebuild(nir_graph, header: dict, where: str) -> ChipGraph:
             num_weight_bits=_decode(rec["num_weight_bits"]),
             num_message_bits=_decode(rec["num_message_bits"]),
             delay=_decode(rec["delay"]),
-            conv=ConvGeometry(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in conv.items()}) if conv else None,
+            conv=_conv_geometry(conv) if conv else None,
             meta=_decode(rec["meta"]),
             port=rec.get("port", "a_in"),  # files written before product ports had none
             direct=bool(rec.get("direct", False)),  # files written before direct inputs had none
@@ -488,6 +488,12 @@ def _rebuild(nir_graph, header: dict, where: str) -> ChipGraph:
     graph.validate()
     _check_edges(nir_graph, graph, by_kind, skipped, where)
     return graph
+
+
+def _conv_geometry(record: dict[str, Any]) -> ConvGeometry:
+    """A conv projection's geometry from its JSON record (lists back to tuples)."""
+    fields: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v) for k, v in record.items()}
+    return ConvGeometry(**fields)
 
 
 def _added_port(node) -> bool:

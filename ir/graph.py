@@ -217,12 +217,13 @@ class Graph:
         if not isinstance(self.nodes, dict) or any(not isinstance(n, str) for n in self.nodes):
             raise GraphError("graph nodes must be a dict of name -> nir node with string names", where=self.source)
         try:
-            self.edges = [tuple(e) for e in self.edges]
+            pairs = [tuple(e) for e in self.edges]
         except TypeError:
             raise GraphError("graph edges must be (source, target) pairs", where=self.source, got=self.edges) from None
-        for edge in self.edges:
+        for edge in pairs:
             if len(edge) != 2:
                 raise GraphError("malformed edge", where=self.source, expected="a (source, target) pair", got=edge)
+        self.edges = [(a, b) for a, b in pairs]
         for name, node in self.nodes.items():
             if isinstance(node, nir.NIRGraph):
                 raise GraphError(
@@ -415,7 +416,7 @@ def _file_fields(cls) -> tuple[set[str], set[str]]:
     return required, allowed
 
 
-NODE_TYPES: dict[str, type] = {t.__name__: t for t in (*S.SUPPORTED_TYPES, nir.NIRGraph)}
+NODE_TYPES: dict[str, type[nir.NIRNode]] = {t.__name__: t for t in (*S.SUPPORTED_TYPES, nir.NIRGraph)}
 """Every node type of nir 1.0.8 by its name in a file."""
 
 
