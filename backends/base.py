@@ -167,6 +167,12 @@ def normalize_inputs(
         elif arr.shape[0] != batch or arr.shape[1] != length:
             raise ShapeError("inputs disagree on batch or time length", where=f"input {name!r}", expected=(batch, length), got=arr.shape[:2])
         out[name] = arr
+    if batch is None or length is None:  # only when the network has no input ports at all
+        raise ShapeError(
+            "the network has no input ports, so there are no inputs to take",
+            expected="no inputs", got=type(inputs).__name__,
+            hint="run a network without inputs with steps=T and no inputs",
+        )
     steps = length if steps is None else int(steps)
     if steps <= 0:
         raise ShapeError("number of steps must be positive", got=steps)
@@ -186,9 +192,7 @@ def _entry_points() -> dict[str, Any]:
     8-20 ms, more than a small program's build)."""
     from importlib.metadata import entry_points
 
-    eps = entry_points()
-    selected = eps.select(group=ENTRY_POINT_GROUP) if hasattr(eps, "select") else eps.get(ENTRY_POINT_GROUP, [])
-    return {ep.name: ep for ep in selected}
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 
 _BUILTIN = {

@@ -32,7 +32,7 @@ def _digest(value: Any, crc: int) -> int:
     their items and fields; anything else by its repr."""
     if isinstance(value, np.ndarray):
         crc = zlib.crc32(f"{value.dtype.str}{value.shape}".encode(), crc)
-        return zlib.crc32(memoryview(np.ascontiguousarray(value)).cast("B"), crc)
+        return zlib.crc32(np.ascontiguousarray(value).data.cast("B"), crc)
     if sp.issparse(value):
         m = value.tocsr()
         crc = zlib.crc32(f"sparse{m.shape}".encode(), crc)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 
@@ -36,6 +36,9 @@ from snnc.ir.errors import BackendError
 
 from .emit import TAGS, attach_taps, check_input_values, emit, parse_record_keys
 from .runner import Session, loihi_extension_missing, make_run_config, run_isolated
+
+if TYPE_CHECKING:
+    from lava.magma.core.process.variable import Var
 
 STRATEGIES = ("auto", "rebuild", "reset")
 OPTIONS = ("tag", "hardware", "timeout", "strategy", "progress")
@@ -48,10 +51,10 @@ def default_timeout(batch: int, steps: int) -> float:
     return 60.0 + 0.1 * batch * steps
 
 
-def _state_vars(net) -> list:
+def _state_vars(net) -> list[Var]:
     """Every Var whose value carries over from one step to the next: neurons' u and v, and the
     synaptic buffers of Dense/Sparse (`a_buff`, per delay for Delay*) and Conv (`a_buf`)."""
-    out = []
+    out: list[Var] = []
     for proc in net.populations.values():
         out.extend(getattr(proc, name) for name in ("u", "v") if hasattr(proc, name))  # ProdNeuron has no u
         if hasattr(proc, "spiked"):  # snnc's CubaNeuron remembers last step's spikes (subtract reset)
@@ -124,10 +127,11 @@ class LavaProgram:
     ) -> RunResult:
         """Run a batch [batch, T, *shape] (or [T, *shape]) sample by sample, state reset between."""
         graph = self.graph
+        data: dict[str, np.ndarray] = {}
         if not graph.inputs:
             if steps is None:
                 raise BackendError("a network without inputs needs `steps`", hint="call run(None, steps=T)")
-            batch, data = 1, {}
+            batch = 1
             steps = int(steps)
         else:
             if inputs is None:

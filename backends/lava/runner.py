@@ -466,17 +466,20 @@ def run_isolated(
     start = time.monotonic()
     worker.start()
     pgid = worker.pid
+    send_conn.close()
+    if pgid is None:  # start() returns with a pid; without one there is no process group to end
+        recv_conn.close()
+        raise BackendError("the Lava worker process did not start", hint="check the system's process limits")
     try:
-        os.setpgid(worker.pid, worker.pid)  # also done by the child: whichever runs first wins
+        os.setpgid(pgid, pgid)  # also done by the child: whichever runs first wins
     except OSError:
         pass
-    send_conn.close()
     if on_start is not None:
-        on_start(worker.pid)
+        on_start(pgid)
     actors: list = []
     where = (0, 0)
     done_steps = 0
-    outcome = None
+    outcome: tuple[Any, ...] | None = None  # ("result", value), ("error", class, fields), ("timeout",), ("died",)
     try:
         if progress is not False:
             from tqdm.auto import tqdm

@@ -490,6 +490,13 @@ def test_input_of_the_wrong_shape_is_named():
     assert "input 'input'" in str(err.value) and "[T, 3]" in str(err.value) and "[7, 4]" in str(err.value)
 
 
+def test_inputs_for_a_network_without_input_ports_are_refused():
+    # used to fail inside with a TypeError (None <= 0), or hand back batch None
+    for steps in (None, 5):
+        with pytest.raises(ShapeError, match="no input ports"):
+            normalize_inputs({}, {}, steps)
+
+
 def test_every_error_is_an_snnc_error():
     for cls in (GraphError, ModelFileError, ParameterError, ShapeError, UnsupportedNodeError):
         assert issubclass(cls, SnncError)
