@@ -10,12 +10,12 @@ with the input encoding the quantizer chose (`run`).
 from __future__ import annotations
 
 import dataclasses
+import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-import nir
 import numpy as np
 
 from snnc.backends.base import shift_back
@@ -37,18 +37,9 @@ DEFAULT_DT = 1e-4
 def load(model: Any, reset_mode: str | None = None) -> Graph:
     """A validated NIR-level Graph from a Graph, a nir.NIRGraph or a path (`reset_mode`: see
     `snnc.ir.reset_mode`; None assumes NIR's reset where the model cannot say, with a warning)."""
-    try:
-        from snnc.compiler.frontends.loader import load_model
-    except ImportError:  # pragma: no cover - the frontends are part of the project
-        load_model = None
-    if isinstance(model, Graph):
-        graph = model
-    elif load_model is not None:
-        graph = load_model(model, reset_mode=reset_mode)
-    elif isinstance(model, (nir.NIRGraph, str, Path)):
-        graph = Graph.from_nir(model)
-    else:
-        raise ParameterError("cannot compile this object", got=type(model).__name__, hint="pass a Graph, nir.NIRGraph or .nir path")
+    from snnc.compiler.frontends.loader import load_model
+
+    graph = model if isinstance(model, Graph) else load_model(model, reset_mode=reset_mode)
     if isinstance(graph, ChipGraph):
         raise ParameterError(
             "the model is already a chip-level graph",
@@ -144,7 +135,7 @@ def compile(  # noqa: A001 - the verb users expect
     if isinstance(passes, str):
         from .passes import parse_pipeline
 
-        passes = [dataclasses.replace(p, calibrate=calibrate) if p.name == "quantize" and calibrate is not None else p
+        passes = [dataclasses.replace(p, calibrate=calibrate) if isinstance(p, Quantize) and calibrate is not None else p
                   for p in parse_pipeline(passes)]
     if passes is None:
         passes = default_passes(target=target, weight_bits=weight_bits, dt=dt, calibrate=calibrate, **pass_options)
@@ -295,7 +286,7 @@ class CompileResult:
         """The summary table as plain text."""
         from rich.console import Console
 
-        console = Console(record=True, width=width, file=_Null())
+        console = Console(record=True, width=width, file=io.StringIO())  # recorded, not shown
         console.print(self.summary())
         notes = [n for r in self.records for n in r.report.get("notes", []) + r.report.get("approximations", [])]
         for n in notes:
@@ -329,14 +320,6 @@ class CompileResult:
         from .data.encoding import run
 
         return run(self.chip, inputs, backend=backend, steps=steps, probes=probes, raw=raw, **options)
-
-
-class _Null:
-    def write(self, _text):
-        return 0
-
-    def flush(self):
-        pass
 
 
 def _fmt(value) -> str:

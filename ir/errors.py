@@ -85,3 +85,5 @@ class BackendError(SnncError):
 
 class PassError(SnncError):
     """A compiler pass failed; wraps the cause and names the pass."""
+
+    cause: SnncError | None = None  # the snnc error the pass raised, when it raised one

@@ -67,6 +67,7 @@ import warnings
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+import scipy.sparse as sp
 
 from snnc.ir.bits import SPECS, STATE_BITS
 from snnc.ir.chip import ChipGraph, Population, Projection
@@ -219,7 +220,8 @@ class BitBudget:
 
     @property
     def spike_bits_per_sample(self) -> float | None:
-        return None if self.batch is None else self.spike_bits / self.batch
+        bits = self.spike_bits
+        return None if bits is None or self.batch is None else bits / self.batch
 
     @property
     def bit_ops(self) -> int | None:
@@ -231,7 +233,8 @@ class BitBudget:
 
     @property
     def bit_ops_per_sample(self) -> float | None:
-        return None if self.batch is None else self.bit_ops / self.batch
+        ops = self.bit_ops
+        return None if ops is None or self.batch is None else ops / self.batch
 
     @property
     def min_margin_bits(self) -> int | None:
@@ -250,7 +253,7 @@ class BitBudget:
             d["synapses"] = layer.synapses
             d["memory_bits"] = layer.memory_bits
             details.append(d)
-            bits = {
+            bits: dict[str, float] = {
                 "weight_bits": sum(p.weight_bits for p in layer.projections),
                 "index_bits": sum(p.index_bits for p in layer.projections),
                 "delay_bits": sum(p.delay_bits for p in layer.projections),
@@ -475,7 +478,7 @@ def _projection_budget(graph: ChipGraph, proj: Projection, pos, neg) -> Projecti
     src = graph.source(proj.src)
     mode = proj.sign_mode
     bits_per_weight = int(proj.num_weight_bits)
-    if proj.kind == "sparse":
+    if isinstance(proj.weights, sp.csr_matrix):  # kind "sparse"
         stored = int(proj.weights.nnz)
         index_per = (src.size - 1).bit_length()  # = ceil(log2(src.size))
     else:  # dense: the whole matrix; conv: the kernel
@@ -521,7 +524,7 @@ def _input_bounds(graph: ChipGraph, proj: Projection, dst: Population) -> tuple[
         w = np.asarray(w, dtype=np.int64)
         per_pos = np.clip(w, 0, None).sum(axis=(1, 2, 3))  # per output channel
         per_neg = np.clip(-w, 0, None).sum(axis=(1, 2, 3))
-        positions = math.prod(proj.conv.out_shape[1:])
+        positions = math.prod(proj.geometry.out_shape[1:])
         pos, neg = np.repeat(per_pos, positions), np.repeat(per_neg, positions)
     else:
         w = np.asarray(w, dtype=np.int64)

@@ -24,6 +24,7 @@ Baselines, each labelled as such in every report: the literature's SynOps figure
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 import numpy as np
 
@@ -425,7 +426,19 @@ def _latency(activity, mapping: Mapping, table: CostTable, link_msgs: list[float
 
 
 # -- a published measurement to compare against -------------------------------------------------------
-BLOUW_2019 = {
+class Measurement(TypedDict):
+    """A published chip measurement: where from, what network, its powers and rate."""
+
+    source: str
+    network: str
+    idle_w: float
+    running_w: float
+    dynamic_w: float
+    inferences_per_s: float
+    dynamic_j_per_inference: float
+
+
+BLOUW_2019: Measurement = {
     "source": (
         "P. Blouw, X. Choo, E. Hunsberger, C. Eliasmith, 'Benchmarking Keyword Spotting Efficiency on "
         "Neuromorphic Hardware', NICE 2019 (arXiv:1812.01739), Table 1"

@@ -68,7 +68,7 @@ def synaptic_operations(calls: Iterable[tuple], samples: int) -> dict[str, float
 
     `calls`: (W, x) per layer call, W [out, in] (dense or scipy sparse), x [batch, in] the
     layer's input on that call (one call per time step for a spiking layer)."""
-    mac = ac = dense = 0
+    mac = ac = dense = 0.0
     for w, x in calls:
         x = np.asarray(x, dtype=np.float64).reshape(len(x), -1) if np.ndim(x) > 1 else np.asarray(x, float)[None]
         if x.shape[-1] != w.shape[1]:

@@ -219,9 +219,8 @@ class Fuse(Pass):
             preds, succs = g.predecessors(name), g.successors(name)
             if len(preds) != 1 or len(succs) != 1:
                 continue
-            key = (preds[0], succs[0], (preds[0], name) in g.recurrent, (name, succs[0]) in g.recurrent, type(node) is nir.Conv2d)
-            if key[4]:
-                key = key + (_conv_signature(node, g.in_shapes[name]),)
+            conv = _conv_signature(node, g.in_shapes[name]) if type(node) is nir.Conv2d else None  # same geometry only
+            key = (preds[0], succs[0], (preds[0], name) in g.recurrent, (name, succs[0]) in g.recurrent, conv)
             other = seen.get(key)
             if other is None:
                 seen[key] = name

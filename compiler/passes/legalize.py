@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
+import scipy.sparse as sp
 
 from snnc.ir.chip import ChipGraph, Projection
 from snnc.ir.errors import ParameterError, QuantizationError, ResourceError
@@ -54,7 +55,9 @@ class Legalize(Pass):
             raise ParameterError("shared parameters must be among du, dv, vth", where="legalize option shared", got=sorted(unknown))
         profile = get_profile(self.target)
         g = copy.deepcopy(graph)
-        report = {"target": profile.name, "collapsed": {}, "approximated": {}, "per_neuron": {}, "max_fan_in": 0, "max_delay": 0}
+        collapsed: dict[str, list[str]] = {}  # layer -> parameters whose equal values became one
+        per_neuron: dict[str, list[str]] = {}  # layer -> parameters kept per neuron
+        approximated: dict[str, dict[str, dict[str, float]]] = {}  # layer -> parameter -> value, spread
 
         for name, pop in g.populations.items():
             for param in ("du", "dv", "vth"):
@@ -64,10 +67,10 @@ class Legalize(Pass):
                 arr = np.asarray(value)
                 if np.all(arr == arr.ravel()[0]):
                     setattr(pop, param, int(arr.ravel()[0]))
-                    report["collapsed"].setdefault(name, []).append(param)
+                    collapsed.setdefault(name, []).append(param)
                     continue
                 if param not in self.shared:
-                    report["per_neuron"].setdefault(name, []).append(param)
+                    per_neuron.setdefault(name, []).append(param)
                     continue
                 f = FACTOR[param](arr)
                 chosen = int(np.sort(arr.ravel())[arr.size // 2])
@@ -87,9 +90,10 @@ class Legalize(Pass):
                         ),
                     )
                 setattr(pop, param, chosen)
-                report["approximated"].setdefault(name, {})[param] = {"value": chosen, "relative_spread": spread}
+                approximated.setdefault(name, {})[param] = {"value": chosen, "relative_spread": spread}
 
         limits = profile
+        max_delay = 0
         for p in g.projections.values():
             where = f"projection {p.name!r} ({p.src} -> {p.dst})"
             if p.num_weight_bits > limits.max_weight_bits:
@@ -100,7 +104,7 @@ class Legalize(Pass):
                     "synaptic delay beyond the target's range", where=where, expected=f"<= {limits.max_delay}",
                     got=p.max_delay, hint="shorten Delay nodes or skip-connection depth differences, or use a larger dt",
                 )
-            report["max_delay"] = max(report["max_delay"], p.max_delay)
+            max_delay = max(max_delay, p.max_delay)
         for name, inp in g.inputs.items():
             if inp.num_message_bits > limits.max_message_bits:
                 raise QuantizationError(
@@ -111,15 +115,16 @@ class Legalize(Pass):
                     hint="encode the input as binary spikes (input_encoding='spikes') or choose target 'loihi2'",
                 )
         fan_in = {name: np.zeros(pop.size, np.int64) for name, pop in g.populations.items()}
-        fan_out = {name: np.zeros(src.size, np.int64) for name, src in [*g.inputs.items(), *g.populations.items()]}
+        fan_out = {src.name: np.zeros(src.size, np.int64) for src in g.iter_nodes()}
         for p in g.projections.values():
             counts = _fan_in(p, axis=1)
             fan_in[p.dst] = fan_in[p.dst] + counts
             fan_out[p.src] = fan_out[p.src] + _fan_in(p, axis=0)
-        report["max_fan_out"] = int(max((f.max(initial=0) for f in fan_out.values()), default=0))
+        max_fan_out = int(max((f.max(initial=0) for f in fan_out.values()), default=0))
+        max_fan_in = 0
         for name, f in fan_in.items():
             worst = int(f.max(initial=0))
-            report["max_fan_in"] = max(report["max_fan_in"], worst)
+            max_fan_in = max(max_fan_in, worst)
             if self.check_fan_in and worst > limits.input_axons_per_core:
                 raise ResourceError(
                     "a neuron receives synapses from more source neurons than one core has input axons",
@@ -129,6 +134,10 @@ class Legalize(Pass):
                     hint="sparsify or split the incoming layer (e.g. a narrower dense layer or a convolution)",
                 )
         g.validate()
+        report = {
+            "target": profile.name, "collapsed": collapsed, "approximated": approximated, "per_neuron": per_neuron,
+            "max_fan_in": max_fan_in, "max_delay": max_delay, "max_fan_out": max_fan_out,
+        }
         return PassResult(g, report)
 
 
@@ -137,10 +146,10 @@ def _fan_in(p: Projection, axis: int = 1) -> np.ndarray:
     if p.kind == "dense":
         return np.count_nonzero(np.asarray(p.weights), axis=axis)
     if p.kind == "sparse":
-        m = p.weights.tocsr().copy()
+        m = sp.csr_matrix(p.weights, copy=True)
     else:
         from .netlist import conv_matrix
 
-        m = conv_matrix(np.where(np.asarray(p.weights) != 0, 1.0, 0.0), p.conv).tocsr()
+        m = conv_matrix(np.where(np.asarray(p.weights) != 0, 1.0, 0.0), p.geometry).tocsr()
     m.eliminate_zeros()
     return np.diff(m.indptr) if axis == 1 else np.diff(m.tocsc().indptr)

@@ -119,7 +119,7 @@ def split_heterogeneous(graph: ChipGraph, shared=("du", "dv", "vth"), tolerance:
             continue
         w = p.effective_weights()
         if p.kind == "conv":
-            w = conv_matrix(np.asarray(w, dtype=np.float64), p.conv).astype(np.int64)
+            w = conv_matrix(np.asarray(w, dtype=np.float64), p.geometry).astype(np.int64)
         w = sp.csr_matrix(w) if p.kind != "dense" else np.asarray(w)
         for s_name, s_idx in srcs:
             for d_name, d_idx in dsts:

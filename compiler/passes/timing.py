@@ -242,12 +242,11 @@ def with_delay(p: Projection, delay) -> Projection:
     """A copy of `p` with `delay` (a conv projection that needs one becomes sparse)."""
     kind, weights, conv = p.kind, p.weights, p.conv
     if kind == "conv" and np.any(np.asarray(delay) != 0):
-        weights = sp.csr_matrix(conv_matrix(np.asarray(p.weights, dtype=np.float64), p.conv).astype(np.int64))
+        weights = sp.csr_matrix(conv_matrix(np.asarray(p.weights, dtype=np.float64), p.geometry).astype(np.int64))
         weights.eliminate_zeros()
         kind, conv = "sparse", None
     if np.ndim(delay) and kind != "dense":
-        weights = weights.toarray() if sp.issparse(weights) else weights
-        kind = "dense"
+        kind = "dense"  # per-synapse delays need dense weights: Projection densifies sparse ones
     if np.ndim(delay) and np.all(delay == np.ravel(delay)[0]):
         delay = int(np.ravel(delay)[0])
     return Projection(

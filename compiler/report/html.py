@@ -13,13 +13,16 @@ import html
 import io
 import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from .format import SECTIONS, format_energy, format_time
+
+if TYPE_CHECKING:
+    from ..mapping import Block
 
 _COST_COLORS = {
     "synaptic": "#1f77b4",
@@ -85,7 +88,7 @@ def fig_mesh(mapping) -> Figure:
     nrows = -(-chips // ncols)
     fig = Figure(figsize=(5.5 * ncols, 0.45 * rows * nrows + 1.2 + 0.2 * len(layers) / 4))
     limits = prof.limits()
-    by_chip = {}
+    by_chip: dict[int, list[Block]] = {}
     for b in mapping.blocks:
         by_chip.setdefault(b.chip, []).append(b)
     for ci in range(chips):
@@ -209,7 +212,7 @@ def fig_latency(energy) -> Figure:
 
 def _spike_arrays(run_result, graph) -> list[tuple[str, np.ndarray]]:
     """(name, [T, neurons]) spike arrays of batch element 0 from outputs and probes."""
-    out = []
+    out: list[tuple[str, np.ndarray]] = []
     if run_result is None:
         return out
     items = []

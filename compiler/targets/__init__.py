@@ -287,16 +287,16 @@ def _parse_costs(path: str, raw: Any, default: CostTable | None, keep_name: bool
     if unknown:
         raise _fail(path, f"costs.{sorted(unknown)[0]}", "unknown cost key", expected=sorted([*_COST_KEYS, *_COST_SPECIAL]))
     base = default
-    if base is None and "base" not in raw:
-        missing = sorted(k for k in [*_COST_KEYS, "name", "label", "source", "static_source", "barrier_ns"] if k not in raw)
-        if missing:
-            raise _fail(path, f"costs.{missing[0]}", "a cost table without a base needs every figure", expected=", ".join(missing))
-        return _full_cost_table(path, raw)
     if "base" in raw:
         name = _check_value(path, "costs.base", raw["base"], str, None, None)
         if name not in COST_TABLES:
             raise _fail(path, "costs.base", "unknown cost table", expected=sorted(COST_TABLES), got=name)
         base = COST_TABLES[name]
+    elif base is None:
+        missing = sorted(k for k in [*_COST_KEYS, "name", "label", "source", "static_source", "barrier_ns"] if k not in raw)
+        if missing:
+            raise _fail(path, f"costs.{missing[0]}", "a cost table without a base needs every figure", expected=", ".join(missing))
+        return _full_cost_table(path, raw)
     updates: dict[str, Any] = {}
     for key, (attr, scale) in _COST_KEYS.items():
         if key in raw:
@@ -311,7 +311,7 @@ def _parse_costs(path: str, raw: Any, default: CostTable | None, keep_name: bool
         updates["assumptions"] = tuple(a)
     if "barrier_ns" in raw:
         b = raw["barrier_ns"]
-        pts = None
+        pts: tuple[tuple[int, float], ...] | None = None
         if isinstance(b, (int, float)) and not isinstance(b, bool):
             pts = ((1, _check_value(path, "costs.barrier_ns", b, float, 0, None) * NS),)
         elif isinstance(b, dict) and b:
