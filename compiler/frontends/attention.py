@@ -42,6 +42,7 @@ from dataclasses import dataclass
 
 import nir
 import numpy as np
+import torch
 
 from snnc.ir.bits import truncate_weights
 from snnc.ir.chip import ChipGraph, InputPopulation, OutputPort, Population, Projection
@@ -59,17 +60,10 @@ INPUT_INIT_SCALE = 1 / 16
 
 
 # -- torch modules ---------------------------------------------------------------------------------
-def _torch():
-    import torch
-
-    return torch
-
-
 def quantized(w, bits_frac: int):
     """w on the grid (even integer) / 2**bits_frac with |integer| <= 254; straight-through gradient.
 
     Even: Lava's Dense drops the lowest bit of mixed-sign 8-bit weights (7 bits + sign survive)."""
-    torch = _torch()
     scale = float(2**bits_frac)
     q = torch.clamp(2 * torch.round(w * scale / 2), -MAX_WEIGHT, MAX_WEIGHT) / scale
     return q.detach() + (w - w.detach())  # exactly q forward, w's gradient backward
@@ -77,7 +71,6 @@ def quantized(w, bits_frac: int):
 
 def spike(v, threshold: float = 1.0):
     """Heaviside(v - threshold) forward, a fast-sigmoid surrogate gradient backward."""
-    torch = _torch()
     x = v - threshold
     smooth = x / (1.0 + SURROGATE_SLOPE * torch.abs(x))  # its derivative is the fast-sigmoid surrogate
     return (x > 0).to(v.dtype) + (smooth - smooth.detach())  # exactly 0/1 forward
@@ -85,7 +78,6 @@ def spike(v, threshold: float = 1.0):
 
 def if_neurons(current):
     """IF neurons (threshold 1, reset to zero, no leak) over time: [B, T, n] current -> spikes."""
-    torch = _torch()
     v = torch.zeros_like(current[:, 0])
     out = []
     for t in range(current.shape[1]):
@@ -96,26 +88,21 @@ def if_neurons(current):
     return torch.stack(out, dim=1)
 
 
-def _make_linear(d_in: int, d_out: int, frac_bits: int, init_scale: float = 1.0):
-    """A bias-free Linear whose forward uses its weights on the grid of `frac_bits`."""
-    torch = _torch()
+class _GridLinear(torch.nn.Linear):
+    """A bias-free Linear whose weights the blocks use on the grid of `frac_bits` (`_qweight`)."""
 
-    layer = torch.nn.Linear(d_in, d_out, bias=False)
-    with torch.no_grad():
-        layer.weight.mul_(init_scale)
-    layer.frac_bits = frac_bits
-    return layer
+    def __init__(self, d_in: int, d_out: int, frac_bits: int, init_scale: float = 1.0):
+        super().__init__(d_in, d_out, bias=False)
+        with torch.no_grad():
+            self.weight.mul_(init_scale)
+        self.frac_bits = frac_bits
 
 
-def _qweight(layer):
+def _qweight(layer: _GridLinear):
     return quantized(layer.weight, layer.frac_bits)
 
 
-def _module_base():
-    return _torch().nn.Module
-
-
-class SpikingSelfAttention(_module_base()):
+class SpikingSelfAttention(torch.nn.Module):
     """Causal spiking linear attention: spike-driven Q, K, V, then Q.K^T.V without softmax.
 
     x [B, T, d_in] -> [B, T, 2 d_model]: the attention out_t,j = sum_i floor(q_t,i S_t,ij / 2**scale_shift)
@@ -127,12 +114,11 @@ class SpikingSelfAttention(_module_base()):
     def __init__(self, d_in: int, d_model: int, *, frac_bits: int = 8, scale_shift: int = 0, init_scale: float = INPUT_INIT_SCALE):
         super().__init__()
         self.d_model, self.scale_shift = d_model, int(scale_shift)
-        self.q = _make_linear(d_in, d_model, frac_bits, init_scale)
-        self.k = _make_linear(d_in, d_model, frac_bits, init_scale)
-        self.v = _make_linear(d_in, d_model, frac_bits, init_scale)
+        self.q = _GridLinear(d_in, d_model, frac_bits, init_scale)
+        self.k = _GridLinear(d_in, d_model, frac_bits, init_scale)
+        self.v = _GridLinear(d_in, d_model, frac_bits, init_scale)
 
     def forward(self, x):
-        torch = _torch()
         q, k, v = (if_neurons(x @ _qweight(m).T) for m in (self.q, self.k, self.v))
         state = torch.cumsum(k.unsqueeze(-1) * v.unsqueeze(-2), dim=1)  # [B, T, d, d]
         if self.scale_shift:  # q_i is 0 or 1, so this is floor(q_i S_ij / 2**s): each product neuron's shift
@@ -146,7 +132,7 @@ class SpikingSelfAttention(_module_base()):
         return 2 * self.d_model
 
 
-class SpikingSSM(_module_base()):
+class SpikingSSM(torch.nn.Module):
     """Diagonal spiking state-space block: h_t = a * h_t-1 + B x_t, y_t = h_t * IF(G x_t).
 
     One real decay a = 1 - dv / 4096 per channel (dv an integer: the chip's own decay grid);
@@ -155,21 +141,18 @@ class SpikingSSM(_module_base()):
 
     def __init__(self, d_in: int, d_state: int, *, frac_bits: int = 8, payload_bits: int = 4, init_scale: float = INPUT_INIT_SCALE):
         super().__init__()
-        torch = _torch()
         self.d_state, self.payload_bits = d_state, int(payload_bits)
-        self.B = _make_linear(d_in, d_state, frac_bits, init_scale)
-        self.G = _make_linear(d_in, d_state, frac_bits, init_scale)
+        self.B = _GridLinear(d_in, d_state, frac_bits, init_scale)
+        self.G = _GridLinear(d_in, d_state, frac_bits, init_scale)
         self.decay_logit = torch.nn.Parameter(torch.linspace(-2.0, 2.0, d_state))
 
     def dv(self):
         """Per-channel chip decays (integers 1..4095) and the float decay a they stand for."""
-        torch = _torch()
         raw = torch.sigmoid(self.decay_logit) * 0.5 * DECAY_ONE  # a in [0.5, 1)
         dv = torch.clamp(torch.round(raw).detach() + (raw - raw.detach()), 1, DECAY_ONE - 1)
         return dv, 1.0 - dv / DECAY_ONE
 
     def forward(self, x):
-        torch = _torch()
         _, a = self.dv()
         drive = x @ _qweight(self.B).T
         gate = if_neurons(x @ _qweight(self.G).T)
@@ -188,7 +171,7 @@ class SpikingSSM(_module_base()):
         return self.d_state
 
 
-class S4DLayer(_module_base()):
+class S4DLayer(torch.nn.Module):
     """S4D's complex diagonal state-space layer, float only: Lava 0.10's `lava.proc.s4d.S4d`
     (floating_pt; it has no fixed_pt model) computes, per channel and step,
         s_t = a * s_t-1 + b * x_t,   y_t = Re(2 * c * s_t)
@@ -198,13 +181,11 @@ class S4DLayer(_module_base()):
 
     def __init__(self, a, b, c):
         super().__init__()
-        torch = _torch()
         for name, value in (("a", a), ("b", b), ("c", c)):
             self.register_buffer(name, torch.as_tensor(np.asarray(value, np.complex128)))
         self.d_state = int(self.a.numel())
 
     def forward(self, x):
-        torch = _torch()
         state = torch.zeros(x.shape[0], self.d_state, dtype=torch.complex128)
         out = []
         for t in range(x.shape[1]):
@@ -217,13 +198,13 @@ class S4DLayer(_module_base()):
         return self.d_state
 
 
-class SequenceClassifier(_module_base()):
+class SequenceClassifier(torch.nn.Module):
     """A block then a Linear readout summed over time: x [B, T, d_in] -> logits [B, classes]."""
 
     def __init__(self, block, classes: int, *, frac_bits: int = 6, init_scale: float = 0.1):
         super().__init__()
         self.block = block
-        self.readout = _make_linear(block.width, classes, frac_bits, init_scale)
+        self.readout = _GridLinear(block.width, classes, frac_bits, init_scale)
 
     def forward(self, x):
         return (self.block(x) @ _qweight(self.readout).T).sum(dim=1)
@@ -407,8 +388,9 @@ def nir_to_chip(graph: nir.NIRGraph, *, where: str = "<attention NIR graph>", ca
     notes: list[str] = []
     arrival: dict[str, int] = {}
     kinds = {}
+    records: dict[str, dict] = {}  # each node's snnc extension record ({} without one)
     for name, node in nodes.items():
-        rec = _record(node)
+        rec = records[name] = _record(node) or {}
         if isinstance(node, nir.Input):
             kinds[name] = "input"
         elif isinstance(node, nir.Linear) and not isinstance(node, nir.Affine):
@@ -443,8 +425,8 @@ def nir_to_chip(graph: nir.NIRGraph, *, where: str = "<attention NIR graph>", ca
         if kind in ("linear", "Output"):
             continue
         incoming = preds.get(name, [])
+        rec = records[name]
         if kind == "product":
-            rec = _record(node)
             size = int(np.size(node.scale))
             chip.add(Population(name, (size,), model="product", vth=0, prod_exp=int(rec.get("exp", 0))))
             scale, when = 1.0, {}
@@ -468,7 +450,6 @@ def nir_to_chip(graph: nir.NIRGraph, *, where: str = "<attention NIR graph>", ca
         # one input unit for all Linears into the node: the finest any of them needs (powers of two)
         a_unit = min(unit[linear_source(lin)] / 2.0 ** _grid(nodes[lin].weight, f"{where}: node {lin!r}")[1] for lin in incoming)
         size = int(np.size(node.r))
-        rec = _record(node) or {}
         if kind == "IF":
             vth = np.asarray(node.v_threshold, np.float64) / a_unit
             if np.any(vth != np.round(vth)) or len(set(vth.tolist())) != 1:
@@ -477,14 +458,13 @@ def nir_to_chip(graph: nir.NIRGraph, *, where: str = "<attention NIR graph>", ca
             chip.add(Population(name, (size,), du=DECAY_ONE - 1, dv=0, vth=int(vth[0])))
             unit[name] = 1.0
         else:  # LI (diagonal recurrence) or I (integrator): a relay that sends v >> shift
+            dv: np.ndarray | int = 0  # I: no decay
             if kind == "LI":
-                dv = DECAY_ONE * DT / np.asarray(node.tau, np.float64)
+                decay = DECAY_ONE * DT / np.asarray(node.tau, np.float64)
                 tau_r = np.asarray(node.r, np.float64) * DT / np.asarray(node.tau, np.float64)
-                if not (np.allclose(dv, np.rint(dv), rtol=0, atol=1e-9) and np.allclose(tau_r, 1.0, rtol=1e-12, atol=0)):
+                if not (np.allclose(decay, np.rint(decay), rtol=0, atol=1e-9) and np.allclose(tau_r, 1.0, rtol=1e-12, atol=0)):
                     raise ParameterError("LI decays must be integer / 4096 per step with r = tau / dt", where=f"{where}: node {name!r}")
-                dv = np.rint(dv).astype(np.int64)
-            else:
-                dv = 0
+                dv = np.rint(decay).astype(np.int64)
             frac = int(rec.get("frac_bits", 0))
             is_output = any(kinds.get(b) == "Output" for a, b in edges if a == name)
             shift = 0 if is_output else STATE_SHIFT + int(round(-math.log2(a_unit))) - frac
@@ -527,10 +507,10 @@ def _size_readout(seq: ChipSequence, rows: np.ndarray, where: str) -> None:
         if np.abs(run.probes[f"{name}/v"]).max(initial=0) >= SPECS["v"].hi:
             raise ParameterError("a relay saturates on the calibration data", where=f"{where}: node {name!r}",
                                  hint="lower the block's frac_bits (a coarser weight grid leaves more headroom)")
-    step = 0
-    for proj in feeds:
-        payload = run.probes[proj.src].reshape(rows.shape[0], -1, chip.source(proj.src).size).astype(np.int64)
-        step = step + payload @ np.asarray(proj.weights, np.int64).T  # [N, steps, classes]
+    step = np.sum([  # [N, steps, classes]: the readout's input per step (a neuron node has at least one feed)
+        run.probes[proj.src].reshape(rows.shape[0], -1, chip.source(proj.src).size).astype(np.int64)
+        @ np.asarray(proj.weights, np.int64).T for proj in feeds
+    ], axis=0)
     half = 2 ** (SPECS["u"].bits - 2)
     need = max(np.abs(step).max(initial=0), np.abs(np.cumsum(step, axis=1)).max(initial=0)) << STATE_SHIFT
     shift = max(0, int(need).bit_length() - int(half).bit_length() + 1)

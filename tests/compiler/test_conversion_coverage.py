@@ -141,6 +141,36 @@ def test_quantized_float_models_with_maxpool_hardtanh_and_conv1d():
     assert [m.signed for m in signed.layers if isinstance(m, IntGridLayer)] == [True, True, False]
 
 
+def test_string_padding_is_resolved_for_the_chip():
+    """torch's padding='same'/'valid' (convert_to_chip used to fail on the string with a TypeError):
+    the chip's symmetric padding reproduces the integer network, also folded into a strided conv
+    after a pool and for Conv1d; 'same' with an even kernel pads unevenly and is refused."""
+    torch.manual_seed(1)
+    rng = np.random.default_rng(1)
+    cases = [
+        (nn.Sequential(nn.Conv2d(1, 3, 3, padding="same"), nn.ReLU(), nn.AvgPool2d(2), nn.Conv2d(3, 2, 3, padding="same"),
+                       nn.ReLU(), nn.Conv2d(2, 2, 3, padding="valid"), nn.ReLU(), nn.Flatten(), nn.Linear(8, 3)), (1, 8, 8)),
+        (nn.Sequential(nn.Conv1d(2, 3, 5, padding="same", dilation=2), nn.ReLU(), nn.Flatten(), nn.Linear(30, 3)), (2, 10)),
+    ]
+    for model, shape in cases:
+        x = torch.as_tensor(rng.integers(0, 17, size=(10, *shape)).astype(np.float64))
+        qnet = quantize_model(model.double(), x, levels=3, input_range=(0, 16), weight_bits=6)
+        conv = convert_to_chip(qnet, shape)
+        result = conv.run(x)
+        expected = [t.numpy().astype(np.int64) for t in qnet.integer_forward(x)]
+        counts = conv.layer_counts(result)
+        hidden = [layer["name"] for layer in conv.layers if layer["act"]]
+        for name, exp in zip(hidden, expected):
+            np.testing.assert_array_equal(counts[name], exp, err_msg=f"{type(model[0]).__name__} {name}")
+        assert np.any(expected[0] > 0)
+        np.testing.assert_array_equal(conv.activations(result), expected[-1])
+    even = nn.Sequential(nn.Conv2d(1, 2, 2, padding="same"), nn.ReLU(), nn.Flatten(), nn.Linear(32, 2))
+    x = torch.ones(2, 1, 4, 4, dtype=torch.float64)
+    qnet = quantize_model(even.double(), x, levels=2, input_range=(0, 4))
+    with pytest.raises(UnsupportedNodeError, match="asymmetric padding"):
+        convert_to_chip(qnet, (1, 4, 4))
+
+
 @pytest.mark.lava
 def test_max_pool_and_signed_exact_on_lava():
     for net, x in (_max_pool_net(1), _signed_net(2)):

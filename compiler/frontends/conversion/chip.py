@@ -93,7 +93,8 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Sequence, cast
+from types import SimpleNamespace
+from typing import Any, Literal, Sequence, cast
 
 import numpy as np
 import scipy.sparse as sp
@@ -104,6 +105,7 @@ import torch.nn.functional as F
 from snnc.ir.bits import SPECS, representable_weight_range, sign_mode
 from snnc.ir.chip import ChipGraph, ConvGeometry, InputPopulation, OutputPort, Population, Projection
 from snnc.ir.errors import ParameterError, QuantizationError, ShapeError, UnsupportedNodeError
+from snnc.ir.shapes import conv_padding, pair
 
 A_LIMIT = 2**17 - 1
 """Largest |A| (a-units) that v = 64 A holds without saturating (v is clipped to +-(2**23 - 1))."""
@@ -129,6 +131,9 @@ class IntGridLayer(nn.Module):
     `forward` is the float model with straight-through estimators (s_out * n); `integer` is the
     exact integer evaluation the chip reproduces.
     """
+
+    in_scale: torch.Tensor  # buffers (register_buffer in __init__)
+    weight_scale: torch.Tensor
 
     def __init__(self, op: nn.Module, *, in_scale: float, weight_scale: float, step: int = 1,
                  levels: int = 1, act: bool = True, weight_bits: int = 8, signed: bool = False):
@@ -555,11 +560,11 @@ def quantize_model(model: nn.Module, data, *, levels: int, input_scale: float = 
             layers.append(pool1)
             i += 1
         elif isinstance(m, nn.AvgPool2d):
-            k = m.kernel_size
-            stride = m.stride if m.stride is not None else k
-            if stride != k or getattr(m, "padding", 0) not in (0, (0, 0)):
-                raise UnsupportedNodeError("only non-overlapping AvgPool2d (stride = kernel, no padding)", where=where, got=(k, stride))
-            pool = SumPool2d(k)
+            size = m.kernel_size
+            step = m.stride if m.stride is not None else size
+            if step != size or getattr(m, "padding", 0) not in (0, (0, 0)):
+                raise UnsupportedNodeError("only non-overlapping AvgPool2d (stride = kernel, no padding)", where=where, got=(size, step))
+            pool = SumPool2d(size)
             fold /= pool.kernel_size[0] * pool.kernel_size[1]
             n = pool.integer(n)
             layers.append(pool)
@@ -615,7 +620,7 @@ def _quantize_residual(m: Residual, n, s_block: float, *, levels: int, percentil
     k = skip_weight(s_block / (ws0 * s_h))
     ws = s_block / (k * s_h)
     with torch.no_grad():
-        cast(torch.Tensor, last.weight_scale).fill_(ws)
+        last.weight_scale.fill_(ws)
     last.act = True
     z = last.pre_activation(h) + k * n.double()
     if z.shape != n.shape:
@@ -702,11 +707,24 @@ def _pool_matrix(shape, k) -> sp.csr_matrix:
     return sp.csr_matrix((np.ones(src.size, np.int64), (dst, src)), shape=(c * ho * wo, c * h * w))
 
 
+def _conv_padding(op: nn.Conv1d | nn.Conv2d, where: str) -> tuple[int, ...]:
+    """torch's padding as explicit numbers: 'valid' and 'same' resolved as for a NIR conv (the chip's
+    conv pads symmetrically, so 'same' with an even kernel is refused)."""
+    if not isinstance(op.padding, str):
+        return tuple(int(p) for p in op.padding)
+    spec = SimpleNamespace(weight=np.empty((0, 0, *op.kernel_size)), stride=op.stride, dilation=op.dilation, padding=op.padding)
+    return conv_padding(spec, op.kernel_size, where)
+
+
 def _conv_geometry(op: nn.Conv2d, in_shape) -> ConvGeometry:
     c, h, w = in_shape
-    hw = ConvGeometry.output_hw((h, w), op.kernel_size, op.stride, op.padding, op.dilation)
-    return ConvGeometry(in_shape=(c, h, w), out_shape=(op.out_channels, *hw), kernel=op.kernel_size,
-                        stride=op.stride, padding=op.padding, dilation=op.dilation, groups=op.groups)
+    where = "convert_to_chip: Conv2d"
+    kernel, stride, dilation = (pair(v, name, where) for v, name in ((op.kernel_size, "kernel_size"), (op.stride, "stride"),
+                                                                     (op.dilation, "dilation")))
+    padding = pair(_conv_padding(op, where), "padding", where)
+    hw = ConvGeometry.output_hw((h, w), kernel, stride, padding, dilation)
+    return ConvGeometry(in_shape=(c, h, w), out_shape=(op.out_channels, *hw), kernel=kernel,
+                        stride=stride, padding=padding, dilation=dilation, groups=op.groups)
 
 
 def _conv_as_matrix(q: np.ndarray, geom: ConvGeometry) -> sp.csr_matrix:
@@ -736,14 +754,15 @@ def _pooled_conv(q: np.ndarray, op: nn.Conv2d, in_shape, k) -> tuple[np.ndarray,
         return None
     co, ci, qh, qw = q.shape
     dh, dw = op.dilation
+    ph, pw = _conv_padding(op, "convert_to_chip: Conv2d")
     big = np.zeros((co, ci, ((qh - 1) * dh + 1) * kh, ((qw - 1) * dw + 1) * kw), np.int64)
     for y in range(qh):
         for x in range(qw):
             big[:, :, y * dh * kh:(y * dh + 1) * kh, x * dw * kw:(x * dw + 1) * kw] = q[:, :, y:y + 1, x:x + 1]
     geom = ConvGeometry(
-        in_shape=(c, h, w), out_shape=(co, *ConvGeometry.output_hw((h // kh, w // kw), op.kernel_size, op.stride, op.padding, op.dilation)),
-        kernel=big.shape[2:], stride=(op.stride[0] * kh, op.stride[1] * kw),
-        padding=(op.padding[0] * kh, op.padding[1] * kw), groups=op.groups,
+        in_shape=(c, h, w), out_shape=(co, *ConvGeometry.output_hw((h // kh, w // kw), op.kernel_size, op.stride, (ph, pw), op.dilation)),
+        kernel=(big.shape[2], big.shape[3]), stride=(op.stride[0] * kh, op.stride[1] * kw),
+        padding=(ph * kh, pw * kw), groups=op.groups,
     )
     if geom.out_shape[1:] != ConvGeometry.output_hw((h, w), geom.kernel, geom.stride, geom.padding, (1, 1)):
         return None
@@ -839,13 +858,14 @@ def _links(net: IntGridNet, input_shape) -> list[tuple[nn.Module, _Link]]:
             if isinstance(mod.op, nn.Conv1d):
                 if len(shape) != 2:
                     raise ShapeError("Conv1d needs a (C, W) input", where="convert_to_chip", got=shape)
-                o: Any = mod.op
+                o = mod.op
+                pad = _conv_padding(o, "convert_to_chip: Conv1d")[0]
                 geom = ConvGeometry((shape[0], 1, shape[1]),
-                                    (o.out_channels, 1, (shape[1] + 2 * o.padding[0] - o.dilation[0] * (o.kernel_size[0] - 1) - 1)
+                                    (o.out_channels, 1, (shape[1] + 2 * pad - o.dilation[0] * (o.kernel_size[0] - 1) - 1)
                                      // o.stride[0] + 1),
-                                    (1, o.kernel_size[0]), (1, o.stride[0]), (0, o.padding[0]), (1, o.dilation[0]), o.groups)
+                                    (1, o.kernel_size[0]), (1, o.stride[0]), (0, pad), (1, o.dilation[0]), o.groups)
                 mat = _conv_as_matrix(q[:, :, None, :], geom)  # the (C, 1, W) view: a chip runs it as its matrix
-                out_shape = (geom.out_shape[0], geom.out_shape[2])
+                out_shape: tuple[int, ...] = (geom.out_shape[0], geom.out_shape[2])
                 bias = np.repeat(mod.int_bias().numpy().astype(np.int64), out_shape[1])
                 conv = None
             elif isinstance(mod.op, nn.Conv2d):
@@ -1073,7 +1093,7 @@ def _add_clock(chip: ChipGraph, clocks: dict, name: str, pop: Population, E: np.
         wts[:, :DIGITS] = _digits(per_channel[:, 0])
         if ramp is not None:
             wts[:, DIGITS] = 1
-        shape = (nch, h, w)
+        shape: tuple[int, ...] = (nch, h, w)
         proj = Projection(f"{cname}->{name}", cname, name, wts[:, :, None, None], kind="conv",
                           conv=ConvGeometry((nch, h, w), (c, h, w), (1, 1)), num_message_bits=CLOCK_BITS,
                           num_weight_bits=conv_weight_bits(wts))
@@ -1182,7 +1202,7 @@ def convert_to_chip(qmodel: IntGridNet, input_shape: Sequence[int], levels: int 
         else:
             density = mat.nnz / max(1, mat.shape[0] * mat.shape[1])
             w, bits, exp = exact_weights(mat.tocsr(), name, "weights (pools folded in)")
-            kind = "dense" if density > 0.25 else "sparse"
+            kind: Literal["dense", "sparse"] = "dense" if density > 0.25 else "sparse"
             data = Projection(f"{src}->{name}", src, name, w.toarray() if kind == "dense" else w, kind=kind,
                               weight_exp=exp, num_weight_bits=bits, num_message_bits=in_bits if src_is_input else 0)
         if mod.act:

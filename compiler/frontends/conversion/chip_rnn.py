@@ -270,13 +270,13 @@ class IntGridRNN(nn.Module):
             z = nn.functional.linear(a[:, t], w, b) + nn.functional.linear(h, u)
             h = s * _ste_floor_clamp(z / s, L)
             hs.append(h)
-        hs = torch.stack(hs, 1)
+        out = torch.stack(hs, 1)
         if self.readout is not None:
             rs = self.readout_scale
             r = torch.clamp(_ste_round(self.readout.weight / rs), -self.qmax, self.qmax) * rs
             rb = None if self.readout.bias is None else _ste_round(self.readout.bias / (rs * s)) * (rs * s)
-            hs = nn.functional.linear(hs, r, rb)
-        return hs if all_frames else hs[:, -1]
+            out = nn.functional.linear(out, r, rb)
+        return out if all_frames else out[:, -1]
 
     # -- exact integer model ------------------------------------------------------------------
     def integer_forward(self, x, *, pre_activation: bool = False):
@@ -294,8 +294,9 @@ class IntGridRNN(nn.Module):
                 hs.append(h)
             hs_t = torch.stack(hs, 1)
             y = None
-            if self.readout is not None:
-                y = hs_t @ self.int_readout().T + self.int_readout_bias()
+            rq, rb = self.int_readout(), self.int_readout_bias()
+            if rq is not None and rb is not None:  # with a readout
+                y = hs_t @ rq.T + rb
         if pre_activation:
             return torch.stack(zs, 1), hs_t, y
         return hs_t, y
@@ -466,11 +467,11 @@ def quantize_rnn(rnn: nn.RNN, readout: nn.Linear | None, data, *, levels: int, i
             inp, scale, rng = h * layer.hidden_scale, layer.hidden_scale, (0, levels)
         return StackedIntGridRNN(layers)  # type: ignore[return-value]
     qmax = 2 ** (int(weight_bits) - 1) - 1
-    W = rnn.weight_ih_l0.detach().double()
-    U = rnn.weight_hh_l0.detach().double()
+    W = rnn.get_parameter("weight_ih_l0").detach().double()
+    U = rnn.get_parameter("weight_hh_l0").detach().double()
     b = torch.zeros(W.shape[0], dtype=torch.float64)
     if rnn.bias:
-        b = (rnn.bias_ih_l0.detach() + rnn.bias_hh_l0.detach()).double()
+        b = (rnn.get_parameter("bias_ih_l0").detach() + rnn.get_parameter("bias_hh_l0").detach()).double()
     x = torch.as_tensor(np.asarray(data) if not torch.is_tensor(data) else data).double()
     lo, hi = (int(v) for v in input_range)
     xq = torch.clamp(torch.round(x / input_scale), lo, hi) * input_scale
@@ -541,12 +542,12 @@ def float_equivalent_rnn(qrnn: IntGridRNN) -> nn.Sequential:
         q.input.bias.copy_(qrnn.int_bias())
         q.recurrent.weight.copy_(qrnn.int_recurrent() / D)
     mods: list[nn.Module] = [q]
-    if qrnn.readout is not None:
-        rq = qrnn.int_readout()
+    rq, rb = qrnn.int_readout(), qrnn.int_readout_bias()
+    if rq is not None and rb is not None:  # with a readout
         lin = nn.Linear(H, rq.shape[0]).double()
         with torch.no_grad():
             lin.weight.copy_(rq)
-            lin.bias.copy_(qrnn.int_readout_bias() * D)
+            lin.bias.copy_(rb * D)
         mods.append(lin)
     return nn.Sequential(*mods).double()
 

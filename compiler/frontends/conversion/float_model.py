@@ -164,9 +164,9 @@ class _Stage:
     act: Any = None
     rnn: Any = None
     names: list = field(default_factory=list)
-    in_shape: tuple = ()
+    in_shape: tuple = ()  # this field and the next two are set by _parse
     out_shape: tuple = ()
-    bias: np.ndarray | None = None  # total bias of the affine chain, out_shape
+    bias: np.ndarray = field(default_factory=lambda: np.zeros(0))  # total bias of the affine chain, out_shape
 
 
 _CHAIN = ("Linear", "Conv1d", "Conv2d", "AvgPool2d", "Flatten", "BatchNorm1d", "BatchNorm2d")
@@ -278,7 +278,8 @@ class _Builder:
         self.input_shape = tuple(input_shape)
         self.nodes: dict[str, nir.NIRNode] = {"input": nir.Input(input_type={"input": np.array(input_shape)})}
         self.edges: list[tuple[str, str]] = []
-        self.cache: dict[Any, str] = {}
+        self.cache: dict[Any, str] = {}  # node built once per key (ones, gates, offsets)
+        self.clocks: dict[Any, dict[str, str]] = {}  # per shape: the clock's nodes (see `clock`)
         self.delayed: set[tuple[str, str]] = set()  # edges meant to deliver one step later
 
     def add(self, name: str, node: nir.NIRNode) -> str:
@@ -337,8 +338,8 @@ class _Builder:
     def clock(self, shape) -> dict[str, str]:
         """Per shape: phase counter (t mod 2L) + 1, odd/even window indicators, global counter t + 1."""
         key = ("clock", shape)
-        if key in self.cache:
-            return self.cache[key]
+        if key in self.clocks:
+            return self.clocks[key]
         tag = "x".join(map(str, shape))
         one = self.ones(shape)
         phase = self.add(f"clock_phase_{tag}", nir.I(r=np.ones(shape)))
@@ -350,7 +351,7 @@ class _Builder:
             self.edge(a, b)
         self.delayed.add((back, phase))
         out = {"odd": odd, "count": count, "tag": tag}
-        self.cache[key] = out
+        self.clocks[key] = out
         return out
 
     def even(self, shape) -> str:
@@ -433,7 +434,7 @@ class _Builder:
 
     def relay(self, prefix: str, src: dict, shape, parity: int, start: int) -> dict:
         """Repeat the +1/-1 spike counts of `src` in the next window (theta = 1 on integers)."""
-        out = {"pos": None, "neg": None}
+        out: dict[str, str | None] = {"pos": None, "neg": None}
         for key in ("pos", "neg"):
             if not src.get(key):
                 continue
@@ -573,7 +574,7 @@ def convert(model, input_shape: Sequence[int], *, stream: bool | None = None) ->
         prefix = f"layer{k}"
         if st.act is None:  # readout: value L z at the end of window 2 tau + k - 1
             acc = b.add(f"{prefix}_value", nir.I(r=np.ones(st.out_shape)))
-            src = _input_of(b, prev, prefix, stream)
+            src = _input_of(b, prev, prefix, stream) if prev is not None else "input"
             b.chain(f"{prefix}_syn", src, st.in_shape, prev_theta, st, acc)
             out = b.add("output", nir.Output(output_type={"output": np.array(st.out_shape)}))
             const = _constant(b, st.out_shape, L * st.bias, prefix)
@@ -588,7 +589,7 @@ def convert(model, input_shape: Sequence[int], *, stream: bool | None = None) ->
             raise ParameterError("QuantReLU scale must be positive", where=f"module {st.names[-1]!r}", got=float(st.act.scale))
         signed = bool(st.act.signed)
         lay = b.layer(prefix, st.out_shape, theta, st.bias, signed, parity=k % 2, start=k)
-        src = _input_of(b, prev, prefix, stream) if k > 1 else "input"
+        src = _input_of(b, prev, prefix, stream) if prev is not None else "input"  # k > 1
         b.chain(f"{prefix}_syn", src, st.in_shape, -prev_theta if k > 1 else -1.0, st, lay["acc"])
         relays = []
         if stream:
