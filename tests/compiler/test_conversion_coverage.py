@@ -112,6 +112,21 @@ def test_signed_counts_are_positive_minus_negative_half(seed):
     assert np.any(counts["h1"] < 0) and np.any(counts["h1"] > 0)
 
 
+def _check_quantized_on_chip(model, x, input_range):
+    """quantize_model on x (L = 3, 6 weight bits), converted: every hidden layer's spike counts and
+    the readout equal the integer network's; returns its activations."""
+    qnet = quantize_model(model.double(), x, levels=3, input_range=input_range, weight_bits=6)
+    conv = convert_to_chip(qnet, tuple(x.shape[1:]))
+    result = conv.run(x)
+    expected = [t.numpy().astype(np.int64) for t in qnet.integer_forward(x)]
+    counts = conv.layer_counts(result)
+    hidden = [layer["name"] for layer in conv.layers if layer["act"]]
+    for name, exp in zip(hidden, expected):
+        np.testing.assert_array_equal(counts[name], exp, err_msg=f"{type(model[0]).__name__} {name}")
+    np.testing.assert_array_equal(conv.activations(result), expected[-1])
+    return expected
+
+
 def test_quantized_float_models_with_maxpool_hardtanh_and_conv1d():
     """quantize_model reads MaxPool (before or after the ReLU), Hardtanh(-a, a) (signed),
     Hardtanh(0, a)/ReLU6 (ceiling a), Conv1d, AvgPool1d, MaxPool1d, BatchNorm1d; the chip
@@ -128,15 +143,7 @@ def test_quantized_float_models_with_maxpool_hardtanh_and_conv1d():
     ]
     for model, shape, xr in cases:
         x = torch.as_tensor(rng.integers(xr[0], xr[1] + 1, size=(20, *shape)).astype(np.float64))
-        qnet = quantize_model(model.double(), x, levels=3, input_range=xr, weight_bits=6)
-        conv = convert_to_chip(qnet, shape)
-        result = conv.run(x)
-        expected = [t.numpy().astype(np.int64) for t in qnet.integer_forward(x)]
-        counts = conv.layer_counts(result)
-        hidden = [layer["name"] for layer in conv.layers if layer["act"]]
-        for name, exp in zip(hidden, expected):
-            np.testing.assert_array_equal(counts[name], exp, err_msg=f"{type(model[0]).__name__} {name}")
-        np.testing.assert_array_equal(conv.activations(result), expected[-1])
+        _check_quantized_on_chip(model, x, xr)
     signed = quantize_model(cases[1][0], torch.zeros(1, 1, 8, 8), levels=1, input_range=(-8, 8))
     assert [m.signed for m in signed.layers if isinstance(m, IntGridLayer)] == [True, True, False]
 
@@ -154,16 +161,8 @@ def test_string_padding_is_resolved_for_the_chip():
     ]
     for model, shape in cases:
         x = torch.as_tensor(rng.integers(0, 17, size=(10, *shape)).astype(np.float64))
-        qnet = quantize_model(model.double(), x, levels=3, input_range=(0, 16), weight_bits=6)
-        conv = convert_to_chip(qnet, shape)
-        result = conv.run(x)
-        expected = [t.numpy().astype(np.int64) for t in qnet.integer_forward(x)]
-        counts = conv.layer_counts(result)
-        hidden = [layer["name"] for layer in conv.layers if layer["act"]]
-        for name, exp in zip(hidden, expected):
-            np.testing.assert_array_equal(counts[name], exp, err_msg=f"{type(model[0]).__name__} {name}")
+        expected = _check_quantized_on_chip(model, x, (0, 16))
         assert np.any(expected[0] > 0)
-        np.testing.assert_array_equal(conv.activations(result), expected[-1])
     even = nn.Sequential(nn.Conv2d(1, 2, 2, padding="same"), nn.ReLU(), nn.Flatten(), nn.Linear(32, 2))
     x = torch.ones(2, 1, 4, 4, dtype=torch.float64)
     qnet = quantize_model(even.double(), x, levels=2, input_range=(0, 4))
