@@ -61,3 +61,21 @@ def test_cuba_neuron_with_reset_to_zero_is_lavas_lif(monkeypatch):
     assert int(lif.probes["a/s"].sum()) > 0
     for key in PROBES:
         assert np.array_equal(lif.probes[key], cuba.probes[key]), key
+
+
+def test_lava_finds_exactly_snnc_s_model_for_each_process():
+    """Lava's model discovery (which runs every module of procs/ again under its bare name) finds one
+    model per snnc process, its own, fixed_pt on CPU: the shared CubaCompartment base is no model."""
+    from lava.magma.compiler.compiler_graphs import ProcGroupDiGraphs
+    from lava.magma.core.resources import CPU
+
+    from snnc.backends.lava.procs.cuba import CubaNeuron, PyCubaNeuronFixed
+    from snnc.backends.lava.procs.refractory import CubaRefractory, PyCubaRefractoryFixed
+
+    lif = {"shape": (2,), "du": 1, "dv": 2, "vth": 3, "bias_mant": 4, "bias_exp": 0}
+    for proc, model, own in ((CubaNeuron(**lif), PyCubaNeuronFixed, {"spiked", "v_reset", "vth_hi", "vth_lo"}),
+                             (CubaRefractory(**lif, refractory_period=2), PyCubaRefractoryFixed, {"refractory"})):
+        assert ProcGroupDiGraphs._find_proc_models(proc) == [model]
+        assert model.tags == ["fixed_pt"] and model.required_resources == [CPU]
+        assert {v.name for v in proc.vars} == {"u", "v", "du", "dv", "vth", "bias_mant", "bias_exp"} | own
+        assert proc.vth.init.tolist() == [3, 3] and proc.bias_mant.init.tolist() == [4, 4]

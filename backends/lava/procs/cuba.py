@@ -6,8 +6,9 @@ spike (a leaky integrator feeding the next layer). `CubaNeuron` runs any of thes
 model is `snnc.ir.fixed_point.neuron_step`, the same specification the `sim` kernels follow, so the
 chip semantics are written once. Parameters are per-neuron Vars of the population's shape.
 
-No relative imports and no side effects here: Lava's compiler imports every module in this
-folder while looking for ProcessModels.
+The ports, u, v and LIF parameters are `compartment.CubaCompartment`'s. No relative imports and
+no side effects here: Lava's compiler imports every module in this folder while looking for
+ProcessModels.
 """
 from __future__ import annotations
 
@@ -15,20 +16,17 @@ import typing as ty
 
 import numpy as np
 from lava.magma.core.decorator import implements, requires, tag
-from lava.magma.core.model.py.model import PyLoihiProcessModel
-from lava.magma.core.model.py.ports import PyInPort, PyOutPort
 from lava.magma.core.model.py.type import LavaPyType
-from lava.magma.core.process.ports.ports import InPort, OutPort
-from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.process.variable import Var
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
+from snnc.backends.lava.procs.compartment import CubaCompartment, PyCubaCompartmentModel, per_neuron
 from snnc.ir.fixed_point import NEURON_KINDS, RESET_MODES, NeuronState, neuron_step
-from snnc.ir.fixed_point.units import bias_value, threshold_value
+from snnc.ir.fixed_point.units import threshold_value
 
 
-class CubaNeuron(AbstractProcess):
+class CubaNeuron(CubaCompartment):
     """A population of CUBA compartments of one `kind` ("lif", "lif_reset", "ternary", "relay")
     with a `reset_mode` ("zero", "subtract", "none"), as in `snnc.ir.fixed_point.neuron`."""
 
@@ -39,20 +37,11 @@ class CubaNeuron(AbstractProcess):
         shape = tuple(shape)
         if kind not in NEURON_KINDS or reset_mode not in RESET_MODES:
             raise ValueError(f"CubaNeuron: kind {kind!r} / reset_mode {reset_mode!r} unknown")
-        super().__init__(shape=shape, name=name, kind=NEURON_KINDS.index(kind), reset_mode=RESET_MODES.index(reset_mode),
+        super().__init__(shape=shape, du=du, dv=dv, vth=vth, bias_mant=bias_mant, bias_exp=bias_exp, name=name,
+                         kind=NEURON_KINDS.index(kind), reset_mode=RESET_MODES.index(reset_mode),
                          relay_shift=int(relay_shift), reset_interval=int(reset_interval), reset_offset=int(reset_offset))
-        self.a_in = InPort(shape=shape)
-        self.s_out = OutPort(shape=shape)
-        full = lambda value: np.broadcast_to(np.asarray(value, np.int64), shape).copy()  # noqa: E731
-        self.u = Var(shape=shape, init=0)
-        self.v = Var(shape=shape, init=0)
         self.spiked = Var(shape=shape, init=0)
-        self.du = Var(shape=shape, init=full(du))
-        self.dv = Var(shape=shape, init=full(dv))
-        self.vth = Var(shape=shape, init=full(vth))
-        self.bias_mant = Var(shape=shape, init=full(bias_mant))
-        self.bias_exp = Var(shape=shape, init=full(bias_exp))
-        self.v_reset = Var(shape=shape, init=full(v_reset))
+        self.v_reset = Var(shape=shape, init=per_neuron(v_reset, shape))
         self.vth_hi = Var(shape=(1,), init=int(vth_hi))
         self.vth_lo = Var(shape=(1,), init=int(vth_lo))
 
@@ -60,19 +49,10 @@ class CubaNeuron(AbstractProcess):
 @implements(proc=CubaNeuron, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("fixed_pt")
-class PyCubaNeuronFixed(PyLoihiProcessModel):
+class PyCubaNeuronFixed(PyCubaCompartmentModel):
     """Bit-accurate model: one `neuron_step` per time step (int32 messages in and out)."""
 
-    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
-    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
-    u: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
-    v: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
     spiked: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=1)
-    du: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=12)
-    dv: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=12)
-    vth: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=17)
-    bias_mant: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=13)
-    bias_exp: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=3)
     v_reset: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
     vth_hi: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=18)
     vth_lo: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=18)
@@ -86,16 +66,12 @@ class PyCubaNeuronFixed(PyLoihiProcessModel):
         self.reset_offset = proc_params["reset_offset"]
 
     def run_spk(self) -> None:
-        a = np.asarray(self.a_in.recv(), np.int64)
         state = NeuronState(self.u.astype(np.int64)[None], self.v.astype(np.int64)[None], self.spiked.astype(bool)[None])
         s = neuron_step(
-            state, a[None], du=self.du, dv=self.dv, bias=bias_value(self.bias_mant, self.bias_exp),
-            vth_e=threshold_value(self.vth.astype(np.int64)), kind=self.kind, reset_mode=self.reset_mode,
+            state, self.receive(), **self.lif_parameters(), kind=self.kind, reset_mode=self.reset_mode,
             v_reset=self.v_reset, step=self.time_step, reset_interval=self.reset_interval,
             reset_offset=self.reset_offset, vth_hi_e=threshold_value(int(self.vth_hi[0])),
             vth_lo_e=threshold_value(int(self.vth_lo[0])), relay_shift=self.relay_shift,
         )
-        self.u[:] = state.u[0]
-        self.v[:] = state.v[0]
         self.spiked[:] = state.spiked[0]
-        self.s_out.send(s[0].astype(np.int32))
+        self.update(state.u, state.v, s)
