@@ -60,7 +60,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 import scipy.sparse as sp
@@ -248,8 +248,15 @@ def _as_str(value: Any, where: str) -> str:
     raise ModelFileError("expected a string", where=where, got=type(value).__name__)
 
 
+@overload
+def _num(layer: _Layer, key: str, *, required: Literal[True] = ..., default: Any = ...) -> np.ndarray: ...
+@overload
+def _num(layer: _Layer, key: str, *, required: bool = ..., default: int | float | np.ndarray) -> np.ndarray: ...
+@overload
+def _num(layer: _Layer, key: str, *, required: bool = ..., default: None = ...) -> np.ndarray | None: ...
 def _num(layer: _Layer, key: str, *, required: bool = True, default: Any = None) -> np.ndarray | None:
-    """A numeric dataset as an array; missing -> error (or default), non-numeric -> error."""
+    """A numeric dataset as an array; missing -> error (or default), non-numeric -> error. The
+    overloads say when it cannot be None: a required dataset, or one with a default."""
     where = f"{layer.where}.{key}"
     if key not in layer:
         if required:
@@ -263,6 +270,12 @@ def _num(layer: _Layer, key: str, *, required: bool = True, default: Any = None)
     return arr
 
 
+@overload
+def _ints(layer: _Layer, key: str, *, required: Literal[True] = ..., default: Any = ...) -> np.ndarray: ...
+@overload
+def _ints(layer: _Layer, key: str, *, required: bool = ..., default: int | float | np.ndarray) -> np.ndarray: ...
+@overload
+def _ints(layer: _Layer, key: str, *, required: bool = ..., default: None = ...) -> np.ndarray | None: ...
 def _ints(layer: _Layer, key: str, *, required: bool = True, default: Any = None) -> np.ndarray | None:
     """A dataset that must hold integers (netx casts with astype(int); a fraction would be lost)."""
     arr = _num(layer, key, required=required, default=default)
@@ -839,7 +852,7 @@ def _conv(layer: _Layer, kind: str, in_shape, out_shape) -> tuple[np.ndarray, Co
             value = _scalar(layer, key, required=False)
             if value is not None and value != expect:
                 raise ModelFileError(f"{key} does not match the layer shapes", where=f"{layer.where}.{key}", expected=expect, got=value)
-    kernel = tuple(int(k) for k in w.shape[2:])
+    kernel = (int(w.shape[2]), int(w.shape[3]))
     if "kernelSize" in layer:
         ks = _pair(layer, "kernelSize", 1)
         if ks != kernel:
