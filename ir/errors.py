@@ -78,6 +78,13 @@ class QuantizationError(SnncError):
 class ResourceError(SnncError):
     """The network does not fit the chip: names the layer, resource, need, limit and a way out."""
 
+    # also as fields, when the mapping knows them: the layer that does not fit, the resource it
+    # runs out of, how much of it the layer needs and how much there is
+    layer: str | None = None
+    resource: str | None = None
+    need: int | None = None
+    limit: int | None = None
+
 
 class BackendError(SnncError):
     """A backend is missing, cannot run this graph, or failed while running."""
