@@ -78,9 +78,12 @@ SPECS: dict[str, IntSpec] = {
         IntSpec("d_theta", 12, 0, 4095, "atrlif decay of theta towards theta_0, 4096 = one"),
         IntSpec("d_r", 12, 0, 4095, "atrlif decay of the refractory state r, 4096 = one"),
         IntSpec("refractory_period", 6, 0, 62, "lif_refractory: steps v is held after a spike (lava-dl refDelay - 1)"),
+        IntSpec("sin_decay", 12, 0, 4095, "rf/rf_iz: (1 - alpha) sin(2 pi / period) in units of 2**-decay_bits (Lava's 12-bit sin_decay)"),
+        IntSpec("cos_decay", 12, 0, 4095, "rf/rf_iz: (1 - alpha) cos(2 pi / period) in units of 2**-decay_bits (Lava's 12-bit cos_decay)"),
+        IntSpec("decay_bits", 4, 1, 12, "rf/rf_iz: fraction bits of sin_decay/cos_decay (the rotated state is shifted right by it, toward zero)"),
         IntSpec("act_bias", 16, -(2**15), 2**15 - 1, "sigma-delta activation bias (Lava SigmaDelta bias), scaled by 2**(spike_exp + state_exp)"),
         IntSpec("spike_exp", 3, 0, 7, "sigma-delta message exponent: messages carry 2**spike_exp per unit of activation"),
-        IntSpec("state_exp", 3, 0, 7, "sigma-delta state exponent: extra fraction bits of sigma/act/residue, shifted off each message"),
+        IntSpec("state_exp", 3, 0, 7, "sigma-delta state exponent: extra fraction bits of sigma/act/residue, shifted off each message; rf/rf_iz: left shift of both inputs and of vth"),
         IntSpec("u", 24, -(2**23), 2**23 - 1, "synaptic current state (wraps)"),
         IntSpec("v", 24, -(2**23 - 1), 2**23 - 1, "membrane voltage state (saturates)"),
     ]

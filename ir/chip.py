@@ -23,17 +23,22 @@ import scipy.sparse as sp
 from .bits import SPECS, sign_mode, truncate_weights
 from .errors import GraphError, ParameterError, ShapeError
 from .fixed_point.prodneuron import PRODUCT_PORTS
+from .fixed_point.resonator import RF_KINDS, RF_PORTS
 from .fixed_point import ACT_MODES, NEURON_KINDS, RESET_MODES, SIGMA_DELTA_KINDS
 
 NeuronModel = Literal["lif", "lif_reset", "ternary", "relay", "delta", "sigma_delta", "sigma", "product", "atrlif",
-                      "lif_refractory"]
+                      "lif_refractory", "rf", "rf_iz"]
 ResetMode = Literal["zero", "subtract", "none"]
 OutputVar = Literal["s", "u", "v"]
-PROGRAMMABLE_KINDS = ("product", "atrlif", "lif_refractory")
+PROGRAMMABLE_KINDS = ("product", "atrlif", "lif_refractory", *RF_KINDS)
 """Kinds Lava 0.10 runs as their own processes beyond LIF: `lava.proc.prodneuron.ProdNeuron`,
-`lava.proc.atrlif.ATRLIF` and `LIFRefractory` (`snnc.ir.fixed_point.prodneuron` / `.atrlif` /
-`.refractory` define them; Lava has only a float LIFRefractory, so snnc emits its own process)."""
+`lava.proc.atrlif.ATRLIF`, `LIFRefractory` and the resonators `lava.proc.rf.RF` / `lava.proc.rf_iz.RF_IZ`
+(`snnc.ir.fixed_point.prodneuron` / `.atrlif` / `.refractory` / `.resonator` define them; Lava has
+only a float LIFRefractory, so snnc emits its own process)."""
 DEFAULT_PORT = "a_in"
+KIND_PORTS = {"product": PRODUCT_PORTS, "rf": RF_PORTS, "rf_iz": RF_PORTS}
+"""The input ports of the kinds with two (Lava's names); every other kind has `a_in`. A
+projection into the second port lands in columns [n, 2n) of the sim's input buffer."""
 
 
 def _shape(shape, where: str) -> tuple[int, ...]:
@@ -99,7 +104,11 @@ class Population:
     `snnc.ir.fixed_point.atrlif`): du/dv/bias as the LIF, `vth` is theta_0 (12 bits), plus
     `theta_step`, `d_theta`, `d_r`; its `u` probe is Lava's current `i`. "lif_refractory" (Lava
     `LIFRefractory`, `snnc.ir.fixed_point.refractory`): the LIF whose v is held at 0 for
-    `refractory_period` steps after each spike while u keeps integrating.
+    `refractory_period` steps after each spike while u keeps integrating. "rf" / "rf_iz" (Lava
+    `RF` / `RF_IZ`, `snnc.ir.fixed_point.resonator`): a complex state (real, imag: the `u`/`v`
+    probes) rotated by `sin_decay`/`cos_decay` (12 bits, per layer or neuron, fractions of
+    2**decay_bits) and driven through the ports `a_real_in`/`a_imag_in` shifted by `state_exp`;
+    `vth` (per layer) is compared as vth << state_exp.
     Sigma-delta kinds (`snnc.ir.fixed_point.sigma_delta`: "delta", "sigma_delta", "sigma", Lava's
     `lava.proc.sdn` processes) send graded messages every step and use `vth` (per layer),
     `act_bias` (16 bits, per layer or neuron), `act_mode` ("relu" or "unit"), `cum_error`,
@@ -127,6 +136,9 @@ class Population:
     d_theta: int = 0
     d_r: int = 0
     refractory_period: int = 0
+    sin_decay: int | np.ndarray = 0
+    cos_decay: int | np.ndarray = 0
+    decay_bits: int = 12
     act_bias: int | np.ndarray = 0
     act_mode: str = "relu"
     cum_error: bool = False
@@ -137,7 +149,7 @@ class Population:
     def __post_init__(self):
         where = f"population {self.name!r}"
         self.shape = _shape(self.shape, where)
-        for name in ("du", "dv", "vth", "bias_mant", "bias_exp", "v_reset", "act_bias"):
+        for name in ("du", "dv", "vth", "bias_mant", "bias_exp", "v_reset", "act_bias", "sin_decay", "cos_decay"):
             setattr(self, name, _per_neuron(name, getattr(self, name), self.shape, where))
         if self.model not in NEURON_KINDS + SIGMA_DELTA_KINDS + PROGRAMMABLE_KINDS:
             raise ParameterError("unknown neuron model", where=where, expected=", ".join(NEURON_KINDS + SIGMA_DELTA_KINDS + PROGRAMMABLE_KINDS), got=self.model)
@@ -172,8 +184,10 @@ class Population:
 
     def _check_sigma_delta(self, where: str) -> None:
         """Sigma-delta fields in range, and only where they mean something."""
+        if self.model in RF_KINDS:
+            self.state_exp = int(SPECS["state_exp"].check(self.state_exp, f"{where}.state_exp"))
         if self.model not in SIGMA_DELTA_KINDS:
-            if np.any(self.act_bias) or self.cum_error or self.spike_exp or self.state_exp:
+            if np.any(self.act_bias) or self.cum_error or self.spike_exp or (self.state_exp and self.model not in RF_KINDS):
                 raise ParameterError("act_bias, cum_error, spike_exp and state_exp apply to sigma-delta populations only",
                                      where=where, hint=f"set model to one of {SIGMA_DELTA_KINDS} or leave them at 0")
             return
@@ -198,6 +212,10 @@ class Population:
         is one value, and only where they mean something."""
         mine = {"prod_exp": "product", "theta_step": "atrlif", "d_theta": "atrlif", "d_r": "atrlif",
                 "refractory_period": "lif_refractory"}
+        for name in ("sin_decay", "cos_decay"):
+            if self.model not in RF_KINDS and np.any(getattr(self, name)):
+                raise ParameterError(f"{name} applies to rf/rf_iz populations only", where=f"{where}.{name}",
+                                     hint="set model='rf' or 'rf_iz', or leave it at 0")
         for name, kind in mine.items():
             setattr(self, name, SPECS[name].check(getattr(self, name), f"{where}.{name}"))
             if self.model != kind and getattr(self, name):
@@ -210,6 +228,9 @@ class Population:
                                  expected="reset_mode='zero', v_reset=0", got=(self.reset_mode, self.v_reset))
         if self.model == "lif_refractory":
             return  # per-neuron du/dv/vth/bias like the LIF (snnc's own process takes arrays)
+        if self.model in RF_KINDS:
+            self._check_resonator(where)
+            return
         per_layer = ("vth",) if self.model == "product" else ("du", "dv", "vth")
         for name in per_layer:
             if np.ndim(getattr(self, name)):
@@ -227,10 +248,22 @@ class Population:
                                  expected=f"0..{SPECS['theta_step'].hi}", got=int(self.vth),
                                  hint="rescale the layer's weights and bias so the threshold fits")
 
+    def _check_resonator(self, where: str) -> None:
+        """rf/rf_iz: decay_bits in range, vth per layer (Lava's Var has shape (1,)), no CUBA fields."""
+        self.decay_bits = int(SPECS["decay_bits"].check(self.decay_bits, f"{where}.decay_bits"))
+        if np.ndim(self.vth):
+            raise ParameterError(f"a {self.model} population's vth is one value per layer (Lava's Var has shape (1,))",
+                                 where=f"{where}.vth", got=np.shape(self.vth), hint="give vth as a scalar")
+        for name in ("du", "dv", "bias_mant", "bias_exp"):
+            if np.any(getattr(self, name)):
+                raise ParameterError(f"{name} does not apply to a {self.model} population", where=f"{where}.{name}",
+                                     got=getattr(self, name),
+                                     hint="a resonator takes sin_decay, cos_decay, decay_bits, state_exp and vth (Lava's RF has no bias)")
+
     @property
     def ports(self) -> tuple[str, ...]:
         """The input ports projections may target (Lava's port names)."""
-        return PRODUCT_PORTS if self.model == "product" else (DEFAULT_PORT,)
+        return KIND_PORTS.get(self.model, (DEFAULT_PORT,))
 
     @property
     def size(self) -> int:
@@ -545,7 +578,7 @@ class ChipGraph:
                 raise GraphError(
                     f"projection targets a port its {dst.model} population does not have", where=f"{where}.port",
                     expected=", ".join(dst.ports), got=p.port,
-                    hint="a product population has two inputs, a_in1 and a_in2; every other kind has a_in",
+                    hint="a product population has two inputs, a_in1 and a_in2, an rf/rf_iz one a_real_in and a_imag_in; every other kind has a_in",
                 )
         for pop in self.populations.values():
             for port_name in pop.ports if pop.model == "product" else ():

@@ -27,10 +27,11 @@ scaled by 2**(6 + weight_exp):
     reset_mode and relay settings live in the snnc metadata (NIR has no field for them)
     sigma-delta populations (Lava Delta / SigmaDelta / Sigma) are written as the same CubaLIF
     carrier too, their fields (act_bias, act_mode, cum_error, spike_exp, state_exp) in the metadata;
-    product / atrlif populations (Lava ProdNeuron / ATRLIF) are written as the same CubaLIF
-    carrier, whose floats then describe only du/dv/vth/bias: their dynamics (the product of two
-    ports, the adaptive threshold: prod_exp, theta_step, d_theta, d_r) and a projection's target
-    `port` (a_in1/a_in2 of a product) live only in the snnc metadata; NIR has no node for them
+    product / atrlif / rf / rf_iz populations (Lava ProdNeuron / ATRLIF / RF / RF_IZ) are written as
+    the same CubaLIF carrier, whose floats then describe only du/dv/vth/bias: their dynamics (the
+    product of two ports, the adaptive threshold: prod_exp, theta_step, d_theta, d_r; the resonator:
+    sin_decay, cos_decay, decay_bits, state_exp) and a projection's target `port` (a_in1/a_in2 of a
+    product, a_real_in/a_imag_in of a resonator) live only in the snnc metadata; NIR has no node for them
     weights     = effective integer weights (after Lava's truncation) * 2**(6 + weight_exp)
 
 What NIR cannot express lives only in the metadata: the one-step latency of every projection
@@ -58,10 +59,10 @@ from .timestep import check_dt
 KEY = "snnc"
 FORMAT_VERSION = 1
 DEFAULT_DT = 1e-4
-PROGRAMMABLE_FIELDS = ("prod_exp", "theta_step", "d_theta", "d_r", "refractory_period")
+PROGRAMMABLE_FIELDS = ("prod_exp", "theta_step", "d_theta", "d_r", "refractory_period", "sin_decay", "cos_decay", "decay_bits")
 SIGMA_DELTA_FIELDS = ("act_bias", "act_mode", "cum_error", "spike_exp", "state_exp")
 """Population fields of the sigma-delta kinds (metadata only, like the product/atrlif fields)."""
-"""Population fields of the product, atrlif and lif_refractory kinds (metadata only; see the module docstring)."""
+"""Population fields of the product, atrlif, lif_refractory and rf/rf_iz kinds (metadata only; see the module docstring)."""
 """Step used when neither the call nor graph.meta['dt'] gives one (the NIR paper's dt)."""
 DV0_TAU_STEPS = 2.0**40
 """tau_mem / dt written for dv = 0 (no leak): NIR needs a finite time constant; a power of two

@@ -84,6 +84,13 @@ MUTANTS = [
     Mutant("lif_refractory: v integrates while refractory", "ir/fixed_point/refractory.py",
            "held = (c > 0) * 1", "held = (c < 0) * 1",
            ("tests/backends/test_sim_refractory.py::test_sim_equals_lava_lifrefractory",)),
+    # resonate-and-fire (Lava RF / RF_IZ): the spec is shared by the numpy step and the kernel, so Lava decides
+    Mutant("rf: rotation floors instead of truncating toward zero", "ir/fixed_point/resonator.py",
+           "return np.sign(x) * (np.abs(x) >> decay_bits)", "return x >> decay_bits",
+           ("tests/backends/test_resonator_lava.py::test_spec_equals_lava_rf_processes",)),
+    Mutant("rf: phase spike without the zero crossing", "ir/fixed_point/resonator.py",
+           "phase = (re >= vth_e) * (im >= 0) * (imag < 0) * 1", "phase = (re >= vth_e) * (im >= 0) * 1",
+           ("tests/backends/test_resonator_lava.py::test_spec_equals_lava_rf_processes",)),
 ]
 
 

@@ -56,7 +56,7 @@ def _state_vars(net) -> list[Var]:
     synaptic buffers of Dense/Sparse (`a_buff`, per delay for Delay*) and Conv (`a_buf`)."""
     out: list[Var] = []
     for proc in net.populations.values():
-        out.extend(getattr(proc, name) for name in ("u", "v") if hasattr(proc, name))  # ProdNeuron has no u
+        out.extend(getattr(proc, name) for name in ("u", "v", "real", "imag") if hasattr(proc, name))  # ProdNeuron has no u; RF: real, imag
         if hasattr(proc, "spiked"):  # snnc's CubaNeuron remembers last step's spikes (subtract reset)
             out.append(proc.spiked)
         if hasattr(proc, "refractory"):  # snnc's CubaRefractory counts the steps it still holds v

@@ -9,6 +9,7 @@
 | Population with another reset or a relay | snnc's `procs.cuba.CubaNeuron` (fixed_pt)     |
 | Population model product / atrlif      | `lava.proc.prodneuron.ProdNeuron` (ports a_in1/a_in2) / `lava.proc.atrlif.ATRLIF` (fixed_pt; probe u: its i) |
 | Population model lif_refractory        | snnc's `procs.refractory.CubaRefractory` (fixed_pt; Lava's `LIFRefractory` has a float model only) |
+| Population model rf / rf_iz            | `lava.proc.rf.RF` / `lava.proc.rf_iz.RF_IZ` (fixed_pt; ports a_real_in/a_imag_in; probes u, v: real, imag) |
 | Population model delta / sigma_delta / sigma | `lava.proc.sdn` `Delta` / `SigmaDelta` / `Sigma` (probes u, v: sigma, act) |
 | Projection dense (delay 0 / > 0)       | `Dense` / `DelayDense`                          |
 | Projection sparse (delay 0 / > 0)      | `Sparse` / `DelaySparse`                        |
@@ -45,6 +46,7 @@ import scipy.sparse as sp
 
 from snnc.ir.chip import PROGRAMMABLE_KINDS, ChipGraph, InputPopulation, Population, Projection
 from snnc.ir.errors import BackendError, GraphError, ShapeError
+from snnc.ir.fixed_point.resonator import RF_KINDS, period_alpha
 from snnc.ir.fixed_point.units import DECAY_ONE, STATE_UNIT
 
 TAGS = ("fixed_pt", "floating_pt")
@@ -277,8 +279,8 @@ SIGMA_DELTA_VARS = {"u": "sigma", "v": "act"}
 
 
 def programmable_process(pop: Population, tag: str):
-    """Lava's own `ProdNeuron` / `ATRLIF` for a product / atrlif population, snnc's `CubaRefractory`
-    for a lif_refractory one.
+    """Lava's own `ProdNeuron` / `ATRLIF` / `RF` / `RF_IZ` for a product / atrlif / rf / rf_iz
+    population, snnc's `CubaRefractory` for a lif_refractory one.
 
     fixed_pt only: ProdNeuron has no float model, and ATRLIF's float model is another arithmetic
     (no 6-bit MSB alignment of input and threshold). The 12-bit decays are handed over as
@@ -294,6 +296,8 @@ def programmable_process(pop: Population, tag: str):
 
         return CubaRefractory(shape=tuple(pop.shape), du=pop.du, dv=pop.dv, vth=pop.vth, bias_mant=pop.bias_mant,
                               bias_exp=pop.bias_exp, refractory_period=int(pop.refractory_period), name=pop.name)
+    if pop.model in RF_KINDS:
+        return resonator_process(pop)
     if pop.model == "product":
         from lava.proc.prodneuron.process import ProdNeuron
 
@@ -312,6 +316,35 @@ def programmable_process(pop: Population, tag: str):
 
 ATRLIF_VARS = {"u": "i", "v": "v"}
 """What an atrlif population's u/v probes read in Lava."""
+RF_VARS = {"u": "real", "v": "imag"}
+"""What an rf/rf_iz population's u/v probes read in Lava."""
+
+
+def resonator_process(pop: Population):
+    """Lava's own `RF` / `RF_IZ` for an rf / rf_iz population. Lava's constructor takes period and
+    alpha and truncates (1 - alpha) sin/cos(2 pi / period) * 2**decay_bits to integers itself; it is
+    handed the (period, alpha) in the middle of each integer's truncation interval
+    (`resonator.period_alpha`), and the integers it computed are checked."""
+    from lava.proc.rf.process import RF
+    from lava.proc.rf_iz.process import RF_IZ
+
+    period, alpha = period_alpha(pop.sin_decay, pop.cos_decay, int(pop.decay_bits))
+    scalar = np.ndim(pop.sin_decay) == 0 and np.ndim(pop.cos_decay) == 0
+    if scalar:
+        period, alpha = float(period), float(alpha)
+    else:  # Lava's RF broadcasts per-neuron decays (its Vars declare shape (1,))
+        period = np.broadcast_to(period, pop.shape).reshape(-1).copy()
+        alpha = np.broadcast_to(alpha, pop.shape).reshape(-1).copy()
+    cls = RF_IZ if pop.model == "rf_iz" else RF
+    proc = cls(shape=tuple(pop.shape), period=period, alpha=alpha, state_exp=int(pop.state_exp),
+               decay_bits=int(pop.decay_bits), vth=int(pop.vth), name=pop.name)
+    for name in ("sin_decay", "cos_decay"):
+        want = np.broadcast_to(np.asarray(getattr(pop, name), np.int64), () if scalar else (pop.size,))
+        if not np.array_equal(np.asarray(getattr(proc, name).init, np.int64), want):
+            raise BackendError(f"Lava's {cls.__name__} did not reproduce the population's {name}", where=f"population {pop.name!r}.{name}",
+                               expected=want.tolist(), got=np.asarray(getattr(proc, name).init).tolist(),
+                               hint="report this: snnc hands Lava the middle of each integer's truncation interval")
+    return proc
 
 
 # -- inputs --------------------------------------------------------------------------------------
@@ -458,10 +491,11 @@ def _connect(net: LavaNetwork, graph: ChipGraph, proj: Projection, proc) -> None
 
 def _connect_direct(net: LavaNetwork, graph: ChipGraph, proj: Projection) -> None:
     """A direct projection has no Lava process: the RingBuffer's port is connected straight to the
-    neurons' `a_in` (same step, no weight), as lava-dl netx connects `net.inp` to an input layer."""
+    neurons' input port (same step, no weight), as lava-dl netx connects `net.inp` to an input layer."""
     out = net.inputs[proj.src].s_out
     shape = tuple(graph.populations[proj.dst].shape)
-    (out if tuple(graph.inputs[proj.src].shape) == shape else out.reshape(shape)).connect(net.populations[proj.dst].a_in)
+    target = getattr(net.populations[proj.dst], proj.port)
+    (out if tuple(graph.inputs[proj.src].shape) == shape else out.reshape(shape)).connect(target)
 
 
 def parse_record_keys(graph: ChipGraph, keys: Iterable[str]) -> list[tuple[str, str, str]]:
@@ -523,6 +557,8 @@ def attach_taps(net: LavaNetwork, keys: Iterable[str], buffer_size: int = 64) ->
             pop = net.graph.populations.get(node)
             if pop is not None and pop.model == "atrlif":
                 var = ATRLIF_VARS[var]
+            if pop is not None and pop.model in RF_KINDS:
+                var = RF_VARS[var]
             if pop is not None and pop.sigma_delta:
                 var = "sigma" if pop.model == "sigma" else SIGMA_DELTA_VARS[var]  # a Sigma's activation is sigma
             tap.connect_var(getattr(proc, var))

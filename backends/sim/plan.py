@@ -22,13 +22,14 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from snnc.ir.chip import PROGRAMMABLE_KINDS, ChipGraph, InputPopulation, Population, Projection
+from snnc.ir.chip import KIND_PORTS, PROGRAMMABLE_KINDS, ChipGraph, InputPopulation, Population, Projection
 from snnc.ir.errors import BackendError, SnncError
+from snnc.ir.fixed_point.resonator import RF_KINDS
 
 from snnc.ir.fixed_point.units import bias_value, threshold_value
 
 from . import kernels as K
-from . import kernels_atrlif, kernels_prodneuron, kernels_refractory
+from . import kernels_atrlif, kernels_prodneuron, kernels_refractory, kernels_rf
 from . import kernels_sdn
 
 F32_EXACT = 2**24  # float32 adds integers exactly while every partial sum stays below this
@@ -249,13 +250,13 @@ class _Component:
     hist_len: int
     outgoing: list[str]  # projections whose source is a member, in fanout-row order
     fanout: np.ndarray  # [P, n] int64
-    prog: dict | None = None  # kernel arguments (and "kind") when the single member is a product or atrlif population
+    prog: dict | None = None  # kernel arguments (and "kind") when the single member is of a programmable kind
     sdn: dict | None = None  # kernels_sdn arguments when the (single) member is a sigma-delta population
 
     @property
     def acc_width(self) -> int:
-        """Columns of the int32 input buffer: a product population has two ports (2n), else n."""
-        return 2 * self.n if self.prog and self.prog["kind"] == "product" else self.n
+        """Columns of the int32 input buffer: a two-port kind (product, rf, rf_iz) has 2n, else n."""
+        return 2 * self.n if self.prog and self.prog["kind"] in KIND_PORTS else self.n
 
 
 @dataclass
@@ -381,7 +382,7 @@ class Plan:
                         link.csr = sp.csr_matrix(wd, dtype=np.int64)
                     else:
                         link.dense = np.asarray(wd.toarray() if sp.issparse(wd) else wd, np.int64)
-                    if proj.port == "a_in2":  # a product population's second input: columns [n, 2n) of its buffer
+                    if proj.port in KIND_PORTS.get(graph.populations[name].model, ())[1:]:  # second port: columns [n, 2n)
                         link.n_off += graph.populations[name].size
                     links.append(link)
         links = _merge_links(links)
@@ -450,13 +451,15 @@ class Plan:
 
 
 def _programmable_params(pop: Population) -> dict | None:
-    """Arguments of the kernel of a product or atrlif population (None for the CUBA kinds)."""
+    """Arguments of the kernel of a programmable population (None for the CUBA kinds)."""
     if pop.model == "product":
         return {"kind": "product", **kernels_prodneuron.population_params(pop)}
     if pop.model == "atrlif":
         return {"kind": "atrlif", **kernels_atrlif.population_params(pop)}
     if pop.model == "lif_refractory":
         return {"kind": "lif_refractory", **kernels_refractory.population_params(pop)}
+    if pop.model in RF_KINDS:
+        return {"kind": "rf", **kernels_rf.population_params(pop)}
     return None
 
 
@@ -474,7 +477,7 @@ def check_supported(graph) -> list[str]:
     for members in graph.population_order() if not problems else []:
         prog = [m for m in members if graph.populations[m].model in PROGRAMMABLE_KINDS]
         if prog and graph.is_recurrent(members):
-            problems.append(f"product/atrlif/lif_refractory population(s) {prog} in a recurrent loop: the sim steps these kinds "
+            problems.append(f"{'/'.join(PROGRAMMABLE_KINDS)} population(s) {prog} in a recurrent loop: the sim steps these kinds "
                             "feed-forward only (run the network on the lava backend)")
     for members in graph.population_order() if not problems else []:
         sdn = [m for m in members if graph.populations[m].sigma_delta]

@@ -34,7 +34,7 @@ from snnc.ir.chip import ChipGraph
 from snnc.ir.errors import BackendError, ShapeError
 
 from . import kernels as K
-from . import kernels_atrlif, kernels_prodneuron, kernels_refractory
+from . import kernels_atrlif, kernels_prodneuron, kernels_refractory, kernels_rf
 from . import kernels_sdn
 from .plan import F32_EXACT, F64_EXACT, Plan, chunk_steps, missing_probe
 
@@ -422,10 +422,13 @@ class SimProgram:
 
 
 def _scan_programmable(comp, prog_state, acc, c, s_buf, u_buf, v_buf, write_u, write_v, spikes_t, counts, active, ops_t):
-    """One chunk of a product or atrlif component (`kernels_prodneuron` / `kernels_atrlif`)."""
+    """One chunk of a programmable component (`kernels_prodneuron` / `_refractory` / `_rf` / `_atrlif`)."""
     args = {k: v for k, v in comp.prog.items() if k != "kind"}
     if comp.prog["kind"] == "product":
         kernels_prodneuron.scan_product(acc, c, args["exp"], args["vth"], s_buf, comp.fanout, spikes_t, counts, active, ops_t)
+    elif comp.prog["kind"] == "rf":
+        kernels_rf.scan_rf(acc, c, prog_state, **args, s_out=s_buf, u_out=u_buf, v_out=v_buf, write_u=write_u, write_v=write_v,
+                           fanout=comp.fanout, spikes_t=spikes_t, counts=counts, active=active, ops_t=ops_t)
     elif comp.prog["kind"] == "lif_refractory":
         kernels_refractory.scan_refractory(acc, c, prog_state, **args, s_out=s_buf, u_out=u_buf, v_out=v_buf, write_u=write_u,
                                            write_v=write_v, fanout=comp.fanout, spikes_t=spikes_t, counts=counts, active=active,
@@ -436,11 +439,13 @@ def _scan_programmable(comp, prog_state, acc, c, s_buf, u_buf, v_buf, write_u, w
 
 
 def _initial_prog_state(prog: dict | None, batch: int, n: int) -> np.ndarray | None:
-    """The persistent state of a stateful programmable component (atrlif, lif_refractory)."""
+    """The persistent state of a stateful programmable component (atrlif, lif_refractory, rf/rf_iz)."""
     if prog and prog["kind"] == "atrlif":
         return kernels_atrlif.initial_state(batch, n, prog["theta_0"])
     if prog and prog["kind"] == "lif_refractory":
         return kernels_refractory.initial_state(batch, n)
+    if prog and prog["kind"] == "rf":
+        return kernels_rf.initial_state(batch, n)
     return None
 
 

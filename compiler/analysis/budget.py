@@ -59,6 +59,13 @@ Accumulator headroom, per population (worst case over all spike patterns, one st
   Because u also keeps (4095 - du)/4096 of itself each step, the sustained bound is
   max_u = max_i ceil(64 x A_i x 4096 / (du_i + 1)) with its own margin. It assumes every input
   spikes every step, which trained networks rarely do, so it is reported but does not warn.
+  Two-port kinds sum per port (A_i is the larger port's bound: a product's ports are separate
+  int32 inputs, a resonator's feed separate states). Resonators (rf, rf_iz): the input is shifted
+  by state_exp instead of 6 into real and imag, which saturate at 24 bits; their state bits are
+  2 x 24, their parameters vth, sin_decay, cos_decay (12 each, per layer or neuron), decay_bits (4)
+  and state_exp (3); the sustained bound is sqrt(2) (max input + 1) / (1 - g), g the largest
+  |cos_decay + i sin_decay| / 2**decay_bits (each step rotates and shrinks z by g, and rounding
+  toward zero adds under 1 per component), 2**24 when g >= 1 (no bound).
 """
 from __future__ import annotations
 
@@ -71,6 +78,7 @@ import scipy.sparse as sp
 
 from snnc.ir.bits import SPECS, STATE_BITS
 from snnc.ir.chip import ChipGraph, Population, Projection
+from snnc.ir.fixed_point.resonator import RF_KINDS
 from snnc.ir.errors import GraphError
 
 U_BITS = SPECS["u"].bits
@@ -79,6 +87,7 @@ INPUT_SHIFT = 6  # Lava's LIF adds `a << 6` to u
 DECAY_ONE = 4096  # du = 4095 clears u every step
 PARAM_FIELDS = ("du", "dv", "vth", "bias_mant", "bias_exp")
 _SIGMA_DELTA_PARAM_FIELDS = {"delta": ("vth",), "sigma_delta": ("vth", "act_bias"), "sigma": ()}
+_RF_PARAM_FIELDS = ("vth", "sin_decay", "cos_decay")
 SIGMA_DELTA_STATE_BITS = 32
 """Lava keeps sigma-delta states in int32 (they wrap there), and their input is not shifted."""
 _MODEL_EXTRA_BITS = {
@@ -91,6 +100,8 @@ _MODEL_EXTRA_BITS = {
     "sigma": 0,
     "atrlif": SPECS["theta_step"].bits + SPECS["d_theta"].bits + SPECS["d_r"].bits,
     "lif_refractory": SPECS["refractory_period"].bits,
+    "rf": SPECS["decay_bits"].bits + SPECS["state_exp"].bits,
+    "rf_iz": SPECS["decay_bits"].bits + SPECS["state_exp"].bits,
 }
 _STATE_BITS_PER_NEURON = {
     "delta": 3 * SPECS["u"].bits,  # act, residue, error: Lava's Delta declares 24 bits each
@@ -99,6 +110,8 @@ _STATE_BITS_PER_NEURON = {
     "product": 0,  # Lava's ProdNeuron keeps nothing between steps
     "atrlif": 4 * SPECS["u"].bits,  # i, v, theta, r: 24 bits each in Lava's ATRLIF
     "lif_refractory": STATE_BITS + SPECS["refractory_period"].bits,  # u, v and the refractory down-counter
+    "rf": 2 * SPECS["v"].bits,  # real, imag: Lava's RF clips both to 24 bits
+    "rf_iz": 2 * SPECS["v"].bits,
 }
 """State bits per neuron of the kinds that differ from the CUBA compartment's u and v."""
 
@@ -434,23 +447,32 @@ def _spike_budget(name: str, payload: int, activity, graph: ChipGraph | None = N
 
 def _layer_budget(graph: ChipGraph, pop: Population, activity) -> LayerBudget:
     incoming = graph.incoming(pop.name)
-    projections, pos, neg = [], np.zeros(pop.size, dtype=object), np.zeros(pop.size, dtype=object)
+    projections: list[ProjectionBudget] = []
+    sums: dict[str, tuple] = {}  # port -> (pos, neg)
     for proj in incoming:
         p_pos, p_neg = _input_bounds(graph, proj, pop)
-        pos, neg = pos + p_pos, neg + p_neg
+        pos, neg = sums.get(proj.port, (0, 0))
+        sums[proj.port] = (pos + p_pos, neg + p_neg)
         pb = _projection_budget(graph, proj, p_pos, p_neg)
         if activity is not None and proj.name in activity.projections:
             pb.synaptic_ops = int(activity.projections[proj.name].synaptic_ops)
         projections.append(pb)
-    worst = np.maximum(pos, neg)  # A_i, Python ints
+    worst = np.zeros(pop.size, dtype=object)  # A_i, Python ints: the largest port's bound
+    for pos, neg in sums.values():
+        worst = np.maximum(worst, np.maximum(pos, neg))
     shift, state_bits = (0, SIGMA_DELTA_STATE_BITS) if pop.sigma_delta else (INPUT_SHIFT, U_BITS)
+    if pop.model in RF_KINDS:
+        shift = int(pop.state_exp)
     max_input = (int(worst.max()) if pop.size else 0) << shift
     input_bits = max_input.bit_length() + 1
     du = np.broadcast_to(np.asarray(pop.du, dtype=np.int64), pop.shape).reshape(-1)
-    accumulated = max_input if pop.sigma_delta else max(  # sigma has no decay: one step is the bound given
-        (-(-((int(a) << INPUT_SHIFT) * DECAY_ONE) // (int(d) + 1)) for a, d in zip(worst, du)), default=0
-    )
-    fields = _SIGMA_DELTA_PARAM_FIELDS.get(pop.model, PARAM_FIELDS)
+    if pop.model in RF_KINDS:
+        accumulated = _resonator_bound(pop, max_input)
+    else:
+        accumulated = max_input if pop.sigma_delta else max(  # sigma has no decay: one step is the bound given
+            (-(-((int(a) << INPUT_SHIFT) * DECAY_ONE) // (int(d) + 1)) for a, d in zip(worst, du)), default=0
+        )
+    fields = _RF_PARAM_FIELDS if pop.model in RF_KINDS else _SIGMA_DELTA_PARAM_FIELDS.get(pop.model, PARAM_FIELDS)
     per_neuron = [name for name in fields if np.ndim(getattr(pop, name))]
     param_bits = sum(SPECS[name].bits * (pop.size if name in per_neuron else 1) for name in fields)
     param_bits += _MODEL_EXTRA_BITS[pop.model]
@@ -472,6 +494,14 @@ def _layer_budget(graph: ChipGraph, pop: Population, activity) -> LayerBudget:
         max_u_accumulated=accumulated,
         margin_bits_accumulated=state_bits - (accumulated.bit_length() + 1),
     )
+
+
+def _resonator_bound(pop: Population, max_input: int) -> int:
+    """Largest |real|, |imag| a resonator can sustain (see the module docstring), 2**24 when unbounded."""
+    gain = float(np.max(np.hypot(pop.sin_decay, pop.cos_decay))) / (1 << int(pop.decay_bits))
+    if gain >= 1:
+        return 1 << U_BITS
+    return math.ceil(math.sqrt(2) * (max_input + 1) / (1 - gain))
 
 
 def _projection_budget(graph: ChipGraph, proj: Projection, pos, neg) -> ProjectionBudget:

@@ -51,12 +51,14 @@ COST_TYPES = (
     "hop_ns",
     "chip_crossing",
 )
-UPDATE_COST_FACTOR = {"product": 2.0, "atrlif": 2.0, "delta": 1.0, "sigma_delta": 2.0, "sigma": 1.0, "lif_refractory": 1.0}
+UPDATE_COST_FACTOR = {"product": 2.0, "atrlif": 2.0, "delta": 1.0, "sigma_delta": 2.0, "sigma": 1.0, "lif_refractory": 1.0,
+                      "rf": 2.0, "rf_iz": 2.0}
 """ASSUMPTION: a neuron update of these kinds (Loihi 2 microcode: ProdNeuron multiplies two inputs,
 ATRLIF updates four states; a SigmaDelta accumulates sigma, applies its activation and
 delta-encodes it, a Delta only encodes, a Sigma only accumulates; a refractory LIF is a CUBA update
-whose v is held while a counter runs down, which Loihi's compartment does natively) costs this many
-CUBA neuron updates; no per-kind figure is published."""
+whose v is held while a counter runs down, which Loihi's compartment does natively; RF / RF_IZ
+rotate two states with four multiplies and take two inputs, where CUBA decays two states with
+two) costs this many CUBA neuron updates; no per-kind figure is published."""
 
 
 @dataclass

@@ -53,8 +53,25 @@ Lava LIF), with an assumption warning; `refractory=True` (CLI `--refractory`) co
 refractory period the file describes instead: a lif_refractory population (Lava LIFRefractory, v
 held r - 1 steps after each spike, `snnc.ir.fixed_point.refractory`).
 
-What Lava 0.10.0 or the chip IR cannot express is an error naming the layer and field: non-CUBA neurons, wgtExp != 0 (netx would silently ignore it),
-layer types netx does not build (average, concat, convT, unpool, complex dense).
+Resonate-and-fire layers (neuron type containing "RF": RF_PHASE, RF_IZHIKEVICH, and slayer's
+ADRF_* whose adaptive threshold netx drops), as netx builds them: only a `dense` layer with complex
+weights `weight/real` and `weight/imag` (netx's ComplexDense; its Input, Dense and Conv blocks
+drive `a_in`, which Lava's RF has not):
+
+    neuron type with "PHASE"     -> rf (Lava RF: spikes where the phase crosses 0), else rf_iz (RF_IZ)
+    sinDecay, cosDecay           -> slayer's neuron_params (alpha = 1 - |s + i c| / 4096, period =
+                                    2 pi / atan2(s, c)), then Lava's RF constructor (int32 of
+                                    (1 - alpha) sin/cos(2 pi / period) * 2**12), the same float
+                                    operations; decay_bits 12, state_exp 6, vth = vThMant (<< 6)
+    weight/real, weight/imag     -> two dense projections into ports a_real_in / a_imag_in, each with
+                                    its own num_weight_bits and weight_exp (optimize_weight_bits)
+    bias, delay                  -> ignored, as netx's ComplexDense ignores them (with a warning)
+    messageBits, gradedSpike     -> ignored (Lava's RF sends binary spikes; the next layer's synapses
+                                    are binary), with a warning
+
+What Lava 0.10.0 or the chip IR cannot express is an error naming the layer and field: unknown neuron types, wgtExp != 0 (netx would silently ignore it),
+layer types netx does not build (average, concat, convT, unpool, dense_comp), RF neurons in
+input/conv/pool/recurrent layers or behind real weights, complex weights behind non-RF neurons.
 """
 from __future__ import annotations
 
@@ -68,6 +85,7 @@ import scipy.sparse as sp
 from snnc.ir.bits import SPECS, truncate_weights
 from snnc.ir.chip import ChipGraph, ConvGeometry, InputPopulation, OutputPort, Population, Projection
 from snnc.ir.errors import ModelFileError, ParameterError, QuantizationError, SnncError, UnsupportedNodeError
+from snnc.ir.fixed_point.resonator import RF_KINDS, RF_PORTS, lava_decays
 
 NETX_BIAS_EXP = 6
 """netx hands every layer's bias to Lava as bias_mant with bias_exp = 6."""
@@ -79,6 +97,10 @@ NETX_SDNN_STATE_EXP = 6
 """netx builds every Delta/SigmaDelta with state_exp = 6."""
 NETX_SDNN_MESSAGE_BITS = 16
 """netx's default `messageBits` of a sigma-delta layer."""
+NETX_RF_DECAY_BITS = 12
+"""netx builds every RF/RF_IZ with decay_bits = 12 ..."""
+NETX_RF_STATE_EXP = 6
+"""... and state_exp = 6."""
 
 _NEURON_TYPES = ("LOIHI", "CUBA")
 _LAYER_TYPES = ("input", "dense", "dense_rec", "conv", "pool", "flatten")
@@ -87,7 +109,8 @@ _NOT_BUILT = {
     "concat": "netx does not build 'concat' layers; export a sequential network",
     "convT": "transposed convolutions are not supported; use a conv layer",
     "unpool": "unpooling is not supported",
-    "dense_comp": "complex-valued (resonate-and-fire) layers have no CUBA LIF equivalent",
+    "dense_comp": "lava-dl netx 0.6 cannot build 'dense_comp' layers (it calls a create_complex_dense it does not have); "
+                  "lava-dl writes complex dense layers as 'dense' with weight/real and weight/imag, which snnc reads",
 }
 
 
@@ -332,20 +355,15 @@ def _neuron(layer: _Layer, refractory: bool = False) -> dict[str, Any]:
     ntype = _as_str(layer["neuron/type"], f"{where}.type")
     if ntype == "SDNN":
         return _sdnn_neuron(layer, where)
-    if ntype.startswith("RF"):
-        raise UnsupportedNodeError(
-            f"resonate-and-fire neuron type {ntype!r} is not supported",
-            where=f"{where}.type",
-            expected="CUBA, LOIHI or SDNN",
-            hint="Lava 0.10 has fixed-point RF/RF_IZ models, but snnc has no chip-IR population for them yet; "
-                 "run this file with lava-dl netx directly, or retrain the layer as CUBA or SDNN",
-        )
+    if _is_resonator(layer):
+        return _rf_neuron(layer, where, ntype)
     if ntype not in _NEURON_TYPES:
         raise UnsupportedNodeError(
             f"neuron type {ntype!r} is not supported",
             where=f"{where}.type",
-            expected=" or ".join(_NEURON_TYPES),
-            hint="snnc maps CUBA/LOIHI LIF neurons (Lava LIF) and SDNN sigma-delta neurons (Lava Delta, SigmaDelta, Sigma)",
+            expected=" or ".join(_NEURON_TYPES) + ", SDNN or a type containing RF",
+            hint="snnc maps CUBA/LOIHI LIF neurons (Lava LIF), SDNN sigma-delta neurons (Lava Delta, SigmaDelta, Sigma) "
+                 "and resonate-and-fire neurons (Lava RF, RF_IZ), as lava-dl netx does",
         )
 
     def field(key: str, required: bool = True):
@@ -452,10 +470,62 @@ def _sdnn_neuron(layer: _Layer, where: str) -> dict[str, Any]:
     return {"model": model, "vth": vth, "spike_exp": NETX_SPIKE_EXP, "state_exp": NETX_SDNN_STATE_EXP, "meta": meta}
 
 
+def _rf_neuron(layer: _Layer, where: str, ntype: str) -> dict[str, Any]:
+    """Resonator parameters as netx's get_neuron_params builds Lava's RF ("PHASE" in the type) or
+    RF_IZ: period and alpha from slayer's `neuron_params`, the integers from Lava's constructor."""
+    _refuse_weight_exp(layer, where)
+    n = math.prod(_shape(layer))
+    decays = {}
+    for key in ("sinDecay", "cosDecay"):
+        value = _num(layer, f"neuron/{key}")
+        assert value is not None  # required
+        if value.size not in (1, n):
+            raise ModelFileError(f"{key} does not match the layer", where=f"{where}.{key}", expected=f"1 or {n} values", got=value.size)
+        decays[key] = value.reshape(()) if value.size == 1 else value.reshape(-1)
+    sin, cos = _netx_rf_decays(decays["sinDecay"], decays["cosDecay"])
+    for key, value in (("sinDecay", sin), ("cosDecay", cos)):
+        spec = SPECS["sin_decay"]
+        if np.any(value < spec.lo) or np.any(value > spec.hi):
+            raise ParameterError(f"{key} gives Lava's RF a decay outside its 12 bits", where=f"{where}.{key}",
+                                 expected=f"{spec.lo}..{spec.hi} after netx's conversion (a period >= 4 and a decay in 0..1)",
+                                 got=int(value[np.argmax((value < spec.lo) | (value > spec.hi))] if value.ndim else value),
+                                 hint="slayer's RF neurons keep sin/cos decays in the first quadrant; retrain or clamp them")
+    vth = _scalar(layer, "neuron/vThMant")
+    SPECS["vth"].check(vth, f"{where}.vThMant")
+    ignored = [k for k in ("thDecay", "refDecay", "vThStep") if f"neuron/{k}" in layer]
+    if ignored:
+        _assume(f"{where}: {ntype} neurons' {', '.join(ignored)} (adaptive threshold, refractory decay) are ignored by lava-dl "
+                "netx, which builds a plain Lava RF/RF_IZ; snnc runs the layer as netx does")
+    flag = _num(layer, "neuron/gradedSpike", required=False)
+    graded = flag is not None and bool(np.any(flag))
+    if _scalar(layer, "neuron/messageBits", required=False) or graded:
+        _assume(f"{where}: messageBits/gradedSpike are ignored by lava-dl netx for {ntype} neurons (Lava's RF sends binary "
+                "spikes); snnc runs the layer as netx does")
+    model = "rf" if "PHASE" in ntype else "rf_iz"
+    return {"model": model, "vth": vth, "sin_decay": sin, "cos_decay": cos, "decay_bits": NETX_RF_DECAY_BITS,
+            "state_exp": NETX_RF_STATE_EXP}
+
+
+def _netx_rf_decays(sin_file: np.ndarray, cos_file: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The integers Lava's RF holds for a file's sinDecay/cosDecay: slayer's `rf.neuron_params` (which
+    netx calls) then Lava's constructor, with the same float operations on the file's own dtype."""
+    p_scale = 1 << 12
+    sin_decay, cos_decay = sin_file / p_scale, cos_file / p_scale
+    decay = 1 - np.sqrt(sin_decay ** 2 + cos_decay ** 2)
+    frequency = np.arctan2(sin_decay, cos_decay) / 2 / np.pi
+    with np.errstate(divide="ignore", invalid="ignore"):  # out-of-range results are refused by the caller
+        period = 1 / frequency  # sinDecay 0: an infinite period, for which Lava's sin is 0
+        sin, cos = lava_decays(period, decay, NETX_RF_DECAY_BITS)
+    return np.asarray(sin, np.int64), np.asarray(cos, np.int64)
+
+
 def _neuron_population(name: str, shape: tuple[int, ...], layer: _Layer, params: dict[str, Any], bias) -> Population:
-    """The layer's population: the bias is a LIF's bias_mant (bias_exp 6) or a SigmaDelta's bias."""
+    """The layer's population: the bias is a LIF's bias_mant (bias_exp 6) or a SigmaDelta's bias (a
+    resonator's is never read: netx's ComplexDense takes none)."""
     params = dict(params)
     meta = {**_meta(layer), **params.pop("meta", {})}
+    if params.get("model") in RF_KINDS:
+        return Population(name, shape, meta=meta, **params)
     if params.get("model") in ("delta", "sigma"):
         if np.any(bias):
             raise ParameterError(f"a {params['model']} layer has no bias", where=f"{layer.where}.bias", got="nonzero bias",
@@ -464,6 +534,14 @@ def _neuron_population(name: str, shape: tuple[int, ...], layer: _Layer, params:
     if params.get("model") == "sigma_delta":
         return Population(name, shape, act_bias=bias, meta=meta, **params)
     return Population(name, shape, bias_mant=bias, bias_exp=NETX_BIAS_EXP, meta=meta, **params)
+
+
+def _is_resonator(layer: _Layer) -> bool:
+    """netx's test for an RF neuron: a type containing "RF" that is not LOIHI, CUBA or SDNN."""
+    if "neuron/type" not in layer:
+        return False
+    ntype = _as_str(layer["neuron/type"], f"{layer.where}.neuron.type")
+    return ntype not in (*_NEURON_TYPES, "SDNN") and "RF" in ntype
 
 
 def _is_sdnn(layer: _Layer) -> bool:
@@ -681,6 +759,7 @@ def _build(layers: list[_Layer], where: str, input_bias, input_message_bits, inp
                 g.add(InputPopulation("input", shape, num_message_bits=bits))
                 src_name, src_shape = "input", shape
                 continue
+            _refuse_resonator(layer, "input layers are netx Input blocks, whose input drives the neurons' a_in")
             params = _neuron(layer, refractory)
             bias = 0 if input_bias is None else _input_bias(input_bias, shape, layer.where)
             bits = 24 if input_message_bits is None else input_message_bits
@@ -705,26 +784,30 @@ def _build(layers: list[_Layer], where: str, input_bias, input_message_bits, inp
             g.add(InputPopulation("input", shape_in, num_message_bits=bits))
             src_name, src_shape = "input", shape_in
         shape = _shape(layer)
+        if "weight/imag" in layer and "neuron/type" in layer and not _is_resonator(layer):
+            raise UnsupportedNodeError(
+                "complex weights (weight/real, weight/imag) need resonate-and-fire neurons", where=f"{layer.where}.weight/imag",
+                got=f"neuron.type {_as_str(layer['neuron/type'], layer.where)!r} in a {kind} layer",
+                hint="lava-dl netx connects complex weights to an RF neuron's a_real_in/a_imag_in (a dense layer with an RF_* "
+                     "neuron type); give the layer real weights 'weight' for CUBA/SDNN neurons",
+            )
+        if kind != "dense":
+            _refuse_resonator(layer, f"netx builds {kind} layers with synapses into the neurons' a_in")
         params = _neuron(layer, refractory)
+        assert src_shape is not None  # set by the input
+        if params.get("model") in RF_KINDS:
+            pop = _complex_dense(g, layer, name, (math.prod(shape),), src_name, math.prod(src_shape), params)
+            src_name, src_shape, last_pop = name, pop.shape, pop
+            continue
         if kind in ("dense", "dense_rec"):
             shape = (math.prod(shape),)
-            w = _ints(layer, "weight")
-            assert w is not None and src_shape is not None  # required; set by the input
             n_in = math.prod(src_shape)
-            if w.ndim in (1, 2) and w.shape != (shape[0], n_in) and w.size == shape[0] * n_in:
-                w = w.reshape(shape[0], -1)
-            if w.shape != (shape[0], n_in):
-                raise ModelFileError(
-                    "dense weight does not match the layer's shape and input size",
-                    where=f"{layer.where}.weight",
-                    expected=(shape[0], n_in),
-                    got=w.shape,
-                )
+            w = _dense_weight(layer, "weight", shape[0], n_in)
             w_rec = _recurrent_weight(layer, shape[0]) if kind == "dense_rec" else None
             # netx fits one weight format to [weight, weight_rec] together (one exponent for both)
             both = w if w_rec is None else np.hstack((w, w_rec))
             wl, bits, exp = dense_weight_format(both, f"{layer.where}.weight" + ("" if w_rec is None else " and weight_rec"))
-            delay = _dense_delay(layer, w.shape)
+            delay = _dense_delay(layer, (shape[0], n_in))
             pop = g.add(_neuron_population(name, shape, layer, params, _bias(layer, shape)))
             g.add(
                 Projection(
@@ -767,6 +850,51 @@ def _build(layers: list[_Layer], where: str, input_bias, input_message_bits, inp
     return g.validate()
 
 
+def _dense_weight(layer: _Layer, key: str, n_out: int, n_in: int) -> np.ndarray:
+    """A dense layer's weight [out, in] (a flat or transposed-shape array of that size is reshaped, as netx does)."""
+    w = _ints(layer, key)
+    assert w is not None  # required
+    if w.ndim in (1, 2) and w.shape != (n_out, n_in) and w.size == n_out * n_in:
+        w = w.reshape(n_out, -1)
+    if w.shape != (n_out, n_in):
+        raise ModelFileError("dense weight does not match the layer's shape and input size", where=f"{layer.where}.{key}",
+                             expected=(n_out, n_in), got=w.shape)
+    return w
+
+
+def _refuse_resonator(layer: _Layer, why: str) -> None:
+    """RF neurons exist in netx only behind complex dense weights (its ComplexDense block)."""
+    if _is_resonator(layer):
+        raise UnsupportedNodeError(
+            f"resonate-and-fire neurons in a {layer.kind!r} layer are not built by lava-dl netx", where=f"{layer.where}.neuron.type",
+            got=_as_str(layer["neuron/type"], layer.where),
+            hint=f"{why}, which Lava's RF/RF_IZ do not have (their inputs are a_real_in/a_imag_in); netx builds RF neurons "
+                 "only in dense layers with complex weights weight/real and weight/imag",
+        )
+
+
+def _complex_dense(g: ChipGraph, layer: _Layer, name: str, shape: tuple[int], src: str, n_in: int, params: dict[str, Any]) -> Population:
+    """netx's ComplexDense: weight/real and weight/imag, each fitted by optimize_weight_bits on its own,
+    into the RF neurons' a_real_in / a_imag_in. Its bias and delay are not read (netx passes neither)."""
+    if "weight/imag" not in layer:
+        raise ModelFileError("missing dataset 'weight/imag'", where=f"{layer.where}.weight/imag",
+                             hint="a dense layer of resonate-and-fire neurons has complex weights weight/real and weight/imag "
+                                  "(netx's ComplexDense); real weights alone reach an a_in the RF neuron does not have")
+    for key, what in (("bias", "bias"), ("delay", "delays")):
+        value = _num(layer, key, required=False)
+        if value is not None and np.any(value):
+            _assume(f"{layer.where}.{key}: lava-dl netx builds complex dense layers (ComplexDense) without {what}, so "
+                    "they are ignored here too (the network runs as netx runs it)")
+    pop = g.add(_neuron_population(name, shape, layer, params, 0))
+    for key, port in zip(("weight/real", "weight/imag"), RF_PORTS):
+        w = _dense_weight(layer, key, shape[0], n_in)
+        wl, bits, exp = dense_weight_format(w, f"{layer.where}.{key}")
+        part = key.split("/")[1]
+        g.add(Projection(f"{src}->{name}.{part}", src, name, wl, kind="dense", weight_exp=exp, num_weight_bits=bits,
+                         num_message_bits=_message_bits(g, src), port=port, meta={"netx_layer": layer.index, "role": key}))
+    return pop
+
+
 def _implicit_input_shape(layer: _Layer, kind: str, input_shape) -> tuple[int, ...]:
     """Input shape of a file whose first layer is synaptic, as lava-dl's Network infers it.
 
@@ -781,8 +909,11 @@ def _implicit_input_shape(layer: _Layer, kind: str, input_shape) -> tuple[int, .
         return shape
     if kind in ("dense", "dense_rec"):
         if "inFeatures" in layer:
-            return (int(_ints(layer, "inFeatures").reshape(-1)[0]),)  # type: ignore[union-attr]
-        w = _ints(layer, "weight")
+            n_in = _scalar(layer, "inFeatures")
+            if n_in is None or n_in <= 0:
+                raise ModelFileError("inFeatures must be a positive integer", where=f"{layer.where}.inFeatures", got=n_in)
+            return (n_in,)
+        w = _ints(layer, "weight/real" if "weight/real" in layer else "weight")
         assert w is not None  # required
         if w.ndim != 2:
             raise ModelFileError("dense weight must be [out, in]", where=f"{layer.where}.weight", got=w.shape)

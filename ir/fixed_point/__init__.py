@@ -15,6 +15,8 @@ Loihi silicon) define what a Loihi neuron computes. This package is snnc's singl
   (adaptive threshold and refractory state), their element operations and numpy step;
 - `refractory`: Lava's `LIFRefractory` (v held for a number of steps after each spike) in the
   chip's integers (Lava 0.10 has only its float model);
+- `resonator`: Lava's resonate-and-fire `RF` and `RF_IZ` (a complex state rotated and decayed each
+  step, two input ports), their element operations and numpy step;
 - `neuron`: one numpy step of a population for every neuron kind the chip has (`NEURON_KINDS`):
   the specification that the `sim` kernels, the quantizer's integer re-simulator and snnc's own
   Lava process all follow, and that the tests compare them against.
@@ -29,6 +31,7 @@ from .atrlif import ATRLIFState, atrlif_step, atrlif_update
 from .neuron import NEURON_KINDS, RESET_MODES, NeuronState, neuron_step
 from .prodneuron import PRODUCT_PORTS, product_step
 from .refractory import RefractoryState, refractory_step, refractory_update
+from .resonator import RF_KINDS, RF_PORTS, ResonatorState, resonator_step, resonator_update
 from .sigma_delta import ACT_MODES, SIGMA_DELTA_KINDS, SigmaDeltaState, sigma_delta_step
 from .units import (
     DECAY_ONE,
@@ -46,6 +49,7 @@ from .units import (
 
 __all__ = [
     "ATRLIFState", "PRODUCT_PORTS", "RefractoryState", "refractory_step", "refractory_update", "atrlif_step", "atrlif_update", "product_step",
+    "RF_KINDS", "RF_PORTS", "ResonatorState", "resonator_step", "resonator_update",
     "ACT_MODES", "SIGMA_DELTA_KINDS", "SigmaDeltaState", "sigma_delta_step",
     "DECAY_ONE", "DECAY_SHIFT", "NEURON_KINDS", "NeuronState", "RESET_MODES", "STATE_SHIFT", "U_HALF", "U_WRAP", "V_MAX",
     "alpha_from_du", "beta_from_dv", "decay", "du_from_alpha", "dv_from_beta", "neuron_step", "saturate_v",

@@ -1,7 +1,9 @@
 """Malformed `.net` files: whatever is missing, mistyped, reshaped or cut short, `load_netx` either
 reads the file or raises one snnc error that names the layer and the key (like test_fuzz_nir.py
 for NIR files). The valid files come from snnc's netx writer (checked against lava-dl itself in
-tests/compiler/export/test_netx_write.py)."""
+tests/compiler/export/test_netx_write.py), and one resonate-and-fire file (`_rf_file`) is written
+with h5py in the layout of lava-dl's own `block.rf` export (the datasets and dtypes its export_hdf5
+writes; tests/compiler/frontends/test_netx_rf.py reads files lava-dl itself wrote)."""
 from __future__ import annotations
 
 import re
@@ -43,6 +45,27 @@ def _base_graphs() -> dict[str, ChipGraph]:
     return {"input_dense_rec": a.validate(), "conv_flatten_dense": b.validate()}
 
 
+def _rf_file(path) -> None:
+    """Two complex dense layers, RF_PHASE (per-neuron decays) then RF_IZHIKEVICH, as lava-dl's
+    `block.rf.Dense` / `block.rf_iz.Dense` export_hdf5 writes them."""
+    rng = np.random.default_rng(1)
+    with h5py.File(path, "w") as f:
+        for i, (n_in, n_out, ntype, sin, cos) in enumerate([(6, 4, "RF_PHASE", rng.integers(500, 2000, 4), rng.integers(2000, 3500, 4)),
+                                                            (4, 3, "RF_IZHIKEVICH", 3042, 2426)]):
+            g = f.create_group(f"layer/{i}")
+            g.create_dataset("type", (1,), "S10", [b"dense"])
+            g.create_dataset("shape", data=np.array([n_out]))
+            g.create_dataset("inFeatures", data=n_in)
+            g.create_dataset("outFeatures", data=n_out)
+            g.create_dataset("weight/real", data=rng.integers(-30, 30, (n_out, n_in)).astype(np.float32))
+            g.create_dataset("weight/imag", data=rng.integers(-30, 30, (n_out, n_in)).astype(np.float32))
+            g.create_dataset("neuron/type", data=ntype, dtype=h5py.string_dtype("ascii"))
+            g.create_dataset("neuron/sinDecay", data=sin)
+            g.create_dataset("neuron/cosDecay", data=cos)
+            g.create_dataset("neuron/vThMant", data=6)
+            g.create_dataset("neuron/gradedSpike", data=False)
+
+
 @pytest.fixture(scope="module")
 def base_files(tmp_path_factory):
     out = {}
@@ -51,6 +74,10 @@ def base_files(tmp_path_factory):
         write_netx(graph, path)
         load_netx(path)  # the unmutated file reads
         out[name] = (path, _datasets(path))
+    path = tmp_path_factory.mktemp("netx") / "rf_dense.net"
+    _rf_file(path)
+    assert [p.model for p in load_netx(path).populations.values()] == ["rf", "rf_iz"]  # the unmutated file reads
+    out["rf_dense"] = (path, _datasets(path))
     return out
 
 
@@ -87,7 +114,7 @@ def _mutate(f: h5py.File, name: str, kind: str) -> None:
 
 @settings(max_examples=400, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(base=st.sampled_from(["input_dense_rec", "conv_flatten_dense"]), pick=st.integers(0, 10_000),
+@given(base=st.sampled_from(["input_dense_rec", "conv_flatten_dense", "rf_dense"]), pick=st.integers(0, 10_000),
        kind=st.sampled_from(MUTATIONS), second=st.booleans())
 def test_malformed_net_files_raise_one_snnc_error_naming_layer_and_key(base_files, tmp_path, base, pick, kind, second):
     import shutil

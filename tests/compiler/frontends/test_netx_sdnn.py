@@ -119,15 +119,3 @@ def test_sdnn_chip_file_round_trips(tmp_path):
     x = np.random.default_rng(4).integers(-400, 400, (12, 5))
     np.testing.assert_array_equal(_run(back, x, "sim").outputs["output"], _run(g, x, "sim").outputs["output"])
 
-
-@pytest.mark.parametrize("module, ntype", [("rf", "RF_PHASE"), ("rf_iz", "RF_IZHIKEVICH")])
-def test_resonate_and_fire_files_are_refused_naming_the_layer(tmp_path, module, ntype):
-    """lava-dl's own RF / RF_IZ dense blocks (complex weights): one snnc error naming the layer, the type and what to do."""
-    from snnc.ir.errors import UnsupportedNodeError
-
-    block = getattr(oracle._slayer().block, module).Dense(dict(threshold=1.0, period=10, decay=0.1), 6, 4)
-    path = oracle.export([block], tmp_path / "rf.net", (6,))
-    with pytest.raises(UnsupportedNodeError) as err:
-        load_netx(path)
-    for words in ("layer 0", ntype, "RF/RF_IZ", "lava-dl netx"):
-        assert words in str(err.value)
