@@ -6,8 +6,10 @@ each population fed by one projection from the one before (plus, for `dense_rec`
 projection onto itself). Per population / projection, what netx 0.6 builds from what is written:
 
     population lif (reset to 0)     -> neuron group CUBA: iDecay = du + 1, vDecay = dv, vThMant =
-                                       vth, refDelay 1; `bias` = the bias in netx's bias_exp 6
-                                       (bias_mant << bias_exp = bias << 6, exactly)
+                                       vth, refDelay 1, no messageBits (Lava LIF sends 0/1, so a
+                                       graded projection from it is written binary); `bias` = the
+                                       bias in netx's bias_exp 6 (bias_mant << bias_exp = bias << 6,
+                                       exactly; `snnc compile -o OUT.net` quantizes biases so)
     dense/sparse projection         -> `dense` layer, `weight` = the integers Lava applies
                                        (truncated weights << weight_exp); netx re-fits them with
                                        its optimize_weight_bits, which must give them back
@@ -45,6 +47,7 @@ from snnc.ir.errors import UnsupportedNodeError
 NETX_BIAS_EXP = 6
 """netx hands every layer's bias to Lava as bias_mant with bias_exp = 6."""
 NETX_MAX_DELAY = 62
+AS_NIR = "write OUT.nir instead (snnc run and the lava backend run any chip graph)"
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,7 @@ def netx_layers(graph: ChipGraph) -> tuple[list[dict[str, Any]], NetxRunOptions]
                 got="nonzero bias", hint="netx takes an input layer's bias at run time (net.in_layer.neuron.bias_mant); "
                 "set the population's bias to 0 and pass the bias when running",
             )
-        layers.append({"type": "input", "shape": np.asarray(pop.shape, np.int64), "neuron": _neuron_group(graph, pop)})
+        layers.append({"type": "input", "shape": np.asarray(pop.shape, np.int64), "neuron": _neuron_group(pop)})
     else:
         layers.append({"type": "input", "shape": np.asarray(inp.shape, np.int64)})
     src_shape = tuple(inp.shape)
@@ -126,12 +129,12 @@ def _single_input(graph: ChipGraph) -> InputPopulation:
     if len(graph.inputs) != 1:
         raise UnsupportedNodeError(
             "a netx network has exactly one input", where="chip graph inputs", got=sorted(graph.inputs),
-            hint="netx feeds `net.inp` into its first layer only",
+            hint="netx feeds `net.inp` into its first layer only (a chip conversion's clock inputs are inputs too); " + AS_NIR,
         )
     if len(graph.outputs) != 1:
         raise UnsupportedNodeError(
             "a netx network has exactly one output (its last layer's spikes)", where="chip graph outputs",
-            got=sorted(graph.outputs),
+            got=sorted(graph.outputs), hint=AS_NIR,
         )
     return next(iter(graph.inputs.values()))
 
@@ -147,7 +150,7 @@ def _chain(graph: ChipGraph, inp: InputPopulation) -> list[tuple[Population, Pro
         if len(out) > 1:
             raise UnsupportedNodeError(
                 f"{src!r} feeds {len(out)} populations; a netx network is a chain of layers", where=f"node {src!r}",
-                got=sorted(p.name for p in out), hint="netx cannot express branches, skips or parallel projections",
+                got=sorted(p.name for p in out), hint="netx cannot express branches, skips or parallel projections; " + AS_NIR,
             )
         if not out:
             break
@@ -183,14 +186,24 @@ def _chain(graph: ChipGraph, inp: InputPopulation) -> list[tuple[Population, Pro
 
 
 # -- neurons --------------------------------------------------------------------------------------
-def _neuron_group(graph: ChipGraph, pop: Population) -> dict[str, Any]:
-    """netx's CUBA neuron group of a population (Lava LIF), or an error naming what netx cannot hold."""
+def _neuron_group(pop: Population) -> dict[str, Any]:
+    """netx's CUBA neuron group of a population (Lava LIF), or an error naming what netx cannot hold.
+
+    No `messageBits`: Lava's LIF sends 0/1 spikes, so a graded projection from a LIF population
+    (W @ s) applies what a binary one does, and the file is written binary. A population whose
+    messages are payloads (relay: v >> relay_shift) has no netx form: see LAVADL_MESSAGE_BITS."""
     where = f"population {pop.name!r}"
+    if pop.model in ("relay", "product"):
+        raise UnsupportedNodeError(
+            f"a {pop.model} population sends graded payloads every step, which a netx CUBA layer cannot: "
+            + LAVADL_MESSAGE_BITS, where=where, expected="a spiking LIF population",
+            got=pop.model, hint=AS_NIR,
+        )
     if pop.model not in ("lif", "lif_reset") or not pop.lava_native:
         raise UnsupportedNodeError(
             f"netx builds CUBA layers as Lava LIF (reset to 0); this population is {pop.model!r} with reset "
             f"{pop.reset_mode!r}", where=where, expected="model lif, reset_mode zero, v_reset 0",
-            got=(pop.model, pop.reset_mode), hint="leave the network as NIR (snnc run / the lava backend run it)",
+            got=(pop.model, pop.reset_mode), hint=AS_NIR,
         )
     for name in ("du", "dv", "vth"):
         if np.ndim(getattr(pop, name)):
@@ -198,18 +211,19 @@ def _neuron_group(graph: ChipGraph, pop: Population) -> dict[str, Any]:
                 f"per-neuron {name} cannot be written to a netx file", where=f"{where}.{name}",
                 expected="one value per layer", hint="netx's neuron group holds one iDecay/vDecay/vThMant per layer",
             )
-    group: dict[str, Any] = {
+    return {
         "type": "CUBA", "iDecay": int(pop.du) + 1, "vDecay": int(pop.dv), "vThMant": int(pop.vth), "refDelay": 1,
         "gradedSpike": False,
     }
-    graded = sorted(p.name for p in graph.outgoing(pop.name) if p.num_message_bits)
-    if graded:
-        raise UnsupportedNodeError(
-            "graded messages from a CUBA layer cannot be written to a netx file", where=f"{where} -> {graded}",
-            expected="num_message_bits 0", hint="lava-dl 0.6.0 netx cannot parse a CUBA layer's messageBits; Lava LIF "
-            "sends 0/1, so set num_message_bits=0 on these projections (the spikes stay the same)",
-        )
-    return group
+
+
+LAVADL_MESSAGE_BITS = (
+    "Lava's LIF sends only 0/1 spikes, and lava-dl 0.6.0 cannot even load a CUBA layer with `messageBits` "
+    "(netx/utils.py:74 NetDict returns the dataset wrapped, not its value; netx/hdf5.py:143 hands that on as "
+    "num_message_bits, blocks/process.py:47 to the next layer's synapse, and Lava's builder fails in the runtime "
+    "process, magma/compiler/builders/py_builder.py:403 'setting an array element with a sequence', the run never returning)"
+)
+"""Why a netx file has no graded CUBA layers (checked against the installed lava-dl by the tests)."""
 
 
 def _netx_bias(pop: Population) -> np.ndarray:
@@ -235,6 +249,8 @@ def _reset_pattern(graph: ChipGraph, pops: list[Population]) -> tuple[int | None
     resets = [p for p in pops if p.model == "lif_reset"]
     if not resets:
         return None, 0
+    if len(resets) == len(pops) and all(int(p.reset_interval) == 1 for p in pops):
+        return 1, 0  # every layer resets every step: Lava takes the offset modulo 1
     interval = int(pops[0].reset_interval)
     offset = int(pops[0].reset_offset) - 1
     for k, pop in enumerate(pops):
@@ -304,7 +320,7 @@ def _dense_layer(graph: ChipGraph, pop: Population, proj: Projection, rec: Proje
     if delay is not None:
         layer["delay"] = delay
     layer["bias"] = _netx_bias(pop).reshape(-1).astype(np.float32)
-    layer["neuron"] = _neuron_group(graph, pop)
+    layer["neuron"] = _neuron_group(pop)
     return layer
 
 
@@ -342,7 +358,7 @@ def _conv_layer(graph: ChipGraph, pop: Population, proj: Projection) -> dict[str
         "inChannels": int(g.in_shape[0]), "outChannels": int(g.out_shape[0]), "kernelSize": np.asarray(g.kernel, np.int64),
         "stride": np.asarray(g.stride, np.int64), "padding": np.asarray(g.padding, np.int64),
         "dilation": np.asarray(g.dilation, np.int64), "groups": int(g.groups),
-        "bias": per_channel[:, 0].astype(np.float32), "neuron": _neuron_group(graph, pop),
+        "bias": per_channel[:, 0].astype(np.float32), "neuron": _neuron_group(pop),
     }
 
 

@@ -6,55 +6,20 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 pytest.importorskip("lava.lib.dl.netx", reason="lava-dl 0.6.0 is installed by `make venv`")
 
 import lavadl_oracle as oracle  # noqa: E402
+from netx_cases import assert_same_network, sim_outputs as _sim  # noqa: E402
 
-from snnc.backends.base import get_backend  # noqa: E402
 from snnc.compiler.export.netx import netx_layers, write_netx  # noqa: E402
 from snnc.compiler.frontends.netx import load_netx  # noqa: E402
 from snnc.ir.chip import ChipGraph, ConvGeometry, InputPopulation, OutputPort, Population, Projection  # noqa: E402
 from snnc.ir.errors import SnncError, UnsupportedNodeError  # noqa: E402
 
 pytestmark = pytest.mark.lava
-
-
-def _sim(graph, x, **run):
-    return get_backend("sim").build(graph).run({name: x[None] for name in graph.inputs}, **run).outputs
-
-
-def _applied(proj):
-    """The integer matrix a dense/sparse projection applies to binary spikes."""
-    w = proj.effective_weights()
-    w = np.asarray(w.toarray() if sp.issparse(w) else w, np.int64)
-    return w << proj.weight_exp if proj.weight_exp >= 0 else w >> -proj.weight_exp
-
-
-def assert_same_network(a: ChipGraph, b: ChipGraph):
-    """Same chain, same neuron integers, same applied weights and delays (names and Lava's weight
-    format may differ)."""
-    assert [p.shape for p in a.populations.values()] == [p.shape for p in b.populations.values()]
-    for pa, pb in zip(a.populations.values(), b.populations.values()):
-        for k in ("du", "dv", "vth", "model", "reset_interval", "reset_offset"):
-            assert np.array_equal(getattr(pa, k), getattr(pb, k)), (pa.name, k)
-        ba = np.broadcast_to(np.asarray(pa.bias_mant) << np.asarray(pa.bias_exp), pa.shape)
-        bb = np.broadcast_to(np.asarray(pb.bias_mant) << np.asarray(pb.bias_exp), pb.shape)
-        np.testing.assert_array_equal(ba, bb)
-    assert len(a.projections) == len(b.projections)
-    for qa, qb in zip(a.projections.values(), b.projections.values()):
-        assert (qa.kind == "conv") == (qb.kind == "conv") and qa.direct == qb.direct
-        if qa.kind == "conv":
-            np.testing.assert_array_equal(qa.weights, qb.weights)
-            assert qa.conv == qb.conv
-        else:
-            np.testing.assert_array_equal(_applied(qa), _applied(qb))
-            da = np.where(_applied(qa) != 0, np.broadcast_to(qa.delay, _applied(qa).shape), 0)
-            db = np.where(_applied(qb) != 0, np.broadcast_to(qb.delay, _applied(qb).shape), 0)
-            np.testing.assert_array_equal(da, db)
 
 
 # -- lava-dl's own files: read by snnc, written back by snnc, run by lava-dl -------------------------
@@ -126,7 +91,7 @@ def _chain_graph(rng, sizes, *, graded_bits, weight_exp, delay, conv):
         w[0, 0] = 15 if weight_exp >= 0 else 60  # never an all-zero layer
         d = np.repeat(rng.integers(0, 5, (n, 1)), n_in, axis=1) if delay and i == 0 else 0
         g.add(Projection(f"{src}->{name}", src, name, w, weight_exp=weight_exp, delay=d,
-                         num_message_bits=graded_bits if src == "x" else 0))
+                         num_message_bits=graded_bits))  # graded from a LIF population: its 0/1 spikes, written binary
         src, src_shape = name, (n,)
     g.outputs["out"] = OutputPort(src)
     return g.validate()
@@ -142,8 +107,9 @@ def _chain_graph(rng, sizes, *, graded_bits, weight_exp, delay, conv):
     seed=st.integers(0, 10_000),
 )
 def test_random_chip_graphs_run_on_lavadl_as_on_sim(tmp_path_factory, sizes, graded_bits, weight_exp, delay, conv, seed):
-    """snnc-built chains (graded or binary input, weight exponents, delays, conv -> flatten -> dense,
-    biases with bias_exp 3): lava-dl netx runs the written file exactly as snnc's sim runs the graph."""
+    """snnc-built chains (graded or binary input, graded projections from LIF layers, weight exponents,
+    delays, conv -> flatten -> dense, biases with bias_exp 3): lava-dl netx runs the written file
+    exactly as snnc's sim runs the graph."""
     rng = np.random.default_rng(seed)
     g = _chain_graph(rng, sizes, graded_bits=graded_bits, weight_exp=weight_exp, delay=delay, conv=conv)
     path = tmp_path_factory.mktemp("w") / "g.net"
@@ -179,6 +145,11 @@ def _small():
         (lambda g: (g.add(Population("b", (2,), vth=9)), g.add(Projection("x->b", "x", "b", np.ones((2, 4), np.int64)))),
          ["node 'x'", "chain"]),
         (lambda g: setattr(g.populations["a"], "bias_mant", 3), ["population 'a'.bias_mant", "bias_exp 6"]),
+        (lambda g: (g.add(Population("r", (2,), vth=9, model="relay")), g.add(Population("b", (2,), vth=9)),
+                    g.add(Projection("a->r", "a", "r", np.ones((2, 3), np.int64))),
+                    g.add(Projection("r->b", "r", "b", np.ones((2, 2), np.int64), num_message_bits=16)),
+                    g.outputs.__setitem__("out", OutputPort("b"))),
+         ["population 'r'", "graded payloads", "lava-dl 0.6.0", "messageBits", "py_builder.py:403"]),
     ],
 )
 def test_what_netx_cannot_express_is_one_error_naming_it(tmp_path, edit, words):
@@ -233,3 +204,22 @@ def test_cli_compile_to_net_writes_what_lavadl_runs(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "projection 'x->a'" in err and "optimize_weight_bits" in err
     assert not (tmp_path / "c.net").exists()
+
+
+# -- lava-dl 0.6.0 and a CUBA layer's messageBits ------------------------------------------------------
+def test_lavadl_cannot_load_a_cuba_layers_message_bits(tmp_path):
+    """Why the writer never writes `messageBits` on a CUBA layer (export.netx.LAVADL_MESSAGE_BITS):
+    lava-dl 0.6.0 hands the next layer's synapse the HDF5 wrapper instead of the number, which Lava's
+    builder cannot store (the run fails in Lava's runtime process and never returns, so it is not run
+    here). When a lava-dl release reads the value, this fails and the writer can use it."""
+    import h5py
+    from lava.lib.dl import netx
+
+    path = oracle.export([oracle.cuba_dense(6, 5, seed=1), oracle.cuba_dense(5, 3, seed=2)], tmp_path / "mb.net", (6,))
+    with h5py.File(path, "a") as f:
+        f["layer/0/neuron"].create_dataset("messageBits", data=4)
+    net = netx.hdf5.Network(net_config=str(path))
+    bits = net.layers[1].synapse.proc_params["num_message_bits"]
+    assert type(bits).__name__ == "NetDict" and not isinstance(bits, (int, np.integer))
+    with pytest.raises((TypeError, ValueError)):
+        np.zeros(1, np.int32)[:] = bits  # what Lava's py_builder does with the Var's value
