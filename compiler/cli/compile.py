@@ -50,14 +50,17 @@ def _compile(args: argparse.Namespace, console) -> int:
         passes = args.passes
         if out.suffix == ".net" and passes is None:
             passes = _netx_passes(args, calibrate)
-            console.print("OUT.net: quantizing for lava-dl netx (quantize max_weight_exp=0, split_sign=False, exponent_groups=1: "
-                          "one projection per layer whose weights netx's weight fit reproduces; coarser than the default coding)")
+            console.print("OUT.net: quantizing for lava-dl netx (quantize max_weight_exp=0, split_sign=False, exponent_groups=1, "
+                          "bias='mant', bias_exp=6: one projection per layer whose weights netx's weight fit reproduces, biases "
+                          "as netx holds them; coarser than the default coding)")
         result = snnc_compile(
             model, target=args.target, weight_bits=args.weight_bits, dt=args.dt, calibrate=calibrate, passes=passes,
             dump_after=args.dump_after or None, dump_dir=out.parent / f"{out.stem}.dumps" if args.dump_after else None,
             assumed=assumed, **guard_options(args),
         )
         console.print(result.summary_text(width=console.width or 120), end="")
+        if out.suffix == ".net":
+            assumed += _netx_bias_warnings(result)
     failed = strict_exit(args, result, assumed)
     if failed is not None:
         return failed
@@ -79,14 +82,39 @@ def _compile(args: argparse.Namespace, console) -> int:
 
 
 def _netx_passes(args: argparse.Namespace, calibrate):
-    """The default pipeline with the weight coding lava-dl netx can hold: one projection per layer
-    (no sign split, one exponent group) and weight_exp <= 0 (netx refits weights with exponents <= 0)."""
+    """The default pipeline with the coding lava-dl netx can hold: one projection per layer (no sign
+    split, one exponent group), weight_exp <= 0 (netx refits weights with exponents <= 0), and
+    biases in bias_mant at bias_exp 6 (netx has no bias synapses and hands every bias to Lava so)."""
     import dataclasses
 
+    from snnc.compiler.export.netx import NETX_BIAS_EXP
     from snnc.compiler.pipeline import default_passes
 
-    return [dataclasses.replace(p, max_weight_exp=0, split_sign=False, exponent_groups=1) if p.name == "quantize" else p
+    netx = dict(max_weight_exp=0, split_sign=False, exponent_groups=1, bias="mant", bias_exp=NETX_BIAS_EXP)
+    return [dataclasses.replace(p, **netx) if p.name == "quantize" else p
             for p in default_passes(target=args.target, weight_bits=args.weight_bits, dt=args.dt, calibrate=calibrate)]
+
+
+def _netx_bias_warnings(result) -> list[str]:
+    """One warning per layer whose bias_mant is not the float model's bias, with what the guard
+    measured there (the exact form, a bias neuron, needs a synapse netx's chain cannot hold)."""
+    import warnings
+
+    from snnc.ir.reset_mode import AssumptionWarning
+
+    out = []
+    measured = result.fidelity.layers if result.fidelity is not None else {}
+    for name, layer in result.layers.items():
+        if not layer.get("bias_approximation"):
+            continue
+        m = measured.get(name, {})
+        guard = ", ".join(f"{k} {m[k]:.4g}" for k in ("agreement", "timing", "trace_error") if m.get(k) is not None)
+        message = (f"layer {name!r}: lava-dl netx holds a bias only as bias_mant (bias_exp 6), which approximates it here: "
+                   + "; ".join(layer["bias_approximation"])
+                   + f". Fidelity guard vs the float model: {guard or 'not measured'}. Write OUT.nir for the exact bias neuron")
+        warnings.warn(message, AssumptionWarning, stacklevel=2)
+        out.append(message)
+    return out
 
 
 register("compile", "compile a float model for a chip: quantized chip-level NIR plus a per-layer summary", _compile_args, _compile)

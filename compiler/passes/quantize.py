@@ -43,8 +43,10 @@ Constant drive (Affine/Conv biases, which NIR adds to the synaptic current every
 0) becomes, with `bias="neuron"` (default, exact), projections from one always-firing bias neuron
 (population "snnc.bias") whose delay makes them start at the population's first float step, with
 up to `bias_groups` exponent groups (one synapse per neuron); `bias="mant"` uses Loihi's bias_mant
-instead (exact for current-less layers except that it starts `latency` steps early; the
-steady-state value b / (1 - alpha) for CUBA layers).
+instead (at a fixed `bias_exp` when given: lava-dl netx holds 6), which acts from the chip's first
+step, `latency` steps early, and on v (the steady-state value b / (1 - alpha) for CUBA layers): exact
+only for layers without state whose bias alone stays below threshold; each layer's report names its
+approximations (`bias_approximation`).
 
 Inputs: binary spike inputs become InputPopulation(num_message_bits=0). Non-binary inputs
 (analog values, e.g. a constant-current encoding, or event counts per bin) become graded:
@@ -246,6 +248,7 @@ class Quantize(Pass):
     input_range: float | None = None
     headroom: float = 2.0
     bias: str = "neuron"
+    bias_exp: int | None = None
     bias_bits: int = 8
     exponent_groups: int = 4
     split_sign: bool = True
@@ -264,6 +267,11 @@ class Quantize(Pass):
             raise ParameterError("input_encoding must be 'auto', 'spikes' or 'graded'", where="quantize option", got=self.input_encoding)
         if self.bias not in ("neuron", "mant"):
             raise ParameterError("bias must be 'neuron' or 'mant'", where="quantize option", got=self.bias)
+        if self.bias_exp is not None:
+            SPECS["bias_exp"].check(self.bias_exp, "quantize option bias_exp")
+            if self.bias != "mant":
+                raise ParameterError("bias_exp fixes the exponent of bias_mant", where="quantize option bias_exp",
+                                     got=self.bias_exp, hint="use it with bias='mant' (lava-dl netx files: bias='mant', bias_exp=6)")
         if self.max_weight_exp is not None and not (isinstance(self.max_weight_exp, int)
                                                     and self.min_weight_exp <= self.max_weight_exp < E_RANGE.stop):
             raise ParameterError("max_weight_exp must be an integer from min_weight_exp to the largest weight exponent",
@@ -439,7 +447,7 @@ class Quantize(Pass):
             k_max = min(k_max, VTH_MAX * 64.0 / float(np.max(thr)))
         if self.bias == "mant" and np.any(bias_total != 0):
             steady = np.abs(bias_total) / np.where(alpha > 0, 1.0 - alpha, 1.0)
-            k_max = min(k_max, (2**12 - 1) * 2**7 / float(np.max(steady)))
+            k_max = min(k_max, (2**12 - 1) * 2.0 ** (7 if self.bias_exp is None else self.bias_exp) / float(np.max(steady)))
         k_min = 32.0 / float(np.min(thr[thr > 0])) if thr is not None and np.any(thr > 0) else 0.0
         k_cap = self._k_cap(weights, bias_total)
         if k_cap < k_max:
@@ -545,14 +553,19 @@ class Quantize(Pass):
             vth = np.full(n, VTH_MAX, np.int64)
         bias_mant = np.zeros(n, np.int64)
         bias_exp = np.zeros(n, np.int64)
+        bias_err, bias_approx = None, []
         if biases and self.bias == "mant":
             steady = bias_total / np.where(alpha > 0, 1.0 - alpha, 1.0)
             target = steady * k_rows
-            bias_exp = np.clip(np.ceil(np.log2(np.maximum(np.abs(target), 1e-300) / (2**12 - 1))), 0, 7).astype(np.int64)
+            if self.bias_exp is None:
+                bias_exp = np.clip(np.ceil(np.log2(np.maximum(np.abs(target), 1e-300) / (2**12 - 1))), 0, 7).astype(np.int64)
+            else:
+                bias_exp = np.full(n, self.bias_exp, np.int64)
             bias_mant = np.clip(np.rint(target / 2.0**bias_exp), -(2**12), 2**12 - 1).astype(np.int64)
-            if np.any(alpha > 0):
-                layer_notes.append("bias='mant' on a CUBA layer: constant drive b/(1-alpha) added to v (steady state only)")
-            layer_notes.append(f"bias_mant starts {pop.latency or 0} step(s) before the layer's first float step")
+            bias_err = _rel(float(np.sum((bias_mant * 2.0**bias_exp - target) ** 2)), float(np.sum(target**2)))
+            bias_approx = _mant_bias_approximations(alpha, model == "lif_reset" and not relay, bias_mant << bias_exp, vth, pop.latency,
+                                                    sorted(biases))
+            layer_notes += [f"bias_mant: {m}" for m in bias_approx]
         latency = pop.latency if timed else None
         relay_shift = 0
         if relay:
@@ -622,7 +635,6 @@ class Quantize(Pass):
                 "weight_error": _rel(_sq_error(w.values, scale, q, e), float(np.sum(w.values**2))),
                 "from": list(p.nodes),
             }
-        bias_err = None
         if self.bias == "neuron":
             for start, vec in sorted(biases.items()):
                 bp = FloatProj(_unique(chip, f"{name}.bias" if start == 0 else f"{name}.bias@{start}"), BIAS_POP, name,
@@ -656,6 +668,7 @@ class Quantize(Pass):
             "threshold_error": best["threshold_error"],
             "effective_error": best["error"],
             "bias_error": bias_err,
+            "bias_approximation": bias_approx,
             "decay_error": decay_err,
             "headroom_bound": bound,
             "calibration_refinement": refine_info,
@@ -986,6 +999,30 @@ def vth_mantissa(k, thr) -> np.ndarray:
 def _relay_shift(v_top: float) -> int:
     """Right shift that fits a relay's largest |v| (chip units) into a RELAY_BITS signed payload."""
     return int(min(max(0, math.ceil(math.log2(max(v_top, 1.0))) - (RELAY_BITS - 1)), SPECS["relay_shift"].hi))
+
+
+def _mant_bias_approximations(alpha: np.ndarray, stateless: bool, value: np.ndarray, vth: np.ndarray, latency: int | None,
+                               starts: list[int]) -> list[str]:
+    """How a bias held in bias_mant (added to v from the chip's first step) differs from the float
+    model's (added to the current from the layer's first step); [] where it is exact.
+
+    Exact only for a layer without state (LIFReset every step: u and v cleared, so alpha = 0 and
+    the steps before its first input leave nothing) whose bias alone never reaches the threshold (no
+    spike before its first input). du = 4095 alone is not enough: v keeps what the bias added
+    during the `latency` steps before the layer's first input."""
+    out = []
+    if np.any(alpha > 0):
+        out.append("on a layer with synaptic current (alpha > 0) it is added to v at the current's steady state "
+                   "b/(1-alpha) from the first step, where the float model's current ramps up to it")
+    late = [s for s in starts if s]
+    if late:
+        out.append(f"the float model adds part of it only from step {min(late)} on, bias_mant all of it from the first step")
+    early = latency is None or latency > 0
+    if early and not (stateless and np.all(value <= np.broadcast_to(vth, value.shape).astype(np.int64) << 6)):
+        lead = "before the layer's first input" if latency is None else f"{latency} step(s) before the layer's first input"
+        out.append(f"it acts from the chip's first step, {lead}, so the layer starts from the state its bias alone "
+                   "built up by then (a start-up transient)")
+    return out
 
 
 def _relays(net: FloatNet) -> set[str]:
