@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from snnc.ir import conv as ir_conv
 from snnc.ir.chip import KIND_PORTS, PROGRAMMABLE_KINDS, ChipGraph, InputPopulation, Population, Projection
 from snnc.ir.errors import BackendError, SnncError
 from snnc.ir.fixed_point.resonator import RF_KINDS
@@ -40,41 +41,9 @@ def conv_matrix(proj: Projection) -> sp.csr_matrix:
     """The conv projection as an explicit [n_dst, n_src] int64 matrix (torch cross-correlation).
 
     Used for recurrent components, for the fanout counters and by tests; only taps that land on a
-    real (non-padding) source position are stored, and zero weights are dropped.
+    real (non-padding) source position are stored, and zero weights are dropped (`snnc.ir.conv`).
     """
-    g = proj.conv
-    c_in, h_in, w_in = g.in_shape
-    c_out, h_out, w_out = g.out_shape
-    kh, kw = g.kernel
-    w = np.asarray(proj.weights, np.int64)
-    cin_g, cout_g = c_in // g.groups, c_out // g.groups
-    oy, ox = np.arange(h_out), np.arange(w_out)
-    rows, cols, vals = [], [], []
-    for ky in range(kh):
-        ys = oy * g.stride[0] - g.padding[0] + ky * g.dilation[0]
-        vy = (ys >= 0) & (ys < h_in)
-        for kx in range(kw):
-            xs = ox * g.stride[1] - g.padding[1] + kx * g.dilation[1]
-            vx = (xs >= 0) & (xs < w_in)
-            if not vy.any() or not vx.any():
-                continue
-            yy, xx = np.meshgrid(ys[vy], xs[vx], indexing="ij")
-            oyy, oxx = np.meshgrid(oy[vy], ox[vx], indexing="ij")
-            src_pos = (yy * w_in + xx).ravel()
-            dst_pos = (oyy * w_out + oxx).ravel()
-            co, ci = np.nonzero(w[:, :, ky, kx])  # all channel pairs of this tap at once
-            cin = (co // cout_g) * cin_g + ci
-            rows.append(((co * h_out * w_out)[:, None] + dst_pos[None, :]).ravel())
-            cols.append(((cin * h_in * w_in)[:, None] + src_pos[None, :]).ravel())
-            vals.append(np.repeat(w[co, ci, ky, kx], src_pos.size))
-    n_dst, n_src = c_out * h_out * w_out, c_in * h_in * w_in
-    if not rows:
-        return sp.csr_matrix((n_dst, n_src), dtype=np.int64)
-    m = sp.coo_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n_dst, n_src)
-    ).tocsr()
-    m.sum_duplicates()
-    return m
+    return ir_conv.conv_matrix(np.asarray(proj.weights, np.int64), proj.conv)
 
 
 def _effective_matrix(proj: Projection):
@@ -103,7 +72,9 @@ def _row_l1(w) -> int:
     if sp.issparse(w):
         if w.nnz == 0:
             return 0
-        return int(np.max(abs(w).sum(axis=1)))
+        w = w.tocsr()  # row sums of |stored entries| from the CSR arrays (scipy's abs().sum() builds two matrices)
+        total = np.concatenate(([0], np.cumsum(np.abs(w.data.astype(np.int64)))))
+        return int(np.max(total[w.indptr[1:]] - total[w.indptr[:-1]]))
     if w.size == 0:
         return 0
     return int(np.max(np.abs(w).sum(axis=1)))
@@ -111,8 +82,12 @@ def _row_l1(w) -> int:
 
 def _fanout(w) -> np.ndarray:
     """Nonzero synapses per source neuron (column counts)."""
-    if sp.issparse(w):
-        return np.asarray((w != 0).sum(axis=0)).ravel().astype(np.int64)
+    if sp.issparse(w):  # column counts of the nonzero sums, from the CSR arrays (as (w != 0).sum(axis=0))
+        w = w.tocsr()
+        if not w.has_canonical_format:
+            w = w.copy()
+            w.sum_duplicates()
+        return np.bincount(w.indices[w.data != 0], minlength=w.shape[1]).astype(np.int64)
     return np.count_nonzero(w, axis=0).astype(np.int64)
 
 

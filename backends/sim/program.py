@@ -31,6 +31,7 @@ from snnc.backends.base import (
     normalize_inputs,
 )
 from snnc.ir.chip import ChipGraph
+from snnc.ir.conv import torch_threads
 from snnc.ir.errors import BackendError, ShapeError
 
 from . import kernels as K
@@ -355,7 +356,7 @@ class SimProgram:
         g = link.conv.conv
         tdtype = torch.float32 if dtype == np.float32 else torch.float64
         inp = torch.from_numpy(x).reshape(rows, *g.in_shape)
-        with torch.no_grad(), torch.backends.nnpack.flags(enabled=False):
+        with torch.no_grad(), torch.backends.nnpack.flags(enabled=False), torch_threads(torch, rows * link.dense_macs):
             out = torch.nn.functional.conv2d(
                 inp, link.conv_weight(torch, tdtype), stride=g.stride, padding=g.padding,
                 dilation=g.dilation, groups=g.groups,

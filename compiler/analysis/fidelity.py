@@ -218,7 +218,7 @@ def check_fidelity(result: Any, calibrate: Any = None, tolerance: Mapping[str, f
     latest = max([shift, *(int(p.meta.get("latency") or 0) for p in chip.populations.values())])
     encoded = result.encode_inputs(chip_data)
     run = build_cached(chip, "sim").run(encoded, steps=steps + latest, probes=probes)  # result.run() reuses it
-    events = overflow_events(chip, run, encoded)
+    events = overflow_events(chip, run, encoded, looped)
 
     report = FidelityReport(tolerance=tol, input_source=what, steps=steps, batch=batch,
                             assumptions=list(assumptions or []))
@@ -267,7 +267,8 @@ def check_fidelity(result: Any, calibrate: Any = None, tolerance: Mapping[str, f
     return report
 
 
-def overflow_events(chip: Any, run: Any, inputs: Mapping[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def overflow_events(chip: Any, run: Any, inputs: Mapping[str, np.ndarray],
+                    looped: set[str] | None = None) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Exact overflow events of a sim run, per population of the LIF family (NEURON_KINDS):
     (u wrapped, v clipped at the top, v clipped at the bottom), boolean [batch, steps, neurons].
 
@@ -276,11 +277,13 @@ def overflow_events(chip: Any, run: Any, inputs: Mapping[str, np.ndarray]) -> di
     snnc.ir.fixed_point.step_overflows from the recorded previous state and that step's input.
     A population inside a recurrent loop adds the loop's input within the sim's kernel, so its `a`
     is read from a second run of the looped populations alone, their sources replayed as inputs
-    from `run` (the loop opened; the replay must reproduce `run`'s u exactly, or this raises)."""
+    from `run` (the loop opened; the replay must reproduce `run`'s u exactly, or this raises).
+    `looped`: the populations in recurrent loops, if the caller has them (`_in_loops`).
+    A population whose recorded magnitudes rule every event out (`_overflow_free`) is not stepped."""
     from snnc.backends.sim import SimBackend
 
     sums = {name[: -len("/a")]: a for name, a in run.probes.items() if name.endswith("/a")}
-    looped = [p for p in _in_loops(chip) if chip.populations[p].model in NEURON_KINDS]
+    looped = [p for p in (_in_loops(chip) if looped is None else looped) if chip.populations[p].model in NEURON_KINDS]
     out = {}
     for name in [p for p in looped if _wrap_free(chip, p, run, inputs)]:  # no replay needed: u cannot have wrapped
         wrapped, above, below = _population_overflows(chip.populations[name], run, np.zeros_like(run.probes[f"{name}/u"]))
@@ -302,7 +305,9 @@ def overflow_events(chip: Any, run: Any, inputs: Mapping[str, np.ndarray]) -> di
 def _wrap_free(chip: Any, name: str, run: Any, inputs: Mapping[str, np.ndarray]) -> bool:
     """Whether population `name`'s u provably never wrapped in `run`: at every step |decay(u before)|
     plus 64 x a bound of |a| (|W| x |messages| per incoming projection, scaled by 2**weight_exp, from the
-    recorded messages) stays inside (-2**23, 2**23), and the bound of |a| << 6 inside int32."""
+    recorded messages) stays inside (-2**23, 2**23), and the bound of |a| << 6 inside int32.
+    Projections from one source at one lag with weight_exp >= 0 are bounded together (one product of
+    the sum of their |W| 2**weight_exp: the same integers)."""
     from snnc.ir.conv import conv_matrix
 
     from snnc.ir.fixed_point import DECAY_ONE, decay
@@ -310,18 +315,26 @@ def _wrap_free(chip: Any, name: str, run: Any, inputs: Mapping[str, np.ndarray])
     u = np.asarray(run.probes[f"{name}/u"], np.int64)
     batch, steps = u.shape[:2]
     bound = np.zeros((batch, steps, chip.populations[name].size), np.int64)
+    summed: dict[tuple[str, int], Any] = {}  # (source, lag) -> sum of |W| 2**weight_exp (weight_exp >= 0)
+    parts: list[tuple[str, int, Any, int]] = []  # (source, lag, |W|, weight_exp < 0)
     for p in chip.incoming(name):
         if np.ndim(p.delay):
             return False  # per-synapse delays: not bounded here
-        if p.src in chip.inputs:
-            msg = _padded(inputs[p.src], steps)[:, :steps]
-        else:
-            msg = run.probes[f"{p.src}/s"]
-        msg = np.abs(np.asarray(msg, np.int64)).reshape(batch * steps, -1)
         w = conv_matrix(np.abs(np.asarray(p.weights, np.int64)), p.conv) if p.kind == "conv" else abs(p.effective_weights())
-        y = np.asarray(w @ msg.T).T.reshape(batch, steps, -1)  # exact integers
-        y = y << p.weight_exp if p.weight_exp >= 0 else (y >> -p.weight_exp) + 1  # a right shift floors: at most one more
         lag = (0 if p.direct else 1) + int(p.delay)
+        if p.weight_exp >= 0:
+            key = (p.src, lag)
+            scaled = w * (1 << int(p.weight_exp))
+            summed[key] = scaled if key not in summed else summed[key] + scaled
+        else:
+            parts.append((p.src, lag, w, int(p.weight_exp)))
+    messages: dict[str, np.ndarray] = {}
+    for (src, lag), w, exp in [(k, w, 0) for k, w in summed.items()] + [((s_, lag_), w_, e) for s_, lag_, w_, e in parts]:
+        if src not in messages:
+            msg = _padded(inputs[src], steps)[:, :steps] if src in chip.inputs else run.probes[f"{src}/s"]
+            messages[src] = np.abs(np.asarray(msg, np.int64)).reshape(batch * steps, -1)
+        y = np.asarray(w @ messages[src].T).T.reshape(batch, steps, -1)  # exact integers
+        y = y if exp == 0 else (y >> -exp) + 1  # a right shift floors: at most one more
         if lag < steps:
             bound[:, lag:] += y[:, : steps - lag]
     pop = chip.populations[name]
@@ -331,7 +344,8 @@ def _wrap_free(chip: Any, name: str, run: Any, inputs: Mapping[str, np.ndarray])
 
 
 def _population_overflows(pop: Any, run: Any, a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """step_overflows of one population over a whole run: every step from its recorded previous state."""
+    """step_overflows of one population over a whole run: every step from its recorded previous state
+    (skipped, all False, where `_overflow_free` proves it would find nothing)."""
     from snnc.ir.fixed_point.neuron import NeuronState, step_overflows
     from snnc.ir.fixed_point.units import bias_value, threshold_value
 
@@ -346,14 +360,42 @@ def _population_overflows(pop: Any, run: Any, a: np.ndarray) -> tuple[np.ndarray
     def param(value) -> np.ndarray:
         return np.broadcast_to(np.asarray(value, np.int64), pop.shape).reshape(-1)
 
-    s = flat(run.probes[f"{pop.name}/s"])
-    prev = NeuronState(u=before(flat(run.probes[f"{pop.name}/u"])), v=before(flat(run.probes[f"{pop.name}/v"])),
-                       spiked=before(s != 0) & pop.spiking)
+    s, u, v, a = flat(run.probes[f"{pop.name}/s"]), flat(run.probes[f"{pop.name}/u"]), flat(run.probes[f"{pop.name}/v"]), flat(a)
+    bias, vth_e = bias_value(param(pop.bias_mant), param(pop.bias_exp)), threshold_value(param(pop.vth))
+    du, dv = param(pop.du), param(pop.dv)
+    if _overflow_free(u, v, a, du, dv, bias, vth_e if pop.reset_mode == "subtract" else 0):  # u, v: every step's previous state too
+        none = np.zeros(a.shape, bool)
+        return none, none, none
+    prev = NeuronState(u=before(u), v=before(v), spiked=before(s != 0) & pop.spiking)
     return step_overflows(
-        prev, flat(a), du=param(pop.du), dv=param(pop.dv), bias=bias_value(param(pop.bias_mant), param(pop.bias_exp)),
-        vth_e=threshold_value(param(pop.vth)), kind=pop.model, reset_mode=pop.reset_mode,
+        prev, a, du=du, dv=dv, bias=bias, vth_e=vth_e, kind=pop.model, reset_mode=pop.reset_mode,
         step=np.arange(1, steps + 1)[None, :, None], reset_interval=pop.reset_interval, reset_offset=pop.reset_offset,
     )
+
+
+def _overflow_free(u: np.ndarray, v: np.ndarray, a: np.ndarray, du: Any, dv: Any, bias: Any, subtracted: Any) -> bool:
+    """Whether no step of a recorded run can have left exact arithmetic, from magnitudes alone (then
+    step_overflows finds nothing, and need not run). `u`, `v`, `a` are [batch, steps, n] (each step's
+    previous state and input sum), the parameters per neuron. Per neuron, with U, V, A its largest
+    |u|, |v|, |a|: |decay(u)| <= U (4095 - du) / 4096, so u' = decay(u) + (a << 6) wraps nowhere
+    while 64 A < 2**31 and R = U (4095 - du) / 4096 + 64 A < 2**23; and |decay(v)| <= V (4096 - dv)
+    / 4096, so v = decay(v) + u' + bias (- vth after a spike with a subtract reset, `subtracted`)
+    is clipped nowhere while V (4096 - dv) / 4096 + R + |bias| + subtracted <= V_MAX."""
+    from snnc.ir.fixed_point.units import DECAY_ONE, V_MAX
+
+    n = u.shape[-1]
+
+    def peak(x) -> np.ndarray:
+        x = np.abs(np.asarray(x, np.int64))
+        return x.reshape(-1, n).max(axis=0, initial=0) if x.ndim == 3 else np.broadcast_to(x, (n,))
+
+    def kept(top, factor) -> np.ndarray:  # the largest |decay(x)| for |x| <= top
+        return (top * np.broadcast_to(np.asarray(factor, np.int64), (n,))) >> 12
+
+    pushed = 64 * peak(a)
+    reach = kept(peak(u), DECAY_ONE - 1 - np.asarray(du, np.int64)) + pushed
+    total = kept(peak(v), DECAY_ONE - np.asarray(dv, np.int64)) + reach + peak(bias) + peak(subtracted)
+    return bool(np.all(pushed < 2**31) and np.all(reach < 2**23) and np.all(total <= V_MAX))
 
 
 def _padded(x: np.ndarray, steps: int) -> np.ndarray:

@@ -469,6 +469,8 @@ def simulate(net: FloatNet, inputs: dict[str, np.ndarray]) -> FloatRun:
 
     Same semantics as the reference backend: zero-delay projections act within the step in
     population order, delayed ones read the history, constants start at their recorded step.
+    A convolution runs as torch's float64 cross-correlation (as the reference evaluates a Conv2d
+    node), never as an explicit matrix.
     """
     first = next(iter(inputs.values()))
     batch, steps = first.shape[0], first.shape[1]
@@ -479,72 +481,98 @@ def simulate(net: FloatNet, inputs: dict[str, np.ndarray]) -> FloatRun:
             out[name] = np.asarray(inputs[name], dtype=np.float64).reshape(batch, steps, -1).transpose(1, 0, 2).copy()
         else:
             out[name] = np.zeros((steps, batch, pop.size))
-    mats = {}
+    mats: dict[str, list[tuple[int, Any]]] = {}
     for p in net.projs:
         if np.ndim(p.delay):
             mats[p.name] = [(int(d), sp.csr_matrix(np.where(p.delay == d, p.op.dense(), 0.0))) for d in np.unique(p.delay)]
+        elif p.op.kind in ("dense", "conv"):
+            mats[p.name] = [(int(p.delay), p.op)]  # dense stays BLAS, a convolution torch
         else:
-            mats[p.name] = [(int(p.delay), p.op.data if p.op.kind == "dense" else p.op.sparse())]  # dense stays BLAS
+            mats[p.name] = [(int(p.delay), p.op.sparse())]
     incoming = {n: net.incoming(n) for n in order}
-    i_state = {n: np.zeros((batch, net.pops[n].size)) for n in order}
-    v_state = {n: np.zeros((batch, net.pops[n].size)) for n in order}
     params, resets = {}, {}
     for n in order:
         c = net.pops[n].cuba
         params[n] = (c.alpha.ravel(), c.beta.ravel(), None if c.thr is None else c.thr.ravel())
         v_reset = np.broadcast_to(np.asarray(c.v_reset, dtype=np.float64), net.pops[n].shape).ravel()
         resets[n] = (c.reset_mode, v_reset, np.zeros((batch, net.pops[n].size), bool))
-    i_abs = {n: np.zeros(net.pops[n].size) for n in order}
-    v_hi = {n: np.full(net.pops[n].size, -np.inf) for n in order}
-    v_lo = {n: np.full(net.pops[n].size, np.inf) for n in order}
 
-    def update(n: str, t: int, x: np.ndarray) -> None:
-        """One step of population n's neurons with input x [batch, n]."""
+    def advance(n: str, x: np.ndarray, i: np.ndarray, v: np.ndarray, i_out: np.ndarray, v_out: np.ndarray):
+        """One step of population n's neurons with input x [batch, n] from state (i, v): writes
+        i_out = alpha i + x and v_out = beta v + i_out (before any reset); returns the output
+        (spikes, or v for a non-spiking neuron) and the state v after the reset."""
         alpha, beta, thr = params[n]
-        i = alpha * i_state[n] + x
-        v = beta * v_state[n] + i
-        i_abs[n] = np.maximum(i_abs[n], np.abs(i).max(axis=0))
-        v_hi[n] = np.maximum(v_hi[n], v.max(axis=0))
-        v_lo[n] = np.minimum(v_lo[n], v.min(axis=0))
-        if thr is not None:  # snnc.ir.reset_mode semantics
-            mode, v_reset, z_prev = resets[n]
-            if mode == "subtract":
-                v = v - thr * z_prev
-            z = v > thr
-            if mode == "zero":
-                v = np.where(z, v_reset, v)
-            resets[n] = (mode, v_reset, z)
-            out[n][t] = z
-        else:
-            out[n][t] = v
-        i_state[n], v_state[n] = i, v
+        np.multiply(alpha, i, out=i_out)
+        i_out += x
+        np.multiply(beta, v, out=v_out)
+        v_out += i_out
+        if thr is None:
+            return v_out, v_out
+        mode, v_reset, z_prev = resets[n]  # snnc.ir.reset_mode semantics
+        after = v_out - thr * z_prev if mode == "subtract" else v_out
+        z = after > thr
+        if mode == "zero":
+            after = np.where(z, v_reset, after)
+        resets[n] = (mode, v_reset, z)
+        return z, after
 
+    i_abs, v_hi, v_lo = {}, {}, {}
     pos = {n: k for k, n in enumerate(order)}
     if all(net.pops[p.src].kind == "input" or pos[p.src] < pos[p.dst] for p in net.projs):
         # feed-forward: each population's input for all steps at once (one product per projection,
-        # the same sums in the same order as step by step), then its neurons step through time
+        # the same sums in the same order as step by step), then its neurons step through time,
+        # their i and v kept for all steps (the ranges are taken once, at the end)
         for n in order:
-            x_all = np.zeros((steps, batch, net.pops[n].size))
+            size = net.pops[n].size
+            x_all = np.zeros((steps, batch, size))
             for p in incoming[n]:
                 for d, m in mats[p.name]:
                     if d < steps:
                         src = out[p.src][: steps - d].reshape((steps - d) * batch, -1)
-                        x_all[d:] += (m @ src.T).T.reshape(steps - d, batch, -1)
+                        x_all[d:] += _product(m, src).reshape(steps - d, batch, -1)
             for start, vec in net.biases.get(n, {}).items():
                 x_all[start:] += vec
+            i_all, v_all = np.empty_like(x_all), np.empty_like(x_all)
+            i = v = np.zeros((batch, size))
             for t in range(steps):
-                update(n, t, x_all[t])
+                out[n][t], v = advance(n, x_all[t], i, v, i_all[t], v_all[t])
+                i = i_all[t]
+            i_abs[n] = np.abs(i_all).max(axis=(0, 1), initial=0.0)
+            v_hi[n] = v_all.max(axis=(0, 1), initial=-np.inf)
+            v_lo[n] = v_all.min(axis=(0, 1), initial=np.inf)
     else:
+        i_state = {n: np.zeros((batch, net.pops[n].size)) for n in order}
+        v_state = {n: np.zeros((batch, net.pops[n].size)) for n in order}
+        i_abs = {n: np.zeros((batch, net.pops[n].size)) for n in order}
+        v_hi = {n: np.full((batch, net.pops[n].size), -np.inf) for n in order}
+        v_lo = {n: np.full((batch, net.pops[n].size), np.inf) for n in order}
         for t in range(steps):
             for n in order:
                 x = np.zeros((batch, net.pops[n].size))
                 for p in incoming[n]:
                     for d, m in mats[p.name]:
                         if t - d >= 0:
-                            x += (m @ out[p.src][t - d].T).T
+                            x += _product(m, out[p.src][t - d])
                 for start, vec in net.biases.get(n, {}).items():
                     if t >= start:
                         x += vec
-                update(n, t, x)
+                i, v = np.empty_like(x), np.empty_like(x)
+                out[n][t], v_state[n] = advance(n, x, i_state[n], v_state[n], i, v)
+                i_state[n] = i
+                np.maximum(i_abs[n], np.abs(i), out=i_abs[n])
+                np.maximum(v_hi[n], v, out=v_hi[n])
+                np.minimum(v_lo[n], v, out=v_lo[n])
+        i_abs = {n: a.max(axis=0) for n, a in i_abs.items()}
+        v_hi = {n: a.max(axis=0) for n, a in v_hi.items()}
+        v_lo = {n: a.min(axis=0) for n, a in v_lo.items()}
     return FloatRun(out, i_abs, v_hi, v_lo, {n: (params[n][0], params[n][1]) for n in order},
                     {n: (resets[n][0], resets[n][1], params[n][2]) for n in order if params[n][2] is not None})
+
+
+def _product(m: Any, rows: np.ndarray) -> np.ndarray:
+    """A projection's map applied to rows of source vectors: [N, n_in] -> [N, n_out]."""
+    if isinstance(m, LinOp):
+        if m.kind == "conv":
+            return ir_conv.correlate(rows, m.data, m.geom)
+        m = m.data
+    return (m @ rows.T).T

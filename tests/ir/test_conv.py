@@ -50,3 +50,15 @@ def test_conv_matrix_equals_torch_conv2d(case):
     assert full.nnz == ones.nnz >= m.nnz
     pattern = conv_pattern(w, geom)
     assert pattern.dtype == np.int8 and np.array_equal((pattern.toarray() != 0), (m.toarray() != 0))
+
+
+@settings(max_examples=150, deadline=None)
+@given(convs())
+def test_conv_matrix_is_canonical_csr(case):
+    """conv_matrix builds its CSR arrays in order and says so (no sort): the claim must hold."""
+    geom, w, x = case
+    for m in (conv_matrix(w, geom), conv_matrix(w, geom, np.float64, keep_zeros=True)):
+        rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+        key = rows * m.shape[1] + m.indices
+        assert np.all(np.diff(key) > 0)  # rows ascending, cols strictly ascending within a row
+        assert m.has_canonical_format and m.has_sorted_indices
