@@ -177,7 +177,7 @@ def projection_kwargs(proj: Projection, tag: str) -> tuple[type, dict]:
 
     fixed = tag == "fixed_pt"
     if proj.kind == "conv":
-        g = proj.conv
+        g = proj.geometry
         weight = conv_kernel_to_lava(proj.weights)
         weight = weight.astype(np.int64) if fixed else weight.astype(float) * FLOAT_UNIT
         kw = dict(
@@ -328,13 +328,15 @@ def resonator_process(pop: Population):
     from lava.proc.rf.process import RF
     from lava.proc.rf_iz.process import RF_IZ
 
-    period, alpha = period_alpha(pop.sin_decay, pop.cos_decay, int(pop.decay_bits))
+    periods, alphas = period_alpha(pop.sin_decay, pop.cos_decay, int(pop.decay_bits))
     scalar = np.ndim(pop.sin_decay) == 0 and np.ndim(pop.cos_decay) == 0
+    period: float | np.ndarray
+    alpha: float | np.ndarray
     if scalar:
-        period, alpha = float(period), float(alpha)
+        period, alpha = float(periods), float(alphas)
     else:  # Lava's RF broadcasts per-neuron decays (its Vars declare shape (1,))
-        period = np.broadcast_to(period, pop.shape).reshape(-1).copy()
-        alpha = np.broadcast_to(alpha, pop.shape).reshape(-1).copy()
+        period = np.broadcast_to(periods, pop.shape).reshape(-1).copy()
+        alpha = np.broadcast_to(alphas, pop.shape).reshape(-1).copy()
     cls = RF_IZ if pop.model == "rf_iz" else RF
     proc = cls(shape=tuple(pop.shape), period=period, alpha=alpha, state_exp=int(pop.state_exp),
                decay_bits=int(pop.decay_bits), vth=int(pop.vth), name=pop.name)
