@@ -1,56 +1,13 @@
-"""The float golden model: NIR semantics, forward Euler at step `dt`, batched with numpy.
+"""The reference backend: the float golden model (`snnc.ir.float_model`) as a Backend.
 
-Conventions (chosen so that the NIR paper's recordings are reproduced: the norse/exact LIF trace,
-snnTorch's Braille hidden-layer spikes, 0 of 119 differing):
-
-Time. Step t (0-based) covers [t dt, (t+1) dt); input sample t is applied in step t and the
-output/probe sample t is the value at the end of step t. `dt` is a build option (default 1e-4 s).
-
-Order inside a step. Nodes are evaluated in `Graph.topo_order()`. A node's input is the SUM of
-  * the outputs of its feed-forward predecessors in the SAME step t (zero latency, so a spike
-    entering an Affine -> LIF chain can make the LIF fire in the step it arrives), and
-  * the outputs of its recurrent predecessors (edges in `Graph.recurrent`) from step t-1.
-At t = 0 a recurrent edge delivers the source's output at a virtual step -1, the network at rest:
-inputs zero, spiking neurons silent, integrators (LI, I, CubaLI) at their initial voltage, Delays
-empty, recurrent edges zero, stateless nodes evaluated on that. So an Affine on a recurrent path
-delivers its bias already at t = 0, as snnTorch's recurrent nn.Linear does with its zero initial
-spikes (needed for the Braille match).
-
-Neurons (x = summed input of the step; i, v = state; all start at i = 0 and v = v_leak, or
-v = 0 for IF and I which have no leak):
-  LIF      v += dt/tau * (v_leak - v + r x)
-  CubaLIF  i += dt/tau_syn * (w_in x - i);  then  v += dt/tau_mem * (v_leak - v + r i)
-           (v integrates the NEW current of the same step)
-  LI       as LIF without spikes; output v
-  CubaLI   as CubaLIF without spikes; output v
-  IF       v += r x        (per step: NIR's dv/dt = R I is integrated WITHOUT dt, as sinabs,
-  I        v += r x         lava-dl and snnTorch importers do; output of I is v)
-Spiking neurons then fire z = (v > v_threshold), strictly greater (NIR's Heaviside, snnTorch's),
-compared AFTER integrating the step's input, and the reset v = v_reset (NIR: reset to v_reset,
-NOT subtraction) is applied in the SAME step where z = 1. The next step integrates from v_reset
-(no refractory step). The current i is never reset. The output of a spiking node is z (0./1.);
-probe "node/v" shows v after the reset (so 0 at a spike step, like norse's trace).
-Delay     y[t] = x[t - round(delay/dt)] (NIR: y(t) = x(t - tau), delay in seconds), zero before;
-          per-neuron delays allowed; a delay off the dt grid by > 1e-3 step is an error.
-Threshold z = (x > threshold). Scale y = scale x. Affine y = x W^T + b, Linear y = x W^T (last
-dimension). Conv1d/Conv2d: cross-correlation as torch (float64), padding int/pair/'same'/'valid'.
-SumPool2d: windowed sum, zero padding. AvgPool2d: windowed mean, padding counted (torch default).
-Flatten: over the non-batch dimensions, start_dim/end_dim as in NIR. Output: summed input.
-
-snnTorch mapping. snnTorch's export (Synaptic/RSynaptic, dt = 1e-4) writes
-tau_syn = dt/(1-alpha), tau_mem = dt/(1-beta), r = tau_mem/dt, w_in = tau_syn/dt, v_leak = 0,
-v_reset = 0; with the Euler steps above that is exactly i = alpha i + x, v = beta v + i, the
-snnTorch update. The same-step reset equals snnTorch's reset-to-zero for `Leaky`; snnTorch's
-`Synaptic`/`RLeaky`/`RSynaptic` also hold v at zero for the whole step after a spike, which this
-native CubaLIF does not (the torch frontend's reset="exact" mode builds that behaviour from
-standard NIR nodes instead; see compiler/frontends/torch.py).
-
-Parameters stay scalars or per-neuron arrays and broadcast at run time against
-[batch, *shape]. Nothing here rounds or quantizes: everything is float64.
+The semantics (forward Euler at `dt`, evaluation order inside a step, recurrent edges, resets)
+are written once, in `snnc.ir.float_model`, the one float evaluator the compiler's calibration
+and fidelity guard run too. This module adds what a backend owes its callers: the graph checks
+and the dt option at build time, inputs as users give them, probes of any node's output or
+neuron state, activity counters and a RunResult.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Mapping, Sequence
 
@@ -60,10 +17,10 @@ import numpy as np
 from snnc.backends.base import Activity, PopulationActivity, RunResult, normalize_inputs
 from snnc.ir import shapes as S
 from snnc.ir.errors import BackendError, SnncError
+from snnc.ir.float_kernels import make_kernel
+from snnc.ir.float_model import FloatModel
 from snnc.ir.graph import Graph
 from snnc.ir.timestep import check_dt
-
-from .kernels import Kernel, make_kernel
 
 DEFAULT_DT = 1e-4
 
@@ -84,46 +41,15 @@ def _as_graph(graph: Any) -> Graph:
     )
 
 
-
-
-@dataclass
-class _Step:
-    """One node of the per-step plan."""
-
-    name: str
-    kernel: Kernel
-    forward: tuple[str, ...]  # predecessors read in the same step
-    recurrent: tuple[str, ...]  # predecessors read from the previous step
-    out_shape: tuple[int, ...]
-
-
 class ReferenceProgram:
-    """A graph compiled for the float simulator; `run` may be called many times."""
+    """A graph compiled for the float model; `run` may be called many times."""
 
     def __init__(self, graph: Graph, dt: float):
         self.graph = graph
         self.dt = dt
-        self.input_shapes = {n: tuple(graph.out_shapes[n]) for n in graph.inputs}
-        self.plan: list[_Step] = []
-        for name in graph.topo_order():
-            node = graph.nodes[name]
-            if isinstance(node, nir.Input):
-                continue
-            where = f"{graph.source}: node {name!r}"
-            kernel = make_kernel(node, graph.in_shapes[name], graph.out_shapes[name], dt, where)
-            preds = graph.predecessors(name)
-            self.plan.append(
-                _Step(
-                    name=name,
-                    kernel=kernel,
-                    forward=tuple(p for p in preds if (p, name) not in graph.recurrent),
-                    recurrent=tuple(p for p in preds if (p, name) in graph.recurrent),
-                    out_shape=tuple(graph.out_shapes[name]),
-                )
-            )
-        self.kernels = {s.name: s.kernel for s in self.plan}
-        self.recurrent_sources = sorted({p for s in self.plan for p in s.recurrent})
-        self.rest = self._rest_outputs()
+        self.model = FloatModel(graph, dt)
+        self.input_shapes = self.model.input_shapes
+        self.kernels = self.model.kernels
 
     # -- probes ---------------------------------------------------------------------------------
     def probe_names(self) -> list[str]:
@@ -153,25 +79,6 @@ class ReferenceProgram:
         return parsed
 
     # -- simulation -----------------------------------------------------------------------------
-    def _rest_outputs(self) -> dict[str, np.ndarray]:
-        """Outputs at the virtual step -1 (batch 1), for the recurrent edges' first delivery."""
-        if not self.recurrent_sources:
-            return {}
-        values = {n: np.zeros((1, *shape)) for n, shape in self.input_shapes.items()}
-        for step in self.plan:
-            x = self._sum(step.forward, values, (1, *self.graph.in_shapes[step.name]))
-            values[step.name] = step.kernel.rest(x)
-        return {n: values[n] for n in self.recurrent_sources}
-
-    @staticmethod
-    def _sum(sources: Sequence[str], values: Mapping[str, np.ndarray], shape) -> np.ndarray:
-        if not sources:
-            return np.zeros(shape)
-        x = values[sources[0]]
-        for src in sources[1:]:
-            x = x + values[src]
-        return x
-
     def run(
         self,
         inputs: np.ndarray | Mapping[str, np.ndarray],
@@ -180,52 +87,10 @@ class ReferenceProgram:
     ) -> RunResult:
         """Simulate `[batch, T, *input_shape]` (or `[T, *shape]`) for `steps` steps."""
         data, batch, steps = normalize_inputs(inputs, self.input_shapes, steps)
-        data = {n: a.astype(np.float64, copy=False) for n, a in data.items()}
-        wanted = self._parse_probes(probes)
-
-        outputs = {n: np.zeros((batch, steps, *self.graph.in_shapes[n])) for n in self.graph.outputs}
-        probe_out: dict[str, np.ndarray] = {}
-        for key, node, var in wanted:
-            shape = self.graph.out_shapes[node] if var is None else self.graph.in_shapes[node]
-            probe_out[key] = np.zeros((batch, steps, *shape))
-
-        states = {s.name: s.kernel.init(batch) for s in self.plan}
-        prev = {n: np.broadcast_to(v, (batch, *v.shape[1:])).copy() for n, v in self.rest.items()}
-        populations = {
-            s.name: (np.zeros(steps), np.zeros(s.out_shape), [0])
-            for s in self.plan
-            if isinstance(self.graph.nodes[s.name], S.NEURON_TYPES)
-        }
-
-        values: dict[str, np.ndarray] = {}
-        for t in range(steps):
-            for name, arr in data.items():
-                values[name] = arr[:, t]
-            for step in self.plan:
-                x = self._sum(step.forward, values, None) if step.forward else None
-                for src in step.recurrent:
-                    x = prev[src] if x is None else x + prev[src]
-                values[step.name] = step.kernel.step(x, states[step.name])
-            for name in outputs:
-                outputs[name][:, t] = values[name]
-            for key, node, var in wanted:
-                probe_out[key][:, t] = values[node] if var is None else states[node][var]
-            for name, (per_step, counts, active) in populations.items():
-                kernel = self.kernels[name]
-                state = states[name]
-                nz = state["v"] != 0
-                if "i" in state:
-                    nz |= state["i"] != 0
-                active[0] += int(np.count_nonzero(nz))
-                if kernel.spiking:
-                    z = values[name]
-                    per_step[t] = z.sum()
-                    counts += z.sum(axis=0)
-            if self.recurrent_sources:
-                prev = {n: values[n] for n in self.recurrent_sources}
-
+        recorder = _Recorder(self, self._parse_probes(probes), batch, steps)
+        self.model.run(data, steps, [recorder])
         activity = Activity(batch=batch, steps=steps)
-        for name, (per_step, counts, active) in populations.items():
+        for name, (per_step, counts, active) in recorder.populations.items():
             n = int(np.prod(counts.shape))
             spiking = self.kernels[name].spiking
             activity.populations[name] = PopulationActivity(
@@ -236,9 +101,49 @@ class ReferenceProgram:
                 spikes_per_step=per_step.astype(np.int64) if spiking else None,
                 spike_counts=counts.reshape(-1).astype(np.int64) if spiking else None,
             )
-        return RunResult(outputs=outputs, probes=probe_out, activity=activity, backend=ReferenceBackend.name)
+        return RunResult(outputs=recorder.outputs, probes=recorder.probes, activity=activity, backend=ReferenceBackend.name)
 
 
+class _Recorder:
+    """The float model's hook for a backend run: outputs, probes ([batch, T, ...]) and each neuron
+    node's activity (spikes per step, spike counts per neuron, updates with v or i non-zero)."""
+
+    def __init__(self, program: ReferenceProgram, wanted: list[tuple[str, str, str | None]], batch: int, steps: int):
+        graph, kernels = program.graph, program.kernels
+        self.outputs = {n: np.zeros((batch, steps, *graph.in_shapes[n])) for n in graph.outputs}
+        self.probes: dict[str, np.ndarray] = {}
+        self.wanted: dict[str, list[tuple[str, str | None]]] = {}
+        for key, node, var in wanted:
+            shape = graph.out_shapes[node] if var is None else graph.in_shapes[node]
+            self.probes[key] = np.zeros((batch, steps, *shape))
+            self.wanted.setdefault(node, []).append((key, var))
+        self.populations = {
+            name: (np.zeros(steps), np.zeros(graph.out_shapes[name]), [0])
+            for name in kernels if isinstance(graph.nodes[name], S.NEURON_TYPES)
+        }
+        self.spiking = {name: kernels[name].spiking for name in self.populations}
+        watch: dict[str, set[str]] = {n: set() for n in [*self.outputs, *self.wanted]}
+        for node, items in self.wanted.items():
+            watch[node].update(var for _, var in items if var is not None)
+        for name in self.populations:
+            watch.setdefault(name, set()).update(v for v in ("v", "i") if v in kernels[name].state_vars)
+        self.watch = {n: tuple(sorted(v)) for n, v in watch.items()}
+
+    def observe(self, name: str, t0: int, out: np.ndarray, state: Mapping[str, np.ndarray]) -> None:
+        k = out.shape[0]
+        if name in self.outputs:
+            self.outputs[name][:, t0 : t0 + k] = np.moveaxis(out, 0, 1)
+        for key, var in self.wanted.get(name, ()):
+            self.probes[key][:, t0 : t0 + k] = np.moveaxis(out if var is None else state[var], 0, 1)
+        if name in self.populations:
+            per_step, counts, active = self.populations[name]
+            nz = state["v"] != 0
+            if "i" in state:
+                nz |= state["i"] != 0
+            active[0] += int(np.count_nonzero(nz))
+            if self.spiking[name]:
+                per_step[t0 : t0 + k] = out.reshape(k, -1).sum(axis=1)
+                counts += out.sum(axis=(0, 1))
 class ReferenceBackend:
     """Float NIR simulator, the golden model quantized backends are compared against."""
 
