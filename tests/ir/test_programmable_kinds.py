@@ -57,7 +57,7 @@ def test_atrlif_kernel_equals_numpy_step(data, batch, steps, n, decays, theta_0,
     for t in range(steps):  # one step per call: the persistent state must carry over
         s_out = np.zeros((batch, 1, n), np.float32)
         u_out, v_out = np.zeros((batch, 1, n), np.int32), np.zeros((batch, 1, n), np.int32)
-        kernels_atrlif.scan_atrlif(acc[:, t : t + 1], 1, state, **args, s_out=s_out, u_out=u_out, v_out=v_out,
+        kernels_atrlif.scan_atrlif(np.ascontiguousarray(acc[:, t : t + 1]), 1, state, **args, s_out=s_out, u_out=u_out, v_out=v_out,
                                    write_u=True, write_v=True, fanout=z(0, n), spikes_t=z(batch, 1, 1),
                                    counts=z(batch, n), active=z(batch, 1), ops_t=z(batch, 0, 1))
         s = atrlif_step(spec, acc[:, t], du=pop.du, dv=pop.dv, bias=args["bias"], theta_0=args["theta_0"],
