@@ -60,8 +60,9 @@ def median_times(fns, repeat: int) -> list[float]:
     return [statistics.median(t) for t in times]
 
 
-def calibrate(w_t: np.ndarray, repeat: int) -> None:
-    """Measure the cost model's constants (backends/sim/program.py) on this machine."""
+def calibrate(chip, w_t: np.ndarray, repeat: int) -> None:
+    """Measure the cost model's constants (backends/sim/program.py) on this machine, on the layer's
+    own (merged) link: BLAS per multiply-add, the event kernel per weight added, `accumulate` per result."""
     from snnc.backends.sim import kernels as K
     from snnc.backends.sim import program as P
 
@@ -69,19 +70,15 @@ def calibrate(w_t: np.ndarray, repeat: int) -> None:
     rng = np.random.default_rng(5)
     x = (rng.random((rows, N)) < 0.1).astype(np.float32)
     y = x @ w_t
-    counts = np.empty(rows, np.int64)
-    K.count_events(x, counts)
-    ptr = np.zeros(rows + 1, np.int64)
-    np.cumsum(counts, out=ptr[1:])
-    idx, val = np.empty(ptr[-1], np.int64), np.empty(ptr[-1], np.int64)
-    K.fill_events(x, ptr, idx, val)
+    (link,) = SimBackend().build(chip).plan.components[0].links
+    src = P._ChunkSource(x.reshape(64, STEPS, N), 1.0, int(np.count_nonzero(x)))
+    ptr, idx, val = src.events()
     acc = np.zeros((64, STEPS + 1, N), np.int32)
     skip = np.zeros(64, np.uint8)
-    w16 = np.ascontiguousarray(w_t.astype(np.int16))
     samples = np.arange(64)
     t_mac, t_ev, t_acc = median_times([
         lambda: x @ w_t,
-        lambda: K.gather_dense(ptr, idx, val, False, skip, w16, STEPS, acc, 1, 0, 0, 0),
+        lambda: K.gather_dense(ptr, idx, val, False, skip, *link.event_weights(), STEPS, acc, 1, 0, 0, 0),
         lambda: K.accumulate(y, samples, STEPS, acc, 1, 0, 0, 0),
     ], repeat)
     mac, ev, accu = 1e9 * t_mac / (rows * N * N), 1e9 * t_ev / (ptr[-1] * N), 1e9 * t_acc / (rows * N)
@@ -106,7 +103,7 @@ def main() -> None:
                   for p in projs)
     w_t = np.ascontiguousarray(weights.T.astype(np.float32))
     if args.calibrate:
-        calibrate(w_t, repeat)
+        calibrate(chip, w_t, repeat)
         return
     program = SimBackend().build(chip)
     dense = SimBackend().build(chip, synapses="dense")

@@ -27,7 +27,7 @@ wrap_u = nb.njit(inline="always")(arith.wrap_u)
 saturate_v = nb.njit(inline="always")(arith.saturate_v)
 
 ROW_BLOCK = 64  # rows (sample, step) per parallel work item in the event kernels
-TILE = 256  # target neurons per work item of `gather_dense` (a 1000 x 256 int16 weight tile: 0.5 MB, fits L2)
+TILE = 512  # target neurons per work item of `gather_dense` (a 1000 x 512 int8 weight tile: 0.5 MB, fits L2)
 
 MODEL_LIF = 0
 MODEL_RESET = 1
@@ -84,6 +84,79 @@ def add_row(dst, src, mode, shift):
     else:
         for j in range(n):
             dst[j] = wrap32(np.int64(dst[j]) + synapse_value(np.int64(src[j]), mode, shift))
+
+
+@nb.njit(inline="always")
+def row_events(xr, k, end, idx, val):
+    """Write the nonzero messages of row xr as events idx[k:end] (source) and val (int64 value);
+    returns the position after the last one written (never past `end`, whatever the count said).
+    A sparse row skips eight silent sources at a time; a dense one (more than one in eight sent)
+    writes every source and keeps the nonzero ones, without a mispredicted branch each."""
+    n = xr.shape[0]
+    if (end - k) * 8 > n:
+        for i in range(n):
+            v = xr[i]
+            if k < end:
+                idx[k] = i
+                val[k] = np.int64(v)
+                k += v != 0
+        return k
+    n8 = n - n % 8
+    for i0 in range(0, n8, 8):
+        if ((xr[i0] == 0) & (xr[i0 + 1] == 0) & (xr[i0 + 2] == 0) & (xr[i0 + 3] == 0)
+                & (xr[i0 + 4] == 0) & (xr[i0 + 5] == 0) & (xr[i0 + 6] == 0) & (xr[i0 + 7] == 0)):
+            continue
+        for i in range(i0, i0 + 8):
+            v = xr[i]
+            if v != 0 and k < end:
+                idx[k] = i
+                val[k] = np.int64(v)
+                k += 1
+    for i in range(n8, n):
+        v = xr[i]
+        if v != 0 and k < end:
+            idx[k] = i
+            val[k] = np.int64(v)
+            k += 1
+    return k
+
+
+@nb.njit(inline="always")
+def add_weight_rows(out, wt, idx, k0, k1, lo):
+    """out (int32) += the weight rows wt[idx[k0:k1], lo:lo + len(out)] (binary events, no shift):
+    eight rows per pass over `out`, summed first (an eighth of its loads and stores). Everything is
+    modulo 2**32, as Lava's int32 channels."""
+    m = out.shape[0]
+    q = k0
+    while q + 8 <= k1:
+        w0, w1, w2, w3 = wt[idx[q], lo : lo + m], wt[idx[q + 1], lo : lo + m], wt[idx[q + 2], lo : lo + m], wt[idx[q + 3], lo : lo + m]
+        w4, w5, w6, w7 = wt[idx[q + 4], lo : lo + m], wt[idx[q + 5], lo : lo + m], wt[idx[q + 6], lo : lo + m], wt[idx[q + 7], lo : lo + m]
+        for j in range(m):
+            out[j] += ((np.int32(w0[j]) + np.int32(w1[j])) + (np.int32(w2[j]) + np.int32(w3[j]))) + (
+                (np.int32(w4[j]) + np.int32(w5[j])) + (np.int32(w6[j]) + np.int32(w7[j])))
+        q += 8
+    if q + 4 <= k1:
+        w0, w1, w2, w3 = wt[idx[q], lo : lo + m], wt[idx[q + 1], lo : lo + m], wt[idx[q + 2], lo : lo + m], wt[idx[q + 3], lo : lo + m]
+        for j in range(m):
+            out[j] += (np.int32(w0[j]) + np.int32(w1[j])) + (np.int32(w2[j]) + np.int32(w3[j]))
+        q += 4
+    for e in range(q, k1):
+        w = wt[idx[e], lo : lo + m]
+        for j in range(m):
+            out[j] += w[j]
+
+
+@nb.njit(inline="always")
+def add_residuals(out, idx, val, graded, k0, k1, lo, res_ptr, res_col, res_val):
+    """out += the residual weights (the part of a weight its narrow row does not hold) of the events
+    idx[k0:k1] that fall in columns lo:lo + len(out), times the payload when graded."""
+    m = out.shape[0]
+    for q in range(k0, k1):
+        i = idx[q]
+        for e in range(res_ptr[i], res_ptr[i + 1]):
+            j = res_col[e] - lo
+            if 0 <= j < m:
+                out[j] += res_val[e] * (val[q] if graded else 1)
 
 
 @nb.njit(inline="always")
@@ -184,17 +257,15 @@ def _make_kernels(digest: str):
 
 
     @nb.njit(parallel=True, cache=True)
-    def check_input(x, graded, limit, fanout, nnz, ops):
-        """Check one chunk of user input x [rows, n] (row = b * C + t) and count its activity.
+    def check_input(x, graded, limit, nnz):
+        """Check one chunk of user input x [rows, n] (row = b * C + t) and count its messages.
 
         Binary inputs must be 0 or 1, graded ones integers with |value| <= limit. Writes per row the
-        number of nonzero messages (`nnz` [rows]) and the synaptic ops of every outgoing projection
-        (`ops` [rows, P], `fanout` [P, n]: nonzero synapses per source neuron). Returns
-        (number of bad values, largest |value|).
+        number of nonzero messages (`nnz` [rows]); the synaptic ops follow from the events or from
+        `row_ops`. Returns (number of bad values, largest |value|).
         """
         digest  # noqa: B018 - part of numba's cache key (see SPEC_DIGEST)
         rows, n = x.shape
-        n_proj = fanout.shape[0]
         bad = np.zeros(rows, np.int64)
         peak = np.zeros(rows, np.float64)
         for r in nb.prange(rows):
@@ -217,13 +288,21 @@ def _make_kernels(digest: str):
                 peak[r] = 1.0 if c > 0 else 0.0
             nnz[r] = c
             bad[r] = nbad
-            if c > 0:
-                for p in range(n_proj):
-                    total = 0
-                    for i in range(n):
-                        total += fanout[p, i] * (xr[i] != 0)
-                    ops[r, p] = total
         return bad.sum(), peak.max() if rows > 0 else 0.0
+
+
+    @nb.njit(parallel=True, cache=True)
+    def row_ops(x, fanout, ops):
+        """ops[r, p] = synaptic ops of outgoing projection p caused by row r of x [rows, n] (the
+        fanout [P, n] of every source that sent), for a chunk whose events were not made."""
+        digest  # noqa: B018 - part of numba's cache key (see SPEC_DIGEST)
+        for r in nb.prange(x.shape[0]):
+            xr = x[r]
+            for p in range(fanout.shape[0]):
+                total = 0
+                for i in range(x.shape[1]):
+                    total += fanout[p, i] * (xr[i] != 0)
+                ops[r, p] = total
 
 
     @nb.njit(parallel=True, cache=True)
@@ -238,35 +317,39 @@ def _make_kernels(digest: str):
 
 
     @nb.njit(parallel=True, cache=True)
-    def fill_events(x, ptr, idx, val):
-        """The nonzero messages of x [rows, n] as CSR events: row r's sources idx[ptr[r]:ptr[r + 1]]
-        and their values val (int64), `ptr` from `count_events`."""
+    def fill_events(x, ptr, idx, val, fanout, ops):
+        """The nonzero messages of x [rows, n] as CSR events (`row_events`): row r's sources
+        idx[ptr[r]:ptr[r + 1]] and their values val (int64), `ptr` from the row counts. Also
+        ops[r, p]: the fanout [P, n] summed over row r's events (P = 0 when the counters come from
+        elsewhere)."""
         digest  # noqa: B018 - part of numba's cache key (see SPEC_DIGEST)
         for r in nb.prange(x.shape[0]):
-            k, end = ptr[r], ptr[r + 1]
-            for i in range(x.shape[1]):
-                v = x[r, i]
-                if v != 0 and k < end:  # never past the row's share, whatever the counts said
-                    idx[k] = i
-                    val[k] = np.int64(v)
-                    k += 1
+            k = row_events(x[r], ptr[r], ptr[r + 1], idx, val)
+            for p in range(fanout.shape[0]):
+                total = 0
+                for q in range(ptr[r], k):
+                    total += fanout[p, idx[q]]
+                ops[r, p] = total
 
 
     @nb.njit(parallel=True, cache=True)
-    def gather_dense(ptr, idx, val, graded, skip, wt, steps, acc, t_off, n_off, shift, mode):
+    def gather_dense(ptr, idx, val, graded, skip, wt, res_ptr, res_col, res_val, steps, acc, t_off, n_off, shift, mode):
         """Event-driven dense synapses for one chunk: for each row r = (b, t) not in a skipped sample
-        (`skip` [batch]), add the weight rows wt[i] ([n_src, n_dst] int16) of its events (times the
-        payload when graded, else 1) and put what the projection sends into acc[b, t_off + t, n_off:].
+        (`skip` [batch]), add the weight rows of its events (times the payload when graded, else 1)
+        and put what the projection sends into acc[b, t_off + t, n_off:].
 
-        Work items are (block of rows, tile of TILE target neurons), so that a tile of the weights
-        stays in the core's L2 cache while a block of rows reads it. Without a shift the weights are
-        added straight into the int32 buffer (everything modulo 2**32, as Lava's int32 channels);
-        otherwise the exact int64 sum is formed first.
+        The weights are the transposed matrix [n_src, n_dst] in a narrow type `wt` (int8 or int16)
+        plus, per source, the residual list of what that type does not hold (CSR `res_ptr` [n_src + 1],
+        `res_col`, `res_val`: w - wt; usually empty). Work items are (block of rows, tile of TILE
+        target neurons), so that a tile of the weights stays in the core's L2 cache while a block of
+        rows reads it. Without a shift the weights are added straight into the int32 buffer
+        (everything modulo 2**32, as Lava's int32 channels); otherwise the exact int64 sum is formed first.
         """
         digest  # noqa: B018 - part of numba's cache key (see SPEC_DIGEST)
         rows = ptr.shape[0] - 1
         n = wt.shape[1]
         direct = shift == 0 and mode != MODE_WRAP24
+        residual = res_col.shape[0] > 0
         n_tiles = (n + TILE - 1) // TILE
         n_blocks = (rows + ROW_BLOCK - 1) // ROW_BLOCK
         for unit in nb.prange(n_blocks * n_tiles):
@@ -281,17 +364,7 @@ def _make_kernels(digest: str):
                     continue
                 out = acc[b, t_off + r % steps, n_off + lo : n_off + lo + m]
                 if direct and not graded:
-                    q = k0
-                    while q + 4 <= k1:  # four weight rows per pass over the buffer (a quarter of its loads/stores)
-                        w0, w1 = wt[idx[q], lo : lo + m], wt[idx[q + 1], lo : lo + m]
-                        w2, w3 = wt[idx[q + 2], lo : lo + m], wt[idx[q + 3], lo : lo + m]
-                        for j in range(m):
-                            out[j] += (w0[j] + w1[j]) + (w2[j] + w3[j])
-                        q += 4
-                    for e in range(q, k1):
-                        w = wt[idx[e], lo : lo + m]
-                        for j in range(m):
-                            out[j] += w[j]
+                    add_weight_rows(out, wt, idx, k0, k1, lo)
                 elif direct:
                     for q in range(k0, k1):
                         w = wt[idx[q], lo : lo + m]
@@ -306,7 +379,12 @@ def _make_kernels(digest: str):
                         g = val[q] if graded else np.int64(1)
                         for j in range(m):
                             buf[j] += w[j] * g
+                    if residual:
+                        add_residuals(buf, idx, val, graded, k0, k1, lo, res_ptr, res_col, res_val)
                     add_row(out, buf, mode, shift)
+                    continue
+                if residual:
+                    add_residuals(out, idx, val, graded, k0, k1, lo, res_ptr, res_col, res_val)
 
 
     @nb.njit(parallel=True, cache=True)
@@ -547,10 +625,10 @@ def _make_kernels(digest: str):
                 v_state[b, lo + j] = v[j]
                 p_state[b, lo + j] = prev[j]
 
-    return accumulate, check_input, count_events, fill_events, gather_dense, scatter_sparse, scan, scan_ff
+    return accumulate, check_input, row_ops, count_events, fill_events, gather_dense, scatter_sparse, scan, scan_ff
 
 
-accumulate, check_input, count_events, fill_events, gather_dense, scatter_sparse, scan, scan_ff = _make_kernels(SPEC_DIGEST)
+accumulate, check_input, row_ops, count_events, fill_events, gather_dense, scatter_sparse, scan, scan_ff = _make_kernels(SPEC_DIGEST)
 
 
 # -- canonical dtypes and the compiled signatures ------------------------------------------------------
@@ -590,10 +668,12 @@ def _signatures() -> dict[str, list[tuple]]:
     vec = arr(T.int64, 1)
     sigs: dict[str, list[tuple]] = {
         "accumulate": [(arr(f, 2), vec, i64, acc, i64, i64, i64, i64) for f in (T.float32, T.float64)],
-        "check_input": [(x, flag, T.float64, arr(T.int64, 2), vec, arr(T.int64, 2)) for x in msgs],
+        "check_input": [(x, flag, T.float64, vec) for x in msgs],
+        "row_ops": [(x, arr(T.int64, 2), arr(T.int64, 2)) for x in msgs],
         "count_events": [(x, vec) for x in msgs],
-        "fill_events": [(x, vec, vec, vec) for x in msgs],
-        "gather_dense": [(vec, vec, vec, flag, arr(T.uint8, 1), arr(T.int16, 2), i64, acc, i64, i64, i64, i64)],
+        "fill_events": [(x, vec, vec, vec, arr(T.int64, 2), arr(T.int64, 2)) for x in msgs],
+        "gather_dense": [(vec, vec, vec, flag, arr(T.uint8, 1), arr(w, 2), vec, vec, vec, i64, acc, i64, i64, i64, i64)
+                         for w in (T.int8, T.int16)],
         "scatter_sparse": [(vec, vec, vec, flag, arr(T.uint8, 1), vec, vec, vec, i64, i64, acc, i64, i64, i64, i64)],
     }
     neuron = [acc, i64, i64, arr(T.int32, 2), arr(T.int32, 2), arr(T.int8, 2)]

@@ -35,6 +35,7 @@ from . import kernels_sdn
 
 F32_EXACT = 2**24  # float32 adds integers exactly while every partial sum stays below this
 F64_EXACT = 2**53
+RESIDUAL_SHARE = 256  # int8 event weights when at most one weight in this many needs a residual
 
 
 def conv_matrix(proj: Projection) -> sp.csr_matrix:
@@ -135,16 +136,28 @@ class _Link:
         return self.csr.nnz / max(1, self.csr.shape[1])
 
     def dense_t(self, dtype) -> np.ndarray:
-        """The transposed weights [n_src, n_dst] in `dtype`, contiguous (one row per source)."""
+        """The transposed weights [n_src, n_dst] in a float `dtype` for BLAS, contiguous (one row per source)."""
         key = ("dense_t", np.dtype(dtype).str)
         if key not in self._cache:
-            dense = np.asarray(self.dense)
-            out = np.ascontiguousarray(dense.T.astype(dtype))
-            if np.dtype(dtype).kind == "i" and not np.array_equal(out.T, dense):
-                raise BackendError("weights do not fit the event kernels' integer type", where=f"projection {self.proj!r}",
-                                   expected=f"|weight| < {np.iinfo(dtype).max + 1}", got=int(np.abs(dense).max()))
-            self._cache[key] = out
+            self._cache[key] = np.ascontiguousarray(np.asarray(self.dense).T.astype(dtype))
         return self._cache[key]
+
+    def event_weights(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """What `kernels.gather_dense` reads: the transposed weights [n_src, n_dst] as int8 when at
+        most 1/RESIDUAL_SHARE of them fall outside its range (half the bytes of int16 to stream per
+        event), else int16; and per source the residuals w - narrow(w), as CSR (ptr, col, value)."""
+        if "events" not in self._cache:
+            w_t = np.asarray(self.dense, np.int64).T
+            for dtype in (np.int8, np.int16):
+                info = np.iinfo(dtype)
+                outside = (w_t < info.min) | (w_t > info.max)
+                if np.count_nonzero(outside) * RESIDUAL_SHARE <= w_t.size:
+                    break
+            narrow = np.ascontiguousarray(np.clip(w_t, info.min, info.max).astype(dtype))
+            res = sp.csr_matrix(np.where(outside, w_t - narrow, 0))
+            self._cache["events"] = (narrow, res.indptr.astype(np.int64), res.indices.astype(np.int64),
+                                     res.data.astype(np.int64))
+        return self._cache["events"]
 
     def csc(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(colptr, rows, values) of the sparse weights, one column per source neuron."""

@@ -55,14 +55,18 @@ SERIAL_WORK = 1 << 21  # runs with fewer (sample, step, neuron) items per chunk 
 class _ChunkSource:
     """One chunk of a source's messages: the dense array [B, C, n], its largest |value| and its
     number of nonzero messages; the per-row counts, the CSR events and the float copies for
-    BLAS/torch are made on first use and shared by every link that reads the source."""
+    BLAS/torch are made on first use and shared by every link that reads the source. An input's
+    synaptic ops per row (`fanout` [P, n] given) come with its events, or from the dense rows."""
 
-    def __init__(self, dense: np.ndarray, peak: float, nnz: int, counts: np.ndarray | None = None):
+    def __init__(self, dense: np.ndarray, peak: float, nnz: int, counts: np.ndarray | None = None,
+                 fanout: np.ndarray | None = None):
         self.dense = dense
         self.peak = peak
         self.nnz = nnz
         self.n = dense.shape[2]
         self._counts = counts
+        self._fanout = fanout if fanout is not None else np.zeros((0, self.n), np.int64)
+        self._ops: np.ndarray | None = None
         self._rows: np.ndarray | None = None
         self._events: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._float: dict = {}
@@ -93,9 +97,19 @@ class _ChunkSource:
             ptr = np.zeros(counts.size + 1, np.int64)
             np.cumsum(counts, out=ptr[1:])
             idx, val = np.empty(ptr[-1], np.int64), np.empty(ptr[-1], np.int64)
-            K.fill_events(self.rows(), ptr, idx, val)
+            ops = np.zeros((counts.size, self._fanout.shape[0]), np.int64)
+            K.fill_events(self.rows(), ptr, idx, val, self._fanout, ops)
             self._events = (ptr, idx, val)
+            self._ops = ops
         return self._events
+
+    def ops(self) -> np.ndarray:
+        """Synaptic ops per row and outgoing projection [B*C, P]: summed along the events when a
+        link made them, else over the dense rows."""
+        if self._ops is None:
+            self._ops = np.zeros((self.dense.shape[0] * self.dense.shape[1], self._fanout.shape[0]), np.int64)
+            K.row_ops(self.rows(), self._fanout, self._ops)
+        return self._ops
 
     def granularity(self) -> float:
         """The largest power of two that divides every message of the chunk (1 for none sent).
@@ -212,16 +226,12 @@ class SimProgram:
             x = data[name][:, t0 : t0 + c]
             x = K.message_array(x).reshape(batch, c, inp.n)  # the kernels' dtypes, whatever the caller passed
             nnz = np.zeros(batch * c, np.int64)
-            ops = np.zeros((batch * c, len(inp.outgoing)), np.int64)
-            bad, peak = K.check_input(x.reshape(batch * c, inp.n), inp.graded, float(inp.limit), inp.fanout, nnz, ops)
+            bad, peak = K.check_input(x.reshape(batch * c, inp.n), inp.graded, float(inp.limit), nnz)
             if bad:
                 self._bad_input(name, data[name], inp)
-            ops = ops.reshape(batch, c, -1).sum(axis=0)
-            for p, proj in enumerate(inp.outgoing):
-                state.ops[proj][t0 : t0 + c] += ops[:, p]
             total = int(nnz.sum())
             state.input_counts[name] += total
-            sources[name] = _ChunkSource(x, float(peak), total, nnz)
+            sources[name] = _ChunkSource(x, float(peak), total, nnz, inp.fanout)
             if (name, "s") in state.records:
                 state.store(name, "s", t0, c, x)
 
@@ -296,6 +306,11 @@ class SimProgram:
                 tail = acc[:, c : c + d + 1].copy()
                 acc[:] = 0
                 acc[:, : d + 1] = tail
+        for name, inp in plan.inputs.items():  # an input's synaptic ops, along its events if a link made them
+            if sources[name].nnz and inp.outgoing:
+                ops = sources[name].ops().reshape(batch, c, -1).sum(axis=0)
+                for p, proj in enumerate(inp.outgoing):
+                    state.ops[proj][t0 : t0 + c] += ops[:, p]
 
     def _apply(self, link, src: "_ChunkSource", acc: np.ndarray, batch: int, c: int) -> None:
         """Add one link's contribution for all steps of the chunk into the component's buffer.
@@ -340,7 +355,7 @@ class SimProgram:
         ptr, idx, val = src.events()
         skip = blas.view(np.uint8)
         if link.dense is not None:
-            K.gather_dense(ptr, idx, val, link.graded, skip, link.dense_t(np.int16), c, acc, t_off,
+            K.gather_dense(ptr, idx, val, link.graded, skip, *link.event_weights(), c, acc, t_off,
                            link.n_off, link.shift, link.mode)
         else:
             colptr, rows_of, wvals = link.csc()
