@@ -3,13 +3,12 @@
 Every layer that needs a convolution as connections — the simulator's recurrent and counting
 paths, the mapping's synapse patterns, the float netlist, the chip converter — asks this module,
 so padding, stride, dilation and groups follow one set of (torch) conventions everywhere; and a
-convolution evaluated in torch (`correlate`, the float model's) runs under one thread policy
+convolution evaluated in torch (the float model's, the sim's) runs under one thread policy
 (`torch_threads`).
 """
 from __future__ import annotations
 
 import contextlib
-import math
 from typing import Any, Iterator
 
 import numpy as np
@@ -91,20 +90,3 @@ def torch_threads(torch: Any, macs: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(threads)
-
-
-def correlate(x: np.ndarray, kernel: np.ndarray, geom) -> np.ndarray:
-    """The convolution of rows of flat (C, H, W) sources: x [N, C*H*W] -> [N, C'*H'*W'] float64.
-
-    torch's cross-correlation in float64 (direct/im2col; NNPACK, which may use Winograd/FFT, is
-    off), as the reference backend evaluates a Conv2d node, for all N rows in one call."""
-    import torch
-
-    rows = x.shape[0]
-    inp = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64).reshape(rows, *geom.in_shape))
-    weight = torch.from_numpy(np.ascontiguousarray(kernel, dtype=np.float64))
-    macs = rows * math.prod(geom.out_shape) * math.prod(weight.shape[1:])
-    with torch.no_grad(), torch.backends.nnpack.flags(enabled=False), torch_threads(torch, macs):
-        out = torch.nn.functional.conv2d(inp, weight, stride=geom.stride, padding=geom.padding,
-                                         dilation=geom.dilation, groups=geom.groups)
-    return out.reshape(rows, -1).numpy()

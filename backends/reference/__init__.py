@@ -1,6 +1,7 @@
 """The reference backend: float NIR semantics (forward Euler), the golden model.
 
-See `backend.py` for the exact per-step conventions (evaluation order, reset, dt).
+The per-step conventions (evaluation order, reset, dt) are `snnc.ir.float_model`'s, which this
+backend runs.
 """
 from .backend import DEFAULT_DT, ReferenceBackend, ReferenceProgram
 

@@ -144,6 +144,8 @@ class _Recorder:
             if self.spiking[name]:
                 per_step[t0 : t0 + k] = out.reshape(k, -1).sum(axis=1)
                 counts += out.sum(axis=(0, 1))
+
+
 class ReferenceBackend:
     """Float NIR simulator, the golden model quantized backends are compared against."""
 

@@ -5,9 +5,9 @@ step, v saturates, u wraps). `check_fidelity` runs the float model and the chip 
 bit-exact run) on the same input - the calibration data (at most MAX_SAMPLES samples and
 MAX_SAMPLE_STEPS sample-steps of it), or without any a generated input of 1 x (32 + time shift)
 steps that drives every layer (stated as an assumption) - and measures per layer (population paired
-with the float population of the same name). The float side is the quantizer's own evaluator
-(snnc.compiler.passes.netlist.simulate on the graph it lowered: the reference backend's semantics,
-held equal to it spike for spike by the tests), which runs a feed-forward network a layer at a time.
+with the float population of the same name). The float side is the float model (snnc.ir.float_model,
+the evaluator the reference backend runs and the quantizer calibrates with) on the canonical graph
+the quantizer lowered, through netlist.simulate; it runs a feed-forward network a layer at a time.
   agreement      spike agreement, Dice of spike sets, exact timing after `CompileResult.align`
                  (snnc.compiler.analysis.sweep.spike_fidelity): `agreement` compares spike counts per
                  neuron (rate codes), `timing` the exact spike sets (Dice)
@@ -178,11 +178,11 @@ def check_fidelity(result: Any, calibrate: Any = None, tolerance: Mapping[str, f
                    assumptions: list[str] | None = None) -> FidelityReport:
     """Run float and chip on `calibrate` (or a generated input) and measure `result` (a CompileResult).
 
-    The float side is `snnc.compiler.passes.netlist.simulate` on the graph the quantizer lowered
-    (the quantizer's own calibration evaluator, the reference backend's semantics, and the same
-    spikes: tests/compiler/test_fidelity.py holds them equal on every model it builds), run once;
-    layer-at-a-time for a feed-forward network, so a CNN's convolutions run once per layer instead
-    of once per step. The chip side is one run of the bit-exact `sim` program."""
+    The float side is `snnc.compiler.passes.netlist.simulate` on the graph the quantizer lowered:
+    the float model (snnc.ir.float_model, which the reference backend runs; on the canonical graph,
+    with the source graph's spikes, as tests/compiler/test_fidelity.py checks on every model it
+    builds), run once, a feed-forward network layer at a time, so a CNN's convolutions run once per
+    layer instead of once per step. The chip side is one run of the bit-exact `sim` program."""
     import time
 
     from snnc.backends.base import normalize_inputs

@@ -8,9 +8,9 @@ C-order flattened neurons, which is how the chip IR indexes neurons; that is als
 disappears), the float delay in steps (recurrent edges count one step, Delay nodes their length)
 and the constant terms (biases) with the step from which the reference model applies them.
 
-`simulate()` runs the float recurrence of the canonical form (the reference backend's semantics)
-on this population view; the quantizer uses it to calibrate scales and measure the membrane-input
-error. It is not a backend: passes may not import backends.
+`simulate()` runs the float model (`snnc.ir.float_model`, the evaluator the reference backend
+runs) on the canonical graph behind this view and keeps, per population, what the quantizer
+calibrates scales and measures membrane-input errors on, and what the fidelity guard compares.
 """
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ import scipy.sparse as sp
 
 from snnc.ir import conv as ir_conv
 from snnc.ir import shapes as S
+from snnc.ir.float_model import FloatModel
 from snnc.ir.chip import ConvGeometry
 from snnc.ir.errors import GraphError, UnsupportedNodeError
 from snnc.ir.graph import Graph
@@ -199,6 +200,7 @@ class FloatNet:
     outputs: dict[str, tuple[str, str]]  # Output node -> (population, "s" | "v")
     time_shift: int | None = None
     extra_delay: dict[str, int] = field(default_factory=dict)  # steps the timing pass added to a loop (approximation)
+    graph: Graph | None = None  # the canonical graph this view was lowered from (what `simulate` evaluates)
 
     def incoming(self, pop: str) -> list[FloatProj]:
         return [p for p in self.projs if p.dst == pop]
@@ -400,7 +402,7 @@ def lower(graph: Graph) -> FloatNet:
         outputs[name] = (preds[0], "s" if pop.cuba.spiking else "v")
     shift = graph.metadata.get(META_TIME_SHIFT)
     extra = {str(k): int(np.asarray(v)) for k, v in dict(graph.metadata.get(META_EXTRA_DELAY) or {}).items()}
-    return FloatNet(dt, pops, projs, biases_by_pop, outputs, None if shift is None else int(np.asarray(shift)), extra)
+    return FloatNet(dt, pops, projs, biases_by_pop, outputs, None if shift is None else int(np.asarray(shift)), extra, graph)
 
 
 def _scale_rows(op: LinOp, gain: np.ndarray) -> LinOp:
@@ -451,10 +453,12 @@ def _delay_value(delay, op: LinOp):
     return np.broadcast_to(vec[:, None], (op.n_out, op.n_in)).copy()
 
 
-# -- float simulation of the canonical form -------------------------------------------------------
+# -- the float model's run on the canonical graph ----------------------------------------------------
 @dataclass
 class FloatRun:
-    """What a float run recorded: every population's output [T, B, n] and per-population state ranges."""
+    """What a float run recorded: every population's output [T, B, n] (spikes, or a non-spiking
+    neuron's state v' = v - offset) and per-neuron ranges: max |i|, and max/min of v after
+    integrating each step's input, before the reset (v' for a non-spiking neuron)."""
 
     outputs: dict[str, np.ndarray]
     i_absmax: dict[str, np.ndarray]  # per neuron, max |i| over time and batch
@@ -465,114 +469,53 @@ class FloatRun:
 
 
 def simulate(net: FloatNet, inputs: dict[str, np.ndarray]) -> FloatRun:
-    """Float recurrence of the canonical form; `inputs[name]` is [B, T, *shape].
+    """The float model on the canonical graph `net` was lowered from; `inputs[name]` is [B, T, *shape].
 
-    Same semantics as the reference backend: zero-delay projections act within the step in
-    population order, delayed ones read the history, constants start at their recorded step.
-    A convolution runs as torch's float64 cross-correlation (as the reference evaluates a Conv2d
-    node), never as an explicit matrix.
-    """
+    The one float evaluator (`snnc.ir.float_model`, which the reference backend runs), with a hook
+    that keeps what calibration and the fidelity guard measure (`FloatRun`)."""
+    if net.graph is None:
+        raise GraphError("internal: this population view does not know the graph it was lowered from",
+                         hint="make it with netlist.lower(graph)")
     first = next(iter(inputs.values()))
-    batch, steps = first.shape[0], first.shape[1]
-    order = net.neuron_order()
-    out: dict[str, np.ndarray] = {}
-    for name, pop in net.pops.items():
-        if pop.kind == "input":
-            out[name] = np.asarray(inputs[name], dtype=np.float64).reshape(batch, steps, -1).transpose(1, 0, 2).copy()
-        else:
-            out[name] = np.zeros((steps, batch, pop.size))
-    mats: dict[str, list[tuple[int, Any]]] = {}
-    for p in net.projs:
-        if np.ndim(p.delay):
-            mats[p.name] = [(int(d), sp.csr_matrix(np.where(p.delay == d, p.op.dense(), 0.0))) for d in np.unique(p.delay)]
-        elif p.op.kind in ("dense", "conv"):
-            mats[p.name] = [(int(p.delay), p.op)]  # dense stays BLAS, a convolution torch
-        else:
-            mats[p.name] = [(int(p.delay), p.op.sparse())]
-    incoming = {n: net.incoming(n) for n in order}
+    batch, steps = int(first.shape[0]), int(first.shape[1])
+    hook = _Calibration(net, batch, steps)
+    FloatModel(net.graph, net.dt).run({n: inputs[n] for n in net.graph.inputs}, steps, [hook])
     params, resets = {}, {}
-    for n in order:
+    for n in hook.neurons:
         c = net.pops[n].cuba
-        params[n] = (c.alpha.ravel(), c.beta.ravel(), None if c.thr is None else c.thr.ravel())
-        v_reset = np.broadcast_to(np.asarray(c.v_reset, dtype=np.float64), net.pops[n].shape).ravel()
-        resets[n] = (c.reset_mode, v_reset, np.zeros((batch, net.pops[n].size), bool))
-
-    def advance(n: str, x: np.ndarray, i: np.ndarray, v: np.ndarray, i_out: np.ndarray, v_out: np.ndarray):
-        """One step of population n's neurons with input x [batch, n] from state (i, v): writes
-        i_out = alpha i + x and v_out = beta v + i_out (before any reset); returns the output
-        (spikes, or v for a non-spiking neuron) and the state v after the reset."""
-        alpha, beta, thr = params[n]
-        np.multiply(alpha, i, out=i_out)
-        i_out += x
-        np.multiply(beta, v, out=v_out)
-        v_out += i_out
-        if thr is None:
-            return v_out, v_out
-        mode, v_reset, z_prev = resets[n]  # snnc.ir.reset_mode semantics
-        after = v_out - thr * z_prev if mode == "subtract" else v_out
-        z = after > thr
-        if mode == "zero":
-            after = np.where(z, v_reset, after)
-        resets[n] = (mode, v_reset, z)
-        return z, after
-
-    i_abs, v_hi, v_lo = {}, {}, {}
-    pos = {n: k for k, n in enumerate(order)}
-    if all(net.pops[p.src].kind == "input" or pos[p.src] < pos[p.dst] for p in net.projs):
-        # feed-forward: each population's input for all steps at once (one product per projection,
-        # the same sums in the same order as step by step), then its neurons step through time,
-        # their i and v kept for all steps (the ranges are taken once, at the end)
-        for n in order:
-            size = net.pops[n].size
-            x_all = np.zeros((steps, batch, size))
-            for p in incoming[n]:
-                for d, m in mats[p.name]:
-                    if d < steps:
-                        src = out[p.src][: steps - d].reshape((steps - d) * batch, -1)
-                        x_all[d:] += _product(m, src).reshape(steps - d, batch, -1)
-            for start, vec in net.biases.get(n, {}).items():
-                x_all[start:] += vec
-            i_all, v_all = np.empty_like(x_all), np.empty_like(x_all)
-            i = v = np.zeros((batch, size))
-            for t in range(steps):
-                out[n][t], v = advance(n, x_all[t], i, v, i_all[t], v_all[t])
-                i = i_all[t]
-            i_abs[n] = np.abs(i_all).max(axis=(0, 1), initial=0.0)
-            v_hi[n] = v_all.max(axis=(0, 1), initial=-np.inf)
-            v_lo[n] = v_all.min(axis=(0, 1), initial=np.inf)
-    else:
-        i_state = {n: np.zeros((batch, net.pops[n].size)) for n in order}
-        v_state = {n: np.zeros((batch, net.pops[n].size)) for n in order}
-        i_abs = {n: np.zeros((batch, net.pops[n].size)) for n in order}
-        v_hi = {n: np.full((batch, net.pops[n].size), -np.inf) for n in order}
-        v_lo = {n: np.full((batch, net.pops[n].size), np.inf) for n in order}
-        for t in range(steps):
-            for n in order:
-                x = np.zeros((batch, net.pops[n].size))
-                for p in incoming[n]:
-                    for d, m in mats[p.name]:
-                        if t - d >= 0:
-                            x += _product(m, out[p.src][t - d])
-                for start, vec in net.biases.get(n, {}).items():
-                    if t >= start:
-                        x += vec
-                i, v = np.empty_like(x), np.empty_like(x)
-                out[n][t], v_state[n] = advance(n, x, i_state[n], v_state[n], i, v)
-                i_state[n] = i
-                np.maximum(i_abs[n], np.abs(i), out=i_abs[n])
-                np.maximum(v_hi[n], v, out=v_hi[n])
-                np.minimum(v_lo[n], v, out=v_lo[n])
-        i_abs = {n: a.max(axis=0) for n, a in i_abs.items()}
-        v_hi = {n: a.max(axis=0) for n, a in v_hi.items()}
-        v_lo = {n: a.min(axis=0) for n, a in v_lo.items()}
-    return FloatRun(out, i_abs, v_hi, v_lo, {n: (params[n][0], params[n][1]) for n in order},
-                    {n: (resets[n][0], resets[n][1], params[n][2]) for n in order if params[n][2] is not None})
+        params[n] = (c.alpha.ravel(), c.beta.ravel())
+        if c.thr is not None:
+            v_reset = np.broadcast_to(np.asarray(c.v_reset, dtype=np.float64), net.pops[n].shape).ravel()
+            resets[n] = (c.reset_mode, v_reset, c.thr.ravel())
+    return FloatRun(hook.outputs, hook.i_abs, hook.v_hi, hook.v_lo, params, resets)
 
 
-def _product(m: Any, rows: np.ndarray) -> np.ndarray:
-    """A projection's map applied to rows of source vectors: [N, n_in] -> [N, n_out]."""
-    if isinstance(m, LinOp):
-        if m.kind == "conv":
-            return ir_conv.correlate(rows, m.data, m.geom)
-        m = m.data
-    return (m @ rows.T).T
+class _Calibration:
+    """The float model's hook for `simulate`: populations' outputs and ranges (see FloatRun)."""
+
+    def __init__(self, net: FloatNet, batch: int, steps: int):
+        self.neurons = net.neuron_order()
+        self.offset = {n: np.broadcast_to(np.asarray(net.pops[n].cuba.offset, np.float64), net.pops[n].shape).ravel()
+                       for n in self.neurons if not net.pops[n].cuba.spiking}
+        self.outputs = {n: np.zeros((steps, batch, p.size)) for n, p in net.pops.items()}
+        self.i_abs = {n: np.zeros(net.pops[n].size) for n in self.neurons}
+        self.v_hi = {n: np.full(net.pops[n].size, -np.inf) for n in self.neurons}
+        self.v_lo = {n: np.full(net.pops[n].size, np.inf) for n in self.neurons}
+        self.watch = {n: () for n, p in net.pops.items() if p.kind == "input"}
+        self.watch.update({n: ("i", "v") if n in self.offset else ("i", "v_in") for n in self.neurons})
+
+    def observe(self, name: str, t0: int, out: np.ndarray, state) -> None:
+        k = out.shape[0]
+        flat = out.reshape(k, out.shape[1], -1)
+        if name not in self.i_abs:  # an input
+            self.outputs[name][t0 : t0 + k] = flat
+            return
+        offset = self.offset.get(name)
+        self.outputs[name][t0 : t0 + k] = flat if offset is None else flat - offset
+        i = state["i"].reshape(k * out.shape[1], -1)
+        v = (state["v_in"] if offset is None else state["v"]).reshape(k * out.shape[1], -1)
+        if offset is not None:
+            v = v - offset
+        np.maximum(self.i_abs[name], np.abs(i).max(axis=0, initial=0.0), out=self.i_abs[name])
+        np.maximum(self.v_hi[name], v.max(axis=0, initial=-np.inf), out=self.v_hi[name])
+        np.minimum(self.v_lo[name], v.min(axis=0, initial=np.inf), out=self.v_lo[name])

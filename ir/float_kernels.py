@@ -3,19 +3,24 @@
 `make_kernel` turns a node into a `Kernel` once, at build time: parameters are converted to
 float64 and checked to broadcast against the node's shape (they are never broadcast in the graph
 itself), Euler coefficients such as `dt / tau` are precomputed, convolutions get their weights as
-torch tensors. The semantics (evaluation order, reset, dt) are documented in `backend.py`.
-Kernels never modify their input arrays and return a fresh output array every step.
+torch tensors. The semantics (evaluation order, reset, dt) are documented in `float_model.py`,
+which runs these kernels. Kernels never modify their input arrays and return a fresh output array
+every step. A `stateless` kernel's step treats every row alike, so it may take the rows of many
+steps at once; a spiking kernel leaves v after integrating and before its reset in `state["v_in"]`
+(what calibration measures).
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import nir
 import numpy as np
 
-from snnc.ir import shapes as S
-from snnc.ir.reset_mode import reset_mode_of
-from snnc.ir.errors import ParameterError, ShapeError, UnsupportedNodeError
+from . import shapes as S
+from .conv import torch_threads
+from .errors import ParameterError, ShapeError, UnsupportedNodeError
+from .reset_mode import reset_mode_of
 
 # A delay whose length in steps is further than this from an integer is an error, not rounded:
 # rounding 1.5 steps silently would simulate a different network.
@@ -32,6 +37,7 @@ class Kernel:
 
     state_vars: tuple[str, ...] = ()
     spiking: bool = False
+    stateless: bool = False  # no state: `step` may take the rows of many steps at once
 
     def init(self, batch: int) -> dict[str, np.ndarray]:
         return {}
@@ -124,7 +130,9 @@ class _Spiking(_Neuron):
         return state
 
     def fire(self, v, state) -> np.ndarray:
-        """v after integrating this step's input -> spikes; stores the post-spike v."""
+        """v after integrating this step's input -> spikes; stores the post-spike v (and v itself
+        as `v_in`)."""
+        state["v_in"] = v
         if self.reset_mode == "subtract":
             v = v - self.v_sub * state["z"]
         z = v > self.v_th
@@ -232,6 +240,7 @@ class CubaLIKernel(_Neuron):
 # -- stateless nodes ----------------------------------------------------------------------------
 class AffineKernel(Kernel):
     """y = x W^T (+ b), over the last dimension."""
+    stateless = True
 
     def __init__(self, node, shape, dt, where):
         self.wt = np.asarray(node.weight, dtype=np.float64).T.copy()
@@ -246,6 +255,8 @@ class AffineKernel(Kernel):
 
 
 class ScaleKernel(Kernel):
+    stateless = True
+
     def __init__(self, node, shape, dt, where):
         self.scale = _param(node, "scale", shape, where)
 
@@ -255,6 +266,7 @@ class ScaleKernel(Kernel):
 
 class ThresholdKernel(Kernel):
     """z = x > threshold (Heaviside, strict as in NIR's definition)."""
+    stateless = True
 
     def __init__(self, node, shape, dt, where):
         self.threshold = _param(node, "threshold", shape, where)
@@ -265,6 +277,7 @@ class ThresholdKernel(Kernel):
 
 class IdentityKernel(Kernel):
     """Output nodes: the summed input, unchanged."""
+    stateless = True
 
     def __init__(self, *args):
         pass
@@ -274,6 +287,8 @@ class IdentityKernel(Kernel):
 
 
 class FlattenKernel(Kernel):
+    stateless = True
+
     def __init__(self, node, shape, dt, where, out_shape=None):
         self.out_shape = tuple(out_shape)
 
@@ -289,6 +304,7 @@ def _ints(value, n: int, name: str, where: str) -> tuple[int, ...]:
 
 class ConvKernel(Kernel):
     """Conv1d/Conv2d through torch in float64; 'same'/'valid' resolved by `ir.shapes`."""
+    stateless = True
 
     def __init__(self, node, shape, dt, where):
         import torch  # only convolutional graphs pay torch's import time
@@ -305,15 +321,18 @@ class ConvKernel(Kernel):
         self.dilation = _ints(node.dilation, dims, "dilation", where)
         self.padding = tuple(S.conv_padding(node, tuple(shape[1:]), where))
         self.groups = int(np.ravel(node.groups)[0])
+        self.macs = math.prod(self.weight.shape[1:])  # per output element
 
     def step(self, x, state):
         t = self.torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
-        y = self.fn(t, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        with torch_threads(self.torch, x.shape[0] * self.macs * self.weight.shape[0] * math.prod(x.shape[2:])):
+            y = self.fn(t, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
         return y.numpy()
 
 
 class PoolKernel(Kernel):
     """SumPool2d / AvgPool2d; zero padding, counted in the average (torch's default)."""
+    stateless = True
 
     def __init__(self, node, shape, dt, where):
         self.kernel = S.pair(node.kernel_size, "kernel_size", where)
@@ -334,7 +353,8 @@ class PoolKernel(Kernel):
 
     def step(self, x, state):
         t = self.torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
-        y = self.pool(t, self.kernel, self.stride, self.padding, count_include_pad=True, divisor_override=self.divisor)
+        with torch_threads(self.torch, x.size * math.prod(self.kernel)):
+            y = self.pool(t, self.kernel, self.stride, self.padding, count_include_pad=True, divisor_override=self.divisor)
         return y.numpy()
 
 
