@@ -91,6 +91,11 @@ VTH_MAX = SPECS["vth"].hi
 BIAS_POP = "snnc.bias"
 
 
+CHUNK = 1 << 16
+"""Elements per piece of a long weight array: the quantizer works a piece at a time so its
+temporaries stay in cache and are reused, instead of a fresh array of the layer's size per step."""
+
+
 @dataclass
 class _Weights:
     """Float weights of one projection, per message unit, in a form the quantizer can vectorize."""
@@ -102,21 +107,78 @@ class _Weights:
     msg_scale: float  # payload units per float unit of the source (graded inputs), else 1
     bits: int
 
+    def _cached(self, key: str, compute):
+        if key not in self.__dict__:
+            self.__dict__[key] = compute()
+        return self.__dict__[key]
+
     @property
     def norm2(self) -> float:
         """sum of squared values, computed once (every chip factor trial divides by it)."""
-        if "_norm2" not in self.__dict__:
-            self.__dict__["_norm2"] = float(np.sum(self.values**2))
-        return self.__dict__["_norm2"]
+        def compute() -> float:
+            total = _Sum()
+            for a, b in self.spans():
+                v = self.piece(a, b)[0]
+                total.add(v * v)
+            return total.value
+        return self._cached("_norm2", compute)
+
+    @property
+    def extremes(self) -> tuple[float, float]:
+        """(largest positive value, largest magnitude of a negative one), 0 where there is none."""
+        v = self.values
+        return self._cached("_extremes", lambda: (float(np.max(v, initial=0.0)), -float(np.min(v, initial=0.0))))
 
     @property
     def mode(self) -> str:
-        v = self.values
-        if v.size == 0 or np.all(v >= 0):
-            return "excitatory"
-        if np.all(v <= 0):
-            return "inhibitory"
-        return "mixed"
+        def compute() -> str:
+            v = self.values
+            if v.size == 0 or np.min(v) >= 0:
+                return "excitatory"
+            return "inhibitory" if np.max(v) <= 0 else "mixed"
+        return self._cached("_mode", compute)
+
+    def spans(self) -> list[tuple[int, int]]:
+        """Flat element ranges to work on: CHUNK-sized pieces of a C-ordered array (a multiple of
+        numpy's summation block, see `_Sum`), else the whole array as one piece."""
+        n = self.values.size
+        if n <= CHUNK or not self.values.flags.c_contiguous or self.rows is None:
+            return [(0, n)]
+        return [(a, min(a + CHUNK, n)) for a in range(0, n, CHUNK)]
+
+    def piece(self, a: int, b: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Values a..b of the flattened array and the target neuron of each (the whole array, in its
+        own shape, when that is the piece)."""
+        if (a, b) == (0, self.values.size):
+            return self.values, self.rows
+        if self.rows is None:
+            raise ValueError("conv weights are quantized whole")
+        rows = self.rows[a:b] if self.rows.ndim == 1 else np.arange(a, b) // self.values.shape[1]
+        return self.values.reshape(-1)[a:b], rows
+
+
+class _Sum:
+    """np.sum of a long array added up a piece at a time, bit for bit. numpy sums a contiguous
+    float64 array as a running total over blocks of np.getbufsize() elements, each block pairwise;
+    pieces that are whole multiples of that block (the last excepted) keep exactly that order, so
+    the errors and the chosen chip factor do not depend on how the weights were cut up."""
+
+    def __init__(self) -> None:
+        self.value = 0.0
+
+    def add(self, x: np.ndarray) -> None:
+        if not x.flags.c_contiguous:  # only ever the whole array: numpy's own order
+            self.value += float(np.sum(x))
+            return
+        block = np.getbufsize()
+        m = x.size - x.size % block
+        total = self.value
+        if m:
+            for s in x.reshape(-1)[:m].reshape(-1, block).sum(axis=1).tolist():
+                total += s
+        if x.size > m:
+            total += float(np.sum(x.reshape(-1)[m:]))
+        self.value = total
 
 
 def quantize_values(values: np.ndarray, scale, e, bits: int, mode: str) -> np.ndarray:
@@ -126,19 +188,30 @@ def quantize_values(values: np.ndarray, scale, e, bits: int, mode: str) -> np.nd
 
 def _round_to_grid(values: np.ndarray, scale, e, lo: int, hi: int, step: int, exps=None) -> np.ndarray:
     """round(values * scale / 2**(6+e) / step) * step clipped to [lo, hi], by exact power-of-two
-    scaling instead of exp2 and a division. An array `e` is applied one exponent at a time (`exps`:
-    the values it holds): multiplying by 2.0**-k is exactly ldexp(x, -k), without a per-element
-    exponent array."""
+    scaling instead of exp2 and a division (multiplying by 2.0**-k is exactly ldexp(x, -k)). `exps`:
+    the exponents an array `e` holds for the nonzero values (default: all it holds)."""
     shift = int(step).bit_length() - 1
+    down = 2.0 ** (-(6 + int(e)) - shift) if np.ndim(e) == 0 else _pow2(e, -6 - shift, -1, exps)
+    return _grid(values, scale, down, lo, hi, step).astype(np.int64)
+
+
+def _grid(values: np.ndarray, scale, down, lo: int, hi: int, step: int) -> np.ndarray:
+    """round(values * scale * down / step) * step clipped to [lo, hi] (float64; down = 2**-(6 + e) / step)."""
     t = values * scale
-    if np.ndim(e) == 0:
-        np.ldexp(t, -(6 + int(e)) - shift, out=t)
-    else:
-        for ee in (_exponents_in(e) if exps is None else exps):
-            np.multiply(t, 2.0 ** (-(6 + int(ee)) - shift), out=t, where=(e == ee))
+    t *= down
     np.rint(t, out=t)
-    t *= step
-    return np.clip(t, lo, hi, out=t).astype(np.int64)
+    if step != 1:
+        t *= step
+    return np.clip(t, lo, hi, out=t)
+
+
+def _pow2(e: np.ndarray, offset: int, sign: int, exps=None) -> np.ndarray:
+    """2.0 ** (offset + sign * e) for each element of the exponent array `e`, looked up in a table
+    of the exponents it holds (`exps`: those of the elements that matter, default all): the same
+    exact power of two per element as a multiply per exponent, in one pass."""
+    span = range(min(exps), max(exps) + 1) if exps else _exponents_in(e)
+    table = np.ldexp(1.0, [offset + sign * x for x in span])
+    return np.take(table, np.subtract(e, span.start, dtype=np.intp), mode="clip")
 
 
 def _exponents_in(e: np.ndarray) -> range:
@@ -148,14 +221,13 @@ def _exponents_in(e: np.ndarray) -> range:
 
 
 def _dequantize(q: np.ndarray, e: np.ndarray, scale) -> np.ndarray:
-    """q * 2**(6+e) / scale in float64, one exponent at a time (the same values as q * np.exp2(6 + e)
-    / scale: each element is multiplied by the same np.exp2 value, without per-element temporaries)."""
+    """q * 2**(6+e) / scale in float64 (the same values as q * np.exp2(6 + e) / scale: each element
+    is multiplied by the same exact power of two)."""
     deq = q.astype(np.float64)
     if np.ndim(e) == 0:
         deq *= np.exp2(6 + float(e))
     else:
-        for ee in _exponents_in(e):
-            np.multiply(deq, np.exp2(6 + float(ee)), out=deq, where=(e == ee))
+        deq *= _pow2(e, 6, 1)
     deq /= scale
     return deq
 
@@ -213,27 +285,95 @@ def _block_exponents(values: np.ndarray, scale, bits: int, mode: str, groups: in
     Each sign part's top exponent is set by its largest weight; a weight takes the smallest of the
     `groups` exponents below that which holds it. Excitatory and inhibitory parts share their step
     and magnitude limit, so one rounding pass serves both."""
-    split = split_sign and mode == "mixed"
-    sides = [(values > 0, "excitatory"), (values < 0, "inhibitory")] if split else [(values != 0, mode)]
-    lo, hi, step = representable_weight_range(bits, sides[0][1])
-    top = max(abs(lo), abs(hi))
-    need = np.abs(values) * scale  # becomes ceil(log2(|w| scale / 64 / top)), kept in float64
-    need /= 64.0
-    np.maximum(need, 1e-300, out=need)
-    need /= top
-    np.ceil(np.log2(need, out=need), out=need)
-    e = np.zeros(values.shape, np.int8)  # exponents fit 8 bits: small arrays, no int64 temporaries
-    exps: set[int] = set()
-    for mask, _ in sides:
-        if not np.any(mask):
-            continue
-        e_top = int(min(max(int(np.max(need, where=mask, initial=-np.inf)), e_min), e_max))
-        e_lo = max(e_top - groups + 1, e_min)
-        np.copyto(e, np.clip(need, e_lo, e_top).astype(np.int8), where=mask)
-        exps.update(range(e_lo, e_top + 1))
-    if split:
-        lo = -hi  # the inhibitory part's range mirrors the excitatory one; a weight's sign picks its side
-    return _round_to_grid(values, scale, e, lo, hi, step, sorted(exps)), e.astype(np.int64)
+    code = _BlockCode.make(*_largest(values, scale), bits, mode, groups, split_sign, e_min, e_max)
+    q, e = code.apply(values, scale)
+    return q, e.astype(np.int64)
+
+
+@dataclass(frozen=True)
+class _BlockCode:
+    """The block-floating-point code of one projection at one chip scale: each sign part's exponent
+    range (`sides`: which weights, lowest and top exponent) and the weight grid. It depends on the
+    weights only through each part's largest |w| * scale, so a long array is coded a piece at a
+    time with the same result as whole."""
+
+    sides: tuple[tuple[str, int, int], ...]
+    lo: int
+    hi: int
+    step: int
+    top: int
+
+    @staticmethod
+    def make(top_pos: float | None, top_neg: float | None, bits: int, mode: str, groups: int, split_sign: bool, e_min: int,
+             e_max: int) -> "_BlockCode":
+        """top_pos / top_neg: the largest |w| * scale of the positive / negative weights (None: none)."""
+        split = split_sign and mode == "mixed"
+        present = [x for x in (top_pos, top_neg) if x is not None]
+        both = max(present) if present else None
+        parts = [("pos", top_pos, "excitatory"), ("neg", top_neg, "inhibitory")] if split else [("nonzero", both, mode)]
+        lo, hi, step = representable_weight_range(bits, parts[0][2])
+        top = max(abs(lo), abs(hi))
+        sides = []
+        for side, largest, _ in parts:
+            if largest is not None:
+                e_top = int(min(max(int(_need(np.array([largest]), top)[0]), e_min), e_max))
+                sides.append((side, max(e_top - groups + 1, e_min), e_top))
+        if split:
+            lo = -hi  # the inhibitory part's range mirrors the excitatory one; a weight's sign picks its side
+        return _BlockCode(tuple(sides), lo, hi, step, top)
+
+    @property
+    def exps(self) -> list[int]:
+        return sorted({e for _, e_lo, e_top in self.sides for e in range(e_lo, e_top + 1)})
+
+    def apply(self, values: np.ndarray, scale) -> tuple[np.ndarray, np.ndarray]:
+        """Integer weights (int64) and exponents (int8) of `values` (any piece of the projection)."""
+        e, t, _ = self.quantize(values, scale)
+        return t.astype(np.int64), e.astype(np.int8)
+
+    def quantize(self, values: np.ndarray, scale) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each weight's exponent e, integer weight q and 2**(6 + e), all float64 (exact): what
+        `apply` returns, plus the factor that dequantizes q, without a pass per exponent."""
+        e = self.exponents(values, scale)
+        span = range(min(self.exps + [0]), max(self.exps + [0]) + 1)
+        index = e.astype(np.intp)
+        index -= span.start
+        shift = self.step.bit_length() - 1
+        down = np.take(np.ldexp(1.0, [-(6 + x) - shift for x in span]), index)
+        t = _grid(values, scale, down, self.lo, self.hi, self.step)
+        return e, t, np.take(np.ldexp(1.0, [6 + x for x in span]), index)
+
+    def exponents(self, values: np.ndarray, scale) -> np.ndarray:
+        """Each weight's exponent (float64): the smallest of its part's exponents that holds it, 0
+        for a zero weight. Arithmetic on whole pieces instead of masked writes per part."""
+        e = _need(np.abs(values) * scale, self.top)
+        ranges = [(e_lo, e_top) for _, e_lo, e_top in self.sides]
+        if len(set(ranges)) == 2:  # the two sign parts differ: e = e_neg + (w > 0) (e_pos - e_neg)
+            (lo_p, top_p), (lo_n, top_n) = ranges
+            e_neg = np.minimum(np.maximum(e, lo_n), top_n)
+            np.minimum(np.maximum(e, lo_p, out=e), top_p, out=e)
+            e -= e_neg
+            e *= values > 0
+            e += e_neg
+        elif ranges:
+            np.minimum(np.maximum(e, ranges[0][0], out=e), ranges[0][1], out=e)
+        e *= values != 0
+        return e
+
+
+def _largest(values: np.ndarray, scale) -> tuple[float | None, float | None]:
+    """The largest |w| * scale of the positive and of the negative weights (None: there are none)."""
+    a = np.abs(values) * scale
+    tops = (float(np.max(a, where=values > 0, initial=-1.0)), float(np.max(a, where=values < 0, initial=-1.0)))
+    return tops[0] if tops[0] >= 0 else None, tops[1] if tops[1] >= 0 else None
+
+
+def _need(x: np.ndarray, top: int) -> np.ndarray:
+    """ceil(log2(x / 64 / top)) in place, x = |w| * scale: the exponent a weight needs to fit the grid."""
+    x /= 64.0
+    np.maximum(x, 1e-300, out=x)
+    x /= top
+    return np.ceil(np.log2(x, out=x), out=x)
 
 
 @dataclass(frozen=True)
@@ -417,7 +557,7 @@ class Quantize(Pass):
         projs = net.incoming(name)
         weights = [self._weights(p, msg_scale) for p in projs]
         biases = net.biases.get(name, {})
-        bias_total = sum(biases.values()) if biases else np.zeros(n)
+        bias_total = np.asarray(sum(biases.values()), np.float64) if biases else np.zeros(n)
         layer_notes: list[str] = []
 
         # -- headroom: bound on |i| and |v| in float units --------------------------------------------
@@ -490,7 +630,7 @@ class Quantize(Pass):
         # -- search the chip factor K (and, inside, each projection's exponents) ---------------------
         candidates = {k_max} if fixed_k is None else {fixed_k}
         for w in weights if fixed_k is None else []:
-            vmax = float(np.max(np.abs(w.values), initial=0.0))
+            vmax = max(w.extremes)
             if vmax == 0:
                 continue
             top = max(abs(x) for x in representable_weight_range(w.bits, w.mode)[:2])
@@ -501,9 +641,11 @@ class Quantize(Pass):
                         candidates.add(k)
         # Larger K also refines state, threshold and every synaptic unit (64/K): keep the largest K
         # whose error is within 10% of the smallest.
-        trials = [self._evaluate(k, weights, thr, bias_total) for k in sorted(candidates, reverse=True)]
+        trials = [self._evaluate(k, weights, thr, bias_total, keep=len(candidates) == 1) for k in sorted(candidates, reverse=True)]
         floor = min(t["error"] for t in trials)
         best = next(t for t in trials if t["error"] <= floor * 1.1 + 1e-15)
+        if best["q"] is None:  # the search kept only errors: quantize the chosen K once more, keeping the weights
+            best = self._evaluate(best["k"], weights, thr, bias_total)
         k = best["k"]
         refine_info = None
         if run is not None and thr is not None and self.refine and fixed_k is None:
@@ -611,7 +753,7 @@ class Quantize(Pass):
         # -- projections -----------------------------------------------------------------------------
         proj_report = {}
         synapses = 0
-        for p, w, q, e in zip(projs, weights, best["q"], best["e"]):
+        for p, w, q, e, werr2 in zip(projs, weights, best["q"], best["e"], best["weight_error2"]):
             src_lat = 0 if net.pops[p.src].kind == "input" else (net.pops[p.src].latency if timed else None)
             delay = self._chip_delay(p, latency, src_lat) + net.extra_delay.get(p.name, 0)
             if p.src in chip.inputs:
@@ -622,7 +764,6 @@ class Quantize(Pass):
             for part in parts:
                 chip.add(part)
                 synapses += part.num_synapses
-            scale = _row_scale(w, k_rows)
             proj_report[p.name] = {
                 "src": p.src,
                 "kind": p.op.kind if len(parts) == 1 else "split",
@@ -632,7 +773,7 @@ class Quantize(Pass):
                 "delay": _delay_summary(parts[0].delay) if parts else 0,
                 "float_delay": _delay_summary(p.delay),
                 "synapses": int(sum(pp.num_synapses for pp in parts)),
-                "weight_error": _rel(_sq_error(w.values, scale, q, e), float(np.sum(w.values**2))),
+                "weight_error": _rel(werr2, w.norm2),
                 "from": list(p.nodes),
             }
         if self.bias == "neuron":
@@ -823,21 +964,22 @@ class Quantize(Pass):
         s = msg_scale.get(p.src, 1.0)
         op = p.op
         if op.kind == "conv" and not np.ndim(p.delay):
-            return _Weights(p, op.data / s, None, "conv", s, self.weight_bits)
+            return _Weights(p, _per_unit(op.data, s), None, "conv", s, self.weight_bits)
         dense_rows = lambda m: np.broadcast_to(np.arange(m.shape[0])[:, None], m.shape)  # noqa: E731
         if op.kind == "dense" or np.ndim(p.delay) or (op.kind == "identity" and op.n_in <= 1024):
-            m = op.dense() / s
+            m = _per_unit(op.dense(), s)
             return _Weights(p, m, dense_rows(m), "dense", s, self.weight_bits)
         m = op.sparse().tocsr()
         m.sum_duplicates()
         if m.nnz > 0.25 * m.shape[0] * m.shape[1]:
-            d = m.toarray() / s
+            d = _per_unit(m.toarray(), s)
             return _Weights(p, d, dense_rows(d), "dense", s, self.weight_bits)
-        return _Weights(p, m.data / s, np.repeat(np.arange(m.shape[0]), np.diff(m.indptr)), "sparse", s, self.weight_bits)
+        return _Weights(p, _per_unit(m.data, s), np.repeat(np.arange(m.shape[0]), np.diff(m.indptr)), "sparse", s, self.weight_bits)
 
-    def _evaluate(self, k, weights: list[_Weights], thr, bias: np.ndarray | None = None) -> dict:
+    def _evaluate(self, k, weights: list[_Weights], thr, bias: np.ndarray | None = None, keep: bool = True) -> dict:
         """The layer at chip factor k (scalar or per neuron): integer weights, and the error of the
-        weights (and constant drive) as the chip applies them relative to the threshold it applies."""
+        weights (and constant drive) as the chip applies them relative to the threshold it applies.
+        keep=False: only the error the chip factor search compares (q, e and the weight errors None)."""
         k_arr = np.asarray(k, dtype=np.float64)
         if thr is not None:
             vth = vth_mantissa(k_arr, thr)
@@ -845,24 +987,18 @@ class Quantize(Pass):
             thr_err = float(np.max(np.abs(ratio - 1.0)))
         else:
             ratio, thr_err = np.ones(1), 0.0
-        err2 = norm2 = werr2 = 0.0
-        qs, es = [], []
+        err2 = norm2 = 0.0
+        qs, es, werrs = [], [], []
         for w in weights:
-            scale = _row_scale(w, k_arr)
-            if w.kind == "conv":
-                q, e = quantize_weights(w.values, scale, w.bits, w.mode, 1, False, fixed_e=0)
+            if w.kind == "conv" or self.exponent_groups <= 1:
+                q, e, e2, we2 = self._quantize_whole(w, k_arr, ratio)
             else:
-                q, e = quantize_weights(w.values, scale, w.bits, w.mode, self.exponent_groups, self.split_sign, e_min=self._e_min(w), e_max=self.e_max)
-            deq = _dequantize(q, e, scale)
-            r = _row_scale(w, ratio) if np.size(ratio) > 1 else float(ratio.ravel()[0])
-            diff = deq * r
-            diff -= w.values
-            err2 += float(np.sum(np.square(diff, out=diff)))
-            np.subtract(deq, w.values, out=deq)
-            werr2 += float(np.sum(np.square(deq, out=deq)))
+                q, e, e2, we2 = self._quantize_blocks(w, k_arr, ratio, keep)
+            err2 += e2
             norm2 += w.norm2
             qs.append(q)
             es.append(e)
+            werrs.append(we2)
         if bias is not None and self.bias == "neuron" and np.any(bias != 0):
             values = bias.reshape(-1, 1)
             scale = np.broadcast_to(k_arr, values.shape[:1])[:, None] if k_arr.ndim else float(k_arr)
@@ -873,11 +1009,56 @@ class Quantize(Pass):
             err2 += float(np.sum((deq * r - values) ** 2))
             norm2 += float(np.sum(values**2))
         return {
-            "k": k, "q": qs, "e": es,
+            "k": k, "q": qs if keep else None, "e": es if keep else None, "weight_error2": werrs,
             "error": math.sqrt(err2 / norm2) if norm2 > 0 else thr_err,
-            "weight_error": math.sqrt(werr2 / norm2) if norm2 > 0 else 0.0,
+            "weight_error": None if None in werrs else math.sqrt(sum(werrs) / norm2) if norm2 > 0 else 0.0,
             "threshold_error": thr_err,
         }
+
+    def _quantize_whole(self, w: _Weights, k_arr: np.ndarray, ratio: np.ndarray):
+        """q, e and the squared errors (as applied, and of the weights alone) of one projection,
+        quantized as one array (conv kernels; the single-exponent search)."""
+        scale = _row_scale(w, k_arr)
+        if w.kind == "conv":
+            q, e = quantize_weights(w.values, scale, w.bits, w.mode, 1, False, fixed_e=0)
+        else:
+            q, e = quantize_weights(w.values, scale, w.bits, w.mode, self.exponent_groups, self.split_sign, e_min=self._e_min(w), e_max=self.e_max)
+        err2, werr2 = _Sum(), _Sum()
+        _errors(w.values, scale, q, e, _row_scale(w, ratio) if np.size(ratio) > 1 else float(ratio.ravel()[0]), err2, werr2)
+        return q, e, err2.value, werr2.value
+
+    def _quantize_blocks(self, w: _Weights, k_arr: np.ndarray, ratio: np.ndarray, keep: bool):
+        """`_quantize_whole` with several exponent groups, a piece (`_Weights.spans`) at a time: the
+        same integers and, summed in numpy's order (`_Sum`), the same errors, without a temporary
+        of the layer's size. keep: also return q (int16) and e (int8) for the whole array."""
+        scale = _uniform(k_arr)
+        if scale is not None:
+            pos, neg = w.extremes
+            tops = (pos * scale if pos > 0 else None, neg * scale if neg > 0 else None)
+        else:
+            pos_found, neg_found = [], []
+            for a, b in w.spans():
+                v, rows = w.piece(a, b)
+                top_pos, top_neg = _largest(v, _at(k_arr, rows, v.shape))
+                pos_found += [] if top_pos is None else [top_pos]
+                neg_found += [] if top_neg is None else [top_neg]
+            tops = (max(pos_found) if pos_found else None, max(neg_found) if neg_found else None)
+        code = _BlockCode.make(*tops, w.bits, w.mode, self.exponent_groups, self.split_sign, self._e_min(w), self.e_max)
+        r_uniform = float(ratio.ravel()[0]) if np.size(ratio) == 1 else _uniform(ratio)
+        q_all = np.empty(w.values.shape, np.int16) if keep else None
+        e_all = np.empty(w.values.shape, np.int8) if keep else None
+        err2, werr2 = _Sum(), (_Sum() if keep else None)
+        for a, b in w.spans():
+            v, rows = w.piece(a, b)
+            sc = scale if scale is not None else _at(k_arr, rows, v.shape)
+            e, t, up = code.quantize(v, sc)
+            if q_all is not None and e_all is not None:
+                q_all.reshape(-1)[a:b] = t.reshape(-1)
+                e_all.reshape(-1)[a:b] = e.reshape(-1)
+            t *= up  # dequantized: q * 2**(6 + e) / scale, as _dequantize
+            t /= sc
+            _error_sums(t, v, r_uniform if r_uniform is not None else _at(ratio, rows, v.shape), err2, werr2)
+        return q_all, e_all, err2.value, None if werr2 is None else werr2.value
 
     @staticmethod
     def _chip_delay(p: FloatProj, dst_lat, src_lat):
@@ -905,54 +1086,70 @@ class Quantize(Pass):
                 m.eliminate_zeros()
                 return [Projection(p.name, p.src, p.dst, m, kind="sparse", weight_exp=0, delay=int(delay), meta=meta, **common)]
             return [Projection(p.name, p.src, p.dst, q, kind="conv", weight_exp=0, delay=0, conv=p.op.geom, meta=meta, **common)]
-        # one code per stored synapse: (sign, exponent) -> (sign + 1) * 32 + exponent + 16
-        if w.kind == "dense":
-            flat = np.flatnonzero(q)  # row-major, as np.nonzero; 1-D gathers instead of 2-D fancy indexing
-            qv, ev = np.ravel(q)[flat], np.ravel(e)[flat]
-            rows = np.repeat(np.arange(q.shape[0]), np.count_nonzero(q, axis=1))  # no int64 division
-            cols = flat - rows * q.shape[1]
-        else:
-            m = p.op.sparse().tocsr()
-            m.sum_duplicates()
-            rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
-            cols = m.indices
-            keep = q != 0
-            rows, cols, qv, ev = rows[keep], cols[keep], q[keep], e[keep]
-        code = np.asarray(ev).astype(np.int8)
-        code += 16
-        if self.split_sign:  # every stored weight is nonzero: sign + 1 is 0 or 2
-            code += (qv > 0).view(np.int8) * np.int8(64)
-        else:
-            code += 32
-        codes = np.flatnonzero(np.bincount(code, minlength=96))
-        keys = sorted(((int(c // 32) - 1, int(c % 32) - 16) for c in codes), key=lambda t: (-t[0], -t[1]))
+        # one code per stored synapse: (sign, exponent) -> (sign + 1) * 32 + exponent + 16; 0: no synapse
+        pieces = _row_pieces(p, w, q, e)
+        hist = np.zeros(96, np.int64)
+        for _, _, _, qv, ev in pieces:
+            hist += np.bincount(self._codes(qv, ev), minlength=96)
+        keys = sorted(((int(c // 32) - 1, int(c % 32) - 16) for c in np.flatnonzero(hist[1:]) + 1), key=lambda t: (-t[0], -t[1]))
         exps = sorted({k[1] for k in keys})
         if len(exps) <= 1 and not (self.split_sign and len({k[0] for k in keys}) > 1):
             e0 = exps[0] if exps else 0
             if w.kind == "dense":
                 return [Projection(p.name, p.src, p.dst, q, kind="dense", weight_exp=e0, delay=delay, meta=meta, **common)]
             return [Projection(p.name, p.src, p.dst, _sparse_like(p, q), kind="sparse", weight_exp=e0, delay=int(delay), meta=meta, **common)]
-        # several parts: each a sparse projection holding only its own synapses, in row-major
-        # order already (np.nonzero / CSR order), so each CSR is built directly
+        # several parts: each a sparse projection holding only its own synapses, filled a piece of
+        # rows at a time in row-major order (a stable sort of each piece by code keeps it)
         top = max(exps)
         shape = (p.op.n_out, p.op.n_in)
+        codes = {key: (key[0] + 1) * 32 + key[1] + 16 if self.split_sign else 32 + key[1] + 16 for key in keys}
+        if np.ndim(delay):
+            code = self._codes(q, e)
+            parts = {key: np.where(code == c, q, 0).astype(np.int64) for key, c in codes.items()}
+        else:
+            index = np.int32 if max(*shape, int(hist[1:].sum())) < 2**31 else np.int64
+            data = {key: np.empty(int(hist[c]), np.int64) for key, c in codes.items()}
+            cols = {key: np.empty(int(hist[c]), index) for key, c in codes.items()}
+            counts = {key: np.zeros(shape[0], np.int64) for key in keys}
+            filled = dict.fromkeys(keys, 0)
+            for r0, local, col, qv, ev in pieces:
+                code = self._codes(qv, ev)
+                order = np.argsort(code, kind="stable")  # radix sort of int8: row-major within each code
+                bounds = np.concatenate(([0], np.cumsum(np.bincount(code, minlength=96))))
+                for key, c in codes.items():
+                    sel = order[bounds[c]:bounds[c + 1]]
+                    at = filled[key]
+                    data[key][at:at + sel.size] = qv[sel]
+                    cols[key][at:at + sel.size] = col[sel]
+                    filled[key] = at + sel.size
+                    rows = local[sel]
+                    counts[key][r0:r0 + (int(rows[-1]) + 1 if rows.size else 0)] += np.bincount(rows)
         out = []
-        for sgn, ee in keys:
-            c = (sgn + 1) * 32 + ee + 16 if self.split_sign else 32 + ee + 16
-            sel = np.flatnonzero(code == c)
+        for key in keys:
+            sgn, ee = key
             label = ("exc" if sgn > 0 else "inh") if self.split_sign else "w"
             pname = f"{p.name}.{label}{top - ee}"
             if np.ndim(delay):
-                dense = np.zeros(shape, np.int64)
-                dense[rows[sel], cols[sel]] = qv[sel]
+                dense = parts[key]
                 out.append(Projection(pname, p.src, p.dst, dense, kind="dense", weight_exp=ee, delay=np.where(dense != 0, delay, 0),
                                       meta=dict(meta), **common))
             else:
                 indptr = np.zeros(shape[0] + 1, np.int64)
-                np.cumsum(np.bincount(rows[sel], minlength=shape[0]), out=indptr[1:])
-                m = sp.csr_matrix((qv[sel].astype(np.int64), cols[sel], indptr), shape=shape)
+                np.cumsum(counts[key], out=indptr[1:])
+                m = sp.csr_matrix((data[key], cols[key], indptr), shape=shape)
                 out.append(Projection(pname, p.src, p.dst, m, kind="sparse", weight_exp=ee, delay=int(delay), meta=dict(meta), **common))
         return out
+
+    def _codes(self, q: np.ndarray, e: np.ndarray) -> np.ndarray:
+        """Each weight's part: (sign + 1) * 32 + exponent + 16 (int8; sign 0 without split_sign), 0 where q is 0."""
+        code = np.asarray(e).astype(np.int8)
+        code += 16
+        if self.split_sign:
+            code += (q > 0).view(np.int8) * np.int8(64)
+        else:
+            code += 32
+        code[q == 0] = 0
+        return code
 
     def _membrane_error(self, pop, projs, weights, best, k_rows, run: FloatRun, msg_scale) -> float:
         """||m_chip - m_float|| / ||m_float|| of the layer's summed synaptic input over the calibration
@@ -1055,12 +1252,67 @@ def _teacher_float(run: FloatRun, name: str, drive: np.ndarray, steps: int) -> n
     return out
 
 
+def _row_pieces(p: FloatProj, w: _Weights, q: np.ndarray, e: np.ndarray) -> list:
+    """A dense/sparse projection's weights a piece of rows at a time, in row-major order: (first
+    row, row of each weight within the piece, its column, q, e), zeros included."""
+    n_out, n_in = p.op.n_out, p.op.n_in
+    if w.kind == "dense":
+        per = max(1, CHUNK // max(n_in, 1))
+        local = np.repeat(np.arange(per), n_in)
+        col = np.tile(np.arange(n_in, dtype=np.int32 if n_in < 2**31 else np.int64), per)
+        return [(r0, local[:(min(r0 + per, n_out) - r0) * n_in], col[:(min(r0 + per, n_out) - r0) * n_in],
+                 q[r0:r0 + per].reshape(-1), e[r0:r0 + per].reshape(-1)) for r0 in range(0, n_out, per)]
+    m = p.op.sparse().tocsr()
+    m.sum_duplicates()
+    per = max(1, CHUNK * n_out // max(m.nnz, 1))
+    out = []
+    for r0 in range(0, n_out, per):
+        lo, hi = int(m.indptr[r0]), int(m.indptr[min(r0 + per, n_out)])
+        out.append((r0, np.repeat(np.arange(min(per, n_out - r0)), np.diff(m.indptr[r0:r0 + per + 1])), m.indices[lo:hi], q[lo:hi], e[lo:hi]))
+    return out
+
+
 def _sparse_like(p: FloatProj, q: np.ndarray) -> sp.csr_matrix:
     m = p.op.sparse().tocsr()
     m.sum_duplicates()
     out = sp.csr_matrix((q.astype(np.int64), m.indices.copy(), m.indptr.copy()), shape=m.shape)
     out.eliminate_zeros()
     return out
+
+
+def _per_unit(w: np.ndarray, s: float) -> np.ndarray:
+    """w / s (weights per payload unit), without a copy where s is 1 and w already float64 (the
+    quantizer only reads its weights)."""
+    return w if s == 1.0 and isinstance(w, np.ndarray) and w.dtype == np.float64 else w / s
+
+
+def _uniform(k: np.ndarray) -> float | None:
+    """k as one float when it holds one value (a layer-wide chip factor), else None."""
+    k = np.asarray(k, dtype=np.float64)
+    return float(k.ravel()[0]) if k.ndim == 0 or np.all(k == k.ravel()[0]) else None
+
+
+def _at(k: np.ndarray, rows: np.ndarray | None, shape) -> np.ndarray:
+    """Per-neuron values `k` at each weight's target neuron (`rows`), shaped like the weights."""
+    if rows is None:
+        raise QuantizationError("per-neuron scales on a conv projection", where="quantize")
+    return np.asarray(k, dtype=np.float64)[rows].reshape(shape)
+
+
+def _errors(values: np.ndarray, scale, q: np.ndarray, e: np.ndarray, r, err2: "_Sum", werr2: "_Sum | None") -> None:
+    """Add the squared error of the weights as the chip applies them relative to its threshold (r:
+    true / applied threshold) to err2, and that of the weights alone to werr2 (None: not needed)."""
+    _error_sums(_dequantize(q, e, scale), values, r, err2, werr2)
+
+
+def _error_sums(deq: np.ndarray, values: np.ndarray, r, err2: "_Sum", werr2: "_Sum | None") -> None:
+    """`_errors` from the dequantized weights (overwritten)."""
+    diff = deq * r
+    diff -= values
+    err2.add(np.square(diff, out=diff))
+    if werr2 is not None:
+        np.subtract(deq, values, out=deq)
+        werr2.add(np.square(deq, out=deq))
 
 
 def _row_scale(w: _Weights, k) -> Any:
@@ -1076,25 +1328,30 @@ def _row_scale(w: _Weights, k) -> Any:
 
 
 def _neg_row_sum(p: FloatProj) -> np.ndarray:
-    m = p.op.matrix()
-    if sp.issparse(m):
-        m = m.tocsr().copy()
-        m.data = np.minimum(m.data, 0.0)
-        return -np.asarray(m.sum(axis=1)).ravel()
-    return -np.minimum(np.asarray(m), 0.0).sum(axis=1)
+    """-(sum of min(w, 0)) over each row: the inhibition a neuron can receive per unit input."""
+    return -_row_sum(p, lambda m: np.minimum(m, 0.0))
 
 
 def _abs_row_sum(p: FloatProj) -> np.ndarray:
+    """sum of |w| over each row."""
+    return _row_sum(p, abs)
+
+
+def _row_sum(p: FloatProj, f) -> np.ndarray:
+    """sum of f(w) over each row (f elementwise, f(0) = 0); a dense matrix in row blocks that stay in
+    cache, each row summed as numpy sums it whole."""
     m = p.op.matrix()
     if sp.issparse(m):
-        return np.asarray(abs(m).sum(axis=1)).ravel()
+        m = m.tocsr().copy()
+        m.data = f(m.data)
+        return np.asarray(m.sum(axis=1)).ravel()
     m = np.asarray(m)
     if m.dtype.kind != "f" or not m.flags.c_contiguous or m.ndim != 2:
-        return np.abs(m).sum(axis=1)
+        return f(m).sum(axis=1)
     out = np.empty(m.shape[0], m.dtype)
-    step = max(1, (1 << 20) // max(m.shape[1], 1))  # row blocks that stay in cache; each row summed as before
+    step = max(1, (1 << 20) // max(m.shape[1], 1))
     for i in range(0, m.shape[0], step):
-        out[i:i + step] = np.abs(m[i:i + step]).sum(axis=1)
+        out[i:i + step] = f(m[i:i + step]).sum(axis=1)
     return out
 
 
