@@ -43,7 +43,7 @@ class IntSpec:
                     got=bad.tolist(),
                     hint="quantize the value first (snnc compile does this)",
                 )
-        arr = arr.astype(np.int64)
+        arr = arr.astype(np.int64, copy=False)  # no copy of an int64 array: it is only read
         if arr.size and (arr.min() < self.lo or arr.max() > self.hi):
             worst = arr.min() if arr.min() < self.lo else arr.max()
             raise ParameterError(

@@ -358,7 +358,7 @@ class Projection:
                 self.weights = sp.csr_matrix(np.asarray(self.weights))
             self.weights = sp.csr_matrix(self.weights)
             self.weights.data = np.asarray(SPECS["weight"].check(self.weights.data, f"{where}.weights")).reshape(-1)
-            self.weights.data = self.weights.data.astype(np.int64)
+            self.weights.data = self.weights.data.astype(np.int64, copy=False)
         else:
             if sp.issparse(self.weights):
                 self.weights = self.weights.toarray()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -54,7 +54,7 @@ class Legalize(Pass):
         if unknown:
             raise ParameterError("shared parameters must be among du, dv, vth", where="legalize option shared", got=sorted(unknown))
         profile = get_profile(self.target)
-        g = copy.deepcopy(graph)
+        g = _copy(graph)
         collapsed: dict[str, list[str]] = {}  # layer -> parameters whose equal values became one
         per_neuron: dict[str, list[str]] = {}  # layer -> parameters kept per neuron
         approximated: dict[str, dict[str, dict[str, float]]] = {}  # layer -> parameter -> value, spread
@@ -141,10 +141,32 @@ class Legalize(Pass):
         return PassResult(g, report)
 
 
+def _copy(graph: ChipGraph) -> ChipGraph:
+    """The graph with its own populations, projections and metadata to change, sharing the weight
+    and parameter arrays (no pass writes into them): a deep copy would copy every synapse."""
+    def own(x):
+        x = copy.copy(x)
+        if isinstance(getattr(x, "meta", None), dict):
+            x.meta = copy.deepcopy(x.meta)
+        return x
+    g = copy.copy(graph)
+    g.inputs, g.populations = {n: own(x) for n, x in graph.inputs.items()}, {n: own(x) for n, x in graph.populations.items()}
+    g.projections, g.outputs = {n: own(x) for n, x in graph.projections.items()}, {n: own(x) for n, x in graph.outputs.items()}
+    g.meta = copy.deepcopy(graph.meta)
+    return g
+
+
 def _fan_in(p: Projection, axis: int = 1) -> np.ndarray:
     """Synapses per target neuron (axis=1: fan-in) or per source neuron (axis=0: fan-out)."""
     if p.kind == "dense":
         return np.count_nonzero(np.asarray(p.weights), axis=axis)
+    m: Any = p.weights
+    if p.kind == "sparse" and np.count_nonzero(m.data) == m.nnz:  # every stored weight is a synapse: count them in place
+        if axis == 1:
+            return np.diff(m.indptr)
+        step = 1 << 16  # column counts a piece at a time: bincount would copy every index to intp
+        return sum((np.bincount(m.indices[i:i + step], minlength=m.shape[1]) for i in range(0, m.nnz, step)),
+                   np.zeros(m.shape[1], np.int64))
     if p.kind == "sparse":
         m = sp.csr_matrix(p.weights, copy=True)
     else:
