@@ -81,7 +81,8 @@ class Hook(Protocol):
     output for steps t0.. as [k, batch, *out_shape] and each variable as [k, batch, *in_shape]
     (after each step). Arrays are the run's own: copy what you keep."""
 
-    watch: Mapping[str, Sequence[str]]
+    @property
+    def watch(self) -> Mapping[str, Sequence[str]]: ...
 
     def observe(self, name: str, t0: int, out: np.ndarray, state: Mapping[str, np.ndarray]) -> None: ...
 
@@ -175,7 +176,7 @@ class FloatModel:
                     if name in hook.watch:
                         hook.observe(name, t0, values[name], {})
             for members, looped in self.components:
-                recorded = {n: {v: [] for v in watch.get(n, ())} for n in members}
+                recorded: dict[str, dict[str, list[np.ndarray]]] = {n: {v: [] for v in watch.get(n, ())} for n in members}
                 if looped:
                     self._loop(members, values, last, states, recorded, k, batch)
                 else:
