@@ -128,6 +128,8 @@ class FloatModel:
     def _components(self, order: list[str]) -> list[tuple[list[str], bool]]:
         """(members in topo order, whether they form a loop), in an order where every edge
         between components points forward."""
+        if not self.graph.recurrent:  # every loop has a recurrent edge: a graph without one has none
+            return [([name], False) for name in order]
         g = nx.DiGraph()
         g.add_nodes_from(order)
         g.add_edges_from((a, b) for a, b in self.graph.edges if a in self.nodes and b in self.nodes)

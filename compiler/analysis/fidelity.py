@@ -304,42 +304,53 @@ def overflow_events(chip: Any, run: Any, inputs: Mapping[str, np.ndarray],
 
 def _wrap_free(chip: Any, name: str, run: Any, inputs: Mapping[str, np.ndarray]) -> bool:
     """Whether population `name`'s u provably never wrapped in `run`: at every step |decay(u before)|
-    plus 64 x a bound of |a| (|W| x |messages| per incoming projection, scaled by 2**weight_exp, from the
-    recorded messages) stays inside (-2**23, 2**23), and the bound of |a| << 6 inside int32.
-    Projections from one source at one lag with weight_exp >= 0 are bounded together (one product of
-    the sum of their |W| 2**weight_exp: the same integers)."""
+    plus 64 x a bound of |a| stays inside (-2**23, 2**23), and the bound of |a| << 6 inside int32.
+    First with one bound for every step (per projection its largest row sum of |W| times the
+    largest |message| its source sent, scaled by 2**weight_exp), then, if that is not enough, per
+    step: |W| x |messages| from the recorded messages, the projections from one source at one lag
+    with weight_exp >= 0 bounded together (one product of the sum of their |W| 2**weight_exp: the
+    same integers)."""
+    from snnc.backends.sim.plan import _row_l1
     from snnc.ir.conv import conv_matrix
-
     from snnc.ir.fixed_point import DECAY_ONE, decay
 
     u = np.asarray(run.probes[f"{name}/u"], np.int64)
     batch, steps = u.shape[:2]
-    bound = np.zeros((batch, steps, chip.populations[name].size), np.int64)
-    summed: dict[tuple[str, int], Any] = {}  # (source, lag) -> sum of |W| 2**weight_exp (weight_exp >= 0)
-    parts: list[tuple[str, int, Any, int]] = []  # (source, lag, |W|, weight_exp < 0)
-    for p in chip.incoming(name):
-        if np.ndim(p.delay):
-            return False  # per-synapse delays: not bounded here
-        w = conv_matrix(np.abs(np.asarray(p.weights, np.int64)), p.conv) if p.kind == "conv" else abs(p.effective_weights())
-        lag = (0 if p.direct else 1) + int(p.delay)
-        if p.weight_exp >= 0:
-            key = (p.src, lag)
-            scaled = w * (1 << int(p.weight_exp))
-            summed[key] = scaled if key not in summed else summed[key] + scaled
-        else:
-            parts.append((p.src, lag, w, int(p.weight_exp)))
-    messages: dict[str, np.ndarray] = {}
-    for (src, lag), w, exp in [(k, w, 0) for k, w in summed.items()] + [((s_, lag_), w_, e) for s_, lag_, w_, e in parts]:
-        if src not in messages:
-            msg = _padded(inputs[src], steps)[:, :steps] if src in chip.inputs else run.probes[f"{src}/s"]
-            messages[src] = np.abs(np.asarray(msg, np.int64)).reshape(batch * steps, -1)
-        y = np.asarray(w @ messages[src].T).T.reshape(batch, steps, -1)  # exact integers
-        y = y if exp == 0 else (y >> -exp) + 1  # a right shift floors: at most one more
-        if lag < steps:
-            bound[:, lag:] += y[:, : steps - lag]
     pop = chip.populations[name]
     kept = np.abs(decay(np.concatenate([np.zeros_like(u[:, :1]), u[:, :-1]], axis=1).reshape(batch, steps, -1),
                         DECAY_ONE - 1 - np.broadcast_to(np.asarray(pop.du, np.int64), pop.shape).reshape(-1)))
+    incoming = chip.incoming(name)
+    if any(np.ndim(p.delay) for p in incoming):
+        return False  # per-synapse delays: not bounded here
+    messages: dict[str, np.ndarray] = {}
+    for src in dict.fromkeys(p.src for p in incoming):
+        msg = _padded(inputs[src], steps)[:, :steps] if src in chip.inputs else run.probes[f"{src}/s"]
+        messages[src] = np.abs(np.asarray(msg, np.int64)).reshape(batch * steps, -1)
+    weights = [(p, conv_matrix(np.asarray(p.weights, np.int64), p.conv) if p.kind == "conv" else p.effective_weights())
+               for p in incoming]
+
+    def scaled(x, exp: int):
+        return x << exp if exp >= 0 else (x >> -exp) + 1  # a right shift floors: at most one more
+
+    top = sum(scaled(_row_l1(w) * int(messages[p.src].max(initial=0)), int(p.weight_exp)) for p, w in weights)
+    if 64 * top < 2**31 and int(kept.max(initial=0)) + 64 * top < 2**23:
+        return True
+    bound = np.zeros((batch, steps, pop.size), np.int64)
+    summed: dict[tuple[str, int], Any] = {}  # (source, lag) -> sum of |W| 2**weight_exp (weight_exp >= 0)
+    parts: list[tuple[str, int, Any, int]] = []  # (source, lag, |W|, weight_exp < 0)
+    for p, w in weights:
+        w = abs(w)
+        lag = (0 if p.direct else 1) + int(p.delay)
+        if p.weight_exp >= 0:
+            key = (p.src, lag)
+            w = w * (1 << int(p.weight_exp))
+            summed[key] = w if key not in summed else summed[key] + w
+        else:
+            parts.append((p.src, lag, w, int(p.weight_exp)))
+    for (src, lag), w, exp in [(k, w, 0) for k, w in summed.items()] + [((s_, lag_), w_, e) for s_, lag_, w_, e in parts]:
+        y = scaled(np.asarray(w @ messages[src].T).T.reshape(batch, steps, -1), exp)  # exact integers
+        if lag < steps:
+            bound[:, lag:] += y[:, : steps - lag]
     return bool(np.all(bound * 64 < 2**31) and np.all(kept + bound * 64 < 2**23))
 
 
