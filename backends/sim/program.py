@@ -309,8 +309,8 @@ class SimProgram:
         for name, inp in plan.inputs.items():  # an input's synaptic ops, along its events if a link made them
             if sources[name].nnz and inp.outgoing:
                 ops = sources[name].ops().reshape(batch, c, -1).sum(axis=0)
-                for p, proj in enumerate(inp.outgoing):
-                    state.ops[proj][t0 : t0 + c] += ops[:, p]
+                for k, proj in enumerate(inp.outgoing):
+                    state.ops[proj][t0 : t0 + c] += ops[:, k]
 
     def _apply(self, link, src: "_ChunkSource", acc: np.ndarray, batch: int, c: int) -> None:
         """Add one link's contribution for all steps of the chunk into the component's buffer.
