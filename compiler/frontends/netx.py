@@ -664,17 +664,19 @@ def dense_weight_format(weight: np.ndarray, where: str = "dense weight") -> tupl
     the smallest exact alternative is searched.
     """
     w = np.asarray(weight, dtype=np.int64)
-    candidates = []
-    netx = _netx_optimize(w)
-    if netx is not None:
-        candidates.append(netx)
-    for exp in range(0, -9, -1):  # w << -exp, then >> -exp in the accumulator
-        for bits in range(8, 0, -1):
-            candidates.append((w << -exp, bits, exp))
-    for exp in range(1, 8):  # weights too large: w = m << exp
-        if np.all(w % (1 << exp) == 0):
-            candidates.append((w >> exp, 8, exp))
-    for wl, bits, exp in candidates:
+
+    def candidates():  # made one at a time: netx's own format is usually exact, and each is a copy of w
+        netx = _netx_optimize(w)
+        if netx is not None:
+            yield netx
+        for exp in range(0, -9, -1):  # w << -exp, then >> -exp in the accumulator
+            for bits in range(8, 0, -1):
+                yield w << -exp, bits, exp
+        for exp in range(1, 8):  # weights too large: w = m << exp
+            if np.all(w % (1 << exp) == 0):
+                yield w >> exp, 8, exp
+
+    for wl, bits, exp in candidates():
         if _exact(w, wl, bits, exp):
             return wl, bits, exp
     raise QuantizationError(
@@ -705,9 +707,8 @@ def _netx_optimize(w: np.ndarray):
     else:
         signed, scale = 1, min(127 / hi, -128 / lo)
     scale_bits = int(np.floor(np.log2(scale))) + signed
-    n = 8
-    while n > 0 and np.any(w % (1 << n)):
-        n -= 1
+    low = int(np.bitwise_or.reduce(w, axis=None))
+    n = min(8, (low & -low).bit_length() - 1)  # the largest n <= 8 with every weight a multiple of 2**n
     n -= signed
     bits = 8 - scale_bits - n
     if scale_bits < 0:
