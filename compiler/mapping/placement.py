@@ -251,19 +251,27 @@ class _Conn:
             self.csr = None
         else:
             self.dense = None
-            self.csr = conv_pattern(proj.weights, proj.conv) if proj.kind == "conv" else _sparse_pattern(proj.weights)
+            self.csr = conv_pattern(proj.weights, proj.geometry) if proj.kind == "conv" else _sparse_pattern(proj.weights)
+
+    @property
+    def pattern(self) -> sp.csr_matrix:
+        """The CSR pattern of a sparse or conv projection (a dense one keeps `dense` instead)."""
+        if self.csr is None:
+            raise TypeError(f"projection {self.proj.name!r} is dense: it has no CSR pattern")
+        return self.csr
 
     def col_counts(self, a: int, b: int) -> np.ndarray:
         """Synapses from each source neuron into target neurons [a, b)."""
         if self.dense is not None:
             return self.dense[a:b].sum(axis=0)
-        sub = self.csr[a:b]
+        sub = self.pattern[a:b]
         return np.bincount(sub.indices, minlength=self.src_size)
 
     def stored_synapses(self, a: int, b: int) -> int:
         if self.dense is not None:
             return int(self.dense[a:b].sum())
-        return int(self.csr.indptr[b] - self.csr.indptr[a])
+        indptr = self.pattern.indptr
+        return int(indptr[b] - indptr[a])
 
     def memory_bits(self, a: int, b: int, counts: np.ndarray, word: int, shared_conv: bool) -> int:
         """Synaptic memory of target neurons [a, b) for this projection (see the module doc)."""
@@ -273,7 +281,7 @@ class _Conn:
             axons = int(np.count_nonzero(counts))
             return axons * _words(n * syn, word)
         if self.kind == "conv" and shared_conv:
-            g = self.proj.conv
+            g = self.proj.geometry
             plane = g.out_shape[1] * g.out_shape[2]
             channels = (b - 1) // plane - a // plane + 1
             per_channel = (g.in_shape[0] // g.groups) * g.kernel[0] * g.kernel[1]
@@ -287,12 +295,12 @@ class _Conn:
         if self.dense is not None:
             fan_in = self.dense.sum(axis=1)
         else:
-            fan_in = np.diff(self.csr.indptr)
+            fan_in = np.diff(self.pattern.indptr)
         syn = self.weight_bits + self.delay_bits
         if self.kind == "dense":
             mem = fan_in * _words(syn, word)
         elif self.kind == "conv" and shared_conv:
-            g = self.proj.conv
+            g = self.proj.geometry
             per_channel = (g.in_shape[0] // g.groups) * g.kernel[0] * g.kernel[1]
             mem = np.full(self.dst_size, _words(per_channel * self.weight_bits, word))
         else:
@@ -409,7 +417,7 @@ def _single_neuron_error(layer: Population, conns: list[_Conn], profile: ChipPro
     if out_need is not None:
         needs["output_axons"] = out_need.astype(np.int64)
     ratios = {r: needs[r].max() / limits[r] for r in needs}
-    resource = max(ratios, key=ratios.get)
+    resource = max(ratios, key=ratios.__getitem__)
     worst = int(np.argmax(needs[resource]))
     need = int(needs[resource][worst])
     limit = limits[resource]
@@ -738,13 +746,13 @@ def map_to_cores(
     layer_blocks: dict[str, list[Block]] = {}
     for name in order:
         s = splits[name]
-        need = out_need.get(name)
+        axon_need = out_need.get(name)
         layer_blocks[name] = []
         for i, (a, b) in enumerate(s.bounds):
             blk = Block(
                 id=len(blocks), layer=name, index=i, start=a, stop=b, neurons=b - a,
                 synaptic_memory_bits=s.memory[i], input_axons=s.in_axons[i],
-                output_axons=int(need[a:b].sum()) if need is not None else 0,
+                output_axons=int(axon_need[a:b].sum()) if axon_need is not None else 0,
                 synapses=s.synapses[i],
             )
             blocks.append(blk)
@@ -841,7 +849,7 @@ def _links(graph, conns, layer_blocks, traffic_of) -> list[Link]:
         for src, group in by_src.items():
             names = [c.proj.name for c in group]
             src_blocks = layer_blocks.get(src)
-            starts = np.array([b.start for b in src_blocks]) if src_blocks else None
+            starts = np.array([b.start for b in src_blocks or ()], np.int64)  # used with src_blocks only
             for blk in layer_blocks[dst]:
                 mask = np.zeros(graph.source(src).size, dtype=bool)
                 for c in group:
@@ -875,7 +883,7 @@ def _projection_summary(p: Projection, graph: ChipGraph, component: dict[str, in
     """
     src, dst = graph.source(p.src), graph.populations[p.dst]
     if p.kind == "conv":
-        g = p.conv
+        g = p.geometry
         macs = dst.size * (g.in_shape[0] // g.groups) * g.kernel[0] * g.kernel[1]
     else:
         macs = dst.size * src.size
