@@ -31,7 +31,7 @@ from snnc.ir.fixed_point.units import bias_value, threshold_value
 
 from . import kernels as K
 from . import kernels_atrlif, kernels_prodneuron, kernels_refractory, kernels_rf
-from . import kernels_sdn
+from . import kernels_conv, kernels_sdn
 
 F32_EXACT = 2**24  # float32 adds integers exactly while every partial sum stays below this
 F64_EXACT = 2**53
@@ -45,6 +45,38 @@ def conv_matrix(proj: Projection) -> sp.csr_matrix:
     real (non-padding) source position are stored, and zero weights are dropped (`snnc.ir.conv`).
     """
     return ir_conv.conv_matrix(np.asarray(proj.weights, np.int64), proj.conv)
+
+
+def _axes(proj: Projection) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Per axis (y, x) of a conv: the input coordinate each (output, tap) reads and whether it is in bounds."""
+    g = proj.geometry
+    return tuple(kernels_conv.axis_index(g.in_shape[a], g.out_shape[a], g.kernel[a - 1], g.stride[a - 1],  # type: ignore[return-value]
+                                         g.padding[a - 1], g.dilation[a - 1]) for a in (1, 2))
+
+
+def conv_l1(proj: Projection) -> int:
+    """`_row_l1` of a conv's matrix from its kernel: the largest sum of |w| over the in-bounds taps
+    of one output neuron."""
+    (_, vy), (_, vx) = _axes(proj)
+    s = np.abs(np.asarray(proj.weights, np.int64)).sum(axis=1)  # [C_out, kh, kw]
+    return int(np.einsum("ckl,yk,xl->cyx", s, vy.astype(np.int64), vx.astype(np.int64)).max(initial=0))
+
+
+def conv_fanout(proj: Projection) -> np.ndarray:
+    """`_fanout` of a conv's matrix from its kernel: per source neuron (C, H, W order), the taps of
+    nonzero weight that land on an output neuron."""
+    g = proj.geometry
+    (iy, vy), (ix, vx) = _axes(proj)
+    w = np.asarray(proj.weights) != 0
+    c_out, cin_g, kh, kw = w.shape
+    nz = w.reshape(g.groups, c_out // g.groups, cin_g, kh, kw).sum(axis=1).reshape(-1, kh, kw).astype(np.int64)
+    reads = []  # [k, n_in]: 1 where tap k of some output reads input coordinate i (at most one output does)
+    for idx, valid, n_in in ((iy, vy, g.in_shape[1]), (ix, vx, g.in_shape[2])):
+        r = np.zeros((idx.shape[1], n_in), np.int64)
+        o, t = np.nonzero(valid)
+        r[t, idx[o, t]] = 1
+        reads.append(r)
+    return np.einsum("ckl,ky,lx->cyx", nz, reads[0], reads[1]).reshape(-1)
 
 
 def _effective_matrix(proj: Projection):
@@ -166,6 +198,12 @@ class _Link:
             m.sort_indices()
             self._cache["csc"] = (m.indptr.astype(np.int64), m.indices.astype(np.int64), m.data.astype(np.int64))
         return self._cache["csc"]
+
+    def conv_kernel(self) -> tuple:
+        """What the event-driven conv kernel reads (`kernels_conv.kernel_args`), made once."""
+        if "conv_kernel" not in self._cache:
+            self._cache["conv_kernel"] = kernels_conv.kernel_args(self.conv)
+        return self._cache["conv_kernel"]
 
     def conv_weight(self, torch, dtype):
         key = ("conv", str(dtype))
@@ -317,7 +355,7 @@ class Plan:
             fan = np.zeros((len(out), inp.size), np.int64)
             for p, proj in enumerate(out):
                 if not proj.direct:  # a direct projection has no synapses (no synaptic ops)
-                    fan[p] = _fanout(self.matrices[proj.name])
+                    fan[p] = self.fanout(proj)
             graded = inp.num_message_bits > 0
             self.inputs[inp.name] = _InputPlan(
                 inp.name, tuple(inp.shape), inp.size, graded,
@@ -326,11 +364,17 @@ class Plan:
             )
 
     # -- construction -----------------------------------------------------------------------------
-    @property
-    def matrices(self) -> dict[str, object]:
-        if not hasattr(self, "_matrices"):
-            self._matrices = {name: _effective_matrix(p) for name, p in self.graph.projections.items()}
-        return self._matrices
+    def matrix(self, name: str):
+        """A projection's effective weight matrix, made on first use: a conv that only feeds a later
+        component never needs its explicit matrix (its kernel is evaluated as a kernel)."""
+        cache = self.__dict__.setdefault("_matrices", {})
+        if name not in cache:
+            cache[name] = _effective_matrix(self.graph.projections[name])
+        return cache[name]
+
+    def fanout(self, proj: Projection) -> np.ndarray:
+        """Nonzero synapses per source neuron of a projection (a conv's from its kernel)."""
+        return conv_fanout(proj) if proj.kind == "conv" else _fanout(self.matrix(proj.name))
 
     def _component(self, ci: int, members: list[str], recurrent: bool) -> _Component:
         graph = self.graph
@@ -344,9 +388,11 @@ class Plan:
             for proj in graph.incoming(name):
                 src = graph.source(proj.src)
                 graded = proj.num_message_bits > 0
-                w = self.matrices[proj.name]
                 inside = proj.src in offsets
-                blocks = [(0, w)] if proj.kind == "conv" else _split_by_delay(proj, w)
+                if proj.kind == "conv":  # no delays; its explicit matrix only inside a recurrent component
+                    blocks = [(0, self.matrix(proj.name) if inside else None)]
+                else:
+                    blocks = _split_by_delay(proj, self.matrix(proj.name))
                 for delay, wd in blocks:
                     if inside:
                         internal.append((proj, delay, wd))
@@ -358,12 +404,11 @@ class Plan:
                         mode=_send_mode(proj, src, graded),
                         graded=graded,
                         abs_msg=(not graded) and isinstance(src, Population) and src.model == "ternary",
-                        l1=_row_l1(wd),
+                        l1=conv_l1(proj) if proj.kind == "conv" else _row_l1(wd),
                     )
                     if proj.kind == "conv":
                         link.conv = proj
                         link.shift = 0
-                        link.csr = sp.csr_matrix(wd, dtype=np.int64)  # for event-driven scatter
                         g = proj.conv
                         link.dense_macs = int(np.prod(g.out_shape)) * (g.in_shape[0] // g.groups) * int(np.prod(g.kernel))
                     elif sp.issparse(wd) and wd.nnz < 0.25 * wd.shape[0] * wd.shape[1]:
@@ -379,7 +424,7 @@ class Plan:
         fan = np.zeros((len(outgoing), n), np.int64)
         for p, proj in enumerate(outgoing):
             off = offsets[proj.src]
-            fan[p, off : off + sizes[proj.src]] = _fanout(self.matrices[proj.name])
+            fan[p, off : off + sizes[proj.src]] = self.fanout(proj)
         sdn = kernels_sdn.population_params(pops[0]) if pops[0].sigma_delta else None
         prog = _programmable_params(pops[0])
         return _Component(

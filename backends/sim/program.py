@@ -36,7 +36,7 @@ from snnc.ir.errors import BackendError, ShapeError
 
 from . import kernels as K
 from . import kernels_atrlif, kernels_prodneuron, kernels_refractory, kernels_rf
-from . import kernels_sdn
+from . import kernels_conv, kernels_sdn
 from .plan import F32_EXACT, F64_EXACT, Plan, chunk_steps, missing_probe
 
 DEFAULT_BUDGET = 256 * 2**20
@@ -47,7 +47,12 @@ DEFAULT_MAX_CHUNK = 1024
 MAC_NS = 0.021  # one float32 multiply-add of a BLAS matmul (sgemm, 6400 x 1000 x 1000)
 EVENT_NS = 0.055  # one weight added by `gather_dense` (int16 row into the int32 buffer)
 ACCUMULATE_NS = 1.25  # one BLAS result turned into what the projection sends (`accumulate`)
-SCATTER_COST = 20  # one scattered synaptic event costs about this many dense conv multiply-adds
+# conv links (`benchmarks/bench_conv.py --calibrate`, CPU time of one thread, 2026-12-04):
+CONV_MAC_NS = 0.031  # one float32 multiply-add of torch's conv2d
+CONV_EVENT_NS = 9.6  # one nonzero message in `kernels_conv.scatter_conv`
+CONV_RUN_NS = 3.4  # one run of kernel columns it reaches
+CONV_LANE_NS = 0.081  # one weight of that run added
+CONV_SEND_NS = 1.17  # one target's sum sent (per row with messages)
 SYNAPSE_MODES = ("auto", "events", "dense")  # how links are evaluated (results are identical)
 SERIAL_WORK = 1 << 21  # runs with fewer (sample, step, neuron) items per chunk use one thread
 
@@ -352,8 +357,12 @@ class SimProgram:
             K.accumulate(y, samples, c, acc, t_off, link.n_off, link.shift, link.mode)
             if samples.size == batch:
                 return
-        ptr, idx, val = src.events()
         skip = blas.view(np.uint8)
+        if link.kind == "conv":  # from the kernel, over the nonzero messages of the dense chunk
+            kernels_conv.scatter_conv(src.rows(), skip, link.graded, bound >= kernels_conv.I32_EXACT, *link.conv_kernel(),
+                                      c, acc, t_off, link.n_off)
+            return
+        ptr, idx, val = src.events()
         if link.dense is not None:
             K.gather_dense(ptr, idx, val, link.graded, skip, *link.event_weights(), c, acc, t_off,
                            link.n_off, link.shift, link.mode)
@@ -470,8 +479,18 @@ def event_limit(link, n_src: int) -> float:
     kernels: where the matmul's cost per row (n_src x n_dst multiply-adds, and the conversion of
     its n_dst results) equals the events' (n_dst weights each; for a conv, its taps scattered)."""
     if link.kind == "conv":
-        return link.dense_macs / (SCATTER_COST * max(link.mean_fanout, 1e-9))
+        return conv_event_limit(link)
     return (n_src * MAC_NS + ACCUMULATE_NS) / EVENT_NS
+
+
+def conv_event_limit(link) -> float:
+    """`event_limit` of a conv link: torch's multiply-adds for one row (and the conversion of its
+    results) against the kernel's cost per nonzero message (per kernel row it reaches, its runs of
+    columns, each a vector of weights added), after the kernel's own cost per row (its send)."""
+    wt, geo, _, ny, tx, nx = link.conv_kernel()
+    lanes = float(tx[:, :, 2].sum(axis=1).mean()) * (geo[kernels_conv.C_OUT] // geo[kernels_conv.GROUPS])
+    per_event = CONV_EVENT_NS + float(ny.mean()) * (float(nx.mean()) * CONV_RUN_NS + lanes * CONV_LANE_NS)
+    return (link.dense_macs * CONV_MAC_NS + link.n_dst * (ACCUMULATE_NS - CONV_SEND_NS)) / per_event
 
 
 class _RunState:

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import chip_strategies as cs
 from snnc.backends.sim import SimBackend
 from snnc.backends.sim import kernels as K
-from snnc.backends.sim import kernels_atrlif, kernels_prodneuron, kernels_refractory, kernels_sdn, warmup
+from snnc.backends.sim import kernels_atrlif, kernels_conv, kernels_prodneuron, kernels_refractory, kernels_sdn, warmup
 from snnc.ir.chip import ChipGraph, InputPopulation, Population, Projection
 from snnc.ir.errors import ShapeError
 
@@ -37,6 +37,7 @@ def test_every_input_dtype_runs_the_declared_signatures_with_equal_results(case,
         for key in probes:
             assert np.array_equal(res.probes[key], first.probes[key]), (dtype, key)
     _assert_declared(K)
+    _assert_declared(kernels_conv)
 
 
 def _assert_declared(mod) -> None:
@@ -81,7 +82,7 @@ def test_out_of_range_input_values_are_still_reported_after_the_dtype_change():
 
 def test_warmup_finds_the_kernel_modules_and_their_kernels():
     mods = warmup.kernel_modules()
-    assert {K, kernels_sdn, kernels_prodneuron, kernels_atrlif, kernels_refractory} <= set(mods)
+    assert {K, kernels_conv, kernels_sdn, kernels_prodneuron, kernels_atrlif, kernels_refractory} <= set(mods)
     for mod in mods:
         for name, sigs in mod.SIGNATURES.items():
             assert callable(getattr(mod, name)) and sigs, name
