@@ -183,6 +183,7 @@ class SimProgram:
         # Small chunks are not worth waking the worker threads (costly on a busy machine).
         if batch * chunk * width < SERIAL_WORK:
             numba.set_num_threads(1)
+        state.threads = numba.get_num_threads()
         try:
             for t0 in range(0, steps, chunk):
                 c = min(chunk, steps - t0)
@@ -224,6 +225,8 @@ class SimProgram:
         return req
 
     def _chunk(self, state: "_RunState", data: Mapping[str, np.ndarray], t0: int, c: int) -> None:
+        import numba
+
         plan = self.plan
         batch = state.batch
         sources: dict[str, _ChunkSource] = {}
@@ -241,6 +244,9 @@ class SimProgram:
                 state.store(name, "s", t0, c, x)
 
         for ci, comp in enumerate(plan.components):
+            # the same rule per component: a small layer of a large network runs on one thread too
+            width = max([comp.n, *(sources[link.src].n for link in comp.links)])
+            numba.set_num_threads(state.threads if batch * c * width >= SERIAL_WORK else 1)
             acc = state.acc[ci]
             for link in comp.links:
                 self._apply(link, sources[link.src], acc, batch, c)
@@ -286,9 +292,9 @@ class SimProgram:
                     spikes_t, state.counts[ci], state.active[ci], ops_t,
                 )
             per_member = spikes_t.sum(axis=0)  # [M, C]
-            # scan/scan_ff count each member's nonzero messages per (unit, step): per (sample, step)
+            # scan/scan_ff/scan_sdn count each member's nonzero messages per (unit, step): per (sample, step)
             # that is the row count the event kernels need, so no extra pass over the spikes
-            per_row = None if comp.prog or comp.sdn else spikes_t.reshape(batch, -1, len(comp.members), c).sum(axis=1)
+            per_row = None if comp.prog else spikes_t.reshape(batch, -1, len(comp.members), c).sum(axis=1)
             for m, name in enumerate(comp.members):
                 state.spikes_t[name][t0 : t0 + c] += per_member[m]
             for pi, proj in enumerate(comp.outgoing):
@@ -326,6 +332,10 @@ class SimProgram:
         same integers, so the choice is about time only."""
         if src.nnz == 0:
             return  # nothing sent: every synapse process sends 0
+        if link.latency == 0:  # a direct input projection is the identity: each value is its own sum
+            x = src.dense_float(np.float64 if src.dense.dtype == np.float64 else np.float32, False)
+            K.accumulate(x.reshape(batch * c, -1), np.arange(batch), c, acc, 0, link.n_off, link.shift, link.mode)
+            return
         bound = link.l1 * src.peak
         t_off = link.latency + link.delay
         floats_exact = bound < F64_EXACT and (link.dense is not None or link.kind == "conv")
@@ -510,6 +520,7 @@ class _RunState:
             self.records[(node, var)] = np.zeros((batch, steps, *shape), dtype)
         self.input_counts = {name: 0 for name in plan.inputs}
         threads = max(1, numba.get_num_threads())
+        self.threads = threads  # what a large component runs on (see SimProgram.run)
         self.acc = []
         self.u_state, self.v_state, self.p_state, self.hist = [], [], [], []
         self.write_u, self.write_v, self.units, self.member_of = [], [], [], []
