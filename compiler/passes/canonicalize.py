@@ -191,7 +191,7 @@ def cuba_node(c: Cuba, dt: float) -> nir.NIRNode:
     tau_mem = np.where(no_leak, dt * NO_LEAK_TAU_STEPS, dt / np.where(no_leak, 0.5, 1.0 - beta))
     r = np.where(no_leak, NO_LEAK_TAU_STEPS, 1.0 / np.where(no_leak, 0.5, 1.0 - beta))
     w_in = c.gain / (1.0 - alpha)
-    meta = {META_CANONICAL: 1}
+    meta: dict[str, int | str] = {META_CANONICAL: 1}
     if c.spiking:
         meta[RESET_KEY] = c.reset_mode
         return nir.CubaLIF(
@@ -298,7 +298,7 @@ class Canonicalize(Pass):
             c, notes = discrete_params(node, dt, shape, where, self.reset)
             report["approximations"].extend(notes)
             normalized = False
-            if c.spiking and self.normalize_threshold:
+            if c.thr is not None and self.normalize_threshold:  # spiking
                 if np.any(c.thr < 0):
                     raise ParameterError(
                         "threshold below the reset voltage: the neuron would fire every step from rest, "
