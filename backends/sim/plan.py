@@ -17,7 +17,7 @@ import functools
 import math
 import operator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 import scipy.sparse as sp
@@ -91,6 +91,11 @@ def _effective_matrix(proj: Projection):
     return np.asarray(w, np.int64)
 
 
+def _is_sparse(w: object) -> TypeGuard[sp.spmatrix]:
+    """sp.issparse, which the type checker can follow (scipy has no type information)."""
+    return sp.issparse(w)
+
+
 def _split_by_delay(proj: Projection, w) -> list[tuple[int, object]]:
     """[(delay, weights with only that delay's synapses)] for the synapses with nonzero weight."""
     if np.ndim(proj.delay) == 0:
@@ -162,11 +167,6 @@ class _Link:
     dense_macs: int = 0  # multiply-adds of one dense evaluation (conv)
     _cache: dict = field(default_factory=dict)
 
-    @property
-    def mean_fanout(self) -> float:
-        """Nonzero synapses per source neuron (sparse/conv)."""
-        return self.csr.nnz / max(1, self.csr.shape[1])
-
     def dense_t(self, dtype) -> np.ndarray:
         """The transposed weights [n_src, n_dst] in a float `dtype` for BLAS, contiguous (one row per source)."""
         key = ("dense_t", np.dtype(dtype).str)
@@ -185,7 +185,7 @@ class _Link:
                 outside = (w_t < info.min) | (w_t > info.max)
                 if np.count_nonzero(outside) * RESIDUAL_SHARE <= w_t.size:
                     break
-            narrow = np.ascontiguousarray(np.clip(w_t, info.min, info.max).astype(dtype))
+            narrow: np.ndarray = np.ascontiguousarray(np.clip(w_t, info.min, info.max).astype(dtype))
             res = sp.csr_matrix(np.where(outside, w_t - narrow, 0))
             self._cache["events"] = (narrow, res.indptr.astype(np.int64), res.indices.astype(np.int64),
                                      res.data.astype(np.int64))
@@ -409,12 +409,12 @@ class Plan:
                     if proj.kind == "conv":
                         link.conv = proj
                         link.shift = 0
-                        g = proj.conv
+                        g = proj.geometry
                         link.dense_macs = int(np.prod(g.out_shape)) * (g.in_shape[0] // g.groups) * int(np.prod(g.kernel))
-                    elif sp.issparse(wd) and wd.nnz < 0.25 * wd.shape[0] * wd.shape[1]:
+                    elif _is_sparse(wd) and wd.nnz < 0.25 * wd.shape[0] * wd.shape[1]:
                         link.csr = sp.csr_matrix(wd, dtype=np.int64)
                     else:
-                        link.dense = np.asarray(wd.toarray() if sp.issparse(wd) else wd, np.int64)
+                        link.dense = np.asarray(wd.toarray() if _is_sparse(wd) else wd, np.int64)
                     if proj.port in KIND_PORTS.get(graph.populations[name].model, ())[1:]:  # second port: columns [n, 2n)
                         link.n_off += graph.populations[name].size
                     links.append(link)
@@ -530,8 +530,8 @@ def chunk_steps(plan: Plan, batch: int, steps: int, budget_bytes: int, max_chunk
         per_step += comp.n * (4 + 4 + 8)  # acc, spikes, u/v when probed (upper bound)
         for link in comp.links:
             widest_link = max(widest_link, link.n_dst)
-            if link.kind == "conv":
-                g = link.conv.conv
+            if link.conv is not None:  # a conv link
+                g = link.conv.geometry
                 # torch's im2col columns for one image: C_in/groups * kh * kw * H' * W' floats
                 widest_link = max(widest_link, (g.in_shape[0] // g.groups) * math.prod(g.kernel) * g.out_shape[1] * g.out_shape[2] // 8)
     per_step += 8 * widest_link
