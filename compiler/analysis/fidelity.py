@@ -283,19 +283,19 @@ def overflow_events(chip: Any, run: Any, inputs: Mapping[str, np.ndarray],
     from snnc.backends.sim import SimBackend
 
     sums = {name[: -len("/a")]: a for name, a in run.probes.items() if name.endswith("/a")}
-    looped = [p for p in (_in_loops(chip) if looped is None else looped) if chip.populations[p].model in NEURON_KINDS]
+    in_loops = [p for p in (_in_loops(chip) if looped is None else looped) if chip.populations[p].model in NEURON_KINDS]
     out = {}
-    for name in [p for p in looped if _wrap_free(chip, p, run, inputs)]:  # no replay needed: u cannot have wrapped
+    for name in [p for p in in_loops if _wrap_free(chip, p, run, inputs)]:  # no replay needed: u cannot have wrapped
         wrapped, above, below = _population_overflows(chip.populations[name], run, np.zeros_like(run.probes[f"{name}/u"]))
         out[name] = (np.zeros_like(wrapped), above, below)  # (v's clipping does not depend on a)
-    looped = [p for p in looped if p not in out]
-    if looped:
-        opened = _opened(chip, looped)
+    replayed = [p for p in in_loops if p not in out]
+    if replayed:
+        opened = _opened(chip, replayed)
         steps = next(iter(run.probes.values())).shape[1]
         replay = {name: run.probes[f"{name[len(REPLAY):]}/s"] if name.startswith(REPLAY) else _padded(inputs[name], steps)
                   for name in opened.inputs}
-        again = SimBackend().build(opened).run(replay, steps=steps, probes=[f"{p}/{var}" for p in looped for var in ("a", "u")])
-        for p in looped:
+        again = SimBackend().build(opened).run(replay, steps=steps, probes=[f"{p}/{var}" for p in replayed for var in ("a", "u")])
+        for p in replayed:
             if not np.array_equal(again.probes[f"{p}/u"], run.probes[f"{p}/u"]):
                 raise RuntimeError(f"replaying the loop of population {p!r} did not reproduce its current u")
             sums[p] = again.probes[f"{p}/a"]
