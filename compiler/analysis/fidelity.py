@@ -207,7 +207,7 @@ def check_fidelity(result: Any, calibrate: Any = None, tolerance: Mapping[str, f
         data = {k: v[:keep, :keep_steps] for k, v in data.items()}
         what += f" (first {keep} of {batch} samples, {keep_steps} of {steps} steps)"
         batch, steps = keep, keep_steps
-    floats = simulate(net, data)
+    floats = simulate(net, data, ranges=False)
     spiking = [n for n in chip.populations if n in floats.resets]
     shift = max([result.time_shift, *result.output_shifts.values()] or [0])
     chip_data = data if set(data) == set(chip.inputs) else dict(zip(chip.inputs, data.values()))

@@ -468,17 +468,18 @@ class FloatRun:
     resets: dict[str, tuple[str, np.ndarray, np.ndarray]] = field(default_factory=dict)  # (mode, v_reset, thr) per spiking population
 
 
-def simulate(net: FloatNet, inputs: dict[str, np.ndarray]) -> FloatRun:
+def simulate(net: FloatNet, inputs: dict[str, np.ndarray], ranges: bool = True) -> FloatRun:
     """The float model on the canonical graph `net` was lowered from; `inputs[name]` is [B, T, *shape].
 
     The one float evaluator (`snnc.ir.float_model`, which the reference backend runs), with a hook
-    that keeps what calibration and the fidelity guard measure (`FloatRun`)."""
+    that keeps what calibration and the fidelity guard measure (`FloatRun`). Without `ranges`
+    (the guard compares outputs only) the neurons' states are not read: the ranges stay empty."""
     if net.graph is None:
         raise GraphError("internal: this population view does not know the graph it was lowered from",
                          hint="make it with netlist.lower(graph)")
     first = next(iter(inputs.values()))
     batch, steps = int(first.shape[0]), int(first.shape[1])
-    hook = _Calibration(net, batch, steps)
+    hook = _Calibration(net, batch, steps, ranges)
     FloatModel(net.graph, net.dt).run({n: inputs[n] for n in net.graph.inputs}, steps, [hook])
     params, resets = {}, {}
     for n in hook.neurons:
@@ -493,7 +494,7 @@ def simulate(net: FloatNet, inputs: dict[str, np.ndarray]) -> FloatRun:
 class _Calibration:
     """The float model's hook for `simulate`: populations' outputs and ranges (see FloatRun)."""
 
-    def __init__(self, net: FloatNet, batch: int, steps: int):
+    def __init__(self, net: FloatNet, batch: int, steps: int, ranges: bool = True):
         self.neurons = net.neuron_order()
         self.offset = {n: np.broadcast_to(np.asarray(net.pops[n].cuba.offset, np.float64), net.pops[n].shape).ravel()
                        for n in self.neurons if not net.pops[n].cuba.spiking}
@@ -502,7 +503,7 @@ class _Calibration:
         self.v_hi = {n: np.full(net.pops[n].size, -np.inf) for n in self.neurons}
         self.v_lo = {n: np.full(net.pops[n].size, np.inf) for n in self.neurons}
         self.watch = {n: () for n, p in net.pops.items() if p.kind == "input"}
-        self.watch.update({n: ("i", "v") if n in self.offset else ("i", "v_in") for n in self.neurons})
+        self.watch.update({n: (("i", "v") if n in self.offset else ("i", "v_in")) if ranges else () for n in self.neurons})
 
     def observe(self, name: str, t0: int, out: np.ndarray, state) -> None:
         k = out.shape[0]
@@ -512,6 +513,8 @@ class _Calibration:
             return
         offset = self.offset.get(name)
         self.outputs[name][t0 : t0 + k] = flat if offset is None else flat - offset
+        if not state:
+            return
         i = state["i"].reshape(k * out.shape[1], -1)
         v = (state["v_in"] if offset is None else state["v"]).reshape(k * out.shape[1], -1)
         if offset is not None:
