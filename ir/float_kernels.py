@@ -158,22 +158,39 @@ class LIFKernel(_Spiking):
         return self.fire(v + self.a * (self.v_leak - v + self.r * x), state)
 
 
-class CubaLIFKernel(_Spiking):
-    """i += dt/tau_syn (w_in x - i); v += dt/tau_mem (v_leak - v + r i_new); z; then the reset."""
+class _Cuba:
+    """The current-based pair of Euler steps CubaLIF and CubaLI share."""
 
-    def __init__(self, node: nir.CubaLIF, shape, dt, where):
+    a_syn: np.ndarray
+    a_mem: np.ndarray
+    r: np.ndarray
+    v_leak: np.ndarray
+    w_in: np.ndarray
+
+    def _cuba_params(self, node, shape, dt, where) -> None:
         p = lambda f: _param(node, f, shape, where)  # noqa: E731
         self.a_syn = _decay(dt, p("tau_syn"), "tau_syn", where)
         self.a_mem = _decay(dt, p("tau_mem"), "tau_mem", where)
         self.r, self.v_leak, self.w_in = p("r"), p("v_leak"), p("w_in")
-        super().__init__(node, shape, self.v_leak, where, current=True)
 
-    def step(self, x, state):
+    def _integrate(self, x, state) -> np.ndarray:
+        """i += dt/tau_syn (w_in x - i), stored; returns v + dt/tau_mem (v_leak - v + r i_new)."""
         i = state["i"]
         i = i + self.a_syn * (self.w_in * x - i)
         state["i"] = i
         v = state["v"]
-        return self.fire(v + self.a_mem * (self.v_leak - v + self.r * i), state)
+        return v + self.a_mem * (self.v_leak - v + self.r * i)
+
+
+class CubaLIFKernel(_Cuba, _Spiking):
+    """i += dt/tau_syn (w_in x - i); v += dt/tau_mem (v_leak - v + r i_new); z; then the reset."""
+
+    def __init__(self, node: nir.CubaLIF, shape, dt, where):
+        self._cuba_params(node, shape, dt, where)
+        super().__init__(node, shape, self.v_leak, where, current=True)
+
+    def step(self, x, state):
+        return self.fire(self._integrate(x, state), state)
 
 
 class IFKernel(_Spiking):
@@ -218,22 +235,16 @@ class IKernel(_Neuron):
         return v.copy()
 
 
-class CubaLIKernel(_Neuron):
+class CubaLIKernel(_Cuba, _Neuron):
     """i += dt/tau_syn (w_in x - i); v += dt/tau_mem (v_leak - v + r i_new); output v."""
 
     def __init__(self, node: nir.CubaLI, shape, dt, where):
-        p = lambda f: _param(node, f, shape, where)  # noqa: E731
-        self.a_syn = _decay(dt, p("tau_syn"), "tau_syn", where)
-        self.a_mem = _decay(dt, p("tau_mem"), "tau_mem", where)
-        self.r, self.v_leak, self.w_in = p("r"), p("v_leak"), p("w_in")
+        self._cuba_params(node, shape, dt, where)
         super().__init__(shape, self.v_leak, current=True)
 
     def step(self, x, state):
-        i = state["i"]
-        i = i + self.a_syn * (self.w_in * x - i)
-        v = state["v"]
-        v = v + self.a_mem * (self.v_leak - v + self.r * i)
-        state["i"], state["v"] = i, v
+        v = self._integrate(x, state)
+        state["v"] = v
         return v.copy()
 
 
