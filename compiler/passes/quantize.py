@@ -66,7 +66,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict
 
 import numpy as np
 import scipy.sparse as sp
@@ -94,6 +94,13 @@ BIAS_POP = "snnc.bias"
 CHUNK = 1 << 16
 """Elements per piece of a long weight array: the quantizer works a piece at a time so its
 temporaries stay in cache and are reused, instead of a fresh array of the layer's size per step."""
+
+
+class _Widths(TypedDict):
+    """The bit widths every projection of one float projection shares."""
+
+    num_weight_bits: int
+    num_message_bits: int
 
 
 @dataclass
@@ -244,6 +251,8 @@ def _best_exponent(values, scale, bits: int, mode: str, exps) -> tuple[int, np.n
         err = _sq_error(values, scale, q, e)
         if best is None or err < best[2] * (1 - 1e-12):
             best = (e, q, err)
+    if best is None:
+        raise ValueError("_best_exponent needs at least one exponent to try")
     return best
 
 
@@ -469,12 +478,12 @@ class Quantize(Pass):
                 msg_scale[name] = fixed[0] / 2.0 ** fixed[1]
             layers[name] = self._layer(chip, net, pop, msg_scale, run, timed, notes, relay=name in relays, fixed=fixed)
 
-        for port, (pop, var) in net.outputs.items():
-            chip.outputs[port] = OutputPort(pop, var)
+        for port, (pop_name, var) in net.outputs.items():
+            chip.outputs[port] = OutputPort(pop_name, var)
             if var == "v":
-                p = chip.populations[pop]
+                p = chip.populations[pop_name]
                 chip.meta.setdefault("output_scale", {})[port] = _jsonable_scale(1.0 / np.asarray(p.meta["scale"]))
-                off = np.asarray(net.pops[pop].cuba.offset)
+                off = np.asarray(net.pops[pop_name].cuba.offset)
                 chip.meta.setdefault("output_offset", {})[port] = float(off.ravel()[0]) if np.all(off == off.ravel()[0]) else off.tolist()
         record_encoding(chip)  # the float <-> chip contract of every port (snnc.compiler.data.encoding)
         chip.validate()
@@ -1079,7 +1088,7 @@ class Quantize(Pass):
                 got=int(np.max(delay)), hint="shorten Delay nodes, or compile with a larger dt",
             )
         meta = {"float_delay": p.delay if not np.ndim(p.delay) else np.asarray(p.delay), "nir_nodes": list(p.nodes), "part_of": p.name}
-        common = dict(num_weight_bits=w.bits, num_message_bits=nmb)
+        common = _Widths(num_weight_bits=w.bits, num_message_bits=nmb)
         if w.kind == "conv":
             if np.any(np.asarray(delay) != 0):
                 m = conv_matrix(q.astype(np.float64), p.op.geom).astype(np.int64).tocsr()
