@@ -62,30 +62,36 @@ def median_times(fns, repeat: int) -> list[float]:
 
 def calibrate(chip, w_t: np.ndarray, repeat: int) -> None:
     """Measure the cost model's constants (backends/sim/program.py) on this machine, on the layer's
-    own (merged) link: BLAS per multiply-add, the event kernel per weight added, `accumulate` per result."""
+    own (merged) link at 50 % density (near where the choice is made): BLAS per multiply-add, the
+    event kernel per weight added (binary and graded messages), `accumulate` per result."""
     from snnc.backends.sim import kernels as K
     from snnc.backends.sim import program as P
 
-    rows = 64 * STEPS
+    batch = 16
+    rows = batch * STEPS
     rng = np.random.default_rng(5)
-    x = (rng.random((rows, N)) < 0.1).astype(np.float32)
+    x = (rng.random((rows, N)) < 0.5).astype(np.float32)
+    g = x * rng.integers(1, 256, x.shape)
     y = x @ w_t
     (link,) = SimBackend().build(chip).plan.components[0].links
-    src = P._ChunkSource(x.reshape(64, STEPS, N), 1.0, int(np.count_nonzero(x)))
-    ptr, idx, val = src.events()
-    acc = np.zeros((64, STEPS + 1, N), np.int32)
-    skip = np.zeros(64, np.uint8)
-    samples = np.arange(64)
-    t_mac, t_ev, t_acc = median_times([
+    events = [P._ChunkSource(m.reshape(batch, STEPS, N), float(m.max()), int(np.count_nonzero(m))).events() for m in (x, g)]
+    acc = np.zeros((batch, STEPS + 1, N), np.int32)
+    skip = np.zeros(batch, np.uint8)
+    samples = np.arange(batch)
+    t_mac, t_ev, t_gr, t_acc = median_times([
         lambda: x @ w_t,
-        lambda: K.gather_dense(ptr, idx, val, False, skip, *link.event_weights(), STEPS, acc, 1, 0, 0, 0),
+        lambda: K.gather_dense(*events[0], False, skip, *link.event_weights(), STEPS, acc, 1, 0, 0, 0),
+        lambda: K.gather_dense(*events[1], True, skip, *link.event_weights(), STEPS, acc, 1, 0, 0, 0),
         lambda: K.accumulate(y, samples, STEPS, acc, 1, 0, 0, 0),
     ], repeat)
-    mac, ev, accu = 1e9 * t_mac / (rows * N * N), 1e9 * t_ev / (ptr[-1] * N), 1e9 * t_acc / (rows * N)
-    print(f"cost model, measured (ns): MAC {mac:.4f}, EVENT {ev:.4f}, ACCUMULATE {accu:.3f}; "
-          f"in program.py: {P.MAC_NS}, {P.EVENT_NS}, {P.ACCUMULATE_NS}")
-    print(f"crossover density for a {N}-source layer: measured {(N * mac + accu) / ev / N:.1%}, "
-          f"used {(N * P.MAC_NS + P.ACCUMULATE_NS) / P.EVENT_NS / N:.1%}")
+    adds = events[0][0][-1] * N
+    mac, ev, gr, accu = 1e9 * t_mac / (rows * N * N), 1e9 * t_ev / adds, 1e9 * t_gr / adds, 1e9 * t_acc / (rows * N)
+    print(f"cost model, measured (ns): MAC {mac:.4f}, EVENT {ev:.4f}, EVENT_GRADED {gr:.4f}, ACCUMULATE {accu:.3f}; "
+          f"in program.py: {P.MAC_NS}, {P.EVENT_NS}, {P.EVENT_GRADED_NS}, {P.ACCUMULATE_NS}")
+    for name, used in (("binary", P.EVENT_NS), ("graded", P.EVENT_GRADED_NS)):
+        measured = ev if name == "binary" else gr
+        print(f"crossover density for a {N}-source layer, {name} messages: measured {(N * mac + accu) / measured / N:.1%}, "
+              f"used {(N * P.MAC_NS + P.ACCUMULATE_NS) / used / N:.1%}")
 
 
 def main() -> None:

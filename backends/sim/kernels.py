@@ -544,13 +544,14 @@ def _make_kernels(digest: str):
     ):
         """`scan` for a feed-forward component (one population: `model`, `reset`, `r_shift` and the
         reset phase are scalars): branch-free inner loops over neurons that the compiler vectorizes.
-        Same arguments and counters as `scan` (member index always 0)."""
+        Same arguments and counters as `scan` (member index always 0), except that it clears the
+        rows of `acc` it has read (while they are in cache), so the program need not clear the buffer."""
         digest  # noqa: B018 - part of numba's cache key (see SPEC_DIGEST)
         batch = u_state.shape[0]
         n = u_state.shape[1]
         n_blocks = (n + block - 1) // block
-        subtract = np.int64(reset == RESET_SUBTRACT)
-        to_reset = np.int64(reset == RESET_ZERO)
+        subtract = reset == RESET_SUBTRACT  # selects below, not products: fewer 64-bit multiplies per neuron
+        to_reset = reset == RESET_ZERO
         for unit in nb.prange(batch * n_blocks):
             b, lo, hi = tile(unit, n_blocks, block, n)
             m = hi - lo
@@ -601,22 +602,25 @@ def _make_kernels(digest: str):
                         sp = np.int64(w > hi_e[j]) - np.int64(w < lo_e[j])
                         fired = np.int64(sp != 0)
                         u[j] = x
-                        v[j] = w + fired * to_reset * (vr[j] - w)
+                        v[j] = vr[j] if to_reset and fired != 0 else w
                         s_row[j] = sp
                         cnt[j] += fired
                         n_spk += fired
                 else:
                     for j in range(m):
                         x = wrap_u(wrap32(decay(u[j], fu[j]) + wrap32(np.int64(a[j]) << STATE_SHIFT)))
-                        w = saturate_v(decay(v[j], fv[j]) + x + bs[j] - subtract * prev[j] * thr[j])
+                        w = decay(v[j], fv[j]) + x + bs[j]
+                        w = saturate_v(w - thr[j] if subtract and prev[j] != 0 else w)
                         n_active += (x != 0) | (w != 0)
                         fired = np.int64(w > thr[j])
                         u[j] = x
-                        v[j] = w + fired * to_reset * (vr[j] - w)
+                        v[j] = vr[j] if to_reset and fired != 0 else w
                         prev[j] = fired
                         s_row[j] = fired
                         cnt[j] += fired
                         n_spk += fired
+                for j in range(m):
+                    a[j] = 0
                 count_tile_step(unit, t, lo, n_spk, s_row, fanout, spikes_t, ops_t)
                 record_tile_step(b, t, lo, u, v, u_out, v_out, write_u, write_v)
             active[unit, 0] += n_active

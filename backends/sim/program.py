@@ -42,10 +42,13 @@ from .plan import F32_EXACT, F64_EXACT, Plan, chunk_steps, missing_probe
 DEFAULT_BUDGET = 256 * 2**20
 DEFAULT_MAX_CHUNK = 1024
 # The cost model that picks BLAS/torch or the event kernels per sample: times in ns on the 2-core
-# development machine, medians of 3 runs of `benchmarks/bench_layer.py --calibrate` (2026-12-04);
-# the crossover for a 1000-source layer is then ~40 % nonzero messages.
+# development machine. MAC and ACCUMULATE: medians of 3 runs of `benchmarks/bench_layer.py
+# --calibrate` (2026-12-04); the event constants keep the ratio to MAC that the same script measures
+# with one thread each (medians of 3 runs, 2026-12-04, int8 weight rows at 50 % density): the
+# crossover for a 1000-source layer is then ~67 % nonzero messages for spikes, ~32 % for payloads.
 MAC_NS = 0.021  # one float32 multiply-add of a BLAS matmul (sgemm, 6400 x 1000 x 1000)
-EVENT_NS = 0.055  # one weight added by `gather_dense` (int16 row into the int32 buffer)
+EVENT_NS = 0.033  # one weight added by `gather_dense` (int8 row into the int32 buffer, binary message)
+EVENT_GRADED_NS = 0.070  # the same for a graded message (weight times payload)
 ACCUMULATE_NS = 1.25  # one BLAS result turned into what the projection sends (`accumulate`)
 # conv links (`benchmarks/bench_conv.py --calibrate`, CPU time of one thread, 2026-12-04):
 CONV_MAC_NS = 0.031  # one float32 multiply-add of torch's conv2d
@@ -263,6 +266,7 @@ class SimProgram:
             ops_t = np.zeros((units, len(comp.outgoing), c), np.int64)
             g = comp.groups
             p = comp.params
+            cleared = False
             if comp.prog:
                 _scan_programmable(comp, state.prog_state[ci], acc, c, s_buf, u_buf, v_buf, state.write_u[ci],
                                    state.write_v[ci], spikes_t, state.counts[ci], state.active[ci], ops_t)
@@ -280,6 +284,7 @@ class SimProgram:
                     s_buf, u_buf, v_buf, state.write_u[ci], state.write_v[ci],
                     comp.fanout, block, spikes_t, state.counts[ci], state.active[ci], ops_t,
                 )
+                cleared = True  # scan_ff clears the acc rows it reads
             else:
                 K.scan(
                     acc, t0, c, state.u_state[ci], state.v_state[ci], state.p_state[ci],
@@ -312,7 +317,11 @@ class SimProgram:
                 if state.write_v[ci]:
                     state.store(name, "v", t0, c, v_buf[:, :, off : off + n])
             # Carry what lands after this chunk into the next one, clear the rest.
-            if comp.links:
+            if comp.links and cleared:  # rows [0, c) are clear already
+                d = comp.max_link_delay
+                acc[:, : d + 1] = acc[:, c : c + d + 1]
+                acc[:, max(c, d + 1) : c + d + 1] = 0
+            elif comp.links:
                 d = comp.max_link_delay
                 tail = acc[:, c : c + d + 1].copy()
                 acc[:] = 0
@@ -490,7 +499,7 @@ def event_limit(link, n_src: int) -> float:
     its n_dst results) equals the events' (n_dst weights each; for a conv, its taps scattered)."""
     if link.kind == "conv":
         return conv_event_limit(link)
-    return (n_src * MAC_NS + ACCUMULATE_NS) / EVENT_NS
+    return (n_src * MAC_NS + ACCUMULATE_NS) / (EVENT_GRADED_NS if link.graded else EVENT_NS)
 
 
 def conv_event_limit(link) -> float:
