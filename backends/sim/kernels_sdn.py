@@ -50,7 +50,7 @@ def _make_scan_sdn(digest: str):
     def scan_sdn(
         acc, t0, steps, state, kind, vth_e, bias_e, relu, cum_error, in_shift, state_exp,
         s_out, u_out, v_out, write_u, write_v,
-        fanout, block, spikes_t, counts, active, ops_t,
+        fanout, block, spikes_t, counts, active, ops_t, peak,
     ):
         """Run one sigma-delta population over a chunk of `steps` steps.
 
@@ -59,7 +59,10 @@ def _make_scan_sdn(digest: str):
         unused) and state_exp are scalars, bias_e [n] is bias << (spike_exp + state_exp) wrapped.
         s_out [B, steps, n] receives the messages; u_out/v_out sigma and act when write_u/write_v.
         Counters as `kernels.scan_ff`: nonzero messages per step, per neuron, synaptic ops per
-        outgoing projection (fanout of each neuron that sent), and neuron-steps with nonzero state.
+        outgoing projection (fanout of each neuron that sent), and neuron-steps with nonzero state;
+        peak [units] receives the largest |message| of each work unit (the float paths' exactness
+        bound), so that nobody reads the messages again for it. The first projection's synaptic ops
+        are summed in the neuron loop itself (a sigma-delta layer usually feeds one).
         """
         digest  # noqa: B018 - part of numba's cache key (see kernels.SPEC_DIGEST)
         batch = state.shape[1]
@@ -79,11 +82,15 @@ def _make_scan_sdn(digest: str):
                 error[j] = state[ERROR, b, lo + j]
             bs = bias_e[lo:hi]
             cnt = counts[unit, lo:hi]
+            n_proj = fanout.shape[0]
+            fan0 = fanout[0, lo:hi] if n_proj > 0 else np.zeros(m, np.int64)
             n_active = 0
+            pk = 0
             for t in range(steps):
                 a = acc[b, t, lo:hi]
                 s_row = s_out[b, t, lo:hi]
                 n_msg = 0
+                ops0 = 0
                 # one branch-free loop per kind, so that the compiler can vectorize it
                 if kind == KIND_SIGMA:
                     for j in range(m):
@@ -95,6 +102,8 @@ def _make_scan_sdn(digest: str):
                         cnt[j] += sent
                         n_msg += sent
                         n_active += sent
+                        ops0 += fan0[j] * sent
+                        pk = max(pk, abs(msg))
                 else:
                     for j in range(m):
                         x = np.int64(a[j])
@@ -111,9 +120,20 @@ def _make_scan_sdn(digest: str):
                         cnt[j] += sent
                         n_msg += sent
                         n_active += np.int64((sigma[j] != 0) | (new != 0) | (residue[j] != 0) | (msg != 0))
-                K.count_tile_step(unit, t, lo, n_msg, s_row, fanout, spikes_t, ops_t)
+                        ops0 += fan0[j] * sent
+                        pk = max(pk, abs(msg))
+                spikes_t[unit, 0, t] += n_msg
+                if n_proj > 0:
+                    ops_t[unit, 0, t] += ops0
+                if n_msg > 0:  # the other outgoing projections (as `kernels.count_tile_step`)
+                    for p in range(1, n_proj):
+                        total = 0
+                        for j in range(m):
+                            total += fanout[p, lo + j] * (s_row[j] != 0)
+                        ops_t[unit, p, t] += total
                 K.record_tile_step(b, t, lo, sigma, act, u_out, v_out, write_u, write_v)
             active[unit, 0] += n_active
+            peak[unit] = pk
             for j in range(m):
                 state[SIGMA, b, lo + j] = sigma[j]
                 state[ACT, b, lo + j] = act[j]
@@ -134,7 +154,7 @@ def _signatures() -> dict[str, list[tuple]]:
     i32_3, f64_3, i64_1, i64_2, i64_3 = (T.Array(d, n, "C") for d, n in (
         (T.int32, 3), (T.float64, 3), (i64, 1), (i64, 2), (i64, 3)))
     return {"scan_sdn": [(i32_3, i64, i64, i32_3, i64, i64, i64_1, i64, i64, i64, i64,
-                          f64_3, i32_3, i32_3, flag, flag, i64_2, i64, i64_3, i64_2, i64_2, i64_3)]}
+                          f64_3, i32_3, i32_3, flag, flag, i64_2, i64, i64_3, i64_2, i64_2, i64_3, i64_1)]}
 
 
 SIGNATURES = _signatures()

@@ -266,6 +266,7 @@ class SimProgram:
             ops_t = np.zeros((units, len(comp.outgoing), c), np.int64)
             g = comp.groups
             p = comp.params
+            sd_peak = np.zeros(units, np.int64)  # a sigma-delta kernel's largest |message| per work unit
             cleared = False
             if comp.prog:
                 _scan_programmable(comp, state.prog_state[ci], acc, c, s_buf, u_buf, v_buf, state.write_u[ci],
@@ -274,7 +275,7 @@ class SimProgram:
                 kernels_sdn.scan_sdn(
                     acc, t0, c, state.sd_state[ci], **comp.sdn, s_out=s_buf, u_out=u_buf, v_out=v_buf,
                     write_u=state.write_u[ci], write_v=state.write_v[ci], fanout=comp.fanout, block=block,
-                    spikes_t=spikes_t, counts=state.counts[ci], active=state.active[ci], ops_t=ops_t,
+                    spikes_t=spikes_t, counts=state.counts[ci], active=state.active[ci], ops_t=ops_t, peak=sd_peak,
                 )
             elif not comp.recurrent:
                 K.scan_ff(
@@ -308,7 +309,10 @@ class SimProgram:
                 off, n = comp.offsets[name], comp.sizes[name]
                 view = s_buf if len(comp.members) == 1 else s_buf[:, :, off : off + n]
                 # spikes are 0/+-1; a relay's graded payloads bound the exact-float check by their size
-                peak = 1.0 if self.graph.populations[name].spiking else float(np.abs(view).max(initial=0))
+                if comp.sdn:  # a single member, its largest |message| from the kernel
+                    peak = float(sd_peak.max(initial=0))
+                else:
+                    peak = 1.0 if self.graph.populations[name].spiking else float(np.abs(view).max(initial=0))
                 counts = None if per_row is None else np.ascontiguousarray(per_row[:, m]).reshape(-1)
                 sources[name] = _ChunkSource(view, peak, int(per_member[m].sum()), counts)
                 state.store(name, "s", t0, c, view)
