@@ -12,7 +12,8 @@ sigma-delta networks are for). Measured in this one run, on the same file and in
 - Lava: lava-dl netx `hdf5.Network` run in Lava fixed_pt, whole (process build, compile, run,
   read the output: what a user waits for), and its `run` call alone;
 - sim, whole (`load_netx` + build + run) and its `run` call alone, after one warm-up run (numba
-  kernels compiled), best of 3.
+  kernels compiled): the median of --repeat runs before and as many after Lava's run (the machine
+  may be shared; a load that changes during the run then weighs on both sides).
 
 Prints both times, the ratios Lava / sim, and whether every output value at every step is equal.
 Nothing is asserted (a plain script; see tests/compiler/frontends/test_netx_sdnn.py for the tests).
@@ -20,6 +21,7 @@ Nothing is asserted (a plain script; see tests/compiler/frontends/test_netx_sdnn
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -109,6 +111,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="60 steps instead of 300")
     ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--repeat", type=int, default=3, help="sim runs before and after Lava's (default 3)")
     args = ap.parse_args()
     steps = args.steps or (60 if args.quick else 300)
     with tempfile.TemporaryDirectory() as tmp:
@@ -118,10 +121,15 @@ def main() -> None:
         neurons = sum(p.size for p in g.populations.values())
         print(f"PilotNet SDNN layer shapes: {len(g.populations)} layers, {neurons} neurons, {g.num_synapses} synapses; "
               f"input {SHAPE} graded, {steps} steps, batch 1")
-        sim_run(path, x[:4])  # warm-up: numba kernels compiled (or loaded from the cache)
-        sim_s, sim_run_s, sim_out = min((sim_run(path, x) for _ in range(3)), key=lambda r: r[0])
+        sim_run(path, x)  # warm-up: numba kernels compiled (or loaded from the cache)
+        before = [sim_run(path, x) for _ in range(args.repeat)]
         lava_s, lava_run_s, lava_out = lava_run(path, x)
-    equal = np.array_equal(sim_out, lava_out)
+        after = [sim_run(path, x) for _ in range(args.repeat)]
+    runs = before + after  # around Lava's run, so that a change of the machine's load hits both
+    sim_s, sim_run_s = (float(np.median([r[i] for r in runs])) for i in (0, 1))
+    equal = all(np.array_equal(r[2], lava_out) for r in runs)
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; sim: median of {len(runs)} runs, "
+          f"{args.repeat} before and {args.repeat} after Lava's")
     print(f"{'':28}{'wall s':>10}{'ms/step':>10}")
     rows = [("Lava netx fixed_pt (whole)", lava_s), ("Lava netx fixed_pt (run)", lava_run_s),
             ("snnc sim (whole)", sim_s), ("snnc sim (run)", sim_run_s)]
