@@ -1,7 +1,7 @@
 """The `sim` backend: a cycle-accurate, batched CPU simulator of chip graphs, bit-exact with Lava
 0.10.0 fixed_pt (`Loihi2SimCfg(select_tag="fixed_pt")`, see docs/loihi-fixed-point.md).
 
-    program = SimBackend().build(chip_graph, chunk=None, memory_budget_mb=256, synapses="auto")
+    program = SimBackend().build(chip_graph, chunk=None, memory_budget_mb=64, synapses="auto")
     result = program.run(inputs, steps=None, probes=("pop/v", "pop/u", "pop/s", "pop", "input"))
 
 Inputs: one array [batch, T, *shape] (or [T, *shape]) for a single-input graph, else a dict by

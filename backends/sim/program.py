@@ -39,7 +39,7 @@ from . import kernels_atrlif, kernels_prodneuron, kernels_refractory, kernels_rf
 from . import kernels_conv, kernels_sdn
 from .plan import F32_EXACT, F64_EXACT, Plan, chunk_steps, missing_probe
 
-DEFAULT_BUDGET = 256 * 2**20
+DEFAULT_BUDGET = 64 * 2**20  # chunk buffers the allocator reuses and the caches hold (measured: benchmarks/bench_sdnn.py)
 DEFAULT_MAX_CHUNK = 1024
 # The cost model that picks BLAS/torch or the event kernels per sample: times in ns on the 2-core
 # development machine. MAC and ACCUMULATE: medians of 3 runs of `benchmarks/bench_layer.py
@@ -234,6 +234,7 @@ class SimProgram:
         batch = state.batch
         sources: dict[str, _ChunkSource] = {}
         for name, inp in plan.inputs.items():
+            numba.set_num_threads(state.threads if batch * c * inp.n >= SERIAL_WORK else 1)  # as for a component
             x = data[name][:, t0 : t0 + c]
             x = K.message_array(x).reshape(batch, c, inp.n)  # the kernels' dtypes, whatever the caller passed
             nnz = np.zeros(batch * c, np.int64)
