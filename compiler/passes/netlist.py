@@ -294,12 +294,12 @@ def lower(graph: Graph) -> FloatNet:
         biases: list[_Bias] = []
         for pred in graph.predecessors(name):
             if pred in pops:
-                c, b = _population_output(pops[pred])
+                cs, bs = _population_output(pops[pred])
             else:
-                c, b = visit(pred, stack + (name,))
-            c, b = through_edge(c, b, pred, name)
-            contribs.extend(c)
-            biases.extend(b)
+                cs, bs = visit(pred, stack + (name,))
+            cs, bs = through_edge(cs, bs, pred, name)
+            contribs.extend(cs)
+            biases.extend(bs)
         if not isinstance(node, nir.NIRNode) or isinstance(node, NEURONS):
             raise GraphError("internal: visit reached a population", where=where)
         in_shape, out_shape = tuple(graph.in_shapes[name]), tuple(graph.out_shapes[name])
@@ -349,12 +349,12 @@ def lower(graph: Graph) -> FloatNet:
         biases: list[_Bias] = []
         for pred in graph.predecessors(dst):
             if pred in pops:
-                c, b = _population_output(pops[pred])
+                cs, bs = _population_output(pops[pred])
             else:
-                c, b = visit(pred, (dst,))
-            c, b = through_edge(c, b, pred, dst)
-            contribs.extend(c)
-            biases.extend(b)
+                cs, bs = visit(pred, (dst,))
+            cs, bs = through_edge(cs, bs, pred, dst)
+            contribs.extend(cs)
+            biases.extend(bs)
         # A gain canonicalize could not fold into a single feeding node scales every input here.
         gain = np.broadcast_to(pop.cuba.gain, pop.shape).ravel().astype(np.float64)
         if not np.all(gain == 1.0):
@@ -502,7 +502,7 @@ class _Calibration:
         self.i_abs = {n: np.zeros(net.pops[n].size) for n in self.neurons}
         self.v_hi = {n: np.full(net.pops[n].size, -np.inf) for n in self.neurons}
         self.v_lo = {n: np.full(net.pops[n].size, np.inf) for n in self.neurons}
-        self.watch = {n: () for n, p in net.pops.items() if p.kind == "input"}
+        self.watch: dict[str, tuple[str, ...]] = {n: () for n, p in net.pops.items() if p.kind == "input"}
         self.watch.update({n: (("i", "v") if n in self.offset else ("i", "v_in")) if ranges else () for n in self.neurons})
 
     def observe(self, name: str, t0: int, out: np.ndarray, state) -> None:
