@@ -34,6 +34,12 @@ _NUMERIC_FIELDS = {
 }
 
 
+def _read_only(a: np.ndarray) -> np.ndarray:
+    view = a.view()
+    view.flags.writeable = False
+    return view
+
+
 @dataclass
 class Graph:
     """A flat NIR graph plus inferred shapes and recurrent edges.
@@ -93,7 +99,12 @@ class Graph:
         return graph
 
     def copy(self) -> "Graph":
-        return copy.deepcopy(self)
+        """A copy whose nodes, edges and metadata can be changed. A node's parameter arrays are not
+        copied (a layer's weights are most of a model's memory): the copy reads them through
+        read-only views, as passes replace a node's arrays and never write into them."""
+        memo = {id(v): _read_only(v) for node in self.nodes.values() for v in getattr(node, "__dict__", {}).values()
+                if isinstance(v, np.ndarray)}
+        return copy.deepcopy(self, memo)
 
     def to_nir(self) -> nir.NIRGraph:
         """The graph as a flat `nir.NIRGraph`.

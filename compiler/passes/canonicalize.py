@@ -376,7 +376,8 @@ class Canonicalize(Pass):
             if np.all(gain == 1.0):
                 continue
             if isinstance(src, nir.Affine) and len(g.out_shapes[preds[0]]) == 1:
-                w = np.asarray(src.weight, dtype=np.float64) * gain[:, None]
+                w = np.array(src.weight, dtype=np.float64)  # one float64 copy, scaled in place
+                w *= gain[:, None]
                 b = np.broadcast_to(np.asarray(src.bias, dtype=np.float64), gain.shape) * gain
                 g.nodes[preds[0]] = nir.Affine(weight=w, bias=b, metadata=dict(src.metadata or {}))
             elif isinstance(src, nir.Conv2d) and len(gain.shape) == 3 and np.all(gain == gain[:, :1, :1]):

@@ -120,7 +120,7 @@ def node_op(node: nir.NIRNode, in_shape: tuple[int, ...], out_shape: tuple[int, 
         b = np.zeros(w.shape[0]) if isinstance(node, nir.Linear) else np.broadcast_to(np.asarray(node.bias, dtype=np.float64), (w.shape[0],))
         lead = math.prod(in_shape[:-1])
         if lead == 1:
-            return LinOp("dense", n_in, n_out, w.copy()), np.asarray(b, dtype=np.float64).copy()
+            return LinOp("dense", n_in, n_out, np.ascontiguousarray(w)), np.asarray(b, dtype=np.float64).copy()  # read, never written
         return LinOp("sparse", n_in, n_out, sp.kron(sp.identity(lead), sp.csr_matrix(w), format="csr")), np.tile(b, lead)
     if isinstance(node, nir.Conv2d):
         w = np.asarray(node.weight, dtype=np.float64)
