@@ -638,8 +638,9 @@ accumulate, check_input, row_ops, count_events, fill_events, gather_dense, scatt
 # -- canonical dtypes and the compiled signatures ------------------------------------------------------
 # Every kernel above is compiled once per distinct argument type. To keep that a small, fixed set
 # (compiled at install time by `warmup`, loaded from numba's cache afterwards), messages reach the
-# kernels in three dtypes only: uint8 for boolean inputs (a free view), float32 for spikes and
-# payloads below 2**24 (every input a graph accepts, the spikes of LIF-like populations), float64
+# kernels in three dtypes only: uint8 for boolean inputs (a free view) and the 0/1 spikes of
+# feed-forward LIF-like populations (`scan_ff`), float32 for other spikes (ternary, recurrent) and
+# payloads below 2**24 (every input a graph accepts, a relay's messages), float64
 # for wider integers (sigma-delta's int32 messages; an input that is not exact in float32, which
 # `check_input` then reports as out of range).
 
@@ -687,10 +688,10 @@ def _signatures() -> dict[str, list[tuple]]:
         neuron + [vec] * 12 + [vec] * 9 + [vec, vec, vec, arr(T.float32, 3)] + state_out
         + [arr(T.int64, 2), i64, vec] + counters
     )]
-    sigs["scan_ff"] = [tuple(
-        neuron + [vec, vec, vec, vec, i64, i64, i64, vec, vec, i64, vec, i64] + state_out
+    sigs["scan_ff"] = [tuple(  # spikes of a LIF-like population as uint8 (a message dtype), else float32
+        neuron + [vec, vec, vec, vec, i64, i64, i64, vec, vec, i64, vec, i64] + [arr(s, 3)] + state_out[1:]
         + [arr(T.int64, 2), i64] + counters
-    )]
+    ) for s in (T.float32, T.uint8)]
     return sigs
 
 

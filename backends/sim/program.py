@@ -279,6 +279,8 @@ class SimProgram:
                     spikes_t=spikes_t, counts=state.counts[ci], active=state.active[ci], ops_t=ops_t, peak=sd_peak,
                 )
             elif not comp.recurrent:
+                if int(p["model"][0]) in (K.MODEL_LIF, K.MODEL_RESET):  # spikes 0/1: a quarter of the bytes to write and read
+                    s_buf = np.empty((batch, c, comp.n), np.uint8)
                 K.scan_ff(
                     acc, t0, c, state.u_state[ci], state.v_state[ci], state.p_state[ci],
                     p["du"], p["dv"], p["vth_e"], p["bias"], int(p["model"][0]), int(p["r_interval"][0]),
