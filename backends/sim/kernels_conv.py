@@ -61,17 +61,18 @@ def x_runs(n_in: int, n_out: int, k: int, stride: int, pad: int, dil: int) -> tu
     (one run per column for dilation 1): ([n_in, k, 3], counts [n_in])."""
     pos = np.argsort(x_order(k, stride))  # storage position of each kernel column
     idx, valid = axis_index(n_in, n_out, k, stride, pad, dil)
+    o, t = np.nonzero(valid)
+    i, p = idx[o, t], pos[t]
+    order = np.lexsort((p, i))  # by source column, then storage position
+    i, p, o = i[order], p[order], o[order]
+    new = np.ones(i.size, bool)  # a run starts at a new column or where position or output jumps
+    new[1:] = (i[1:] != i[:-1]) | (p[1:] != p[:-1] + 1) | (o[1:] != o[:-1] + 1)
+    starts = np.flatnonzero(new)
+    run_i = i[starts]
+    counts = np.bincount(run_i, minlength=n_in).astype(np.int64)
+    slot = np.arange(starts.size) - np.searchsorted(run_i, run_i)  # k-th run of its column
     runs = np.zeros((n_in, k, 3), np.int64)
-    counts = np.zeros(n_in, np.int64)
-    for i in range(n_in):
-        o, t = np.nonzero(valid & (idx == i))
-        for p, ox in sorted(zip(pos[t], o)):
-            r = runs[i, counts[i] - 1]
-            if counts[i] and r[0] + r[2] == p and r[1] + r[2] == ox:
-                r[2] += 1
-            else:
-                runs[i, counts[i]] = (p, ox, 1)
-                counts[i] += 1
+    runs[run_i, slot] = np.stack([p[starts], o[starts], np.diff(np.append(starts, i.size))], axis=1)
     return runs, counts
 
 

@@ -62,7 +62,8 @@ def _make_scan_sdn(digest: str):
         outgoing projection (fanout of each neuron that sent), and neuron-steps with nonzero state;
         peak [units] receives the largest |message| of each work unit (the float paths' exactness
         bound), so that nobody reads the messages again for it. The first projection's synaptic ops
-        are summed in the neuron loop itself (a sigma-delta layer usually feeds one).
+        are summed in the neuron loop itself (a sigma-delta layer usually feeds one). The rows of acc
+        it has read are cleared, as `kernels.scan_ff` does.
         """
         digest  # noqa: B018 - part of numba's cache key (see kernels.SPEC_DIGEST)
         batch = state.shape[1]
@@ -122,6 +123,8 @@ def _make_scan_sdn(digest: str):
                         n_active += np.int64((sigma[j] != 0) | (new != 0) | (residue[j] != 0) | (msg != 0))
                         ops0 += fan0[j] * sent
                         pk = max(pk, abs(msg))
+                for j in range(m):  # read: cleared while in cache, so the program need not clear the buffer
+                    a[j] = 0
                 spikes_t[unit, 0, t] += n_msg
                 if n_proj > 0:
                     ops_t[unit, 0, t] += ops0

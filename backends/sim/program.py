@@ -278,6 +278,7 @@ class SimProgram:
                     write_u=state.write_u[ci], write_v=state.write_v[ci], fanout=comp.fanout, block=block,
                     spikes_t=spikes_t, counts=state.counts[ci], active=state.active[ci], ops_t=ops_t, peak=sd_peak,
                 )
+                cleared = True  # as scan_ff
             elif not comp.recurrent:
                 if int(p["model"][0]) in (K.MODEL_LIF, K.MODEL_RESET):  # spikes 0/1: a quarter of the bytes to write and read
                     s_buf = np.empty((batch, c, comp.n), np.uint8)
@@ -513,10 +514,12 @@ def conv_event_limit(link) -> float:
     """`event_limit` of a conv link: torch's multiply-adds for one row (and the conversion of its
     results) against the kernel's cost per nonzero message (per kernel row it reaches, its runs of
     columns, each a vector of weights added), after the kernel's own cost per row (its send)."""
-    wt, geo, _, ny, tx, nx = link.conv_kernel()
-    lanes = float(tx[:, :, 2].sum(axis=1).mean()) * (geo[kernels_conv.C_OUT] // geo[kernels_conv.GROUPS])
-    per_event = CONV_EVENT_NS + float(ny.mean()) * (float(nx.mean()) * CONV_RUN_NS + lanes * CONV_LANE_NS)
-    return (link.dense_macs * CONV_MAC_NS + link.n_dst * (ACCUMULATE_NS - CONV_SEND_NS)) / per_event
+    if "event_limit" not in link._cache:  # once per link: the means below cost more than the rest of _apply
+        wt, geo, _, ny, tx, nx = link.conv_kernel()
+        lanes = float(tx[:, :, 2].sum(axis=1).mean()) * (geo[kernels_conv.C_OUT] // geo[kernels_conv.GROUPS])
+        per_event = CONV_EVENT_NS + float(ny.mean()) * (float(nx.mean()) * CONV_RUN_NS + lanes * CONV_LANE_NS)
+        link._cache["event_limit"] = (link.dense_macs * CONV_MAC_NS + link.n_dst * (ACCUMULATE_NS - CONV_SEND_NS)) / per_event
+    return link._cache["event_limit"]
 
 
 class _RunState:
