@@ -131,9 +131,14 @@ def truncate_weights(weights: np.ndarray, num_weight_bits: int, mode: str | None
     else:
         w = np.clip(w, -255, 0)
     shift = 8 - num_weight_bits + (1 if mixed else 0)
-    if mode == "inhibitory":
-        return -((-w >> shift) << shift)
-    return (w >> shift) << shift
+    if shift:  # in place on the clipped copy: one array of the weights' size, not one per step
+        if mode == "inhibitory":
+            np.negative(w, out=w)
+        w >>= shift
+        w <<= shift
+        if mode == "inhibitory":
+            np.negative(w, out=w)
+    return w
 
 
 def representable_weight_range(num_weight_bits: int, mode: str) -> tuple[int, int, int]:

@@ -446,10 +446,10 @@ class Projection:
         """Weights as the chip applies them (Lava's clip + truncation for dense/sparse)."""
         if self.kind == "conv":
             return self.weights
-        if self.kind == "sparse":
-            out = self.weights.copy()
-            out.data = truncate_weights(out.data, self.num_weight_bits, self.sign_mode)
-            return out
+        if self.kind == "sparse":  # truncate_weights returns new data: only the index arrays are copied
+            w = self.weights
+            return sp.csr_matrix((truncate_weights(w.data, self.num_weight_bits, self.sign_mode), w.indices.copy(), w.indptr.copy()),
+                                 shape=w.shape)
         return truncate_weights(self.weights, self.num_weight_bits)
 
 

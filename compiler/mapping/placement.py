@@ -264,8 +264,8 @@ class _Conn:
         """Synapses from each source neuron into target neurons [a, b)."""
         if self.dense is not None:
             return self.dense[a:b].sum(axis=0)
-        sub = self.pattern[a:b]
-        return np.bincount(sub.indices, minlength=self.src_size)
+        m = self.pattern  # the rows' column indices in place (a row slice would build a new matrix)
+        return np.bincount(m.indices[m.indptr[a]:m.indptr[b]], minlength=self.src_size)
 
     def stored_synapses(self, a: int, b: int) -> int:
         if self.dense is not None:
