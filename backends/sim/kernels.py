@@ -28,6 +28,7 @@ saturate_v = nb.njit(inline="always")(arith.saturate_v)
 
 ROW_BLOCK = 64  # rows (sample, step) per parallel work item in the event kernels
 TILE = 512  # target neurons per work item of `gather_dense` (a 1000 x 512 int8 weight tile: 0.5 MB, fits L2)
+INT16_ROWS = 248  # int8 weight rows summed in int16 before widening (a multiple of 8; 248 * 128 < 2**15)
 
 MODEL_LIF = 0
 MODEL_RESET = 1
@@ -122,12 +123,26 @@ def row_events(xr, k, end, idx, val):
 
 
 @nb.njit(inline="always")
-def add_weight_rows(out, wt, idx, k0, k1, lo):
+def add_weight_rows(out, wt, idx, k0, k1, lo, t16):
     """out (int32) += the weight rows wt[idx[k0:k1], lo:lo + len(out)] (binary events, no shift):
-    eight rows per pass over `out`, summed first (an eighth of its loads and stores). Everything is
-    modulo 2**32, as Lava's int32 channels."""
+    eight rows per pass over `out`, summed first (an eighth of its loads and stores). int8 rows, 16
+    or more of them, are summed into the int16 buffer `t16` (twice the lanes of int32 per
+    instruction), widened into `out` every INT16_ROWS rows, before |sum| <= INT16_ROWS * 128 could
+    leave int16. Everything is modulo 2**32, as Lava's int32 channels."""
     m = out.shape[0]
     q = k0
+    while wt.itemsize == 1 and q + 16 <= k1:
+        end = min(q + INT16_ROWS, k1 - (k1 - q) % 8)
+        for j in range(m):
+            t16[j] = 0
+        while q < end:
+            w0, w1, w2, w3 = wt[idx[q], lo : lo + m], wt[idx[q + 1], lo : lo + m], wt[idx[q + 2], lo : lo + m], wt[idx[q + 3], lo : lo + m]
+            w4, w5, w6, w7 = wt[idx[q + 4], lo : lo + m], wt[idx[q + 5], lo : lo + m], wt[idx[q + 6], lo : lo + m], wt[idx[q + 7], lo : lo + m]
+            for j in range(m):
+                t16[j] += ((w0[j] + w1[j]) + (w2[j] + w3[j])) + ((w4[j] + w5[j]) + (w6[j] + w7[j]))
+            q += 8
+        for j in range(m):
+            out[j] += t16[j]
     while q + 8 <= k1:
         w0, w1, w2, w3 = wt[idx[q], lo : lo + m], wt[idx[q + 1], lo : lo + m], wt[idx[q + 2], lo : lo + m], wt[idx[q + 3], lo : lo + m]
         w4, w5, w6, w7 = wt[idx[q + 4], lo : lo + m], wt[idx[q + 5], lo : lo + m], wt[idx[q + 6], lo : lo + m], wt[idx[q + 7], lo : lo + m]
@@ -357,6 +372,7 @@ def _make_kernels(digest: str):
             lo = (unit % n_tiles) * TILE
             m = min(n, lo + TILE) - lo
             buf = np.zeros(m, np.int64)
+            t16 = np.empty(m, np.int16)
             for r in range(blk * ROW_BLOCK, min(rows, (blk + 1) * ROW_BLOCK)):
                 k0, k1 = ptr[r], ptr[r + 1]
                 b = r // steps
@@ -364,7 +380,7 @@ def _make_kernels(digest: str):
                     continue
                 out = acc[b, t_off + r % steps, n_off + lo : n_off + lo + m]
                 if direct and not graded:
-                    add_weight_rows(out, wt, idx, k0, k1, lo)
+                    add_weight_rows(out, wt, idx, k0, k1, lo, t16)
                 elif direct:
                     for q in range(k0, k1):
                         w = wt[idx[q], lo : lo + m]

@@ -1,7 +1,8 @@
 """The sim's event-driven propagation kernels against numpy references written here: the events of a
 chunk (`check_input`, `fill_events`, `row_ops`) and the dense gather (`gather_dense` over the narrow
 int8/int16 weights plus residual lists that `_Link.event_weights` makes), including sums that wrap
-at the int32 boundary, every send mode and weight_exp shift, and skipped samples."""
+at the int32 boundary, int16 partial sums of hundreds of int8 rows at their bound, every send mode
+and weight_exp shift, and skipped samples."""
 from __future__ import annotations
 
 import numpy as np
@@ -74,7 +75,9 @@ def test_fill_events_never_writes_past_a_row_share():
 def _weights(rng, n_dst: int, n_src: int, kind: str) -> np.ndarray:
     """int8-range weights, int8 with outliers, mostly wide (int16), or beyond int16."""
     w = rng.integers(-128, 128, (n_dst, n_src))
-    if kind == "outliers":
+    if kind == "int8_extreme":  # the int16 partial sums of many rows at their bound
+        w = rng.choice([-128, 127], (n_dst, n_src), p=[0.99, 0.01])
+    elif kind == "outliers":
         w[rng.random(w.shape) < 0.05] = rng.choice([-300, -129, 128, 255])
     elif kind == "wide":
         w = rng.integers(-256, 256, (n_dst, n_src))
@@ -133,9 +136,9 @@ def _reference(acc, w, x, graded, skip, steps, t_off, n_off, shift, mode):
     seed=st.integers(0, 2**31),
     batch=st.integers(1, 3),
     steps=st.integers(1, 40),
-    n_src=st.integers(1, 40),
+    n_src=st.one_of(st.integers(1, 40), st.just(600)),  # 600 binary events in a row: int16 sums flushed twice
     n_dst=st.sampled_from([1, 13, 512, 513, 1100]),
-    kind=st.sampled_from(["int8", "outliers", "wide", "huge"]),
+    kind=st.sampled_from(["int8", "int8_extreme", "outliers", "wide", "huge"]),
     density=st.sampled_from([0.02, 0.3, 1.0]),
     graded=st.booleans(),
     shift=st.integers(-3, 3),
@@ -144,7 +147,7 @@ def _reference(acc, w, x, graded, skip, steps, t_off, n_off, shift, mode):
 def test_gather_dense_equals_the_int64_matrix(seed, batch, steps, n_src, n_dst, kind, density, graded, shift, mode):
     rng = np.random.default_rng(seed)
     w = _weights(rng, n_dst, n_src, kind)
-    wt, res_ptr, res_col, res_val = _narrow(w, np.int8 if kind in ("int8", "outliers") else np.int16)
+    wt, res_ptr, res_col, res_val = _narrow(w, np.int8 if kind in ("int8", "int8_extreme", "outliers") else np.int16)
     rows = batch * steps
     x = _messages(rng, rows, n_src, density, np.float64, graded)
     if graded:  # payloads up to the int32 range: sums wrap at the boundary
@@ -159,3 +162,26 @@ def test_gather_dense_equals_the_int64_matrix(seed, batch, steps, n_src, n_dst, 
     want = _reference(acc, w, x, graded, skip, steps, 1, n_off, shift, mode)
     K.gather_dense(ptr, idx, val, graded, skip, wt, res_ptr, res_col, res_val, steps, acc, 1, n_off, shift, mode)
     assert np.array_equal(acc, want)
+
+
+def test_gather_dense_int16_partial_sums_at_their_bound():
+    """Hundreds of binary events on int8 rows of -128 (and 127): the int16 partial sums are widened
+    before they could leave int16, whatever the number of events in a row."""
+    rng = np.random.default_rng(3)
+    for value in (-128, 127):
+        n_src, n_dst, steps = 997, 600, 4
+        w = np.full((n_dst, n_src), value, np.int64)
+        wt, res_ptr, res_col, res_val = _narrow(w, np.int8)
+        x = np.ones((steps, n_src))
+        x[1, rng.choice(n_src, 500, replace=False)] = 0  # rows of 997, 497, 997, 0 events
+        x[3] = 0
+        acc = np.zeros((1, steps + 1, n_dst), np.int32)
+        nnz = np.count_nonzero(x, axis=1)
+        ptr = np.concatenate(([0], np.cumsum(nnz))).astype(np.int64)
+        idx, val = np.empty(ptr[-1], np.int64), np.empty(ptr[-1], np.int64)
+        K.fill_events(x, ptr, idx, val, np.zeros((0, n_src), np.int64), np.zeros((steps, 0), np.int64))
+        want = _reference(acc, w, x, False, np.zeros(1, np.uint8), steps, 1, 0, 0, K.MODE_PLAIN)
+        K.gather_dense(ptr, idx, val, False, np.zeros(1, np.uint8), wt, res_ptr, res_col, res_val, steps, acc, 1, 0, 0,
+                       K.MODE_PLAIN)
+        assert np.array_equal(acc, want)
+        assert acc[0, 1, 0] == 997 * value
