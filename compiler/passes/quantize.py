@@ -203,7 +203,7 @@ def _round_to_grid(values: np.ndarray, scale, e, lo: int, hi: int, step: int, ex
 
 
 def _grid(values: np.ndarray, scale, down, lo: int, hi: int, step: int) -> np.ndarray:
-    """round(values * scale * down / step) * step clipped to [lo, hi] (float64; down = 2**-(6 + e) / step)."""
+    """round(values * scale * down) * step clipped to [lo, hi], in float64 (down = 2**-(6 + e) / step)."""
     t = values * scale
     t *= down
     np.rint(t, out=t)
@@ -650,10 +650,12 @@ class Quantize(Pass):
                         candidates.add(k)
         # Larger K also refines state, threshold and every synaptic unit (64/K): keep the largest K
         # whose error is within 10% of the smallest.
-        trials = [self._evaluate(k, weights, thr, bias_total, keep=len(candidates) == 1) for k in sorted(candidates, reverse=True)]
+        # The search keeps the weights of the largest K only (the usual choice); another choice is
+        # quantized once more.
+        trials = [self._evaluate(k, weights, thr, bias_total, keep=i == 0) for i, k in enumerate(sorted(candidates, reverse=True))]
         floor = min(t["error"] for t in trials)
         best = next(t for t in trials if t["error"] <= floor * 1.1 + 1e-15)
-        if best["q"] is None:  # the search kept only errors: quantize the chosen K once more, keeping the weights
+        if best["q"] is None:
             best = self._evaluate(best["k"], weights, thr, bias_total)
         k = best["k"]
         refine_info = None
