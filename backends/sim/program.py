@@ -34,6 +34,7 @@ from snnc.ir.chip import ChipGraph
 from snnc.ir.conv import torch_threads
 from snnc.ir.errors import BackendError, ShapeError
 
+from . import buffers
 from . import kernels as K
 from . import kernels_atrlif, kernels_prodneuron, kernels_refractory, kernels_rf
 from . import kernels_conv, kernels_sdn
@@ -50,12 +51,14 @@ MAC_NS = 0.021  # one float32 multiply-add of a BLAS matmul (sgemm, 6400 x 1000 
 EVENT_NS = 0.033  # one weight added by `gather_dense` (int8 row into the int32 buffer, binary message)
 EVENT_GRADED_NS = 0.070  # the same for a graded message (weight times payload)
 ACCUMULATE_NS = 1.25  # one BLAS result turned into what the projection sends (`accumulate`)
-# conv links (`benchmarks/bench_conv.py --calibrate`, CPU time of one thread, 2026-12-04):
-CONV_MAC_NS = 0.031  # one float32 multiply-add of torch's conv2d
-CONV_EVENT_NS = 9.6  # one nonzero message in `kernels_conv.scatter_conv`
-CONV_RUN_NS = 3.4  # one run of kernel columns it reaches
-CONV_LANE_NS = 0.081  # one weight of that run added
-CONV_SEND_NS = 1.17  # one target's sum sent (per row with messages)
+# conv links (`benchmarks/bench_conv.py --calibrate`: CPU time of one thread, fresh pages for each
+# call's buffers as in a run; medians of 2 runs, 2026-12-04):
+CONV_MAC_NS = 0.067  # one float32 multiply-add of torch's conv2d
+CONV_TARGET_NS = 5.8  # per target neuron of the dense path: torch's output and columns, the conversion (accumulate)
+CONV_EVENT_NS = 12.4  # one nonzero message in `kernels_conv.scatter_conv`
+CONV_RUN_NS = 2.5  # one run of kernel columns it reaches
+CONV_LANE_NS = 0.08  # one weight of that run added
+CONV_SEND_NS = 1.5  # one target's sum sent (per row with messages)
 SYNAPSE_MODES = ("auto", "events", "dense")  # how links are evaluated (results are identical)
 SERIAL_WORK = 1 << 21  # runs with fewer (sample, step, neuron) items per chunk use one thread
 
@@ -193,6 +196,7 @@ class SimProgram:
                 self._chunk(state, data, t0, c)
         finally:
             numba.set_num_threads(threads)
+            state.lease.release()
         return self._result(state, requests, probes)
 
     # -- internals --------------------------------------------------------------------------------
@@ -232,6 +236,7 @@ class SimProgram:
 
         plan = self.plan
         batch = state.batch
+        lease = buffers.Lease()  # this chunk's message buffers, for the next chunk once it ends
         sources: dict[str, _ChunkSource] = {}
         for name, inp in plan.inputs.items():
             numba.set_num_threads(state.threads if batch * c * inp.n >= SERIAL_WORK else 1)  # as for a component
@@ -257,9 +262,9 @@ class SimProgram:
             for name in comp.members:  # probe "name/a": the int32 input sum its neurons take at each step
                 if (name, "a") in state.records:
                     state.store(name, "a", t0, c, acc[:, :c, comp.offsets[name] : comp.offsets[name] + comp.sizes[name]])
-            s_buf = np.empty((batch, c, comp.n), np.float64 if comp.sdn else np.float32)  # sigma-delta messages are int32
+            s_buf = lease.empty((batch, c, comp.n), np.float64 if comp.sdn else np.float32)  # sigma-delta messages are int32
             if comp.prog and comp.prog["kind"] == "product":
-                s_buf = np.empty((batch, c, comp.n), np.float64)  # int32 payloads: exact in float64 only
+                s_buf = lease.empty((batch, c, comp.n), np.float64)  # int32 payloads: exact in float64 only
             u_buf = np.empty((batch, c, comp.n), np.int32) if state.write_u[ci] else state.dummy32
             v_buf = np.empty((batch, c, comp.n), np.int32) if state.write_v[ci] else state.dummy32
             units, block = state.units[ci]
@@ -339,6 +344,8 @@ class SimProgram:
                 ops = sources[name].ops().reshape(batch, c, -1).sum(axis=0)
                 for k, proj in enumerate(inp.outgoing):
                     state.ops[proj][t0 : t0 + c] += ops[:, k]
+        sources.clear()
+        lease.release()
 
     def _apply(self, link, src: "_ChunkSource", acc: np.ndarray, batch: int, c: int) -> None:
         """Add one link's contribution for all steps of the chunk into the component's buffer.
@@ -511,14 +518,15 @@ def event_limit(link, n_src: int) -> float:
 
 
 def conv_event_limit(link) -> float:
-    """`event_limit` of a conv link: torch's multiply-adds for one row (and the conversion of its
-    results) against the kernel's cost per nonzero message (per kernel row it reaches, its runs of
-    columns, each a vector of weights added), after the kernel's own cost per row (its send)."""
+    """`event_limit` of a conv link: torch's multiply-adds for one row (and per target its output,
+    columns and conversion, in fresh pages) against the kernel's cost per nonzero message (per
+    kernel row it reaches, its runs of columns, each a vector of weights added), after the kernel's
+    own cost per row (its send)."""
     if "event_limit" not in link._cache:  # once per link: the means below cost more than the rest of _apply
         wt, geo, _, ny, tx, nx = link.conv_kernel()
         lanes = float(tx[:, :, 2].sum(axis=1).mean()) * (geo[kernels_conv.C_OUT] // geo[kernels_conv.GROUPS])
         per_event = CONV_EVENT_NS + float(ny.mean()) * (float(nx.mean()) * CONV_RUN_NS + lanes * CONV_LANE_NS)
-        link._cache["event_limit"] = (link.dense_macs * CONV_MAC_NS + link.n_dst * (ACCUMULATE_NS - CONV_SEND_NS)) / per_event
+        link._cache["event_limit"] = (link.dense_macs * CONV_MAC_NS + link.n_dst * (CONV_TARGET_NS - CONV_SEND_NS)) / per_event
     return link._cache["event_limit"]
 
 
@@ -540,6 +548,7 @@ class _RunState:
         self.input_counts = {name: 0 for name in plan.inputs}
         threads = max(1, numba.get_num_threads())
         self.threads = threads  # what a large component runs on (see SimProgram.run)
+        self.lease = buffers.Lease()  # the large buffers, given back when the run ends (SimProgram.run)
         self.acc = []
         self.u_state, self.v_state, self.p_state, self.hist = [], [], [], []
         self.write_u, self.write_v, self.units, self.member_of = [], [], [], []
@@ -549,7 +558,7 @@ class _RunState:
         self.sd_state = [np.zeros((4, batch, c.n) if c.sdn else (4, 1, 1), np.int32) for c in plan.components]
         for comp in plan.components:
             n = comp.n
-            self.acc.append(np.zeros((batch, chunk + comp.max_link_delay + 1, comp.acc_width), np.int32))
+            self.acc.append(self.lease.zeros((batch, chunk + comp.max_link_delay + 1, comp.acc_width), np.int32))
             wu = any((m, "u") in wanted for m in comp.members)
             wv = any((m, "v") in wanted for m in comp.members)
             self.write_u.append(wu)
