@@ -46,9 +46,9 @@ DEFAULT_MAX_CHUNK = 1024
 # development machine. MAC and ACCUMULATE: medians of 3 runs of `benchmarks/bench_layer.py
 # --calibrate` (2026-12-04); the event constants keep the ratio to MAC that the same script measures
 # with one thread each (medians of 3 runs, 2026-12-04, int8 weight rows at 50 % density): the
-# crossover for a 1000-source layer is then ~67 % nonzero messages for spikes, ~32 % for payloads.
+# crossover for a 1000-source layer is then ~80 % nonzero messages for spikes, ~32 % for payloads.
 MAC_NS = 0.021  # one float32 multiply-add of a BLAS matmul (sgemm, 6400 x 1000 x 1000)
-EVENT_NS = 0.033  # one weight added by `gather_dense` (int8 row into the int32 buffer, binary message)
+EVENT_NS = 0.028  # one weight added by `gather_dense` (int8 rows summed in int16 lanes, binary message)
 EVENT_GRADED_NS = 0.070  # the same for a graded message (weight times payload)
 ACCUMULATE_NS = 1.25  # one BLAS result turned into what the projection sends (`accumulate`)
 # conv links (`benchmarks/bench_conv.py --calibrate`: CPU time of one thread, fresh pages for each
