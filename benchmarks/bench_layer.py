@@ -113,7 +113,8 @@ def main() -> None:
         return
     program = SimBackend().build(chip)
     dense = SimBackend().build(chip, synapses="dense")
-    print("load average (1, 5, 15 min): " + ", ".join(f"{x:.2f}" for x in os.getloadavg()) + f" on {os.cpu_count()} cores")
+    print("load average (1, 5, 15 min): " + ", ".join(f"{x:.2f}" for x in os.getloadavg()) + f" on {os.cpu_count()} cores; "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')} (the sim's default: PASSIVE)")
     print(f"compiled layer: {len(projs)} projections ({', '.join(p.name for p in projs)}), "
           f"{chip.num_synapses:,} synapses; T = {STEPS}; median of {repeat}")
     print(f"{'batch':>5} {'rate':>5} {'sim':>10} {'floor':>10} {'sim/floor':>9}  exact")

@@ -19,6 +19,7 @@ steps its internal projections one time step at a time inside the kernel.
 from __future__ import annotations
 
 import math
+import os
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -39,6 +40,14 @@ from . import kernels as K
 from . import kernels_atrlif, kernels_prodneuron, kernels_refractory, kernels_rf
 from . import kernels_conv, kernels_sdn
 from .plan import F32_EXACT, F64_EXACT, Plan, chunk_steps, missing_probe
+
+# numba's OpenMP workers sleep between the sim's parallel kernels instead of spinning (libgomp's
+# default, ~300k spins): a chunk runs several short kernels with serial Python and BLAS between
+# them, and spinning workers hold cores that BLAS, the next kernel's other thread and other
+# processes need. On the loaded 2-core machine a batch-64 run of bench_layer's 1M-synapse layer
+# took 90 ms with spinning workers, 23 ms without (its one-thread CPU time). libgomp reads this when
+# numba first starts its threads (the first run); a value the user set wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 DEFAULT_BUDGET = 64 * 2**20  # chunk buffers the allocator reuses and the caches hold (measured: benchmarks/bench_sdnn.py)
 DEFAULT_MAX_CHUNK = 1024
