@@ -18,6 +18,7 @@ steps its internal projections one time step at a time inside the kernel.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from typing import Mapping, Sequence
@@ -69,7 +70,8 @@ CONV_RUN_NS = 2.5  # one run of kernel columns it reaches
 CONV_LANE_NS = 0.08  # one weight of that run added
 CONV_SEND_NS = 1.5  # one target's sum sent (per row with messages)
 SYNAPSE_MODES = ("auto", "events", "dense")  # how links are evaluated (results are identical)
-SERIAL_WORK = 1 << 21  # runs with fewer (sample, step, neuron) items per chunk use one thread
+SERIAL_WORK = 1 << 21  # runs with fewer (sample, step, neuron) items per chunk use one thread,
+PARALLEL_EVENT_NS = 500_000  # except a `gather_dense` call estimated (EVENT_NS) to take longer than this on one
 
 
 class _ChunkSource:
@@ -150,6 +152,21 @@ class _ChunkSource:
                 x = x / grain
             self._float[key] = np.ascontiguousarray(x, dtype=dtype)
         return self._float[key]
+
+
+@contextlib.contextmanager
+def _numba_threads(n: int | None):
+    """numba's kernels run on `n` threads inside the block (None: as they are)."""
+    import numba
+
+    before = numba.get_num_threads()
+    if n is not None and n != before:
+        numba.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if n is not None and n != before:
+            numba.set_num_threads(before)
 
 
 def _torch():
@@ -267,7 +284,7 @@ class SimProgram:
             numba.set_num_threads(state.threads if batch * c * width >= SERIAL_WORK else 1)
             acc = state.acc[ci]
             for link in comp.links:
-                self._apply(link, sources[link.src], acc, batch, c)
+                self._apply(link, sources[link.src], acc, batch, c, state.all_threads)
             for name in comp.members:  # probe "name/a": the int32 input sum its neurons take at each step
                 if (name, "a") in state.records:
                     state.store(name, "a", t0, c, acc[:, :c, comp.offsets[name] : comp.offsets[name] + comp.sizes[name]])
@@ -356,7 +373,7 @@ class SimProgram:
         sources.clear()
         lease.release()
 
-    def _apply(self, link, src: "_ChunkSource", acc: np.ndarray, batch: int, c: int) -> None:
+    def _apply(self, link, src: "_ChunkSource", acc: np.ndarray, batch: int, c: int, threads: int) -> None:
         """Add one link's contribution for all steps of the chunk into the component's buffer.
 
         Per sample, by the cost model (`event_limit`): a BLAS matmul / torch conv over all its
@@ -406,9 +423,11 @@ class SimProgram:
                                       c, acc, t_off, link.n_off)
             return
         ptr, idx, val = src.events()
-        if link.dense is not None:
-            K.gather_dense(ptr, idx, val, link.graded, skip, *link.event_weights(), c, acc, t_off,
-                           link.n_off, link.shift, link.mode)
+        if link.dense is not None:  # a long one on every thread, even in a run small enough for one
+            long = ptr[-1] * link.n_dst * (EVENT_GRADED_NS if link.graded else EVENT_NS) > PARALLEL_EVENT_NS
+            with _numba_threads(threads if long else None):
+                K.gather_dense(ptr, idx, val, link.graded, skip, *link.event_weights(), c, acc, t_off,
+                               link.n_off, link.shift, link.mode)
         else:
             colptr, rows_of, wvals = link.csc()
             K.scatter_sparse(ptr, idx, val, link.graded, skip, colptr, rows_of, wvals, link.n_dst, c, acc, t_off,
@@ -557,6 +576,7 @@ class _RunState:
         self.input_counts = {name: 0 for name in plan.inputs}
         threads = max(1, numba.get_num_threads())
         self.threads = threads  # what a large component runs on (see SimProgram.run)
+        self.all_threads = threads  # what a long event kernel may use even in a small run (see SimProgram._apply)
         self.lease = buffers.Lease()  # the large buffers, given back when the run ends (SimProgram.run)
         self.acc = []
         self.u_state, self.v_state, self.p_state, self.hist = [], [], [], []
