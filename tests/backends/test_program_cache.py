@@ -101,3 +101,27 @@ def test_only_the_most_recent_graphs_are_kept():
     assert len(program_cache._programs) == program_cache.MAX_GRAPHS
     assert program_cache.build_cached(graphs[-1], "sim") is programs[-1]
     assert program_cache.build_cached(graphs[0], "sim") is not programs[0]  # pushed out, rebuilt
+
+
+def test_the_digest_sees_every_kind_of_change():
+    """Sparse weights edited in place, metadata, a tuple field, a dtype or a shape: each changes the digest."""
+    import scipy.sparse as sp
+
+    def sparse() -> ChipGraph:
+        g = graph()
+        g.projections["w"].weights = sp.csr_matrix(g.projections["w"].weights)
+        return g
+
+    edits = {
+        "sparse data in place": lambda g: g.projections["w"].weights.data.__setitem__(0, 1000),
+        "meta entry": lambda g: g.meta.__setitem__("dt", 2e-4),
+        "nested meta": lambda g: g.meta.setdefault("input_scale", {}).__setitem__("x", 2.0),
+        "population shape": lambda g: setattr(g.populations["n"], "shape", (5, 1)),
+        "weight dtype": lambda g: setattr(g.projections["w"], "weights", g.projections["w"].weights.astype(np.int32)),
+    }
+    base = program_cache.graph_digest(sparse())
+    assert program_cache.graph_digest(sparse()) == base  # equal content, equal digest
+    for what, edit in edits.items():
+        g = sparse()
+        edit(g)
+        assert program_cache.graph_digest(g) != base, what
