@@ -246,16 +246,17 @@ def check_fidelity(result: Any, calibrate: Any = None, tolerance: Mapping[str, f
                 m["trace_error"] = float(np.sqrt(np.mean((trace - want) ** 2)) / norm) if norm > 0 else 0.0
         elif name in spiking:  # paired with a spiking float population (relays and helpers are graded)
             fired = np.asarray(aligned) != 0
-            m["spikes"] = int(fired.sum())
-            m["firing"] = float(fired.mean()) if fired.size else 0.0
+            m["spikes"] = np.count_nonzero(fired)
+            m["firing"] = m["spikes"] / fired.size if fired.size else 0.0
             f = spike_fidelity(name, aligned, _float_series(net, floats, name))
             m.update(agreement=float(f.count_agreement), timing=float(f.agreement),
                      reference_spikes=int(f.reference_spikes))
         if name in events:
             wrapped, above, below = events[name]
-            m["saturation"] = float(above.mean()) if above.size else 0.0
-            m["floor"] = float(below.mean()) if below.size else 0.0
-            m.update(wraps=int(wrapped.sum()), saturation_events=int(above.sum()), floor_events=int(below.sum()))
+            n_above, n_below = np.count_nonzero(above), np.count_nonzero(below)
+            m["saturation"] = n_above / above.size if above.size else 0.0
+            m["floor"] = n_below / below.size if below.size else 0.0
+            m.update(wraps=np.count_nonzero(wrapped), saturation_events=n_above, floor_events=n_below)
         zero_weights = "synapses" in q and q["synapses"] == 0 and bool(q.get("projections"))
         m["dead"] = int(zero_weights or m.get("spikes", 1) == 0)
         vth = q.get("vth")
@@ -362,8 +363,8 @@ def _population_overflows(pop: Any, run: Any, a: np.ndarray) -> tuple[np.ndarray
 
     batch, steps = a.shape[:2]
 
-    def flat(x) -> np.ndarray:
-        return np.asarray(x, np.int64).reshape(batch, steps, -1)
+    def flat(x, dtype=None) -> np.ndarray:
+        return np.asarray(x, dtype).reshape(batch, steps, -1)
 
     def before(x: np.ndarray) -> np.ndarray:  # each step's previous value (zero before the first step)
         return np.concatenate([np.zeros_like(x[:, :1]), x[:, :-1]], axis=1)
@@ -371,12 +372,13 @@ def _population_overflows(pop: Any, run: Any, a: np.ndarray) -> tuple[np.ndarray
     def param(value) -> np.ndarray:
         return np.broadcast_to(np.asarray(value, np.int64), pop.shape).reshape(-1)
 
-    s, u, v, a = flat(run.probes[f"{pop.name}/s"]), flat(run.probes[f"{pop.name}/u"]), flat(run.probes[f"{pop.name}/v"]), flat(a)
+    u, v, a = flat(run.probes[f"{pop.name}/u"]), flat(run.probes[f"{pop.name}/v"]), flat(a)  # as recorded (int32)
     bias, vth_e = bias_value(param(pop.bias_mant), param(pop.bias_exp)), threshold_value(param(pop.vth))
     du, dv = param(pop.du), param(pop.dv)
     if _overflow_free(u, v, a, du, dv, bias, vth_e if pop.reset_mode == "subtract" else 0):  # u, v: every step's previous state too
         none = np.zeros(a.shape, bool)
         return none, none, none
+    s, u, v, a = flat(run.probes[f"{pop.name}/s"], np.int64), flat(u, np.int64), flat(v, np.int64), flat(a, np.int64)
     prev = NeuronState(u=before(u), v=before(v), spiked=before(s != 0) & pop.spiking)
     return step_overflows(
         prev, a, du=du, dv=dv, bias=bias, vth_e=vth_e, kind=pop.model, reset_mode=pop.reset_mode,
@@ -396,9 +398,12 @@ def _overflow_free(u: np.ndarray, v: np.ndarray, a: np.ndarray, du: Any, dv: Any
 
     n = u.shape[-1]
 
-    def peak(x) -> np.ndarray:
-        x = np.abs(np.asarray(x, np.int64))
-        return x.reshape(-1, n).max(axis=0, initial=0) if x.ndim == 3 else np.broadcast_to(x, (n,))
+    def peak(x) -> np.ndarray:  # per neuron, the largest |x| (an array's in its own integer type, then int64)
+        x = np.asarray(x)
+        if x.ndim != 3:
+            return np.broadcast_to(np.abs(np.asarray(x, np.int64)), (n,))
+        rows = x.reshape(-1, n)
+        return np.maximum(rows.max(axis=0, initial=0).astype(np.int64), -rows.min(axis=0, initial=0).astype(np.int64))
 
     def kept(top, factor) -> np.ndarray:  # the largest |decay(x)| for |x| <= top
         return (top * np.broadcast_to(np.asarray(factor, np.int64), (n,))) >> 12
