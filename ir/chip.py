@@ -14,8 +14,8 @@ flattened in C order for dense/sparse projections; convolutions see their source
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Iterator, Literal
+from dataclasses import KW_ONLY, dataclass, field
+from typing import Any, Iterator, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -316,90 +316,104 @@ class ConvGeometry:
         )
 
 
+ProjectionKind = Literal["dense", "sparse", "conv"]
+
+
+def _argument(args: tuple, kwargs: dict, name: str, index: int, default=None):
+    """One constructor argument of a Projection, given by position or keyword."""
+    return args[index] if len(args) > index else kwargs.get(name, default)
+
+
 @dataclass
 class Projection:
-    """Synapses from `src` (input or population) onto population `dst`.
+    """Synapses from `src` (input or population) onto population `dst`: the base of the three
+    kinds, `DenseProjection` (weights [dst.size, src.size]), `SparseProjection` (a scipy CSR
+    matrix of that shape) and `ConvProjection` (weights [C_out, C_in/groups, kh, kw] with its
+    `conv` geometry). `Projection(..., kind=...)` builds the subclass `kind` names (default
+    "dense"), and `kind` reads it back, so `dataclasses.replace(p, kind="sparse", weights=m)`
+    changes the class too. Code that needs one kind's fields tests `isinstance(p, ConvProjection)`
+    (which also tells a type checker that `p.conv` is set).
 
-    `kind` is 'dense' (weights [dst.size, src.size]), 'sparse' (a scipy CSR matrix of that shape)
-    or 'conv' (weights [C_out, C_in/groups, kh, kw] with `conv` geometry). Weights are the
-    integers handed to Lava (range -256..255); Dense/Sparse truncate them to `num_weight_bits`
-    for their sign mode exactly as Lava does (`effective_weights`). Lava's fixed-point Conv
-    applies neither `weight_exp` nor truncation, so a conv projection must have weight_exp 0 and
-    uses its weights as given (any value in -256..255; num_weight_bits only counts memory).
-    `delay` (0..62) is a scalar or, for dense, one per synapse.
+    Weights are the integers handed to Lava (range -256..255); Dense/Sparse truncate them to
+    `num_weight_bits` for their sign mode exactly as Lava does (`effective_weights`). Lava's
+    fixed-point Conv applies neither `weight_exp` nor truncation, so a conv projection must have
+    weight_exp 0 and uses its weights as given (any value in -256..255; num_weight_bits only
+    counts memory). `delay` (0..62) is a scalar or, for dense, one per synapse.
     `num_message_bits` > 0 means the source sends graded spikes (the payload is multiplied).
     `direct`: no synapse at all, the input's values reach the target's `a_in` in the same step
     (zero latency, one-to-one, weight 1): how lava-dl netx wires `net.inp` to an input layer's
     neurons. Only an `InputPopulation` can be a direct source; it costs no synaptic memory or ops.
+    `conv`, `meta`, `port` and `direct` are keyword-only.
     """
 
     name: str
     src: str
     dst: str
     weights: np.ndarray | sp.csr_matrix
-    kind: Literal["dense", "sparse", "conv"] = "dense"
+    kind: ProjectionKind = "dense"
     weight_exp: int = 0
     num_weight_bits: int = 8
     num_message_bits: int = 0
     delay: int | np.ndarray = 0
+    _: KW_ONLY
     conv: ConvGeometry | None = None
     meta: dict = field(default_factory=dict)
     port: str = DEFAULT_PORT
     direct: bool = False
 
-    def __post_init__(self):
+    def __new__(cls, *args: Any, **kwargs: Any):
+        """The subclass `kind` names. `cls.__new__(cls)` (pickle, copy) gives `cls` itself."""
+        kind = _argument(args, kwargs, "kind", 4, cls.__dataclass_fields__["kind"].default)
+        target = _PROJECTION_KINDS.get(kind) if isinstance(kind, str) else None
+        if target is None or (target is ConvProjection and (args or kwargs) and kwargs.get("conv") is None):
+            name, src, dst = (_argument(args, kwargs, key, i) for i, key in enumerate(("name", "src", "dst")))
+            where = f"projection {name!r} ({src} -> {dst})"
+            if target is None:
+                raise ParameterError("unknown projection kind", where=where, expected="dense, sparse or conv", got=kind)
+            raise ParameterError("conv projection without geometry", where=where, hint="pass conv=ConvGeometry(...)")
+        obj = object.__new__(target)
+        if not issubclass(target, cls):  # replace(conv_proj, kind="sparse", ...): Python only initialises instances of cls
+            target.__init__(obj, *args, **kwargs)
+        return obj
+
+    def __post_init__(self) -> None:
         where = f"projection {self.name!r} ({self.src} -> {self.dst})"
-        if self.kind not in ("dense", "sparse", "conv"):
-            raise ParameterError("unknown projection kind", where=where, expected="dense, sparse or conv", got=self.kind)
         for name in ("weight_exp", "num_weight_bits", "num_message_bits"):
             setattr(self, name, SPECS[name].check(getattr(self, name), f"{where}.{name}"))
-        if self.kind == "sparse":
-            if not sp.issparse(self.weights):
-                self.weights = sp.csr_matrix(np.asarray(self.weights))
-            self.weights = sp.csr_matrix(self.weights)
-            self.weights.data = np.asarray(SPECS["weight"].check(self.weights.data, f"{where}.weights")).reshape(-1)
-            self.weights.data = self.weights.data.astype(np.int64, copy=False)
-        else:
-            if sp.issparse(self.weights):
-                self.weights = self.weights.toarray()
-            self.weights = np.asarray(SPECS["weight"].check(self.weights, f"{where}.weights"))
-        want_ndim = 4 if self.kind == "conv" else 2
-        if self.weights.ndim != want_ndim:
-            raise ShapeError(
-                f"{self.kind} weights must have {want_ndim} dimensions", where=where, got=self.weights.shape
-            )
-        self.delay = SPECS["delay"].check(self.delay, f"{where}.delay")
-        if np.ndim(self.delay) and (self.kind != "dense" or self.delay.shape != self.weights.shape):
+        self._check(where)
+        if self.direct:
+            self._check_direct(where)
+
+    def _check(self, where: str) -> None:
+        """The invariants of one kind: weights, delay, geometry."""
+        raise NotImplementedError
+
+    def _weight_array(self, where: str) -> np.ndarray:
+        """The weights as a checked int64 array (a sparse matrix given is densified)."""
+        w: Any = self.weights
+        return np.asarray(SPECS["weight"].check(w.toarray() if sp.issparse(w) else w, f"{where}.weights"))
+
+    def _check_ndim(self, want: int, where: str) -> None:
+        if self.weights.ndim != want:
+            raise ShapeError(f"{self.kind} weights must have {want} dimensions", where=where, got=self.weights.shape)
+
+    def _checked_delay(self, where: str, per_synapse: bool = False) -> int | np.ndarray:
+        """`delay` in range; an array only where the kind allows one per synapse, shaped like the weights."""
+        delay = SPECS["delay"].check(self.delay, f"{where}.delay")
+        if isinstance(delay, np.ndarray) and (not per_synapse or delay.shape != self.weights.shape):
             raise ShapeError(
                 "per-synapse delays must be a dense array shaped like the weights",
                 where=f"{where}.delay",
                 expected=self.weights.shape,
-                got=np.shape(self.delay),
+                got=np.shape(delay),
             )
-        if self.kind == "conv":
-            if self.conv is None:
-                raise ParameterError("conv projection without geometry", where=where)
-            if self.weight_exp != 0 or np.any(self.delay):
-                raise ParameterError(
-                    "Lava's fixed-point Conv applies no weight_exp and no delay",
-                    where=where,
-                    expected="weight_exp=0, delay=0",
-                    got=(self.weight_exp, self.delay),
-                    hint="fold the exponent into the weights and the target's threshold, or use a dense projection",
-                )
-            c_out = self.conv.out_shape[0]
-            c_in = self.conv.in_shape[0]
-            expect = (c_out, c_in // self.conv.groups, *self.conv.kernel)
-            if self.weights.shape != expect or c_in % self.conv.groups or c_out % self.conv.groups:
-                raise ShapeError("conv kernel does not match its geometry", where=where, expected=expect, got=self.weights.shape)
-        if self.direct:
-            self._check_direct(where)
+        return delay
 
     def _check_direct(self, where: str) -> None:
         """A direct projection is the identity: one-to-one, weight 1, no exponent, no delay."""
         self.direct = bool(self.direct)
         w = self.weights
-        square = self.kind != "conv" and w.shape[0] == w.shape[1]
+        square = not isinstance(self, ConvProjection) and w.shape[0] == w.shape[1]
         identity = square and (
             (w != sp.identity(w.shape[0], dtype=np.int64, format="csr")).nnz == 0 if sp.issparse(w)
             else np.array_equal(w, np.eye(w.shape[0], dtype=np.int64))
@@ -420,13 +434,10 @@ class Projection:
     def num_synapses(self) -> int:
         """Stored synapses: nonzero weights (dense, sparse) or kernel entries (conv, shared); a
         direct projection has none."""
-        if self.direct:
-            return 0
-        if isinstance(self.weights, sp.csr_matrix):  # kind "sparse", converted at construction
-            return int(self.weights.nnz)
-        if self.kind == "conv":
-            return int(self.weights.size)
-        return int(np.count_nonzero(self.weights))
+        return 0 if self.direct else self._stored_synapses()
+
+    def _stored_synapses(self) -> int:
+        raise NotImplementedError
 
     @property
     def max_delay(self) -> int:
@@ -434,23 +445,106 @@ class Projection:
 
     @property
     def geometry(self) -> ConvGeometry:
-        """The geometry of a conv projection (every one has it, checked at construction)."""
+        """The geometry of a conv projection; new code tests `isinstance(p, ConvProjection)` and reads `p.conv`."""
         if self.conv is None:
             raise ParameterError(
                 "projection has no conv geometry", where=f"projection {self.name!r}", got=self.kind,
-                hint="only a conv projection has one: test `kind == 'conv'` first",
+                hint="only a conv projection has one: test `isinstance(p, ConvProjection)` first",
             )
         return self.conv
 
     def effective_weights(self):
         """Weights as the chip applies them (Lava's clip + truncation for dense/sparse)."""
-        if self.kind == "conv":
-            return self.weights
-        if self.kind == "sparse":  # truncate_weights returns new data: only the index arrays are copied
-            w = self.weights
-            return sp.csr_matrix((truncate_weights(w.data, self.num_weight_bits, self.sign_mode), w.indices.copy(), w.indptr.copy()),
-                                 shape=w.shape)
+        raise NotImplementedError
+
+
+@dataclass
+class DenseProjection(Projection):
+    """Weights [dst.size, src.size] as an int64 array; `delay` one per projection or one per synapse
+    (an array shaped like the weights). It has no geometry: a `conv` given (say by
+    `dataclasses.replace` of a conv projection) is dropped."""
+
+    weights: np.ndarray
+    kind: ProjectionKind = "dense"
+
+    def _check(self, where: str) -> None:
+        self.conv = None
+        self.weights = self._weight_array(where)
+        self._check_ndim(2, where)
+        self.delay = self._checked_delay(where, per_synapse=True)
+
+    def _stored_synapses(self) -> int:
+        return int(np.count_nonzero(self.weights))
+
+    def effective_weights(self) -> np.ndarray:
         return truncate_weights(self.weights, self.num_weight_bits)
+
+
+@dataclass
+class SparseProjection(Projection):
+    """Weights [dst.size, src.size] as a CSR matrix of int64 (a dense array given is converted);
+    one `delay` for every synapse. A `conv` given is dropped, as for `DenseProjection`."""
+
+    weights: sp.csr_matrix
+    kind: ProjectionKind = "sparse"
+    delay: int = 0
+
+    def _check(self, where: str) -> None:
+        self.conv = None
+        if not sp.issparse(self.weights):
+            self.weights = sp.csr_matrix(np.asarray(self.weights))
+        self.weights = sp.csr_matrix(self.weights)
+        self.weights.data = np.asarray(SPECS["weight"].check(self.weights.data, f"{where}.weights")).reshape(-1)
+        self.weights.data = self.weights.data.astype(np.int64, copy=False)
+        self._check_ndim(2, where)
+        self.delay = int(self._checked_delay(where))
+
+    def _stored_synapses(self) -> int:
+        return int(self.weights.nnz)
+
+    def effective_weights(self) -> sp.csr_matrix:
+        # truncate_weights returns new data: only the index arrays are copied
+        w = self.weights
+        return sp.csr_matrix((truncate_weights(w.data, self.num_weight_bits, self.sign_mode), w.indices.copy(), w.indptr.copy()),
+                             shape=w.shape)
+
+
+@dataclass
+class ConvProjection(Projection):
+    """A 2-D convolution: the kernel [C_out, C_in/groups, kh, kw] (int64) slid over the source as
+    `conv` says. Lava's fixed-point Conv has no weight exponent and no delay: both must be 0."""
+
+    weights: np.ndarray
+    kind: ProjectionKind = "conv"
+    delay: int = 0
+    conv: ConvGeometry = field(kw_only=True)
+
+    def _check(self, where: str) -> None:
+        self.weights = self._weight_array(where)
+        self._check_ndim(4, where)
+        self.delay = int(self._checked_delay(where))
+        if self.weight_exp != 0 or self.delay:
+            raise ParameterError(
+                "Lava's fixed-point Conv applies no weight_exp and no delay",
+                where=where,
+                expected="weight_exp=0, delay=0",
+                got=(self.weight_exp, self.delay),
+                hint="fold the exponent into the weights and the target's threshold, or use a dense projection",
+            )
+        c_out = self.conv.out_shape[0]
+        c_in = self.conv.in_shape[0]
+        expect = (c_out, c_in // self.conv.groups, *self.conv.kernel)
+        if self.weights.shape != expect or c_in % self.conv.groups or c_out % self.conv.groups:
+            raise ShapeError("conv kernel does not match its geometry", where=where, expected=expect, got=self.weights.shape)
+
+    def _stored_synapses(self) -> int:
+        return int(self.weights.size)
+
+    def effective_weights(self) -> np.ndarray:
+        return self.weights
+
+
+_PROJECTION_KINDS: dict[str, type[Projection]] = {"dense": DenseProjection, "sparse": SparseProjection, "conv": ConvProjection}
 
 
 @dataclass
@@ -475,11 +569,8 @@ class ChipGraph:
     # -- building ---------------------------------------------------------------------------------
     def add(self, item):
         """Add an input, population or projection; names are unique across the graph."""
-        table = {
-            InputPopulation: self.inputs,
-            Population: self.populations,
-            Projection: self.projections,
-        }.get(type(item))
+        table = (self.inputs if isinstance(item, InputPopulation) else self.populations if isinstance(item, Population)
+                 else self.projections if isinstance(item, Projection) else None)
         if table is None:
             raise TypeError(f"cannot add {type(item).__name__} to a ChipGraph")
         if item.name in self.inputs or item.name in self.populations or item.name in self.projections:
