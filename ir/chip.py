@@ -638,12 +638,12 @@ class ChipGraph:
             if p.dst not in self.populations:
                 raise GraphError("projection target is not a population", where=where, expected=sorted(self.populations), got=p.dst)
             dst = self.populations[p.dst]
-            if p.kind == "conv":
-                if tuple(src.shape) != p.geometry.in_shape or tuple(dst.shape) != p.geometry.out_shape:
+            if isinstance(p, ConvProjection):
+                if tuple(src.shape) != p.conv.in_shape or tuple(dst.shape) != p.conv.out_shape:
                     raise ShapeError(
                         "conv geometry does not match its source/target shapes",
                         where=where,
-                        expected=(p.geometry.in_shape, p.geometry.out_shape),
+                        expected=(p.conv.in_shape, p.conv.out_shape),
                         got=(src.shape, dst.shape),
                     )
             elif p.weights.shape != (dst.size, src.size):

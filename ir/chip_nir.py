@@ -52,7 +52,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .fixed_point.units import DECAY_ONE, STATE_UNIT
-from .chip import ChipGraph, ConvGeometry, InputPopulation, OutputPort, Population, Projection
+from .chip import ChipGraph, ConvGeometry, ConvProjection, InputPopulation, OutputPort, Population, Projection
 from .errors import ModelFileError, ParameterError, SnncError
 from .timestep import check_dt
 
@@ -94,7 +94,7 @@ def chip_to_nir(graph: ChipGraph, *, dt: float | None = None) -> nir.NIRGraph:
         pname = names.take(proj.name)
         nodes[pname] = _projection_node(proj, graph)
         src = nir_name[proj.src]
-        if proj.kind != "conv" and len(graph.source(proj.src).shape) > 1:
+        if not isinstance(proj, ConvProjection) and len(graph.source(proj.src).shape) > 1:
             fname = names.take(f"{proj.name}.flatten")
             shape = np.array(graph.source(proj.src).shape)
             nodes[fname] = nir.Flatten(
@@ -262,8 +262,8 @@ def _projection_node(proj: Projection, graph: ChipGraph) -> nir.NIRNode:
         "direct": bool(proj.direct),
     }
     weight = float_weights(proj)
-    if proj.kind == "conv":
-        c = proj.geometry
+    if isinstance(proj, ConvProjection):
+        c = proj.conv
         record["conv"] = {
             "in_shape": list(c.in_shape), "out_shape": list(c.out_shape), "kernel": list(c.kernel),
             "stride": list(c.stride), "padding": list(c.padding), "dilation": list(c.dilation), "groups": c.groups,

@@ -44,7 +44,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import scipy.sparse as sp
 
-from snnc.ir.chip import PROGRAMMABLE_KINDS, ChipGraph, InputPopulation, Population, Projection
+from snnc.ir.chip import PROGRAMMABLE_KINDS, ChipGraph, ConvProjection, InputPopulation, Population, Projection, SparseProjection
 from snnc.ir.errors import BackendError, GraphError, ShapeError
 from snnc.ir.fixed_point.resonator import RF_KINDS, period_alpha
 from snnc.ir.fixed_point.units import DECAY_ONE, STATE_UNIT
@@ -176,8 +176,8 @@ def projection_kwargs(proj: Projection, tag: str) -> tuple[type, dict]:
     from lava.proc.sparse.process import DelaySparse, Sparse
 
     fixed = tag == "fixed_pt"
-    if proj.kind == "conv":
-        g = proj.geometry
+    if isinstance(proj, ConvProjection):
+        g = proj.conv
         weight = conv_kernel_to_lava(proj.weights)
         weight = weight.astype(np.int64) if fixed else weight.astype(float) * FLOAT_UNIT
         kw = dict(
@@ -195,7 +195,7 @@ def projection_kwargs(proj: Projection, tag: str) -> tuple[type, dict]:
         return Conv, kw
 
     delayed = proj.max_delay > 0
-    if proj.kind == "sparse":
+    if isinstance(proj, SparseProjection):
         if fixed:
             weights = sp.csr_matrix(proj.weights, dtype=np.int64)
         else:
@@ -212,7 +212,7 @@ def projection_kwargs(proj: Projection, tag: str) -> tuple[type, dict]:
     if fixed:
         kw.update(weight_exp=int(proj.weight_exp), num_weight_bits=int(proj.num_weight_bits), sign_mode=_sign_mode(proj))
     if delayed:
-        if proj.kind == "sparse":
+        if isinstance(proj, SparseProjection):
             delays = weights.copy().astype(np.int64)
             delays.data = np.full(delays.nnz, int(proj.delay), dtype=np.int64)
         else:
@@ -483,7 +483,7 @@ def _connect(net: LavaNetwork, graph: ChipGraph, proj: Projection, proc) -> None
     dst = graph.populations[proj.dst]
     out = _out_port(net, proj.src)
     target = getattr(net.populations[proj.dst], proj.port)
-    if proj.kind == "conv":
+    if isinstance(proj, ConvProjection):
         out.transpose([2, 1, 0]).connect(proc.s_in)
         proc.a_out.transpose([2, 1, 0]).connect(target)
         return

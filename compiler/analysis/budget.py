@@ -77,7 +77,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from snnc.ir.bits import SPECS, STATE_BITS
-from snnc.ir.chip import ChipGraph, Population, Projection
+from snnc.ir.chip import ChipGraph, ConvProjection, Population, Projection, SparseProjection
 from snnc.ir.fixed_point.resonator import RF_KINDS
 from snnc.ir.errors import GraphError
 
@@ -547,14 +547,14 @@ def _input_bounds(graph: ChipGraph, proj: Projection, dst: Population) -> tuple[
     """Per target neuron: the largest positive and negative sums this projection can deliver in one
     step, after weight_exp and before the << 6 (object arrays of Python ints: no int64 overflow)."""
     w = proj.effective_weights()
-    if proj.kind == "sparse":
+    if isinstance(proj, SparseProjection):
         pos = np.asarray(w.maximum(0).sum(axis=1)).reshape(-1)
         neg = np.asarray((-w).maximum(0).sum(axis=1)).reshape(-1)
-    elif proj.kind == "conv":
+    elif isinstance(proj, ConvProjection):
         w = np.asarray(w, dtype=np.int64)
         per_pos = np.clip(w, 0, None).sum(axis=(1, 2, 3))  # per output channel
         per_neg = np.clip(-w, 0, None).sum(axis=(1, 2, 3))
-        positions = math.prod(proj.geometry.out_shape[1:])
+        positions = math.prod(proj.conv.out_shape[1:])
         pos, neg = np.repeat(per_pos, positions), np.repeat(per_neg, positions)
     else:
         w = np.asarray(w, dtype=np.int64)

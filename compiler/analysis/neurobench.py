@@ -22,6 +22,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from snnc.ir.chip import ConvProjection, Projection, SparseProjection
 from snnc.ir.errors import ShapeError
 
 
@@ -110,13 +111,13 @@ def probed_membrane_updates(chip, probes) -> float | None:
     return membrane_updates(traces, samples=int(traces[0].shape[1]))
 
 
-def _connections(proj) -> int:
+def _connections(proj: Projection) -> int:
     """Connections of one projection as neurobench's Dense counts them (see `chip_metrics`)."""
-    if proj.kind == "conv":
+    if isinstance(proj, ConvProjection):
         from snnc.ir.conv import conv_matrix
 
         return int(conv_matrix(np.ones(proj.weights.shape, np.int64), proj.conv).nnz)
-    return int(proj.weights.nnz if proj.kind == "sparse" else proj.weights.size)
+    return int(proj.weights.nnz if isinstance(proj, SparseProjection) else proj.weights.size)
 
 
 def chip_metrics(chip, activity) -> dict[str, float | None]:

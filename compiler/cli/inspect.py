@@ -116,6 +116,7 @@ def _int_summary(value, per: str = "neuron") -> str:
 
 def _inspect_chip(graph, label: str, console) -> None:
     from snnc.ir.bits import SPECS, STATE_BITS
+    from snnc.ir.chip import ConvProjection
 
     b = {k: s.bits for k, s in SPECS.items()}
     console.print(_table(
@@ -147,7 +148,7 @@ def _inspect_chip(graph, label: str, console) -> None:
     proj_rows = []
     for p in graph.projections.values():
         geom = ""
-        if p.kind == "conv":
+        if isinstance(p, ConvProjection):
             c = p.conv
             geom = f"k{_shape(c.kernel)} s{_shape(c.stride)} p{_shape(c.padding)} d{_shape(c.dilation)} g{c.groups}"
         proj_rows.append((p.name, f"{p.src} -> {p.dst}", p.kind + (f" {geom}" if geom else ""), _shape(p.weights.shape), p.num_synapses,

@@ -41,7 +41,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from snnc.ir.bits import SPECS
-from snnc.ir.chip import ChipGraph, InputPopulation, Population, Projection
+from snnc.ir.chip import ChipGraph, ConvProjection, InputPopulation, Population, Projection
 from snnc.ir.errors import UnsupportedNodeError
 
 NETX_BIAS_EXP = 6
@@ -115,7 +115,7 @@ def netx_layers(graph: ChipGraph) -> tuple[list[dict[str, Any]], NetxRunOptions]
         layers.append({"type": "input", "shape": np.asarray(inp.shape, np.int64)})
     src_shape = tuple(inp.shape)
     for pop, proj, rec in chain[1:] if first.direct else chain:
-        if proj.kind == "conv":
+        if isinstance(proj, ConvProjection):
             layers.append(_conv_layer(graph, pop, proj))
         else:
             if len(src_shape) > 1:
@@ -305,7 +305,7 @@ def _dense_layer(graph: ChipGraph, pop: Population, proj: Projection, rec: Proje
     w = _applied_weights(proj)
     layer: dict[str, Any] = {"type": "dense_rec" if rec is not None else "dense", "shape": np.asarray(pop.shape, np.int64)}
     if rec is not None:
-        if rec.kind == "conv" or rec.max_delay or proj.max_delay:
+        if isinstance(rec, ConvProjection) or rec.max_delay or proj.max_delay:
             raise UnsupportedNodeError(
                 "netx's recurrent dense layer has no delays and a dense recurrence", where=f"projection {rec.name!r}",
                 hint="lava-dl 0.6 netx builds delayed recurrent layers without their weight exponent",
@@ -342,9 +342,8 @@ def _netx_delay(proj: Projection, w: np.ndarray) -> np.ndarray | None:
     )
 
 
-def _conv_layer(graph: ChipGraph, pop: Population, proj: Projection) -> dict[str, Any]:
+def _conv_layer(graph: ChipGraph, pop: Population, proj: ConvProjection) -> dict[str, Any]:
     g = proj.conv
-    assert g is not None  # validated: a conv projection has its geometry
     w = np.asarray(proj.weights, np.int64)
     bias = _netx_bias(pop)
     per_channel = bias.reshape(bias.shape[0], -1)

@@ -41,7 +41,7 @@ from typing import Any, ClassVar, Mapping as MappingT
 import numpy as np
 import scipy.sparse as sp
 
-from snnc.ir.chip import ChipGraph, Population, Projection
+from snnc.ir.chip import ChipGraph, ConvProjection, DenseProjection, Population, Projection
 from snnc.ir.conv import conv_pattern
 from snnc.ir.errors import GraphError, ResourceError
 
@@ -246,12 +246,13 @@ class _Conn:
         self.dst_size = dst_size
         self.weight_bits = int(proj.num_weight_bits)
         self.delay_bits = int(proj.max_delay).bit_length()
-        if proj.kind == "dense":
+        self.geometry = proj.conv if isinstance(proj, ConvProjection) else None
+        if isinstance(proj, DenseProjection):
             self.dense = np.asarray(proj.weights) != 0
             self.csr = None
         else:
             self.dense = None
-            self.csr = conv_pattern(proj.weights, proj.geometry) if proj.kind == "conv" else _sparse_pattern(proj.weights)
+            self.csr = conv_pattern(proj.weights, proj.conv) if isinstance(proj, ConvProjection) else _sparse_pattern(proj.weights)
 
     @property
     def pattern(self) -> sp.csr_matrix:
@@ -280,8 +281,8 @@ class _Conn:
         if self.kind == "dense":
             axons = int(np.count_nonzero(counts))
             return axons * _words(n * syn, word)
-        if self.kind == "conv" and shared_conv:
-            g = self.proj.geometry
+        g = self.geometry
+        if g is not None and shared_conv:
             plane = g.out_shape[1] * g.out_shape[2]
             channels = (b - 1) // plane - a // plane + 1
             per_channel = (g.in_shape[0] // g.groups) * g.kernel[0] * g.kernel[1]
@@ -299,8 +300,8 @@ class _Conn:
         syn = self.weight_bits + self.delay_bits
         if self.kind == "dense":
             mem = fan_in * _words(syn, word)
-        elif self.kind == "conv" and shared_conv:
-            g = self.proj.geometry
+        elif self.geometry is not None and shared_conv:
+            g = self.geometry
             per_channel = (g.in_shape[0] // g.groups) * g.kernel[0] * g.kernel[1]
             mem = np.full(self.dst_size, _words(per_channel * self.weight_bits, word))
         else:
@@ -882,8 +883,8 @@ def _projection_summary(p: Projection, graph: ChipGraph, component: dict[str, in
     (an RNN) must evaluate this projection at every time step, not once per inference.
     """
     src, dst = graph.source(p.src), graph.populations[p.dst]
-    if p.kind == "conv":
-        g = p.geometry
+    if isinstance(p, ConvProjection):
+        g = p.conv
         macs = dst.size * (g.in_shape[0] // g.groups) * g.kernel[0] * g.kernel[1]
     else:
         macs = dst.size * src.size

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from snnc.ir.chip import ChipGraph, Projection
+from snnc.ir.chip import ChipGraph, ConvProjection, DenseProjection, Projection, SparseProjection
 from snnc.ir.errors import ParameterError, QuantizationError, ResourceError
 from snnc.ir.fixed_point.units import alpha_from_du, beta_from_dv
 
@@ -158,20 +158,20 @@ def _copy(graph: ChipGraph) -> ChipGraph:
 
 def _fan_in(p: Projection, axis: int = 1) -> np.ndarray:
     """Synapses per target neuron (axis=1: fan-in) or per source neuron (axis=0: fan-out)."""
-    if p.kind == "dense":
-        return np.count_nonzero(np.asarray(p.weights), axis=axis)
+    if isinstance(p, DenseProjection):
+        return np.count_nonzero(p.weights, axis=axis)
     m: Any = p.weights
-    if p.kind == "sparse" and np.count_nonzero(m.data) == m.nnz:  # every stored weight is a synapse: count them in place
+    if isinstance(p, SparseProjection) and np.count_nonzero(m.data) == m.nnz:  # every stored weight is a synapse: count them in place
         if axis == 1:
             return np.diff(m.indptr)
         step = 1 << 16  # column counts a piece at a time: bincount would copy every index to intp
         return sum((np.bincount(m.indices[i:i + step], minlength=m.shape[1]) for i in range(0, m.nnz, step)),
                    np.zeros(m.shape[1], np.int64))
-    if p.kind == "sparse":
-        m = sp.csr_matrix(p.weights, copy=True)
-    else:
+    if isinstance(p, ConvProjection):
         from .netlist import conv_matrix
 
-        m = conv_matrix(np.where(np.asarray(p.weights) != 0, 1.0, 0.0), p.geometry).tocsr()
+        m = conv_matrix(np.where(p.weights != 0, 1.0, 0.0), p.conv).tocsr()
+    else:
+        m = sp.csr_matrix(p.weights, copy=True)
     m.eliminate_zeros()
     return np.diff(m.indptr) if axis == 1 else np.diff(m.tocsc().indptr)

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from snnc.ir.chip import ChipGraph, OutputPort, Population, Projection
+from snnc.ir.chip import ChipGraph, ConvProjection, DenseProjection, OutputPort, Population, Projection, SparseProjection
 from snnc.ir.errors import QuantizationError
 
 from ..data.encoding import META_KEY
@@ -118,9 +118,9 @@ def split_heterogeneous(graph: ChipGraph, shared=("du", "dv", "vth"), tolerance:
             out.add(p)
             continue
         w = p.effective_weights()
-        if p.kind == "conv":
-            w = conv_matrix(np.asarray(w, dtype=np.float64), p.geometry).astype(np.int64)
-        w = sp.csr_matrix(w) if p.kind != "dense" else np.asarray(w)
+        if isinstance(p, ConvProjection):
+            w = conv_matrix(np.asarray(w, dtype=np.float64), p.conv).astype(np.int64)
+        w = np.asarray(w) if isinstance(p, DenseProjection) else sp.csr_matrix(w)
         for s_name, s_idx in srcs:
             for d_name, d_idx in dsts:
                 sub_w = w if d_idx is None else w[d_idx]
@@ -165,8 +165,8 @@ def _sub_projection(p: Projection, name, src, dst, weights, delay) -> Projection
             halved.data = halved.data // 2
         candidates.append((halved, p.weight_exp + 1))
     for w, exp in candidates:
-        q = Projection(name, src, dst, w, kind="dense" if dense else "sparse", weight_exp=exp,
-                       num_weight_bits=p.num_weight_bits, num_message_bits=p.num_message_bits, delay=delay, meta=dict(p.meta))
+        kind = DenseProjection if dense else SparseProjection
+        q = kind(name, src, dst, w, weight_exp=exp, num_weight_bits=p.num_weight_bits, num_message_bits=p.num_message_bits, delay=delay, meta=dict(p.meta))
         got = q.effective_weights()
         if (np.array_equal(got, w) if dense else (got != w).nnz == 0):
             return q
@@ -183,7 +183,7 @@ def _merge(g: ChipGraph, pop: Population, parts) -> str:
     g.add(Population(name, pop.shape, du=4095, dv=4095, vth=0, meta={"role": "merge", "merge_of": pop.name, "latency": latency}))
     for sub, idx in parts:
         eye = sp.csr_matrix((np.ones(idx.size, np.int64), (idx, np.arange(idx.size))), shape=(math.prod(pop.shape), idx.size))
-        g.add(Projection(f"{sub}>{name}", sub, name, eye, kind="sparse", num_weight_bits=8, meta={"float_delay": 0, "role": "merge"}))
+        g.add(SparseProjection(f"{sub}>{name}", sub, name, eye, num_weight_bits=8, meta={"float_delay": 0, "role": "merge"}))
     return name
 
 

@@ -33,7 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from snnc.ir.bits import SPECS
-from snnc.ir.chip import ChipGraph, Projection
+from snnc.ir.chip import ChipGraph, ConvProjection, DenseProjection, Projection, SparseProjection
 from snnc.ir.errors import GraphError, QuantizationError
 
 from .base import Pass, PassResult
@@ -240,16 +240,17 @@ class Timing(Pass):
 
 def with_delay(p: Projection, delay) -> Projection:
     """A copy of `p` with `delay` (a conv projection that needs one becomes sparse)."""
-    kind, weights, conv = p.kind, p.weights, p.conv
-    if kind == "conv" and np.any(np.asarray(delay) != 0):
-        weights = sp.csr_matrix(conv_matrix(np.asarray(p.weights, dtype=np.float64), p.geometry).astype(np.int64))
+    cls: type[Projection] = type(p)
+    weights = p.weights
+    if isinstance(p, ConvProjection) and np.any(np.asarray(delay) != 0):
+        weights = sp.csr_matrix(conv_matrix(np.asarray(p.weights, dtype=np.float64), p.conv).astype(np.int64))
         weights.eliminate_zeros()
-        kind, conv = "sparse", None
-    if np.ndim(delay) and kind != "dense":
-        kind = "dense"  # per-synapse delays need dense weights: Projection densifies sparse ones
+        cls = SparseProjection
+    if np.ndim(delay):
+        cls = DenseProjection  # per-synapse delays need dense weights: DenseProjection densifies sparse ones
     if np.ndim(delay) and np.all(delay == np.ravel(delay)[0]):
         delay = int(np.ravel(delay)[0])
-    return Projection(
-        name=p.name, src=p.src, dst=p.dst, weights=weights, kind=kind, weight_exp=p.weight_exp,
-        num_weight_bits=p.num_weight_bits, num_message_bits=p.num_message_bits, delay=delay, conv=conv, meta=dict(p.meta),
+    return cls(
+        name=p.name, src=p.src, dst=p.dst, weights=weights, weight_exp=p.weight_exp, num_weight_bits=p.num_weight_bits,
+        num_message_bits=p.num_message_bits, delay=delay, conv=p.conv if cls is ConvProjection else None, meta=dict(p.meta),
     )
