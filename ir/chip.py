@@ -291,22 +291,25 @@ class Population:
 
 @dataclass
 class ConvGeometry:
-    """A 2-D convolution from a (C, H, W) source onto a (C', H', W') target, torch conventions."""
+    """A 2-D convolution from a (C, H, W) source onto a (C', H', W') target, torch conventions:
+    `kernel`, `stride`, `padding` and `dilation` are (height, width) pairs. Any sequences of
+    integers of those lengths are accepted (NIR shapes are numpy arrays) and stored as tuples."""
 
-    in_shape: tuple[int, int, int]
-    out_shape: tuple[int, int, int]
-    kernel: tuple[int, int]
-    stride: tuple[int, int] = (1, 1)
-    padding: tuple[int, int] = (0, 0)
-    dilation: tuple[int, int] = (1, 1)
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...] = (1, 1)
+    padding: tuple[int, ...] = (0, 0)
+    dilation: tuple[int, ...] = (1, 1)
     groups: int = 1
 
-    def __post_init__(self):
-        self.in_shape = tuple(int(x) for x in self.in_shape)
-        self.out_shape = tuple(int(x) for x in self.out_shape)
-        self.kernel, self.stride, self.padding, self.dilation = (
-            tuple(int(x) for x in v) for v in (self.kernel, self.stride, self.padding, self.dilation)
-        )
+    def __post_init__(self) -> None:
+        for name, length in (("in_shape", 3), ("out_shape", 3), ("kernel", 2), ("stride", 2), ("padding", 2), ("dilation", 2)):
+            value = tuple(int(x) for x in getattr(self, name))
+            if len(value) != length:
+                raise ShapeError(f"conv geometry {name} must have {length} entries", where=f"ConvGeometry.{name}",
+                                 expected="(C, H, W)" if length == 3 else "(height, width)", got=value)
+            setattr(self, name, value)
         self.groups = int(self.groups)
 
     @staticmethod

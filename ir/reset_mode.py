@@ -17,12 +17,14 @@ Semantics, in the reference backend's Euler step (x = summed input, after integr
 from __future__ import annotations
 
 import warnings
+from typing import Literal
 
 import nir
 
 from .errors import ParameterError
 
-RESET_MODES = ("zero", "subtract", "none")
+ResetMode = Literal["zero", "subtract", "none"]
+RESET_MODES: tuple[ResetMode, ...] = ("zero", "subtract", "none")
 META_KEY = "reset_mode"
 SPIKING = (nir.LIF, nir.CubaLIF, nir.IF)
 
@@ -31,14 +33,15 @@ class AssumptionWarning(UserWarning):
     """snnc had to assume something a model file cannot state (shown as `snnc: warning:` by the CLI)."""
 
 
-def check_mode(mode: str, where: str) -> str:
-    if mode not in RESET_MODES:
-        raise ParameterError("unknown reset mode", where=where, expected=", ".join(RESET_MODES), got=mode,
-                             hint="zero: NIR's reset to v_reset; subtract: snnTorch's default; none: no reset")
-    return mode
+def check_mode(mode: str, where: str) -> ResetMode:
+    for known in RESET_MODES:
+        if mode == known:
+            return known
+    raise ParameterError("unknown reset mode", where=where, expected=", ".join(RESET_MODES), got=mode,
+                         hint="zero: NIR's reset to v_reset; subtract: snnTorch's default; none: no reset")
 
 
-def reset_mode_of(node) -> str:
+def reset_mode_of(node) -> ResetMode:
     """The reset mode of a spiking NIR node ("zero" when its metadata does not say)."""
     meta = getattr(node, "metadata", None) or {}
     mode = meta.get(META_KEY, "zero") if isinstance(meta, dict) else "zero"

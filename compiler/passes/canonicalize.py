@@ -52,7 +52,7 @@ from snnc.ir import shapes as S
 from snnc.ir.errors import ParameterError, UnsupportedNodeError
 from snnc.ir.graph import Graph
 from snnc.ir.reset_mode import META_KEY as RESET_KEY
-from snnc.ir.reset_mode import reset_mode_of
+from snnc.ir.reset_mode import ResetMode, reset_mode_of
 from snnc.ir.timestep import check_dt
 
 from .base import Pass, PassResult
@@ -78,7 +78,7 @@ class Cuba:
     thr: np.ndarray | None  # None: non-spiking (readout of v)
     offset: np.ndarray  # value added to v' to give the NIR output (non-spiking: v_leak)
     source: str = ""
-    reset_mode: str = "zero"  # snnc.ir.reset_mode: zero (v' = v_reset), subtract (v' -= thr next step), none
+    reset_mode: ResetMode = "zero"  # snnc.ir.reset_mode: zero (v' = v_reset), subtract (v' -= thr next step), none
     v_reset: np.ndarray | float = 0.0  # v' after a spike in reset_mode zero (v_reset - v_leak)
 
     @property

@@ -25,7 +25,7 @@ import scipy.sparse as sp
 from snnc.ir import conv as ir_conv
 from snnc.ir import shapes as S
 from snnc.ir.float_model import FloatModel
-from snnc.ir.chip import ConvGeometry
+from snnc.ir.chip import ConvGeometry, OutputVar
 from snnc.ir.errors import GraphError, UnsupportedNodeError
 from snnc.ir.graph import Graph
 
@@ -52,16 +52,17 @@ class LinOp:
         if self.kind == "identity":
             return sp.identity(self.n_in, format="csr", dtype=np.float64)
         if self.kind == "conv":
+            assert self.geom is not None  # a conv operator carries its geometry (node_op)
             return conv_matrix(self.data, self.geom)
         return self.data
 
     def sparse(self) -> sp.csr_matrix:
         m = self.matrix()
-        return sp.csr_matrix(m) if not sp.issparse(m) else m.tocsr()
+        return sp.csr_matrix(m) if isinstance(m, np.ndarray) else m.tocsr()
 
     def dense(self) -> np.ndarray:
         m = self.matrix()
-        return m.toarray() if sp.issparse(m) else np.asarray(m)
+        return np.asarray(m) if isinstance(m, np.ndarray) else m.toarray()
 
     def apply(self, vec: np.ndarray) -> np.ndarray:
         if self.kind == "identity":
@@ -169,6 +170,14 @@ class FloatPop:
     def size(self) -> int:
         return math.prod(self.shape)
 
+    @property
+    def neuron(self) -> Cuba:
+        """The neuron parameters of a 'neuron' population (an input has none)."""
+        if self.cuba is None:
+            raise GraphError("an input population has no neuron parameters", where=f"population {self.name!r}",
+                             hint="a bug: test kind == 'neuron' first")
+        return self.cuba
+
 
 @dataclass
 class FloatProj:
@@ -197,7 +206,7 @@ class FloatNet:
     pops: dict[str, FloatPop]
     projs: list[FloatProj]
     biases: dict[str, dict[int, np.ndarray]]  # population -> {first step: flat vector}
-    outputs: dict[str, tuple[str, str]]  # Output node -> (population, "s" | "v")
+    outputs: dict[str, tuple[str, OutputVar]]  # Output node -> (population, "s" | "v")
     time_shift: int | None = None
     extra_delay: dict[str, int] = field(default_factory=dict)  # steps the timing pass added to a loop (approximation)
     graph: Graph | None = None  # the canonical graph this view was lowered from (what `simulate` evaluates)
@@ -227,8 +236,8 @@ def _population_output(pop: FloatPop) -> tuple[list["_Contribution"], list["_Bia
     bias of the receiver (present at rest too, as the reference's integrators emit v_leak at rest)."""
     c = [_Contribution(pop.name, LinOp("identity", pop.size, pop.size), 0, [])]
     b: list[_Bias] = []
-    if pop.kind == "neuron" and not pop.cuba.spiking:
-        offset = np.broadcast_to(np.asarray(pop.cuba.offset, dtype=np.float64), pop.shape).ravel()
+    if pop.kind == "neuron" and not pop.neuron.spiking:
+        offset = np.broadcast_to(np.asarray(pop.neuron.offset, dtype=np.float64), pop.shape).ravel()
         if np.any(offset != 0):
             b.append(_Bias(offset.copy(), 0, True))
     return c, b
@@ -356,11 +365,11 @@ def lower(graph: Graph) -> FloatNet:
             contribs.extend(cs)
             biases.extend(bs)
         # A gain canonicalize could not fold into a single feeding node scales every input here.
-        gain = np.broadcast_to(pop.cuba.gain, pop.shape).ravel().astype(np.float64)
+        gain = np.broadcast_to(pop.neuron.gain, pop.shape).ravel().astype(np.float64)
         if not np.all(gain == 1.0):
             contribs = [_Contribution(c.src, _scale_rows(c.op, gain), c.delay, c.nodes) for c in contribs]
             biases = [_Bias(bz.vec * gain, bz.start, bz.in_rest) for bz in biases]
-            pop.cuba.gain = np.ones(pop.shape)
+            pop.neuron.gain = np.ones(pop.shape)
         # Group by (source, delay) and sum.
         groups: dict[tuple, _Contribution] = {}
         for c in contribs:
@@ -387,7 +396,7 @@ def lower(graph: Graph) -> FloatNet:
         table = {k: v for k, v in table.items() if np.any(v != 0)}
         if table:
             biases_by_pop[dst] = table
-    outputs: dict[str, tuple[str, str]] = {}
+    outputs: dict[str, tuple[str, OutputVar]] = {}
     for name in graph.outputs:
         preds = graph.predecessors(name)
         if len(preds) != 1 or preds[0] not in pops or pops[preds[0]].kind != "neuron":
@@ -399,7 +408,7 @@ def lower(graph: Graph) -> FloatNet:
         if (preds[0], name) in graph.recurrent:
             raise GraphError("output behind a recurrent edge", where=f"{graph.source}: node {name!r}")
         pop = pops[preds[0]]
-        outputs[name] = (preds[0], "s" if pop.cuba.spiking else "v")
+        outputs[name] = (preds[0], "s" if pop.neuron.spiking else "v")
     shift = graph.metadata.get(META_TIME_SHIFT)
     extra = {str(k): int(np.asarray(v)) for k, v in dict(graph.metadata.get(META_EXTRA_DELAY) or {}).items()}
     return FloatNet(dt, pops, projs, biases_by_pop, outputs, None if shift is None else int(np.asarray(shift)), extra, graph)
@@ -408,6 +417,7 @@ def lower(graph: Graph) -> FloatNet:
 def _scale_rows(op: LinOp, gain: np.ndarray) -> LinOp:
     """diag(gain) o op, keeping a convolution when the gain is constant per output channel."""
     if op.kind == "conv":
+        assert op.geom is not None  # a conv operator carries its geometry (node_op)
         per = gain.reshape(op.geom.out_shape)
         if np.all(per == per[:, :1, :1]):
             return LinOp("conv", op.n_in, op.n_out, op.data * per[:, 0, 0][:, None, None, None], op.geom)

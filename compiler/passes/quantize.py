@@ -74,7 +74,8 @@ import scipy.sparse as sp
 from snnc.ir.bits import SPECS, representable_weight_range, sign_mode
 from snnc.ir.fixed_point import V_MAX, NeuronState, neuron_step
 from snnc.ir.fixed_point.units import STATE_UNIT, threshold_value
-from snnc.ir.chip import ChipGraph, InputPopulation, OutputPort, Population, Projection
+from snnc.ir.chip import (ChipGraph, ConvProjection, DenseProjection, InputPopulation, NeuronModel, OutputPort, Population, Projection,
+                          ResetMode, SparseProjection)
 from snnc.ir.errors import ParameterError, QuantizationError, ShapeError
 from snnc.ir.graph import Graph
 
@@ -282,7 +283,7 @@ def quantize_weights(values: np.ndarray, scale, bits: int, mode: str, groups: in
     for mask, side_mode in sides:
         if not np.any(mask):
             continue
-        v, sc = values[mask], (scale_arr if scalar else scale_arr[mask])
+        v, sc = values[mask], (scale_arr if isinstance(scale_arr, float) else scale_arr[mask])
         ei, qi, _ = _best_exponent(v, sc, bits, side_mode, range(e_min, e_max + 1))
         q[mask], e[mask] = qi, ei
     return q, e
@@ -483,7 +484,7 @@ class Quantize(Pass):
             if var == "v":
                 p = chip.populations[pop_name]
                 chip.meta.setdefault("output_scale", {})[port] = _jsonable_scale(1.0 / np.asarray(p.meta["scale"]))
-                off = np.asarray(net.pops[pop_name].cuba.offset)
+                off = np.asarray(net.pops[pop_name].neuron.offset)
                 chip.meta.setdefault("output_offset", {})[port] = float(off.ravel()[0]) if np.all(off == off.ravel()[0]) else off.tolist()
         record_encoding(chip)  # the float <-> chip contract of every port (snnc.compiler.data.encoding)
         chip.validate()
@@ -558,7 +559,7 @@ class Quantize(Pass):
     def _layer(self, chip: ChipGraph, net: FloatNet, pop: FloatPop, msg_scale, run: FloatRun | None, timed: bool, notes: list,
                relay: bool = False, fixed: tuple[float, int] | None = None) -> dict:
         """`fixed`: (chip factor, relay shift) decided before the layer (a relay that feeds itself)."""
-        name, c, n = pop.name, pop.cuba, pop.size
+        name, c, n = pop.name, pop.neuron, pop.size
         fixed_k = None if fixed is None else fixed[0]
         where = f"layer {name!r}"
         alpha, beta = c.alpha.ravel(), c.beta.ravel()
@@ -624,7 +625,7 @@ class Quantize(Pass):
             layer_notes.append("tau_syn longer than 8192 dt: du = 0 (Loihi still decays u by 1/4096 per step)")
             du = np.maximum(du, 0)
         dv = np.rint(4096.0 * (1.0 - beta)).astype(np.int64)
-        model = "lif"
+        model: NeuronModel = "lif"
         if np.any(dv >= 4096):
             if np.all(dv >= 4096) and np.all(alpha == 0):
                 model, dv, du = "lif_reset", np.zeros(n, np.int64), np.full(n, 4095)
@@ -674,6 +675,7 @@ class Quantize(Pass):
             for w, e in zip(weights, best["e"]):
                 top = max(abs(x) for x in representable_weight_range(w.bits, w.mode)[:2])
                 rowmax = np.zeros(n)
+                assert w.rows is not None  # dense and sparse weights know their rows (no conv here)
                 np.maximum.at(rowmax, w.rows.ravel(), np.abs(w.values).ravel())
                 e_top = int(np.max(e)) if np.size(e) else 0
                 with np.errstate(divide="ignore"):
@@ -734,7 +736,7 @@ class Quantize(Pass):
             layer_notes.append(f"relay: sends v >> {relay_shift} as a {RELAY_BITS}-bit graded spike every step "
                                f"({msg_scale[name]:.4g} payload units per float unit)")
             model = "relay"
-        reset_mode = c.reset_mode if thr is not None else "zero"
+        reset_mode: ResetMode = c.reset_mode if thr is not None else "zero"
         v_reset = np.zeros(n, np.int64)
         if thr is not None and reset_mode == "zero" and np.any(c.v_reset):
             # v' after a spike in chip units (v = k v'); saturating it would change the model
@@ -770,7 +772,7 @@ class Quantize(Pass):
             if p.src in chip.inputs:
                 nmb = int(chip.inputs[p.src].num_message_bits)
             else:
-                nmb = RELAY_BITS if not net.pops[p.src].cuba.spiking else 0  # a relay's graded payload
+                nmb = RELAY_BITS if not net.pops[p.src].neuron.spiking else 0  # a relay's graded payload
             parts = self._projections(p, w, q, e, delay, nmb)
             for part in parts:
                 chip.add(part)
@@ -1092,11 +1094,13 @@ class Quantize(Pass):
         meta = {"float_delay": p.delay if not np.ndim(p.delay) else np.asarray(p.delay), "nir_nodes": list(p.nodes), "part_of": p.name}
         common = _Widths(num_weight_bits=w.bits, num_message_bits=nmb)
         if w.kind == "conv":
+            geom = p.op.geom
+            assert geom is not None  # a conv operator carries its geometry (netlist.node_op)
             if np.any(np.asarray(delay) != 0):
-                m = conv_matrix(q.astype(np.float64), p.op.geom).astype(np.int64).tocsr()
+                m = conv_matrix(q.astype(np.float64), geom).astype(np.int64).tocsr()
                 m.eliminate_zeros()
-                return [Projection(p.name, p.src, p.dst, m, kind="sparse", weight_exp=0, delay=int(delay), meta=meta, **common)]
-            return [Projection(p.name, p.src, p.dst, q, kind="conv", weight_exp=0, delay=0, conv=p.op.geom, meta=meta, **common)]
+                return [SparseProjection(p.name, p.src, p.dst, m, weight_exp=0, delay=int(delay), meta=meta, **common)]
+            return [ConvProjection(p.name, p.src, p.dst, q, weight_exp=0, delay=0, conv=geom, meta=meta, **common)]
         # one code per stored synapse: (sign, exponent) -> (sign + 1) * 32 + exponent + 16; 0: no synapse
         pieces = _row_pieces(p, w, q, e)
         hist = np.zeros(96, np.int64)
@@ -1107,8 +1111,8 @@ class Quantize(Pass):
         if len(exps) <= 1 and not (self.split_sign and len({k[0] for k in keys}) > 1):
             e0 = exps[0] if exps else 0
             if w.kind == "dense":
-                return [Projection(p.name, p.src, p.dst, q, kind="dense", weight_exp=e0, delay=delay, meta=meta, **common)]
-            return [Projection(p.name, p.src, p.dst, _sparse_like(p, q), kind="sparse", weight_exp=e0, delay=int(delay), meta=meta, **common)]
+                return [DenseProjection(p.name, p.src, p.dst, q, weight_exp=e0, delay=delay, meta=meta, **common)]
+            return [SparseProjection(p.name, p.src, p.dst, _sparse_like(p, q), weight_exp=e0, delay=int(delay), meta=meta, **common)]
         # several parts: each a sparse projection holding only its own synapses, filled a piece of
         # rows at a time in row-major order (a stable sort of each piece by code keeps it)
         top = max(exps)
@@ -1135,20 +1139,20 @@ class Quantize(Pass):
                     filled[key] = at + sel.size
                     rows = local[sel]
                     counts[key][r0:r0 + (int(rows[-1]) + 1 if rows.size else 0)] += np.bincount(rows)
-        out = []
+        out: list[Projection] = []
         for key in keys:
             sgn, ee = key
             label = ("exc" if sgn > 0 else "inh") if self.split_sign else "w"
             pname = f"{p.name}.{label}{top - ee}"
             if np.ndim(delay):
                 dense = parts[key]
-                out.append(Projection(pname, p.src, p.dst, dense, kind="dense", weight_exp=ee, delay=np.where(dense != 0, delay, 0),
-                                      meta=dict(meta), **common))
+                out.append(DenseProjection(pname, p.src, p.dst, dense, weight_exp=ee, delay=np.where(dense != 0, delay, 0),
+                                           meta=dict(meta), **common))
             else:
                 indptr = np.zeros(shape[0] + 1, np.int64)
                 np.cumsum(counts[key], out=indptr[1:])
                 m = sp.csr_matrix((data[key], cols[key], indptr), shape=shape)
-                out.append(Projection(pname, p.src, p.dst, m, kind="sparse", weight_exp=ee, delay=int(delay), meta=dict(meta), **common))
+                out.append(SparseProjection(pname, p.src, p.dst, m, weight_exp=ee, delay=int(delay), meta=dict(meta), **common))
         return out
 
     def _codes(self, q: np.ndarray, e: np.ndarray) -> np.ndarray:
@@ -1235,7 +1239,7 @@ def _mant_bias_approximations(alpha: np.ndarray, stateless: bool, value: np.ndar
 
 def _relays(net: FloatNet) -> set[str]:
     """Non-spiking layers whose voltage feeds another layer (sent as graded relays)."""
-    return {p.src for p in net.projs if net.pops[p.src].kind == "neuron" and not net.pops[p.src].cuba.spiking}
+    return {p.src for p in net.projs if net.pops[p.src].kind == "neuron" and not net.pops[p.src].neuron.spiking}
 
 
 def pop_size(run: FloatRun, name: str) -> int:
@@ -1352,7 +1356,7 @@ def _row_sum(p: FloatProj, f) -> np.ndarray:
     """sum of f(w) over each row (f elementwise, f(0) = 0); a dense matrix in row blocks that stay in
     cache, each row summed as numpy sums it whole."""
     m = p.op.matrix()
-    if sp.issparse(m):
+    if not isinstance(m, np.ndarray):  # sparse
         m = m.tocsr().copy()
         m.data = f(m.data)
         return np.asarray(m.sum(axis=1)).ravel()

@@ -406,7 +406,7 @@ class BiIntGridRNN(nn.Module):
 
 def quantize_rnn(rnn: nn.RNN, readout: nn.Linear | None, data, *, levels: int, input_scale: float = 1.0,
                  input_range: tuple[int, int] = (0, 255), percentile: float = 99.9, weight_bits: int = 8,
-                 pow2_step: bool = False, round_to_nearest: bool = True) -> IntGridRNN:
+                 pow2_step: bool = False, round_to_nearest: bool = True) -> IntGridRNN | StackedIntGridRNN | BiIntGridRNN:
     """Quantize a trained float `nn.RNN` (nonlinearity='relu', batch_first=True, unidirectional)
     and an optional readout `nn.Linear` into an `IntGridRNN` (a `StackedIntGridRNN` for
     num_layers > 1: each layer quantized on the integer counts of the one below).
@@ -452,20 +452,20 @@ def quantize_rnn(rnn: nn.RNN, readout: nn.Linear | None, data, *, levels: int, i
         scaled = torch.cat([R[:, :H] * fwd.hidden_scale, R[:, H:] * bwd.hidden_scale], 1)  # per count
         unit = float(scaled.abs().max()) / qmax if float(scaled.abs().max()) > 0 else 1.0  # one logit unit
         rb = readout.bias.detach().double() if readout.bias is not None else torch.zeros(R.shape[0], dtype=torch.float64)
-        return BiIntGridRNN(fwd, bwd, torch.clamp(torch.round(scaled / unit), -qmax, qmax).numpy(),  # type: ignore[return-value]
+        return BiIntGridRNN(fwd, bwd, torch.clamp(torch.round(scaled / unit), -qmax, qmax).numpy(),
                             torch.round(rb / unit).numpy())
     if rnn.num_layers > 1:  # layer by layer, each calibrated on the integer counts of the one below
         layers: list[IntGridRNN] = []
         inp, scale, rng = data, input_scale, input_range
         for k in range(rnn.num_layers):
             top = k == rnn.num_layers - 1
-            layer = quantize_rnn(_layer_rnn(rnn, k), readout if top else None, inp, levels=levels, input_scale=scale,
-                                 input_range=rng, percentile=percentile, weight_bits=weight_bits, pow2_step=pow2_step,
-                                 round_to_nearest=round_to_nearest)
+            layer = cast(IntGridRNN, quantize_rnn(_layer_rnn(rnn, k), readout if top else None, inp, levels=levels, input_scale=scale,
+                                                  input_range=rng, percentile=percentile, weight_bits=weight_bits, pow2_step=pow2_step,
+                                                  round_to_nearest=round_to_nearest))  # one unidirectional layer
             layers.append(layer)
             h, _ = layer.integer_forward(inp)
             inp, scale, rng = h * layer.hidden_scale, layer.hidden_scale, (0, levels)
-        return StackedIntGridRNN(layers)  # type: ignore[return-value]
+        return StackedIntGridRNN(layers)
     qmax = 2 ** (int(weight_bits) - 1) - 1
     W = rnn.get_parameter("weight_ih_l0").detach().double()
     U = rnn.get_parameter("weight_hh_l0").detach().double()
