@@ -7,7 +7,8 @@ MAX_SAMPLE_STEPS sample-steps of it), or without any a generated input of 1 x (3
 steps that drives every layer (stated as an assumption) - and measures per layer (population paired
 with the float population of the same name). The float side is the float model (snnc.ir.float_model,
 the evaluator the reference backend runs and the quantizer calibrates with) on the canonical graph
-the quantizer lowered, through netlist.simulate; it runs a feed-forward network a layer at a time.
+the quantizer lowered, through netlist.simulate; it runs a feed-forward network a layer at a time
+(or, on all of the quantizer's calibration data, is the quantizer's own run, which simulate keeps).
   agreement      spike agreement, Dice of spike sets, exact timing after `CompileResult.align`
                  (snnc.compiler.analysis.sweep.spike_fidelity): `agreement` compares spike counts per
                  neuron (rate codes), `timing` the exact spike sets (Dice)
@@ -207,7 +208,7 @@ def check_fidelity(result: Any, calibrate: Any = None, tolerance: Mapping[str, f
         data = {k: v[:keep, :keep_steps] for k, v in data.items()}
         what += f" (first {keep} of {batch} samples, {keep_steps} of {steps} steps)"
         batch, steps = keep, keep_steps
-    floats = simulate(net, data, ranges=False)
+    floats = simulate(net, data, ranges=False, keep=False)  # the quantizer's own run where it ran on these inputs
     spiking = [n for n in chip.populations if n in floats.resets]
     shift = max([result.time_shift, *result.output_shifts.values()] or [0])
     chip_data = data if set(data) == set(chip.inputs) else dict(zip(chip.inputs, data.values()))

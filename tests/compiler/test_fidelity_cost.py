@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 
+import nir
 import numpy as np
 import pytest
 
@@ -61,3 +62,94 @@ def test_healthy_model_skips_the_exact_check_and_a_saturating_one_does_not(monke
         saturating = compile(net(w1=50.0, mode="none"))
     assert not all(calls)
     assert any(b.check == "saturation" for b in saturating.fidelity.breaches)
+
+
+def _counting_float_runs(monkeypatch) -> list:
+    """Count the float model's runs (FloatModel.run calls)."""
+    from snnc.ir.float_model import FloatModel
+
+    calls: list = []
+    original = FloatModel.run
+    monkeypatch.setattr(FloatModel, "run", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    return calls
+
+
+def _report(report) -> dict:
+    """A FidelityReport's content but its time."""
+    d = report.to_dict()
+    d.pop("seconds")
+    return d
+
+
+def test_guard_reuses_the_quantizers_float_run_only_on_its_own_inputs(monkeypatch):
+    """On the quantizer's own calibration data the guard takes the quantizer's float run (one float
+    run per compile) and reports what a float run of its own gives; on a slice of it (the guard's
+    first MAX_SAMPLES samples) it runs its own."""
+    from test_fidelity import net
+
+    from snnc.compiler.passes import netlist
+
+    assert netlist.REUSE_SAMPLE_STEPS >= F.MAX_SAMPLE_STEPS  # any slice the guard runs may be a remembered run
+    x = (np.random.default_rng(3).random((2, 40, 10)) < 0.3).astype(np.float64)
+    calls = _counting_float_runs(monkeypatch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = compile(net(), calibrate=x)
+        assert len(calls) == 1  # the quantizer's run, reused by the guard
+        netlist._last.clear()
+        alone = F.check_fidelity(result, x, assumptions=result.assumptions)  # nothing remembered: its own float run
+        assert len(calls) == 2
+        assert _report(result.fidelity) == _report(alone)
+        many = np.concatenate([x] * 5)  # 10 samples: the guard checks the first 8, not the quantizer's inputs
+        calls.clear()
+        compile(net(), calibrate=many)
+    assert len(calls) == 2
+
+
+@pytest.mark.parametrize("change", ["input value", "fewer steps", "graph in place", "run changed", "ranges wanted", "twice"])
+def test_a_remembered_float_run_is_reused_only_for_the_same_run(monkeypatch, change):
+    """simulate returns its remembered run only to a call that would compute the very same run."""
+    from test_fidelity import net
+
+    from snnc.compiler.passes import netlist
+
+    graph = compile(net(), guard=False).graph  # the canonical graph the quantizer lowered
+    lowered = netlist.lower(graph)
+    x = {"input": (np.random.default_rng(4).random((1, 30, 10)) < 0.3).astype(np.float64)}
+    calls = _counting_float_runs(monkeypatch)
+    first = netlist.simulate(lowered, x, ranges=False)
+    y, ranges = dict(x), False
+    if change == "input value":
+        y["input"] = x["input"].copy()
+        y["input"][0, 5, 2] = 1 - y["input"][0, 5, 2]
+    elif change == "fewer steps":
+        y["input"] = x["input"][:, :29]
+    elif change == "graph in place":
+        name, affine = next((k, n) for k, n in graph.nodes.items() if isinstance(n, nir.Affine))
+        graph.nodes[name] = nir.Affine(affine.weight * 2, affine.bias)  # (its arrays are read-only)
+    elif change == "run changed":
+        first.outputs[next(iter(first.outputs))][0] += 1
+    elif change == "ranges wanted":
+        ranges = True
+    else:
+        netlist.simulate(lowered, x, ranges=False)  # takes the remembered run: the next call runs again
+    calls.clear()
+    again = netlist.simulate(lowered, y, ranges=ranges)
+    assert len(calls) == 1 and again is not first
+    netlist._last.clear()
+    fresh = netlist.simulate(lowered, y, ranges=ranges, keep=False)
+    assert all(np.array_equal(again.outputs[n], fresh.outputs[n]) for n in fresh.outputs)
+    if ranges:
+        assert all(np.array_equal(again.v_max[n], fresh.v_max[n]) for n in fresh.v_max) and again.v_max
+
+
+def test_the_same_run_is_reused():
+    """...and to such a call it is returned (inputs of another dtype with equal values included)."""
+    from test_fidelity import net
+
+    from snnc.compiler.passes import netlist
+
+    graph = compile(net(), guard=False).graph  # the canonical graph the quantizer lowered
+    x = (np.random.default_rng(4).random((1, 30, 10)) < 0.3)
+    first = netlist.simulate(netlist.lower(graph), {"input": x.astype(np.float64)})
+    assert netlist.simulate(netlist.lower(graph), {"input": x}, ranges=False) is first
