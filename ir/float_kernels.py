@@ -172,14 +172,21 @@ class _Cuba:
         self.a_syn = _decay(dt, p("tau_syn"), "tau_syn", where)
         self.a_mem = _decay(dt, p("tau_mem"), "tau_mem", where)
         self.r, self.v_leak, self.w_in = p("r"), p("v_leak"), p("w_in")
+        # operations that change no bit, skipped: x 1, and 0 - v + r i (computed as r i - v: the two
+        # differ only in the sign of a zero where v = +0, which v + dt/tau_mem (...) then drops)
+        self._unit = tuple(bool(np.all(a == 1.0)) for a in (self.w_in, self.a_syn, self.r))
+        self._no_leak = bool(np.all(self.v_leak == 0.0))
 
     def _integrate(self, x, state) -> np.ndarray:
         """i += dt/tau_syn (w_in x - i), stored; returns v + dt/tau_mem (v_leak - v + r i_new)."""
+        unit_w, unit_syn, unit_r = self._unit
         i = state["i"]
-        i = i + self.a_syn * (self.w_in * x - i)
+        d = (x if unit_w else self.w_in * x) - i
+        i = i + (d if unit_syn else self.a_syn * d)
         state["i"] = i
         v = state["v"]
-        return v + self.a_mem * (self.v_leak - v + self.r * i)
+        ri = i if unit_r else self.r * i
+        return v + self.a_mem * (ri - v if self._no_leak else self.v_leak - v + ri)
 
 
 class CubaLIFKernel(_Cuba, _Spiking):
