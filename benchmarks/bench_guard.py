@@ -11,8 +11,11 @@ time inside the guarded compiles (`result.fidelity.seconds`: the float run, the 
 measurements), their ratio (target, issue 15: < 10 %), the same ratio in CPU time (this process's,
 all threads: steadier than wall time on a busy machine, where other processes take the cores), the
 median difference guarded - unguarded (a noisier cross-check: two wall times on a shared machine),
-the guard's verdict and the slice it ran on. The load average is printed first: compare ratios, not
-seconds, between runs. Then, in a fresh process, the one-time cost a command pays the first time the
+the guard's verdict and the slice it ran on. Then where the guard's time goes, per model (medians,
+wall time): the float model's run (netlist.simulate; on the quantizer's own calibration data the
+quantizer's run, reused), the sim program's build (which `CompileResult.run` then reuses), the sim
+runs, and the rest (lowering, encoding, overflow checks, per-layer measurements). The load average
+is printed first: compare ratios, not seconds, between runs. Then, in a fresh process, the one-time cost a command pays the first time the
 guard runs (loading the sim's compiled kernels), which a warm in-process number does not show.
 """
 from __future__ import annotations
@@ -52,6 +55,32 @@ def models(quick: bool):
 
 
 GUARD_CPU: list[float] = []  # CPU seconds of each check_fidelity call (recorded by the wrapper in main)
+PHASES: list[dict[str, float]] = []  # per check_fidelity call: wall seconds of its phases (see timed_phases)
+PHASE_NAMES = {"float": "float run", "build": "chip build", "run": "chip run"}
+
+
+def timed_phases() -> None:
+    """Record, inside each guard call, the wall time of the float model's run (netlist.simulate),
+    the sim program's build (SimBackend.build) and the sim runs (SimProgram.run) in PHASES[-1]."""
+    from snnc.backends.sim import SimBackend
+    from snnc.backends.sim.program import SimProgram
+    from snnc.compiler.passes import netlist
+
+    def timed(owner, name: str, phase: str) -> None:
+        original = getattr(owner, name)
+
+        def wrapper(*a, **k):
+            t = time.perf_counter()
+            try:
+                return original(*a, **k)
+            finally:
+                if PHASES and "active" in PHASES[-1]:  # inside a guard call
+                    PHASES[-1][phase] = PHASES[-1].get(phase, 0.0) + time.perf_counter() - t
+        setattr(owner, name, wrapper)
+
+    timed(netlist, "simulate", "float")  # the guard imports it from the module when it runs
+    timed(SimBackend, "build", "build")
+    timed(SimProgram, "run", "run")
 
 
 def alternating(model, calib, repeat: int):
@@ -96,19 +125,24 @@ def main() -> None:
 
     def timed_check(*a, **k):
         c = time.process_time()
+        PHASES.append({"active": 1.0})
         try:
             return check(*a, **k)
         finally:
             GUARD_CPU.append(time.process_time() - c)
+            PHASES[-1].pop("active")
 
     fidelity.check_fidelity = timed_check  # guard_compile calls it by this name
+    timed_phases()
     warnings.simplefilter("ignore")
     print("load average (1, 5, 15 min): " + ", ".join(f"{x:.2f}" for x in os.getloadavg()) + f" on {os.cpu_count()} cores")
     print(f"{'model':34} {'compile':>9} {'guard':>8} {'ratio':>7} {'cpu':>7} {'diff':>8}  verdict (input, slice)")
-    ratios, cpu_ratios = [], []
+    ratios, cpu_ratios, phases = [], [], {}
     for name, model, calib in models(args.quick):
         compile(model, calibrate=calib)  # warm-up: imports, kernel loading
+        start = len(PHASES)
         plain, guarded, guard, plain_cpu, guard_cpu, result = alternating(model, calib, args.repeat)
+        phases[name] = [{**p, "other": g - sum(p.values())} for p, g in zip(PHASES[start:], guard)]
         base, own = statistics.median(plain), statistics.median(guard)
         cpu = statistics.median(guard_cpu) / statistics.median(plain_cpu)
         diff = statistics.median(g - p for g, p in zip(guarded, plain))
@@ -119,6 +153,14 @@ def main() -> None:
               f"({result.fidelity.input_source.split(' (')[0]}, {result.fidelity.batch}x{result.fidelity.steps} steps)")
     print(f"guard / compile: median {100 * statistics.median(ratios):.1f}%, max {100 * max(ratios):.1f}% "
           f"(CPU time: median {100 * statistics.median(cpu_ratios):.1f}%, max {100 * max(cpu_ratios):.1f}%); target < 10%")
+    print("where the guard's time goes (medians, ms and share of the guard; other: lowering the graph, "
+          "input encoding, the overflow checks and the per-layer measurements):")
+    names = [*PHASE_NAMES, "other"]
+    print(f"{'model':34} " + " ".join(f"{PHASE_NAMES.get(k, k):>15}" for k in names))
+    for name, calls in phases.items():
+        total = statistics.median(sum(c.values()) for c in calls)
+        cells = [statistics.median(c.get(k, 0.0) for c in calls) for k in names]
+        print(f"{name:34} " + " ".join(f"{1e3 * v:8.2f} ({100 * v / total:3.0f}%)" for v in cells))
     print("load average after: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
     out = subprocess.run([sys.executable, "-c", COLD, str(REF / "braille/braille_noDelay_bias_zero.nir")],
                          capture_output=True, text=True, check=True)
