@@ -83,7 +83,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from snnc.ir.bits import SPECS, truncate_weights
-from snnc.ir.chip import ChipGraph, ConvGeometry, InputPopulation, OutputPort, Population, Projection
+from snnc.ir.chip import ChipGraph, ConvGeometry, ConvProjection, DenseProjection, InputPopulation, OutputPort, Population, SparseProjection
 from snnc.ir.errors import ModelFileError, ParameterError, QuantizationError, SnncError, UnsupportedNodeError
 from snnc.ir.fixed_point.resonator import RF_KINDS, RF_PORTS, lava_decays
 
@@ -768,8 +768,8 @@ def _build(layers: list[_Layer], where: str, input_bias, input_message_bits, inp
             pop = g.add(_neuron_population(name, shape, layer, params, bias))
             n = pop.size
             g.add(
-                Projection(
-                    f"input->{name}", "input", name, sp.identity(n, dtype=np.int64, format="csr"), kind="sparse",
+                SparseProjection(
+                    f"input->{name}", "input", name, sp.identity(n, dtype=np.int64, format="csr"),
                     num_message_bits=bits, direct=True, meta={"netx_layer": layer.index, "role": "input current, direct"},
                 )
             )
@@ -811,15 +811,15 @@ def _build(layers: list[_Layer], where: str, input_bias, input_message_bits, inp
             delay = _dense_delay(layer, (shape[0], n_in))
             pop = g.add(_neuron_population(name, shape, layer, params, _bias(layer, shape)))
             g.add(
-                Projection(
-                    f"{src_name}->{name}", src_name, name, wl[:, :n_in], kind="dense", weight_exp=exp, num_weight_bits=bits,
+                DenseProjection(
+                    f"{src_name}->{name}", src_name, name, wl[:, :n_in], weight_exp=exp, num_weight_bits=bits,
                     num_message_bits=_message_bits(g, src_name), delay=delay, meta={"netx_layer": layer.index},
                 )
             )
             if w_rec is not None:
                 g.add(
-                    Projection(
-                        f"{name}->{name}", name, name, wl[:, n_in:], kind="dense", weight_exp=exp, num_weight_bits=bits,
+                    DenseProjection(
+                        f"{name}->{name}", name, name, wl[:, n_in:], weight_exp=exp, num_weight_bits=bits,
                         num_message_bits=_message_bits(g, name), meta={"netx_layer": layer.index, "role": "recurrent (weight_rec)"},
                     )
                 )
@@ -832,8 +832,8 @@ def _build(layers: list[_Layer], where: str, input_bias, input_message_bits, inp
             weight, geom = _conv(layer, kind, src_shape, shape)
             pop = g.add(_neuron_population(name, shape, layer, params, _bias(layer, shape)))
             try:
-                proj = Projection(
-                    f"{src_name}->{name}", src_name, name, weight, kind="conv", conv=geom,
+                proj = ConvProjection(
+                    f"{src_name}->{name}", src_name, name, weight, conv=geom,
                     num_message_bits=_message_bits(g, src_name), meta={"netx_layer": layer.index},
                 )
             except ParameterError as exc:
@@ -891,8 +891,8 @@ def _complex_dense(g: ChipGraph, layer: _Layer, name: str, shape: tuple[int], sr
         w = _dense_weight(layer, key, shape[0], n_in)
         wl, bits, exp = dense_weight_format(w, f"{layer.where}.{key}")
         part = key.split("/")[1]
-        g.add(Projection(f"{src}->{name}.{part}", src, name, wl, kind="dense", weight_exp=exp, num_weight_bits=bits,
-                         num_message_bits=_message_bits(g, src), port=port, meta={"netx_layer": layer.index, "role": key}))
+        g.add(DenseProjection(f"{src}->{name}.{part}", src, name, wl, weight_exp=exp, num_weight_bits=bits,
+                              num_message_bits=_message_bits(g, src), port=port, meta={"netx_layer": layer.index, "role": key}))
     return pop
 
 

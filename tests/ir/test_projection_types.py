@@ -86,3 +86,12 @@ def test_a_chip_graph_takes_every_kind():
     g.add(SparseProjection("s", "y", "z", np.eye(18, dtype=np.int64)))
     g.validate()
     assert [type(p) for p in g.projections.values()] == [ConvProjection, SparseProjection]
+
+
+def test_a_conv_geometry_takes_any_integer_sequences_of_the_right_lengths():
+    g = ConvGeometry(np.array([1, 4, 4]), [2, 3, 3], np.array([2, 2]), stride=[1, 1])
+    assert g == GEOM and all(type(x) is int for x in (*g.in_shape, *g.kernel, *g.stride))
+    with pytest.raises(ShapeError, match="kernel must have 2 entries"):
+        ConvGeometry((1, 4, 4), (2, 3, 3), (2, 2, 2))
+    with pytest.raises(ShapeError, match="in_shape must have 3 entries"):
+        ConvGeometry((4, 4), (2, 3, 3), (2, 2))

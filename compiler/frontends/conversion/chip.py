@@ -103,7 +103,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from snnc.ir.bits import SPECS, representable_weight_range, sign_mode
-from snnc.ir.chip import ChipGraph, ConvGeometry, InputPopulation, OutputPort, Population, Projection
+from snnc.ir.chip import (ChipGraph, ConvGeometry, ConvProjection, DenseProjection, InputPopulation, OutputPort, Population, Projection,
+                          SparseProjection)
 from snnc.ir.errors import ParameterError, QuantizationError, ShapeError, UnsupportedNodeError
 from snnc.ir.shapes import conv_padding, pair
 
@@ -730,7 +731,7 @@ def _conv_geometry(op: nn.Conv2d, in_shape) -> ConvGeometry:
 def _conv_as_matrix(q: np.ndarray, geom: ConvGeometry) -> sp.csr_matrix:
     from snnc.backends.sim.plan import conv_matrix
 
-    proj = Projection("tmp", "a", "b", q.astype(np.int64), kind="conv", conv=geom)
+    proj = ConvProjection("tmp", "a", "b", q.astype(np.int64), conv=geom)
     return conv_matrix(proj).tocsr()
 
 
@@ -1094,9 +1095,9 @@ def _add_clock(chip: ChipGraph, clocks: dict, name: str, pop: Population, E: np.
         if ramp is not None:
             wts[:, DIGITS] = 1
         shape: tuple[int, ...] = (nch, h, w)
-        proj = Projection(f"{cname}->{name}", cname, name, wts[:, :, None, None], kind="conv",
-                          conv=ConvGeometry((nch, h, w), (c, h, w), (1, 1)), num_message_bits=CLOCK_BITS,
-                          num_weight_bits=conv_weight_bits(wts))
+        proj: Projection = ConvProjection(f"{cname}->{name}", cname, name, wts[:, :, None, None],
+                                          conv=ConvGeometry((nch, h, w), (c, h, w), (1, 1)), num_message_bits=CLOCK_BITS,
+                                          num_weight_bits=conv_weight_bits(wts))
     else:
         wts = np.zeros((pop.size, nch), np.int64)
         wts[:, :DIGITS] = _digits(E)
@@ -1104,8 +1105,8 @@ def _add_clock(chip: ChipGraph, clocks: dict, name: str, pop: Population, E: np.
             wts[:, DIGITS] = 1
         shape = (nch,)
         w, bits, exp = exact_weights(wts, name, "clock weights")
-        proj = Projection(f"{cname}->{name}", cname, name, w, kind="dense", weight_exp=exp, num_weight_bits=bits,
-                          num_message_bits=CLOCK_BITS)
+        proj = DenseProjection(f"{cname}->{name}", cname, name, w, weight_exp=exp, num_weight_bits=bits,
+                               num_message_bits=CLOCK_BITS)
     arr = np.zeros((steps, *shape), np.int64)
     for d in range(DIGITS):
         arr[0, d] = 256**d
@@ -1158,7 +1159,7 @@ def convert_to_chip(qmodel: IntGridNet, input_shape: Sequence[int], levels: int 
             n_pools += 1
             w, bits, exp = exact_weights(link.matrix, name)
             chip.add(Population(name, link.out_shape, du=4095, dv=0, vth=0, model="lif", meta={"role": "max_or"}))
-            chip.add(Projection(f"{src}->{name}", src, name, w, kind="sparse", weight_exp=exp, num_weight_bits=bits))
+            chip.add(SparseProjection(f"{src}->{name}", src, name, w, weight_exp=exp, num_weight_bits=bits))
             layers_info.append({"name": name, "act": False, "kind": "maxpool", "shape": link.out_shape})
             src = name
             continue
@@ -1189,16 +1190,16 @@ def convert_to_chip(qmodel: IntGridNet, input_shape: Sequence[int], levels: int 
             step_hi, step_lo = step_hi + s_step_hi, step_lo + s_step_lo
             skip_partial = skip_partial + s_max
             w, bits, exp = exact_weights(S, name, "skip weights")
-            skip_projs.append(Projection(f"{s_name}->{name}/skip", s_name, name, w, kind="sparse", weight_exp=exp,
-                                         num_weight_bits=bits, num_message_bits=in_bits if src_idx < 0 else 0))
+            skip_projs.append(SparseProjection(f"{s_name}->{name}/skip", s_name, name, w, weight_exp=exp,
+                                               num_weight_bits=bits, num_message_bits=in_bits if src_idx < 0 else 0))
         # weights in the chip's formats
         if link.conv is not None:
             q, geom = link.conv
             if q.min() < -128 or q.max() > 127:
                 _fail(name, "conv weights exceed 8 bits + sign", (int(q.min()), int(q.max())), "-128..127",
                       "quantize with weight_bits <= 8")
-            data = Projection(f"{src}->{name}", src, name, q, kind="conv", conv=geom,
-                              num_weight_bits=conv_weight_bits(q), num_message_bits=in_bits if src_is_input else 0)
+            data: Projection = ConvProjection(f"{src}->{name}", src, name, q, conv=geom,
+                                              num_weight_bits=conv_weight_bits(q), num_message_bits=in_bits if src_is_input else 0)
         else:
             density = mat.nnz / max(1, mat.shape[0] * mat.shape[1])
             w, bits, exp = exact_weights(mat.tocsr(), name, "weights (pools folded in)")

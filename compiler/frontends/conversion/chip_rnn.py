@@ -87,7 +87,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from snnc.ir.chip import ChipGraph, InputPopulation, OutputPort, Population, Projection
+from snnc.ir.chip import ChipGraph, DenseProjection, InputPopulation, OutputPort, Population, Projection
 from snnc.ir.errors import ParameterError, QuantizationError, ShapeError, UnsupportedNodeError
 
 from .chip import (
@@ -654,7 +654,7 @@ def _input_bounds(wq: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndar
 def _dense(name: str, src: str, dst: str, q: np.ndarray, what: str, **kw) -> Projection:
     """A dense projection carrying the integers q exactly at their real width (`exact_weights`)."""
     w, bits, exp = exact_weights(q, dst, f"{what} weights")
-    return Projection(name, src, dst, w, kind="dense", weight_exp=exp, num_weight_bits=bits, **kw)
+    return DenseProjection(name, src, dst, w, weight_exp=exp, num_weight_bits=bits, **kw)
 
 
 def _hidden_layer(chip: ChipGraph, clocks: dict, name: str, src: str, layer: IntGridRNN, *, frames: int, steps: int,
