@@ -24,11 +24,10 @@ from .bits import SPECS, sign_mode, truncate_weights
 from .errors import GraphError, ParameterError, ShapeError
 from .fixed_point.prodneuron import PRODUCT_PORTS
 from .fixed_point.resonator import RF_KINDS, RF_PORTS
-from .fixed_point import ACT_MODES, NEURON_KINDS, RESET_MODES, SIGMA_DELTA_KINDS
+from .fixed_point import ACT_MODES, NEURON_KINDS, RESET_MODES, SIGMA_DELTA_KINDS, ResetMode
 
 NeuronModel = Literal["lif", "lif_reset", "ternary", "relay", "delta", "sigma_delta", "sigma", "product", "atrlif",
                       "lif_refractory", "rf", "rf_iz"]
-ResetMode = Literal["zero", "subtract", "none"]
 OutputVar = Literal["s", "u", "v"]
 PROGRAMMABLE_KINDS = ("product", "atrlif", "lif_refractory", *RF_KINDS)
 """Kinds Lava 0.10 runs as their own processes beyond LIF: `lava.proc.prodneuron.ProdNeuron`,

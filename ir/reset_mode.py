@@ -17,14 +17,11 @@ Semantics, in the reference backend's Euler step (x = summed input, after integr
 from __future__ import annotations
 
 import warnings
-from typing import Literal
-
 import nir
 
 from .errors import ParameterError
+from .fixed_point.neuron import RESET_MODES, ResetMode
 
-ResetMode = Literal["zero", "subtract", "none"]
-RESET_MODES: tuple[ResetMode, ...] = ("zero", "subtract", "none")
 META_KEY = "reset_mode"
 SPIKING = (nir.LIF, nir.CubaLIF, nir.IF)
 

@@ -28,7 +28,7 @@ has none), and add it to `tests/chip_strategies.py` so the differential tests co
 """
 from .arith import decay, saturate_v, wrap32, wrap_u
 from .atrlif import ATRLIFState, atrlif_step, atrlif_update
-from .neuron import NEURON_KINDS, RESET_MODES, NeuronState, neuron_step
+from .neuron import NEURON_KINDS, RESET_MODES, NeuronState, ResetMode, neuron_step
 from .prodneuron import PRODUCT_PORTS, product_step
 from .refractory import RefractoryState, refractory_step, refractory_update
 from .resonator import RF_KINDS, RF_PORTS, ResonatorState, resonator_step, resonator_update
@@ -51,7 +51,7 @@ __all__ = [
     "ATRLIFState", "PRODUCT_PORTS", "RefractoryState", "refractory_step", "refractory_update", "atrlif_step", "atrlif_update", "product_step",
     "RF_KINDS", "RF_PORTS", "ResonatorState", "resonator_step", "resonator_update",
     "ACT_MODES", "SIGMA_DELTA_KINDS", "SigmaDeltaState", "sigma_delta_step",
-    "DECAY_ONE", "DECAY_SHIFT", "NEURON_KINDS", "NeuronState", "RESET_MODES", "STATE_SHIFT", "U_HALF", "U_WRAP", "V_MAX",
+    "DECAY_ONE", "DECAY_SHIFT", "NEURON_KINDS", "NeuronState", "RESET_MODES", "ResetMode", "STATE_SHIFT", "U_HALF", "U_WRAP", "V_MAX",
     "alpha_from_du", "beta_from_dv", "decay", "du_from_alpha", "dv_from_beta", "neuron_step", "saturate_v",
     "threshold_value", "wrap32", "wrap_u",
 ]

@@ -23,6 +23,7 @@ overflow counts).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -30,7 +31,9 @@ from .arith import decay, saturate_v, wrap32, wrap_u
 from .units import DECAY_ONE, STATE_SHIFT, V_MAX
 
 NEURON_KINDS = ("lif", "lif_reset", "ternary", "relay")
-RESET_MODES = ("zero", "subtract", "none")
+ResetMode = Literal["zero", "subtract", "none"]
+RESET_MODES: tuple[ResetMode, ...] = ("zero", "subtract", "none")
+"""What a neuron does to v after a spike (the one definition; `snnc.ir.reset_mode` reads it from NIR files)."""
 
 
 @dataclass
