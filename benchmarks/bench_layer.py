@@ -74,7 +74,8 @@ def calibrate(chip, w_t: np.ndarray, repeat: int) -> None:
     g = x * rng.integers(1, 256, x.shape)
     y = x @ w_t
     (link,) = SimBackend().build(chip).plan.components[0].links
-    events = [P._ChunkSource(m.reshape(batch, STEPS, N), float(m.max()), int(np.count_nonzero(m))).events() for m in (x, g)]
+    events = [P._ChunkSource(m.reshape(batch, STEPS, N), float(m.max()), int(np.count_nonzero(m))).events(graded)
+              for m, graded in ((x, False), (g, True))]
     acc = np.zeros((batch, STEPS + 1, N), np.int32)
     skip = np.zeros(batch, np.uint8)
     samples = np.arange(batch)

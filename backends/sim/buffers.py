@@ -5,42 +5,51 @@ mapped from the OS and every page is faulted in on first write, and freed it is 
 on the loaded development machine that was 30-40 % of a PilotNet SDNN run (113 MB of page faults
 per run). Taken from here they are written in place. A `Lease` hands buffers to one run and
 takes them back when the run ends; the pool keeps at most `POOL_BYTES` between runs.
+
+A buffer given back with every byte zero (the input sums, which the neuron kernels clear as they
+read them: `Lease.release(clean=...)`) is kept as clean, and `Lease.zeros` hands it out without
+writing it again (a batch-64 run of benchmarks/bench_layer.py's layer zeroed 10 MB per run, a
+batch-1 run faulted in 0.4 MB of fresh pages).
 """
 from __future__ import annotations
 
 import threading
+from typing import Sequence
 
 import numpy as np
 
-MIN_BYTES = 1 << 20  # smaller arrays come from numpy directly (its allocator reuses those)
+MIN_BYTES = 1 << 16  # smaller arrays come from numpy directly (its allocator reuses those without new pages)
 POOL_BYTES = 128 * 2**20  # the most bytes kept between runs (twice the default chunk budget; the largest go first)
 
 
 class Pool:
-    """Free flat byte buffers, handed out best fit; thread-safe."""
+    """Free flat byte buffers, handed out best fit, each known to be all zero (clean) or not; thread-safe."""
 
     def __init__(self, limit: int = POOL_BYTES):
         self.limit = limit
-        self._free: list[np.ndarray] = []
+        self._free: list[tuple[np.ndarray, bool]] = []  # (buffer, clean)
         self._lock = threading.Lock()
 
-    def take(self, nbytes: int) -> np.ndarray:
-        """A flat uint8 buffer of at least `nbytes` (the smallest free one that fits, else a new one)."""
+    def take(self, nbytes: int, clean: bool = False) -> tuple[np.ndarray, bool]:
+        """A flat uint8 buffer of at least `nbytes` and whether it is all zero: the smallest free one
+        that fits (the smallest clean one if `clean` is asked for and one fits), else a new one."""
         with self._lock:
-            fits = [i for i, b in enumerate(self._free) if b.nbytes >= nbytes]
+            fits = [i for i, (b, _) in enumerate(self._free) if b.nbytes >= nbytes]
+            if clean and any(self._free[i][1] for i in fits):
+                fits = [i for i in fits if self._free[i][1]]
             if fits:
-                return self._free.pop(min(fits, key=lambda i: self._free[i].nbytes))
-        return np.empty(nbytes, np.uint8)
+                return self._free.pop(min(fits, key=lambda i: self._free[i][0].nbytes))
+        return np.empty(nbytes, np.uint8), False
 
-    def give(self, buffers: list[np.ndarray]) -> None:
-        """Take buffers back, keeping at most `limit` bytes (the smallest)."""
+    def give(self, buffers: Sequence[tuple[np.ndarray, bool]]) -> None:
+        """Take (buffer, clean) pairs back, keeping at most `limit` bytes (the smallest)."""
         with self._lock:
-            kept = sorted(self._free + buffers, key=lambda b: b.nbytes)
+            kept = sorted([*self._free, *buffers], key=lambda e: e[0].nbytes)
             total, self._free = 0, []
-            for b in kept:
-                if total + b.nbytes <= self.limit:
-                    self._free.append(b)
-                    total += b.nbytes
+            for entry in kept:
+                if total + entry[0].nbytes <= self.limit:
+                    self._free.append(entry)
+                    total += entry[0].nbytes
 
 
 POOL = Pool()
@@ -52,23 +61,34 @@ class Lease:
     def __init__(self, pool: Pool = POOL):
         self.pool = pool
         self.taken: list[np.ndarray] = []
+        self._views: list[np.ndarray] = []  # what was handed out of each taken buffer
+        self._zeroed: list[bool] = []  # whether all of that buffer was zero when handed out (`zeros`)
 
-    def empty(self, shape: tuple[int, ...], dtype) -> np.ndarray:
-        """An uninitialized C-contiguous array (a view of a pooled buffer when large)."""
+    def _take(self, shape: tuple[int, ...], dtype, clean: bool) -> tuple[np.ndarray, bool]:
         dtype = np.dtype(dtype)
         nbytes = int(np.prod(shape)) * dtype.itemsize
         if nbytes < MIN_BYTES:
-            return np.empty(shape, dtype)
-        buf = self.pool.take(nbytes)
+            return (np.zeros if clean else np.empty)(shape, dtype), True
+        buf, was_clean = self.pool.take(nbytes, clean)
+        if clean and not was_clean:
+            buf.fill(0)  # all of it, so that it is clean when given back with its view zero
+        out = buf[:nbytes].view(dtype).reshape(shape)
         self.taken.append(buf)
-        return buf[:nbytes].view(dtype).reshape(shape)
+        self._views.append(out)
+        self._zeroed.append(clean)
+        return out, was_clean
+
+    def empty(self, shape: tuple[int, ...], dtype) -> np.ndarray:
+        """An uninitialized C-contiguous array (a view of a pooled buffer when large)."""
+        return self._take(shape, dtype, False)[0]
 
     def zeros(self, shape: tuple[int, ...], dtype) -> np.ndarray:
-        out = self.empty(shape, dtype)
-        out.fill(0)
-        return out
+        """A zeroed C-contiguous array: a clean pooled buffer is not written again."""
+        return self._take(shape, dtype, True)[0]
 
-    def release(self) -> None:
-        """Every buffer taken goes back to the pool: the arrays handed out must not be used after."""
-        taken, self.taken = self.taken, []
-        self.pool.give(taken)
+    def release(self, clean: Sequence[np.ndarray] = ()) -> None:
+        """Every buffer taken goes back to the pool: the arrays handed out must not be used after.
+        Those of the arrays in `clean` (handed out by `zeros` and all zero again) are kept as clean."""
+        entries = [(buf, zeroed and any(v is c for c in clean)) for buf, v, zeroed in zip(self.taken, self._views, self._zeroed)]
+        self.taken, self._views, self._zeroed = [], [], []
+        self.pool.give(entries)

@@ -18,7 +18,6 @@ steps its internal projections one time step at a time inside the kernel.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 from typing import Mapping, Sequence
@@ -112,13 +111,14 @@ class _ChunkSource:
         """Nonzero messages per sample over the chunk [B]."""
         return self.counts().reshape(self.dense.shape[0], -1).sum(axis=1)
 
-    def events(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(ptr, idx, val): row r's nonzero messages are sources idx[ptr[r]:ptr[r+1]], values val."""
-        if self._events is None:
+    def events(self, values: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(ptr, idx, val): row r's nonzero messages are sources idx[ptr[r]:ptr[r+1]] (int32) and,
+        when `values` (a graded link reads them), values val (int32; else empty)."""
+        if self._events is None or (values and self._events[2].size < self._events[1].size):
             counts = self.counts()
             ptr = np.zeros(counts.size + 1, np.int64)
             np.cumsum(counts, out=ptr[1:])
-            idx, val = np.empty(ptr[-1], np.int64), np.empty(ptr[-1], np.int64)
+            idx, val = np.empty(ptr[-1], np.int32), np.empty(ptr[-1] if values else 0, np.int32)
             ops = np.zeros((counts.size, self._fanout.shape[0]), np.int64)
             K.fill_events(self.rows(), ptr, idx, val, self._fanout, ops)
             self._events = (ptr, idx, val)
@@ -152,21 +152,6 @@ class _ChunkSource:
                 x = x / grain
             self._float[key] = np.ascontiguousarray(x, dtype=dtype)
         return self._float[key]
-
-
-@contextlib.contextmanager
-def _numba_threads(n: int | None):
-    """numba's kernels run on `n` threads inside the block (None: as they are)."""
-    import numba
-
-    before = numba.get_num_threads()
-    if n is not None and n != before:
-        numba.set_num_threads(n)
-    try:
-        yield
-    finally:
-        if n is not None and n != before:
-            numba.set_num_threads(before)
 
 
 def _torch():
@@ -207,22 +192,26 @@ class SimProgram:
         requests = self._requests(probes)
         chunk = self.chunk or chunk_steps(plan, batch, steps, self.budget, self.max_chunk)
         chunk = max(1, min(int(chunk), steps))
-        state = _RunState(plan, batch, steps, chunk, requests)
-        width = sum(c.n for c in plan.components) + sum(i.n for i in plan.inputs.values())
         import numba
 
-        threads = numba.get_num_threads()
+        threads = max(1, numba.get_num_threads())
+        state = _RunState(plan, batch, steps, chunk, requests, threads)
+        width = sum(c.n for c in plan.components) + sum(i.n for i in plan.inputs.values())
         # Small chunks are not worth waking the worker threads (costly on a busy machine).
         if batch * chunk * width < SERIAL_WORK:
-            numba.set_num_threads(1)
-        state.threads = numba.get_num_threads()
+            state.threads = 1
+        clean = []
         try:
             for t0 in range(0, steps, chunk):
                 c = min(chunk, steps - t0)
                 self._chunk(state, data, t0, c)
+            for comp, acc in zip(plan.components, state.acc):
+                # what landed past the last step; the kernels cleared the rest (or each chunk's end did)
+                acc[:, : comp.max_link_delay + 1] = 0
+                clean.append(acc)
         finally:
-            numba.set_num_threads(threads)
-            state.lease.release()
+            state.use_threads(threads)
+            state.lease.release(clean)  # the input sums go back all zero: the next run need not clear them
         return self._result(state, requests, probes)
 
     # -- internals --------------------------------------------------------------------------------
@@ -258,14 +247,12 @@ class SimProgram:
         return req
 
     def _chunk(self, state: "_RunState", data: Mapping[str, np.ndarray], t0: int, c: int) -> None:
-        import numba
-
         plan = self.plan
         batch = state.batch
         lease = buffers.Lease()  # this chunk's message buffers, for the next chunk once it ends
         sources: dict[str, _ChunkSource] = {}
         for name, inp in plan.inputs.items():
-            numba.set_num_threads(state.threads if batch * c * inp.n >= SERIAL_WORK else 1)  # as for a component
+            state.use_threads(state.threads if batch * c * inp.n >= SERIAL_WORK else 1)  # as for a component
             x = data[name][:, t0 : t0 + c]
             x = K.message_array(x).reshape(batch, c, inp.n)  # the kernels' dtypes, whatever the caller passed
             nnz = np.zeros(batch * c, np.int64)
@@ -281,16 +268,14 @@ class SimProgram:
         for ci, comp in enumerate(plan.components):
             # the same rule per component: a small layer of a large network runs on one thread too
             width = max([comp.n, *(sources[link.src].n for link in comp.links)])
-            numba.set_num_threads(state.threads if batch * c * width >= SERIAL_WORK else 1)
+            state.use_threads(state.threads if batch * c * width >= SERIAL_WORK else 1)
             acc = state.acc[ci]
             for link in comp.links:
-                self._apply(link, sources[link.src], acc, batch, c, state.all_threads)
+                self._apply(link, sources[link.src], acc, batch, c, state)
             for name in comp.members:  # probe "name/a": the int32 input sum its neurons take at each step
                 if (name, "a") in state.records:
                     state.store(name, "a", t0, c, acc[:, :c, comp.offsets[name] : comp.offsets[name] + comp.sizes[name]])
-            s_buf = lease.empty((batch, c, comp.n), np.float64 if comp.sdn else np.float32)  # sigma-delta messages are int32
-            if comp.prog and comp.prog["kind"] == "product":
-                s_buf = lease.empty((batch, c, comp.n), np.float64)  # int32 payloads: exact in float64 only
+            s_buf = lease.empty((batch, c, comp.n), _message_dtype(comp))
             u_buf = np.empty((batch, c, comp.n), np.int32) if state.write_u[ci] else state.dummy32
             v_buf = np.empty((batch, c, comp.n), np.int32) if state.write_v[ci] else state.dummy32
             units, block = state.units[ci]
@@ -311,8 +296,6 @@ class SimProgram:
                 )
                 cleared = True  # as scan_ff
             elif not comp.recurrent:
-                if int(p["model"][0]) in (K.MODEL_LIF, K.MODEL_RESET):  # spikes 0/1: a quarter of the bytes to write and read
-                    s_buf = np.empty((batch, c, comp.n), np.uint8)
                 K.scan_ff(
                     acc, t0, c, state.u_state[ci], state.v_state[ci], state.p_state[ci],
                     p["du"], p["dv"], p["vth_e"], p["bias"], int(p["model"][0]), int(p["r_interval"][0]),
@@ -373,7 +356,7 @@ class SimProgram:
         sources.clear()
         lease.release()
 
-    def _apply(self, link, src: "_ChunkSource", acc: np.ndarray, batch: int, c: int, threads: int) -> None:
+    def _apply(self, link, src: "_ChunkSource", acc: np.ndarray, batch: int, c: int, state: "_RunState") -> None:
         """Add one link's contribution for all steps of the chunk into the component's buffer.
 
         Per sample, by the cost model (`event_limit`): a BLAS matmul / torch conv over all its
@@ -422,12 +405,15 @@ class SimProgram:
             kernels_conv.scatter_conv(src.rows(), skip, link.graded, bound >= kernels_conv.I32_EXACT, *link.conv_kernel(),
                                       c, acc, t_off, link.n_off)
             return
-        ptr, idx, val = src.events()
+        ptr, idx, val = src.events(link.graded)
         if link.dense is not None:  # a long one on every thread, even in a run small enough for one
             long = ptr[-1] * link.n_dst * (EVENT_GRADED_NS if link.graded else EVENT_NS) > PARALLEL_EVENT_NS
-            with _numba_threads(threads if long else None):
-                K.gather_dense(ptr, idx, val, link.graded, skip, *link.event_weights(), c, acc, t_off,
-                               link.n_off, link.shift, link.mode)
+            before = state.current
+            if long:
+                state.use_threads(state.all_threads)
+            K.gather_dense(ptr, idx, val, link.graded, skip, *link.event_weights(), c, acc, t_off,
+                           link.n_off, link.shift, link.mode)
+            state.use_threads(before)
         else:
             colptr, rows_of, wvals = link.csc()
             K.scatter_sparse(ptr, idx, val, link.graded, skip, colptr, rows_of, wvals, link.n_dst, c, acc, t_off,
@@ -508,6 +494,17 @@ class SimProgram:
         )
 
 
+def _message_dtype(comp) -> type:
+    """The dtype of a component's messages (`kernels.MESSAGE_DTYPES`): uint8 for the 0/1 spikes of a
+    feed-forward LIF-like population (a quarter of the bytes to write and read), float64 for
+    sigma-delta's and a product's int32 payloads (exact in float64 only), else float32."""
+    if comp.sdn or (comp.prog and comp.prog["kind"] == "product"):
+        return np.float64
+    if not comp.prog and not comp.recurrent and int(comp.params["model"][0]) in (K.MODEL_LIF, K.MODEL_RESET):
+        return np.uint8
+    return np.float32
+
+
 def _scan_programmable(comp, prog_state, acc, c, s_buf, u_buf, v_buf, write_u, write_v, spikes_t, counts, active, ops_t):
     """One chunk of a programmable component (`kernels_prodneuron` / `_refractory` / `_rf` / `_atrlif`)."""
     args = {k: v for k, v in comp.prog.items() if k != "kind"}
@@ -561,9 +558,7 @@ def conv_event_limit(link) -> float:
 class _RunState:
     """Buffers of one run: neuron state, chunk buffers, records and counters."""
 
-    def __init__(self, plan: Plan, batch: int, steps: int, chunk: int, requests):
-        import numba
-
+    def __init__(self, plan: Plan, batch: int, steps: int, chunk: int, requests, threads: int):
         self.batch, self.steps, self.chunk = batch, steps, chunk
         graph = plan.graph
         wanted = {(node, var) for node, var in requests.values()}
@@ -574,9 +569,9 @@ class _RunState:
             dtype = np.int8 if var == "s" and spiking else np.int32  # a relay's "s" is its graded payload
             self.records[(node, var)] = np.zeros((batch, steps, *shape), dtype)
         self.input_counts = {name: 0 for name in plan.inputs}
-        threads = max(1, numba.get_num_threads())
         self.threads = threads  # what a large component runs on (see SimProgram.run)
         self.all_threads = threads  # what a long event kernel may use even in a small run (see SimProgram._apply)
+        self.current = threads  # what numba's kernels run on now (`use_threads`)
         self.lease = buffers.Lease()  # the large buffers, given back when the run ends (SimProgram.run)
         self.acc = []
         self.u_state, self.v_state, self.p_state, self.hist = [], [], [], []
@@ -612,6 +607,15 @@ class _RunState:
             self.active.append(np.zeros((units, len(comp.members)), np.int64))
         self.spikes_t = {name: np.zeros(steps, np.int64) for name in graph.populations}
         self.ops = {name: np.zeros(steps, np.int64) for name in graph.projections}
+
+    def use_threads(self, n: int) -> None:
+        """numba's kernels run on `n` threads from now on (numba is asked only on a change: each
+        call takes its process-wide locks)."""
+        if n != self.current:
+            import numba
+
+            numba.set_num_threads(n)
+            self.current = n
 
     def store(self, node: str, var: str, t0: int, c: int, chunk: np.ndarray) -> None:
         rec = self.records.get((node, var))

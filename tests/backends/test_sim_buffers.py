@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+import chip_strategies as cs
 from snnc.backends.sim import SimBackend, buffers
 from snnc.ir.chip import ChipGraph, ConvGeometry, InputPopulation, OutputPort, Population, Projection
 
@@ -33,7 +36,7 @@ def test_the_pool_keeps_at_most_its_limit_smallest_first():
     for mb in (1, 2, 4):
         lease.empty((mb * 2**20,), np.uint8)
     lease.release()
-    assert sorted(b.nbytes for b in pool._free) == [2**20, 2 * 2**20]  # 4 MB would pass the limit
+    assert sorted(b.nbytes for b, _ in pool._free) == [2**20, 2 * 2**20]  # 4 MB would pass the limit
 
 
 def test_repeated_runs_reusing_the_pool_equal_fresh_programs():
@@ -57,3 +60,34 @@ def test_repeated_runs_reusing_the_pool_equal_fresh_programs():
         for key in ("d", "s/u"):
             assert np.array_equal(got.probes[key], fresh.probes[key]), key
         assert np.array_equal(got.outputs["s"], fresh.outputs["s"])
+
+
+@settings(max_examples=25, derandomize=True, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(
+    case=cs.chip_cases(kinds=cs.ALL_KINDS, models=cs.ALL_MODELS, recurrent=True, delays=True, graded=True, per_neuron=True),
+    sd_case=cs.chip_cases(kinds=("dense", "conv"), models=cs.SIGMA_DELTA_MODELS, graded=True),
+    chunk=st.integers(1, 5),
+    prog_graph=cs.programmable_graphs(),
+)
+def test_input_sums_go_back_to_the_pool_all_zero(case, sd_case, chunk, prog_graph):
+    """A run gives its input sums back as clean (the neuron kernels clear what they read, the run
+    what landed past its last step), and the next run takes them without clearing: every clean
+    buffer in the pool is zero after runs of every kind, and repeated runs equal the first."""
+    old = buffers.MIN_BYTES
+    buffers.MIN_BYTES = 0  # every buffer from the pool, however small
+    try:
+        buffers.POOL.give([(np.ones(64, np.uint8), False)])  # a dirty one that a run may take
+        cases = [(case.graph, case.inputs), (sd_case.graph, sd_case.inputs), (prog_graph, {"x": cs.programmable_inputs(prog_graph, 6, 0)})]
+        for graph, inputs in cases:
+            program = SimBackend().build(graph, chunk=chunk)
+            probes = [f"{p}/{v}" for p, pop in graph.populations.items() for v in ("s" if pop.model == "product" else "suv")]
+            first = program.run({k: v[None] for k, v in inputs.items()}, probes=probes)
+            for _ in range(2):
+                again = program.run({k: v[None] for k, v in inputs.items()}, probes=probes)
+                for key in probes:
+                    assert np.array_equal(again.probes[key], first.probes[key]), key
+            assert any(clean for _, clean in buffers.POOL._free)
+            for buf, clean in buffers.POOL._free:
+                assert not clean or not buf.any()
+    finally:
+        buffers.MIN_BYTES = old

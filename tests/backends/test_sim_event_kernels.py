@@ -35,8 +35,8 @@ def _messages(rng, rows: int, n: int, density: float, dtype, graded: bool) -> np
 @given(
     seed=st.integers(0, 2**31),
     rows=st.integers(1, 70),
-    n=st.sampled_from([1, 7, 8, 9, 64, 203]),
-    density=st.sampled_from([0.0, 0.01, 0.08, 0.09, 0.124, 0.5, 1.0]),  # the sparse/dense rows of row_events: 1/12
+    n=st.sampled_from([1, 7, 8, 9, 63, 64, 65, 203]),  # row_events reads 64 sources at a time, then the rest
+    density=st.sampled_from([0.0, 0.01, 0.08, 0.09, 0.3, 0.74, 0.76, 1.0]),  # sparse/dense rows: 3/4, ops: 1/12
     dtype=st.sampled_from([np.uint8, np.float32, np.float64]),
     n_proj=st.integers(0, 3),
 )
@@ -49,7 +49,7 @@ def test_events_and_ops_equal_numpy(seed, rows, n, density, dtype, n_proj):
     assert bad == 0 and peak == (np.abs(x).max() if x.size else 0)
     assert np.array_equal(nnz, np.count_nonzero(x, axis=1))
     ptr = np.concatenate(([0], np.cumsum(nnz))).astype(np.int64)
-    idx, val = np.full(ptr[-1], -1, np.int64), np.zeros(ptr[-1], np.int64)
+    idx, val = np.full(ptr[-1], -1, np.int32), np.zeros(ptr[-1], np.int32)
     fanout = rng.integers(0, 50, (n_proj, n)).astype(np.int64)
     ops = np.full((rows, n_proj), -1, np.int64)
     K.fill_events(x, ptr, idx, val, fanout, ops)
@@ -58,6 +58,9 @@ def test_events_and_ops_equal_numpy(seed, rows, n, density, dtype, n_proj):
     assert np.array_equal(val, x[r_want, i_want].astype(np.int64))
     want_ops = (x != 0).astype(np.int64) @ fanout.T
     assert np.array_equal(ops, want_ops)
+    idx[:] = -1  # without values (what a binary link reads): the same sources
+    K.fill_events(x, ptr, idx, np.zeros(0, np.int32), fanout, ops)
+    assert np.array_equal(idx, i_want) and np.array_equal(ops, want_ops)
     dense_ops = np.full((rows, n_proj), -1, np.int64)
     K.row_ops(x, fanout, dense_ops)
     assert np.array_equal(dense_ops, want_ops)
@@ -65,11 +68,11 @@ def test_events_and_ops_equal_numpy(seed, rows, n, density, dtype, n_proj):
 
 def test_fill_events_never_writes_past_a_row_share():
     """Counts that undercount a row (a caller's bug) must not let it overwrite the next row's events."""
-    x = np.ones((2, 20), np.uint8)
-    for ptr in (np.array([0, 3, 23]), np.array([0, 19, 39])):  # sparse and dense branch of row 0
-        idx, val = np.full(ptr[-1], -1, np.int64), np.zeros(ptr[-1], np.int64)
-        K.fill_events(x, ptr.astype(np.int64), idx, val, np.zeros((0, 20), np.int64), np.zeros((2, 0), np.int64))
-        assert np.array_equal(idx[ptr[1]:], np.arange(20))
+    x = np.ones((2, 130), np.uint8)  # two blocks of 64 sources and a tail
+    for ptr in (np.array([0, 3, 133]), np.array([0, 129, 259])):  # sparse and dense branch of row 0
+        idx, val = np.full(ptr[-1], -1, np.int32), np.zeros(ptr[-1], np.int32)
+        K.fill_events(x, ptr.astype(np.int64), idx, val, np.zeros((0, 130), np.int64), np.zeros((2, 0), np.int64))
+        assert np.array_equal(idx[ptr[1]:], np.arange(130))
 
 
 def _weights(rng, n_dst: int, n_src: int, kind: str) -> np.ndarray:
@@ -157,7 +160,7 @@ def test_gather_dense_equals_the_int64_matrix(seed, batch, steps, n_src, n_dst, 
     skip = (rng.random(batch) < 0.3).astype(np.uint8)
     nnz = np.count_nonzero(x, axis=1)
     ptr = np.concatenate(([0], np.cumsum(nnz))).astype(np.int64)
-    idx, val = np.empty(ptr[-1], np.int64), np.empty(ptr[-1], np.int64)
+    idx, val = np.empty(ptr[-1], np.int32), np.empty(ptr[-1], np.int32)
     K.fill_events(x, ptr, idx, val, np.zeros((0, n_src), np.int64), np.zeros((rows, 0), np.int64))
     want = _reference(acc, w, x, graded, skip, steps, 1, n_off, shift, mode)
     K.gather_dense(ptr, idx, val, graded, skip, wt, res_ptr, res_col, res_val, steps, acc, 1, n_off, shift, mode)
@@ -178,7 +181,7 @@ def test_gather_dense_int16_partial_sums_at_their_bound():
         acc = np.zeros((1, steps + 1, n_dst), np.int32)
         nnz = np.count_nonzero(x, axis=1)
         ptr = np.concatenate(([0], np.cumsum(nnz))).astype(np.int64)
-        idx, val = np.empty(ptr[-1], np.int64), np.empty(ptr[-1], np.int64)
+        idx, val = np.empty(ptr[-1], np.int32), np.empty(ptr[-1], np.int32)
         K.fill_events(x, ptr, idx, val, np.zeros((0, n_src), np.int64), np.zeros((steps, 0), np.int64))
         want = _reference(acc, w, x, False, np.zeros(1, np.uint8), steps, 1, 0, 0, K.MODE_PLAIN)
         K.gather_dense(ptr, idx, val, False, np.zeros(1, np.uint8), wt, res_ptr, res_col, res_val, steps, acc, 1, 0, 0,
