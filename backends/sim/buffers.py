@@ -13,6 +13,7 @@ batch-1 run faulted in 0.4 MB of fresh pages).
 """
 from __future__ import annotations
 
+import math
 import threading
 from typing import Sequence
 
@@ -34,22 +35,32 @@ class Pool:
         """A flat uint8 buffer of at least `nbytes` and whether it is all zero: the smallest free one
         that fits (the smallest clean one if `clean` is asked for and one fits), else a new one."""
         with self._lock:
-            fits = [i for i, (b, _) in enumerate(self._free) if b.nbytes >= nbytes]
-            if clean and any(self._free[i][1] for i in fits):
-                fits = [i for i in fits if self._free[i][1]]
-            if fits:
-                return self._free.pop(min(fits, key=lambda i: self._free[i][0].nbytes))
+            best, best_clean = -1, -1  # the smallest that fits, the smallest clean one that fits
+            for i, (b, is_clean) in enumerate(self._free):
+                if b.nbytes >= nbytes:
+                    if best < 0 or b.nbytes < self._free[best][0].nbytes:
+                        best = i
+                    if is_clean and (best_clean < 0 or b.nbytes < self._free[best_clean][0].nbytes):
+                        best_clean = i
+            if clean and best_clean >= 0:
+                best = best_clean
+            if best >= 0:
+                return self._free.pop(best)
         return np.empty(nbytes, np.uint8), False
 
     def give(self, buffers: Sequence[tuple[np.ndarray, bool]]) -> None:
         """Take (buffer, clean) pairs back, keeping at most `limit` bytes (the smallest)."""
         with self._lock:
-            kept = sorted([*self._free, *buffers], key=lambda e: e[0].nbytes)
-            total, self._free = 0, []
-            for entry in kept:
-                if total + entry[0].nbytes <= self.limit:
-                    self._free.append(entry)
-                    total += entry[0].nbytes
+            kept = [*self._free, *buffers]
+            if sum(e[0].nbytes for e in kept) > self.limit:
+                kept.sort(key=lambda e: e[0].nbytes)
+                total, self._free = 0, []
+                for entry in kept:
+                    if total + entry[0].nbytes <= self.limit:
+                        self._free.append(entry)
+                        total += entry[0].nbytes
+            else:
+                self._free = kept
 
 
 POOL = Pool()
@@ -66,7 +77,7 @@ class Lease:
 
     def _take(self, shape: tuple[int, ...], dtype, clean: bool) -> tuple[np.ndarray, bool]:
         dtype = np.dtype(dtype)
-        nbytes = int(np.prod(shape)) * dtype.itemsize
+        nbytes = math.prod(shape) * dtype.itemsize
         if nbytes < MIN_BYTES:
             return (np.zeros if clean else np.empty)(shape, dtype), True
         buf, was_clean = self.pool.take(nbytes, clean)
