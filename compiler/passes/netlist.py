@@ -23,8 +23,8 @@ import nir
 import numpy as np
 import scipy.sparse as sp
 
-from snnc.backends.program_cache import graph_digest
 from snnc.ir import conv as ir_conv
+from snnc.ir.digest import graph_digest
 from snnc.ir import shapes as S
 from snnc.ir.float_model import FloatModel
 from snnc.ir.chip import ConvGeometry, OutputVar
