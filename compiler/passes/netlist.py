@@ -25,6 +25,7 @@ import scipy.sparse as sp
 
 from snnc.ir import conv as ir_conv
 from snnc.ir.digest import graph_digest
+from snnc.ir.fixed_point import ResetMode
 from snnc.ir import shapes as S
 from snnc.ir.float_model import FloatModel
 from snnc.ir.chip import ConvGeometry, OutputVar
@@ -477,7 +478,7 @@ class FloatRun:
     v_max: dict[str, np.ndarray]
     v_min: dict[str, np.ndarray]
     params: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # (alpha, beta) per population
-    resets: dict[str, tuple[str, np.ndarray, np.ndarray]] = field(default_factory=dict)  # (mode, v_reset, thr) per spiking population
+    resets: dict[str, tuple[ResetMode, np.ndarray, np.ndarray]] = field(default_factory=dict)  # (mode, v_reset, thr) per spiking population
 
 
 REUSE_SAMPLE_STEPS = 512  # runs of at most this many sample-steps are remembered (the fidelity guard's window)
@@ -510,7 +511,7 @@ def simulate(net: FloatNet, inputs: dict[str, np.ndarray], ranges: bool = True, 
     FloatModel(net.graph, net.dt).run(data, steps, [hook])
     params, resets = {}, {}
     for n in hook.neurons:
-        c = net.pops[n].cuba
+        c = net.pops[n].neuron
         params[n] = (c.alpha.ravel(), c.beta.ravel())
         if c.thr is not None:
             v_reset = np.broadcast_to(np.asarray(c.v_reset, dtype=np.float64), net.pops[n].shape).ravel()
@@ -541,8 +542,8 @@ class _Calibration:
 
     def __init__(self, net: FloatNet, batch: int, steps: int, ranges: bool = True):
         self.neurons = net.neuron_order()
-        self.offset = {n: np.broadcast_to(np.asarray(net.pops[n].cuba.offset, np.float64), net.pops[n].shape).ravel()
-                       for n in self.neurons if not net.pops[n].cuba.spiking}
+        self.offset = {n: np.broadcast_to(np.asarray(net.pops[n].neuron.offset, np.float64), net.pops[n].shape).ravel()
+                       for n in self.neurons if not net.pops[n].neuron.spiking}
         self.outputs = {n: np.zeros((steps, batch, p.size)) for n, p in net.pops.items()}
         self.i_abs = {n: np.zeros(net.pops[n].size) for n in self.neurons}
         self.v_hi = {n: np.full(net.pops[n].size, -np.inf) for n in self.neurons}
