@@ -227,18 +227,6 @@ def count_step(b, t, n_spk, n_act, s_out, fanout, spikes_t, active, ops_t):
             ops_t[b, p, t] += total
 
 
-@nb.njit(inline="always")
-def record_step(b, t, j, s, u, v, s_out, counts, u_out, v_out, write_u, write_v):
-    """Neuron j's spike and its two state variables at (b, t): into the output, its spike count and
-    the probe buffers that are written."""
-    s_out[b, t, j] = s
-    counts[b, j] += s
-    if write_u:
-        u_out[b, t, j] = u
-    if write_v:
-        v_out[b, t, j] = v
-
-
 def inline(fn, **helpers):
     """The spec function `fn` compiled inline, with the spec functions it calls (`helpers`, by name)
     bound to their compiled versions: how every kernel module reuses `ir/fixed_point` unchanged."""

@@ -2,8 +2,10 @@
 
 The arithmetic is `snnc.ir.fixed_point.atrlif` and `arith` compiled inline (`current_update`,
 `decay`, `saturate_v`, `wrap32`, and the whole `atrlif_update`): the function the numpy step
-`atrlif_step` calls, which the tests compare this kernel against. The state (i, v, theta, r) lives in an int32 array [4, batch, n]
-that persists across chunks; theta starts at theta_0 (`initial_state`).
+`atrlif_step` calls, which the tests compare this kernel against; the loop over [batch, time,
+neuron] and the counters are `kernels_scan.scan`, which runs this module's `step`. The state
+(i, v, theta, r) lives in an int32 array [4, batch, n] that persists across chunks; theta starts at
+theta_0 (`initial_state`).
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from snnc.ir.fixed_point import atrlif as spec
 from snnc.ir.fixed_point.units import bias_value, threshold_value
 
 from . import kernels as K
+from . import kernels_scan as S
 
 current_update = K.inline(spec.current_update, wrap32=K.wrap32, decay=K.decay, wrap_u=K.wrap_u)
 atrlif_update = K.inline(spec.atrlif_update, wrap32=K.wrap32, decay=K.decay, saturate_v=K.saturate_v,
@@ -43,49 +46,31 @@ def initial_state(batch: int, n: int, theta_0: int) -> np.ndarray:
     return state
 
 
+@nb.njit(inline="always")
+def step(state, acc, b, t, j, n, params):
+    """Neuron j of sample b at step t (see `kernels_scan`)."""
+    du, dv, bias, theta_0, theta_step, d_theta, d_r = params
+    i, v, theta, r, s = atrlif_update(
+        np.int64(state[I, b, j]), np.int64(state[V, b, j]), np.int64(state[THETA, b, j]), np.int64(state[R, b, j]),
+        np.int64(acc[b, t, j]), du, dv, bias[j], theta_0, theta_step, d_theta, d_r,
+    )
+    state[I, b, j], state[V, b, j], state[THETA, b, j], state[R, b, j] = i, v, theta, r
+    return s, i, v, (i != 0) | (v != 0)
+
+
 def _make_scan_atrlif(digest: str):
     @nb.njit(cache=True, parallel=True)
     def scan_atrlif(acc, steps, state, du, dv, bias, theta_0, theta_step, d_theta, d_r,
                     s_out, u_out, v_out, write_u, write_v, fanout, spikes_t, counts, active, ops_t):
-        """Run `steps` steps for every sample, updating `state` in place. acc [B, >=steps, n] int32;
-        s_out [B, steps, n] float32 (0/1); u_out/v_out get i and v when written; counters as
-        `kernels.scan_ff` (unit = sample)."""
+        """`kernels_scan.scan` of `step`. acc [B, >=steps, n] int32; s_out [B, steps, n] float32
+        (0/1); u_out/v_out get i and v when written."""
         digest  # noqa: B018 - part of numba's cache key (see kernels.SPEC_DIGEST)
-        batch = state.shape[1]
-        n = state.shape[2]
-        for b in nb.prange(batch):
-            for t in range(steps):
-                n_spk = 0
-                n_act = 0
-                for j in range(n):
-                    i, v, theta, r, s = atrlif_update(
-                        np.int64(state[I, b, j]), np.int64(state[V, b, j]), np.int64(state[THETA, b, j]),
-                        np.int64(state[R, b, j]), np.int64(acc[b, t, j]), du, dv, bias[j], theta_0, theta_step, d_theta, d_r,
-                    )
-                    state[I, b, j] = i
-                    state[V, b, j] = v
-                    state[THETA, b, j] = theta
-                    state[R, b, j] = r
-                    K.record_step(b, t, j, s, i, v, s_out, counts, u_out, v_out, write_u, write_v)
-                    n_spk += s
-                    n_act += (i != 0) | (v != 0)
-                K.count_step(b, t, n_spk, n_act, s_out, fanout, spikes_t, active, ops_t)
+        S.scan(step, acc, steps, state, (du, dv, bias, theta_0, theta_step, d_theta, d_r),
+               s_out, u_out, v_out, write_u, write_v, fanout, spikes_t, counts, active, ops_t)
 
     return scan_atrlif
 
 
-scan_atrlif = _make_scan_atrlif(K.spec_digest(arith, units, spec))
-
-
-def _signatures() -> dict[str, list[tuple]]:
-    """The argument types `program` calls the kernel with (see `kernels.SIGNATURES`)."""
-    from numba import types as T
-
-    i64, flag = T.int64, T.boolean
-    i32_3, f32_3, i64_1, i64_2, i64_3 = (T.Array(d, n, "C") for d, n in (
-        (T.int32, 3), (T.float32, 3), (i64, 1), (i64, 2), (i64, 3)))
-    return {"scan_atrlif": [(i32_3, i64, i32_3, i64, i64, i64_1, i64, i64, i64, i64,
-                             f32_3, i32_3, i32_3, flag, flag, i64_2, i64_3, i64_2, i64_2, i64_3)]}
-
-
-SIGNATURES = _signatures()
+scan_atrlif = _make_scan_atrlif(S.digest(arith, units, spec))
+SIGNATURES = {"scan_atrlif": [S.signature(S.I64, S.I64, S.VEC, S.I64, S.I64, S.I64, S.I64)]}
+"""The argument types `program` calls the kernel with (see `kernels.SIGNATURES`)."""

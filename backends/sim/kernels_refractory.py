@@ -2,7 +2,8 @@
 
 The arithmetic is `snnc.ir.fixed_point.refractory` and `arith` compiled inline (the whole
 `refractory_update`): the function the numpy step `refractory_step` calls, which the tests compare
-this kernel against. The state (u, v, steps still refractory) lives in an int32 array
+this kernel against; the loop over [batch, time, neuron] and the counters are `kernels_scan.scan`,
+which runs this module's `step`. The state (u, v, steps still refractory) lives in an int32 array
 [3, batch, n] that persists across chunks.
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ from snnc.ir.fixed_point import atrlif, refractory as spec
 from snnc.ir.fixed_point.units import bias_value, threshold_value
 
 from . import kernels as K
+from . import kernels_scan as S
 from .kernels_atrlif import current_update
 
 refractory_update = K.inline(spec.refractory_update, saturate_v=K.saturate_v, decay=K.decay, current_update=current_update)
@@ -42,48 +44,31 @@ def initial_state(batch: int, n: int) -> np.ndarray:
     return np.zeros((3, batch, n), np.int32)
 
 
+@nb.njit(inline="always")
+def step(state, acc, b, t, j, n, params):
+    """Neuron j of sample b at step t (see `kernels_scan`)."""
+    du, dv, bias, vth_e, period = params
+    u, v, c, s = refractory_update(
+        np.int64(state[U, b, j]), np.int64(state[V, b, j]), np.int64(state[C, b, j]), np.int64(acc[b, t, j]),
+        du[j], dv[j], bias[j], vth_e[j], period,
+    )
+    state[U, b, j], state[V, b, j], state[C, b, j] = u, v, c
+    return s, u, v, (u != 0) | (v != 0)
+
+
 def _make_scan_refractory(digest: str):
     @nb.njit(cache=True, parallel=True)
     def scan_refractory(acc, steps, state, du, dv, bias, vth_e, period,
                         s_out, u_out, v_out, write_u, write_v, fanout, spikes_t, counts, active, ops_t):
-        """Run `steps` steps for every sample, updating `state` in place. acc [B, >=steps, n] int32;
-        s_out [B, steps, n] float32 (0/1); u_out/v_out get u and v when written; counters as
-        `kernels.scan_ff` (unit = sample)."""
+        """`kernels_scan.scan` of `step`. acc [B, >=steps, n] int32; s_out [B, steps, n] float32
+        (0/1); u_out/v_out get u and v when written."""
         digest  # noqa: B018 - part of numba's cache key (see kernels.SPEC_DIGEST)
-        batch = state.shape[1]
-        n = state.shape[2]
-        for b in nb.prange(batch):
-            for t in range(steps):
-                n_spk = 0
-                n_act = 0
-                for j in range(n):
-                    u, v, c, s = refractory_update(
-                        np.int64(state[U, b, j]), np.int64(state[V, b, j]), np.int64(state[C, b, j]),
-                        np.int64(acc[b, t, j]), du[j], dv[j], bias[j], vth_e[j], period,
-                    )
-                    state[U, b, j] = u
-                    state[V, b, j] = v
-                    state[C, b, j] = c
-                    K.record_step(b, t, j, s, u, v, s_out, counts, u_out, v_out, write_u, write_v)
-                    n_spk += s
-                    n_act += (u != 0) | (v != 0)
-                K.count_step(b, t, n_spk, n_act, s_out, fanout, spikes_t, active, ops_t)
+        S.scan(step, acc, steps, state, (du, dv, bias, vth_e, period),
+               s_out, u_out, v_out, write_u, write_v, fanout, spikes_t, counts, active, ops_t)
 
     return scan_refractory
 
 
-scan_refractory = _make_scan_refractory(K.spec_digest(arith, units, atrlif, spec))
-
-
-def _signatures() -> dict[str, list[tuple]]:
-    """The argument types `program` calls the kernel with (see `kernels.SIGNATURES`)."""
-    from numba import types as T
-
-    i64, flag = T.int64, T.boolean
-    i32_3, f32_3, i64_1, i64_2, i64_3 = (T.Array(d, n, "C") for d, n in (
-        (T.int32, 3), (T.float32, 3), (i64, 1), (i64, 2), (i64, 3)))
-    return {"scan_refractory": [(i32_3, i64, i32_3, i64_1, i64_1, i64_1, i64_1, i64,
-                                 f32_3, i32_3, i32_3, flag, flag, i64_2, i64_3, i64_2, i64_2, i64_3)]}
-
-
-SIGNATURES = _signatures()
+scan_refractory = _make_scan_refractory(S.digest(arith, units, atrlif, spec))
+SIGNATURES = {"scan_refractory": [S.signature(S.VEC, S.VEC, S.VEC, S.VEC, S.I64)]}
+"""The argument types `program` calls the kernel with (see `kernels.SIGNATURES`)."""

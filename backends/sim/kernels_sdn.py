@@ -15,6 +15,7 @@ from snnc.ir.fixed_point import arith, units
 from snnc.ir.fixed_point import sigma_delta as sd
 
 from . import kernels as K
+from . import kernels_scan as S
 
 wrap32 = K.wrap32
 abs32 = K.inline(sd.abs32, wrap32=wrap32)
@@ -149,15 +150,6 @@ def _make_scan_sdn(digest: str):
 scan_sdn = _make_scan_sdn(K.spec_digest(arith, units, sd))
 
 
-def _signatures() -> dict[str, list[tuple]]:
-    """The argument types `program` calls the kernel with (see `kernels.SIGNATURES`)."""
-    from numba import types as T
-
-    i64, flag = T.int64, T.boolean
-    i32_3, f64_3, i64_1, i64_2, i64_3 = (T.Array(d, n, "C") for d, n in (
-        (T.int32, 3), (T.float64, 3), (i64, 1), (i64, 2), (i64, 3)))
-    return {"scan_sdn": [(i32_3, i64, i64, i32_3, i64, i64, i64_1, i64, i64, i64, i64,
-                          f64_3, i32_3, i32_3, flag, flag, i64_2, i64, i64_3, i64_2, i64_2, i64_3, i64_1)]}
-
-
-SIGNATURES = _signatures()
+SIGNATURES = {"scan_sdn": [(S.ACC, S.I64, S.I64, S.ACC, S.I64, S.I64, S.VEC, S.I64, S.I64, S.I64, S.I64,
+                            S.array(S.T.float64, 3), *S.PROBES, S.COUNTERS[0], S.I64, *S.COUNTERS[1:], S.VEC)]}
+"""The argument types `program` calls the kernel with (see `kernels.SIGNATURES`)."""
