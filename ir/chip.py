@@ -445,16 +445,6 @@ class Projection:
     def max_delay(self) -> int:
         return int(np.max(self.delay)) if np.ndim(self.delay) else int(self.delay)
 
-    @property
-    def geometry(self) -> ConvGeometry:
-        """The geometry of a conv projection; new code tests `isinstance(p, ConvProjection)` and reads `p.conv`."""
-        if self.conv is None:
-            raise ParameterError(
-                "projection has no conv geometry", where=f"projection {self.name!r}", got=self.kind,
-                hint="only a conv projection has one: test `isinstance(p, ConvProjection)` first",
-            )
-        return self.conv
-
     def effective_weights(self):
         """Weights as the chip applies them (Lava's clip + truncation for dense/sparse)."""
         raise NotImplementedError

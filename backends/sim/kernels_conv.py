@@ -15,6 +15,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from snnc.ir.chip import ConvProjection
 from snnc.ir.fixed_point import arith, units
 
 from . import kernels as K
@@ -86,9 +87,9 @@ def tap_weights(weights: np.ndarray, groups: int, stride_x: int) -> np.ndarray:
     return np.ascontiguousarray(out, np.int32).reshape(-1)
 
 
-def kernel_args(proj) -> tuple:
+def kernel_args(proj: ConvProjection) -> tuple:
     """(weights, geometry, y taps, y counts, x runs, x counts): what `scatter_conv` reads of a conv projection."""
-    g = proj.geometry
+    g = proj.conv
     return (tap_weights(proj.weights, g.groups, g.stride[1]), geometry(g),
             *y_taps(g.in_shape[1], g.out_shape[1], g.kernel[0], g.stride[0], g.padding[0], g.dilation[0]),
             *x_runs(g.in_shape[2], g.out_shape[2], g.kernel[1], g.stride[1], g.padding[1], g.dilation[1]))

@@ -23,7 +23,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from snnc.ir import conv as ir_conv
-from snnc.ir.chip import KIND_PORTS, PROGRAMMABLE_KINDS, ChipGraph, InputPopulation, Population, Projection
+from snnc.ir.chip import (KIND_PORTS, PROGRAMMABLE_KINDS, ChipGraph, ConvProjection, InputPopulation, Population, Projection,
+                          SparseProjection)
 from snnc.ir.errors import BackendError, SnncError
 from snnc.ir.fixed_point.resonator import RF_KINDS
 
@@ -38,7 +39,7 @@ F64_EXACT = 2**53
 RESIDUAL_SHARE = 256  # int8 event weights when at most one weight in this many needs a residual
 
 
-def conv_matrix(proj: Projection) -> sp.csr_matrix:
+def conv_matrix(proj: ConvProjection) -> sp.csr_matrix:
     """The conv projection as an explicit [n_dst, n_src] int64 matrix (torch cross-correlation).
 
     Used for recurrent components, for the fanout counters and by tests; only taps that land on a
@@ -47,14 +48,14 @@ def conv_matrix(proj: Projection) -> sp.csr_matrix:
     return ir_conv.conv_matrix(np.asarray(proj.weights, np.int64), proj.conv)
 
 
-def _axes(proj: Projection) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+def _axes(proj: ConvProjection) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """Per axis (y, x) of a conv: the input coordinate each (output, tap) reads and whether it is in bounds."""
-    g = proj.geometry
+    g = proj.conv
     return tuple(kernels_conv.axis_index(g.in_shape[a], g.out_shape[a], g.kernel[a - 1], g.stride[a - 1],  # type: ignore[return-value]
                                          g.padding[a - 1], g.dilation[a - 1]) for a in (1, 2))
 
 
-def conv_l1(proj: Projection) -> int:
+def conv_l1(proj: ConvProjection) -> int:
     """`_row_l1` of a conv's matrix from its kernel: the largest sum of |w| over the in-bounds taps
     of one output neuron."""
     (_, vy), (_, vx) = _axes(proj)
@@ -62,10 +63,10 @@ def conv_l1(proj: Projection) -> int:
     return int(np.einsum("ckl,yk,xl->cyx", s, vy.astype(np.int64), vx.astype(np.int64)).max(initial=0))
 
 
-def conv_fanout(proj: Projection) -> np.ndarray:
+def conv_fanout(proj: ConvProjection) -> np.ndarray:
     """`_fanout` of a conv's matrix from its kernel: per source neuron (C, H, W order), the taps of
     nonzero weight that land on an output neuron."""
-    g = proj.geometry
+    g = proj.conv
     (iy, vy), (ix, vx) = _axes(proj)
     w = np.asarray(proj.weights) != 0
     c_out, cin_g, kh, kw = w.shape
@@ -81,10 +82,10 @@ def conv_fanout(proj: Projection) -> np.ndarray:
 
 def _effective_matrix(proj: Projection):
     """Weights as the chip applies them: dense int64 ndarray or csr (int64, zeros dropped)."""
-    if proj.kind == "conv":
+    if isinstance(proj, ConvProjection):
         return conv_matrix(proj)
     w = proj.effective_weights()
-    if proj.kind == "sparse":
+    if isinstance(proj, SparseProjection):
         w = sp.csr_matrix(w, dtype=np.int64)
         w.eliminate_zeros()
         return w
@@ -136,10 +137,10 @@ def _send_mode(proj: Projection, src: InputPopulation | Population, graded: bool
     in int32 when the messages are int32 (RingBuffer or LIF), so it wraps before the weight_exp
     shift; TernaryLIF sends int64, and DelayDense sums in int64.
     """
-    if proj.kind == "conv":
+    if isinstance(proj, ConvProjection):
         return K.MODE_WRAP24
     ternary = isinstance(src, Population) and src.model == "ternary"
-    int32_dot = proj.kind == "sparse" or (np.ndim(proj.delay) == 0 and int(proj.delay) == 0)
+    int32_dot = isinstance(proj, SparseProjection) or (np.ndim(proj.delay) == 0 and int(proj.delay) == 0)
     if graded and int32_dot and not ternary:
         return K.MODE_WRAP32
     return K.MODE_PLAIN
@@ -163,7 +164,7 @@ class _Link:
     l1: int
     dense: np.ndarray | None = None  # int64 [n_dst, n_src]
     csr: sp.csr_matrix | None = None
-    conv: Projection | None = None
+    conv: ConvProjection | None = None
     dense_macs: int = 0  # multiply-adds of one dense evaluation (conv)
     _cache: dict = field(default_factory=dict)
 
@@ -202,6 +203,7 @@ class _Link:
     def conv_kernel(self) -> tuple:
         """What the event-driven conv kernel reads (`kernels_conv.kernel_args`), made once."""
         if "conv_kernel" not in self._cache:
+            assert self.conv is not None, "conv_kernel of a link that is no conv"
             self._cache["conv_kernel"] = kernels_conv.kernel_args(self.conv)
         return self._cache["conv_kernel"]
 
@@ -374,7 +376,7 @@ class Plan:
 
     def fanout(self, proj: Projection) -> np.ndarray:
         """Nonzero synapses per source neuron of a projection (a conv's from its kernel)."""
-        return conv_fanout(proj) if proj.kind == "conv" else _fanout(self.matrix(proj.name))
+        return conv_fanout(proj) if isinstance(proj, ConvProjection) else _fanout(self.matrix(proj.name))
 
     def _component(self, ci: int, members: list[str], recurrent: bool) -> _Component:
         graph = self.graph
@@ -389,7 +391,7 @@ class Plan:
                 src = graph.source(proj.src)
                 graded = proj.num_message_bits > 0
                 inside = proj.src in offsets
-                if proj.kind == "conv":  # no delays; its explicit matrix only inside a recurrent component
+                if isinstance(proj, ConvProjection):  # no delays; its explicit matrix only inside a recurrent component
                     blocks = [(0, self.matrix(proj.name) if inside else None)]
                 else:
                     blocks = _split_by_delay(proj, self.matrix(proj.name))
@@ -404,12 +406,12 @@ class Plan:
                         mode=_send_mode(proj, src, graded),
                         graded=graded,
                         abs_msg=(not graded) and isinstance(src, Population) and src.model == "ternary",
-                        l1=conv_l1(proj) if proj.kind == "conv" else _row_l1(wd),
+                        l1=conv_l1(proj) if isinstance(proj, ConvProjection) else _row_l1(wd),
                     )
-                    if proj.kind == "conv":
+                    if isinstance(proj, ConvProjection):
                         link.conv = proj
                         link.shift = 0
-                        g = proj.geometry
+                        g = proj.conv
                         link.dense_macs = int(np.prod(g.out_shape)) * (g.in_shape[0] // g.groups) * int(np.prod(g.kernel))
                     elif _is_sparse(wd) and wd.nnz < 0.25 * wd.shape[0] * wd.shape[1]:
                         link.csr = sp.csr_matrix(wd, dtype=np.int64)
@@ -448,7 +450,7 @@ class Plan:
         for i, (proj, delay, w) in enumerate(internal):
             graded = proj.num_message_bits > 0
             mode = _send_mode(proj, graph.populations[proj.src], graded)
-            shift = 0 if proj.kind == "conv" else int(proj.weight_exp)
+            shift = 0 if isinstance(proj, ConvProjection) else int(proj.weight_exp)
             # blocks of one sum (a sign-split pair) become one signed block, as `_merge_links` does
             key = (proj.src, proj.dst, delay, shift, mode, graded) if mode != K.MODE_WRAP24 and shift >= 0 else ("alone", i)
             if key in blocks:
@@ -469,7 +471,7 @@ class Plan:
             g["delay"].append(delay)
             graded = proj.num_message_bits > 0
             g["mode"].append(_send_mode(proj, src, graded))
-            g["shift"].append(0 if proj.kind == "conv" else int(proj.weight_exp))
+            g["shift"].append(0 if isinstance(proj, ConvProjection) else int(proj.weight_exp))
             g["graded"].append(int(graded))
             colptr.append(csc.indptr[1:].astype(np.int64) + nnz)
             rows.append(csc.indices.astype(np.int64) + d_off)
@@ -531,7 +533,7 @@ def chunk_steps(plan: Plan, batch: int, steps: int, budget_bytes: int, max_chunk
         for link in comp.links:
             widest_link = max(widest_link, link.n_dst)
             if link.conv is not None:  # a conv link
-                g = link.conv.geometry
+                g = link.conv.conv
                 # torch's im2col columns for one image: C_in/groups * kh * kw * H' * W' floats
                 widest_link = max(widest_link, (g.in_shape[0] // g.groups) * math.prod(g.kernel) * g.out_shape[1] * g.out_shape[2] // 8)
     per_step += 8 * widest_link

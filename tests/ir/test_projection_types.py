@@ -29,12 +29,10 @@ def test_the_kind_names_the_class_and_reads_back():
     assert (type(d), type(s), type(c)) == (DenseProjection, SparseProjection, ConvProjection)
     assert (d.kind, s.kind, c.kind) == ("dense", "sparse", "conv")
     assert isinstance(s.weights, sp.csr_matrix) and s.weights.dtype == np.int64 and s.weights.nnz == 3
-    assert c.conv is GEOM and c.geometry is GEOM and d.conv is None and s.conv is None
+    assert c.conv is GEOM and d.conv is None and s.conv is None
     assert (d.num_synapses, s.num_synapses, c.num_synapses) == (3, 3, 8)  # nonzeros; every kernel entry
     direct = ConvProjection("c2", "x", "y", KERNEL, conv=GEOM)
     assert direct.kind == "conv" and np.array_equal(direct.weights, KERNEL)
-    with pytest.raises(ParameterError, match="no conv geometry"):
-        _ = d.geometry
 
 
 def test_each_kind_checks_its_own_invariants():
