@@ -483,9 +483,8 @@ class SparseProjection(Projection):
 
     def _check(self, where: str) -> None:
         self.conv = None
-        if not sp.issparse(self.weights):
-            self.weights = sp.csr_matrix(np.asarray(self.weights))
-        self.weights = sp.csr_matrix(self.weights)
+        w: Any = self.weights
+        self.weights = sp.csr_matrix(w if sp.issparse(w) else np.asarray(w))
         self.weights.data = np.asarray(SPECS["weight"].check(self.weights.data, f"{where}.weights")).reshape(-1)
         self.weights.data = self.weights.data.astype(np.int64, copy=False)
         self._check_ndim(2, where)

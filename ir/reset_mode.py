@@ -17,6 +17,7 @@ Semantics, in the reference backend's Euler step (x = summed input, after integr
 from __future__ import annotations
 
 import warnings
+
 import nir
 
 from .errors import ParameterError

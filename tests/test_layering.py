@@ -20,7 +20,7 @@ def _module_name(path: Path) -> str:
     parts = list(rel.parts)
     if parts[-1] == "__init__":
         parts.pop()
-    return ".".join([PACKAGES[parts[0]].split(".")[0], PACKAGES[parts[0]].split(".")[1], *parts[1:]])
+    return ".".join([PACKAGES[parts[0]], *parts[1:]])
 
 
 def _top_level_imports(tree: ast.Module, module: str, is_package: bool) -> set[str]:

@@ -71,35 +71,32 @@ class Lease:
 
     def __init__(self, pool: Pool = POOL):
         self.pool = pool
-        self.taken: list[np.ndarray] = []
-        self._views: list[np.ndarray] = []  # what was handed out of each taken buffer
-        self._zeroed: list[bool] = []  # whether all of that buffer was zero when handed out (`zeros`)
+        self.taken: list[tuple[np.ndarray, np.ndarray, bool]] = []
+        """(buffer, the array handed out of it, whether `zeros` handed it out: all of the buffer zero)"""
 
-    def _take(self, shape: tuple[int, ...], dtype, clean: bool) -> tuple[np.ndarray, bool]:
+    def _take(self, shape: tuple[int, ...], dtype, clean: bool) -> np.ndarray:
         dtype = np.dtype(dtype)
         nbytes = math.prod(shape) * dtype.itemsize
         if nbytes < MIN_BYTES:
-            return (np.zeros if clean else np.empty)(shape, dtype), True
+            return (np.zeros if clean else np.empty)(shape, dtype)
         buf, was_clean = self.pool.take(nbytes, clean)
         if clean and not was_clean:
             buf.fill(0)  # all of it, so that it is clean when given back with its view zero
         out = buf[:nbytes].view(dtype).reshape(shape)
-        self.taken.append(buf)
-        self._views.append(out)
-        self._zeroed.append(clean)
-        return out, was_clean
+        self.taken.append((buf, out, clean))
+        return out
 
     def empty(self, shape: tuple[int, ...], dtype) -> np.ndarray:
         """An uninitialized C-contiguous array (a view of a pooled buffer when large)."""
-        return self._take(shape, dtype, False)[0]
+        return self._take(shape, dtype, False)
 
     def zeros(self, shape: tuple[int, ...], dtype) -> np.ndarray:
         """A zeroed C-contiguous array: a clean pooled buffer is not written again."""
-        return self._take(shape, dtype, True)[0]
+        return self._take(shape, dtype, True)
 
     def release(self, clean: Sequence[np.ndarray] = ()) -> None:
         """Every buffer taken goes back to the pool: the arrays handed out must not be used after.
         Those of the arrays in `clean` (handed out by `zeros` and all zero again) are kept as clean."""
-        entries = [(buf, zeroed and any(v is c for c in clean)) for buf, v, zeroed in zip(self.taken, self._views, self._zeroed)]
-        self.taken, self._views, self._zeroed = [], [], []
+        entries = [(buf, zeroed and any(out is c for c in clean)) for buf, out, zeroed in self.taken]
+        self.taken = []
         self.pool.give(entries)
