@@ -13,9 +13,7 @@ The plan turns a `ChipGraph` into
 """
 from __future__ import annotations
 
-import functools
 import math
-import operator
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
@@ -25,6 +23,7 @@ import scipy.sparse as sp
 from snnc.ir import conv as ir_conv
 from snnc.ir.chip import (KIND_PORTS, PROGRAMMABLE_KINDS, ChipGraph, ConvProjection, InputPopulation, Population, Projection,
                           SparseProjection)
+from snnc.ir.bits import truncate_weights
 from snnc.ir.errors import BackendError, SnncError
 from snnc.ir.fixed_point.resonator import RF_KINDS
 
@@ -84,11 +83,15 @@ def _effective_matrix(proj: Projection):
     """Weights as the chip applies them: dense int64 ndarray or csr (int64, zeros dropped)."""
     if isinstance(proj, ConvProjection):
         return conv_matrix(proj)
-    w = proj.effective_weights()
     if isinstance(proj, SparseProjection):
-        w = sp.csr_matrix(w, dtype=np.int64)
+        stored = proj.weights
+        data = truncate_weights(stored.data, proj.num_weight_bits, proj.sign_mode)
+        if stored.has_canonical_format and np.all(data != 0) and np.array_equal(data, stored.data):
+            return stored  # the quantizer's weights are on the chip's grid already: no copy (the plan only reads it)
+        w = proj.effective_weights()  # a new matrix: zeros dropped in place
         w.eliminate_zeros()
         return w
+    w = proj.effective_weights()
     return np.asarray(w, np.int64)
 
 
@@ -109,14 +112,27 @@ def _split_by_delay(proj: Projection, w) -> list[tuple[int, object]]:
 def _row_l1(w) -> int:
     """max_j sum_i |w_ji|: with messages of magnitude <= m, every partial sum is <= m * this."""
     if sp.issparse(w):
-        if w.nnz == 0:
-            return 0
         w = w.tocsr()  # row sums of |stored entries| from the CSR arrays (scipy's abs().sum() builds two matrices)
-        total = np.concatenate(([0], np.cumsum(np.abs(w.data.astype(np.int64)))))
-        return int(np.max(total[w.indptr[1:]] - total[w.indptr[:-1]]))
+        return _csr_row_l1(w.data, w.indptr)
     if w.size == 0:
         return 0
     return int(np.max(np.abs(w).sum(axis=1)))
+
+
+def _csr_row_l1(data: np.ndarray, indptr: np.ndarray) -> int:
+    total = np.concatenate(([0], np.cumsum(np.abs(np.asarray(data, np.int64)))))
+    return int(np.max(total[indptr[1:]] - total[indptr[:-1]], initial=0))
+
+
+def effective_row_l1(proj: Projection) -> int:
+    """`_row_l1` of a projection's effective weights, without building its matrix (a conv's from
+    its kernel, a sparse one's from its CSR arrays)."""
+    if isinstance(proj, ConvProjection):
+        return conv_l1(proj)
+    if isinstance(proj, SparseProjection):
+        w = proj.weights
+        return _csr_row_l1(truncate_weights(w.data, proj.num_weight_bits, proj.sign_mode), w.indptr)
+    return _row_l1(proj.effective_weights())
 
 
 def _fanout(w) -> np.ndarray:
@@ -187,9 +203,10 @@ class _Link:
                 if np.count_nonzero(outside) * RESIDUAL_SHARE <= w_t.size:
                     break
             narrow: np.ndarray = np.ascontiguousarray(np.clip(w_t, info.min, info.max).astype(dtype))
-            res = sp.csr_matrix(np.where(outside, w_t - narrow, 0))
-            self._cache["events"] = (narrow, res.indptr.astype(np.int64), res.indices.astype(np.int64),
-                                     res.data.astype(np.int64))
+            src, dst = np.nonzero(outside)  # row-major: by source, then target (the CSR order)
+            ptr = np.zeros(w_t.shape[0] + 1, np.int64)
+            np.cumsum(np.bincount(src, minlength=w_t.shape[0]), out=ptr[1:])
+            self._cache["events"] = (narrow, ptr, dst.astype(np.int64), (w_t - narrow)[src, dst].astype(np.int64))
         return self._cache["events"]
 
     def csc(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -220,45 +237,85 @@ def _linear_send(link: _Link) -> bool:
     return link.kind != "conv" and link.mode != K.MODE_WRAP24 and link.shift >= 0
 
 
-def _merge_links(links: list[_Link]) -> list[_Link]:
-    """Links that compute one sum evaluated as one: the quantizer's sign split (split_sign) stores
-    a layer as an excitatory and an inhibitory projection, which read the same source, reach the
-    same target neurons at the same delay and are sent the same way; their int32 contributions
-    add modulo 2**32 in any order, so one signed matrix gives every bit of the result at half the
-    work. The per-projection activity counters do not depend on links (they use the fanout)."""
-    groups: dict[tuple, list[_Link]] = {}
-    order: list[tuple] = []
-    for i, link in enumerate(links):
-        key = ((link.src, link.n_off, link.n_dst, link.delay, link.latency, link.shift, link.mode, link.graded,
-                link.abs_msg) if _linear_send(link) else ("alone", i))
-        if key not in groups:
-            groups[key] = []
-            order.append(key)
-        groups[key].append(link)
+SMALL_DENSE = 1 << 16  # weight matrices up to this many entries are summed as dense arrays (no scipy)
+
+
+def _summed(parts: list[tuple[Any, int]], shape: tuple[int, int]) -> tuple[Any, int]:
+    """(sum of w << (shift - s0), s0) over parts (w, shift >= 0), s0 the smallest shift: one exact
+    int64 matrix that, sent with shift s0, gives what the parts give modulo 2**32 (a left shift and
+    a wrap to 32 bits are linear modulo 2**32). Dense ndarray when small or when a part is dense,
+    else csr with zeros dropped; a single part is returned as it is."""
+    s0 = min(shift for _, shift in parts)
+    if len(parts) == 1:
+        return parts[0][0], s0
+    if shape[0] * shape[1] <= SMALL_DENSE or any(not _is_sparse(w) for w, _ in parts):
+        total = np.zeros(shape, np.int64)
+        for w, shift in parts:
+            if _is_sparse(w):
+                w = w.tocsr()
+                rows = np.repeat(np.arange(shape[0]), np.diff(w.indptr))
+                np.add.at(total, (rows, w.indices), np.asarray(w.data, np.int64) << (shift - s0))
+            else:
+                total += np.asarray(w, np.int64) << (shift - s0)
+        return total, s0
+    coo = [w.tocoo() for w, _ in parts]
+    data = np.concatenate([np.asarray(m.data, np.int64) << (shift - s0) for m, (_, shift) in zip(coo, parts)])
+    total = sp.csr_matrix((data, (np.concatenate([m.row for m in coo]), np.concatenate([m.col for m in coo]))), shape=shape)
+    total.eliminate_zeros()
+    return total, s0
+
+
+def _store(link: _Link, w: Any) -> _Link:
+    """Give the link its weights: csr when at most a quarter of them are nonzero, else dense."""
+    nnz = w.nnz if _is_sparse(w) else np.count_nonzero(w)
+    if nnz < 0.25 * w.shape[0] * w.shape[1]:
+        link.csr = w.tocsr() if _is_sparse(w) else sp.csr_matrix(w)
+    else:
+        link.dense = np.asarray(w.toarray() if _is_sparse(w) else w, np.int64)
+    link.l1 = _row_l1(w)
+    return link
+
+
+def _csc_arrays(w: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(colptr, rows, values) int64 of a matrix's nonzero weights, rows ascending in each column."""
+    if _is_sparse(w):
+        m = sp.csc_matrix(w, dtype=np.int64)
+        m.eliminate_zeros()
+        m.sort_indices()
+        return m.indptr.astype(np.int64), m.indices.astype(np.int64), m.data.astype(np.int64)
+    w = np.asarray(w, np.int64)
+    cols, rows = np.nonzero(w.T)  # column-major order: by column, then row
+    colptr = np.zeros(w.shape[1] + 1, np.int64)
+    np.cumsum(np.bincount(cols, minlength=w.shape[1]), out=colptr[1:])
+    return colptr, rows.astype(np.int64), w[rows, cols]
+
+
+def _merge_links(links: list[tuple[_Link, Any]]) -> list[_Link]:
+    """Links that compute one sum evaluated as one: the quantizer's sign and exponent split
+    (split_sign, exponent_groups) stores a layer as several projections, which read the same
+    source, reach the same target neurons at the same delay and are sent the same way; their int32
+    contributions add modulo 2**32 in any order, so one signed matrix (weights scaled by their
+    shift over the smallest, `_summed`) gives every bit of the result at a fraction of the work.
+    The per-projection activity counters do not depend on links (they use the fanout).
+    `links`: (link, its weights) pairs; a conv link's weights are None (it keeps its kernel)."""
+    groups: dict[tuple, list[tuple[_Link, Any]]] = {}
+    for i, (link, w) in enumerate(links):
+        key = ((link.src, link.n_off, link.n_dst, link.delay, link.latency, link.mode, link.graded, link.abs_msg)
+               if _linear_send(link) else ("alone", i))
+        groups.setdefault(key, []).append((link, w))
     out = []
-    for key in order:
-        group = groups[key]
-        if len(group) == 1:
-            out.append(group[0])
+    for group in groups.values():
+        first, w0 = group[0]
+        if w0 is None:  # a conv
+            out.append(first)
             continue
-        mats: list[Any] = [lk.csr if lk.dense is None else lk.dense for lk in group]
-        total: Any
-        if all(sp.issparse(m) for m in mats):
-            total = sp.csr_matrix(functools.reduce(operator.add, mats), dtype=np.int64)
-            total.eliminate_zeros()
-        else:
-            total = functools.reduce(operator.add, [m.toarray() if sp.issparse(m) else m for m in mats])
-        first = group[0]
-        merged = _Link(
-            proj="+".join(lk.proj for lk in group), src=first.src, kind=first.kind, delay=first.delay,
-            latency=first.latency, n_off=first.n_off, n_dst=first.n_dst, shift=first.shift, mode=first.mode,
-            graded=first.graded, abs_msg=first.abs_msg, l1=_row_l1(total),
+        total, shift = _summed([(w, lk.shift) for lk, w in group], (first.n_dst, w0.shape[1]))
+        merged = first if len(group) == 1 else _Link(
+            proj="+".join(lk.proj for lk, _ in group), src=first.src, kind=first.kind, delay=first.delay,
+            latency=first.latency, n_off=first.n_off, n_dst=first.n_dst, shift=shift, mode=first.mode,
+            graded=first.graded, abs_msg=first.abs_msg, l1=0,
         )
-        if sp.issparse(total) and total.nnz < 0.25 * total.shape[0] * total.shape[1]:
-            merged.csr = total
-        else:
-            merged.dense = np.asarray(total.toarray() if sp.issparse(total) else total, np.int64)
-        out.append(merged)
+        out.append(_store(merged, total))
     return out
 
 
@@ -384,7 +441,7 @@ class Plan:
         offsets = {m: self.where[m][1] for m in members}
         sizes = {m: graph.populations[m].size for m in members}
         n = sum(sizes.values())
-        links: list[_Link] = []
+        links: list[tuple[_Link, Any]] = []
         internal: list[tuple[Projection, int, object]] = []
         for name in members:
             for proj in graph.incoming(name):
@@ -406,21 +463,18 @@ class Plan:
                         mode=_send_mode(proj, src, graded),
                         graded=graded,
                         abs_msg=(not graded) and isinstance(src, Population) and src.model == "ternary",
-                        l1=conv_l1(proj) if isinstance(proj, ConvProjection) else _row_l1(wd),
+                        l1=0,
                     )
                     if isinstance(proj, ConvProjection):
                         link.conv = proj
                         link.shift = 0
+                        link.l1 = conv_l1(proj)
                         g = proj.conv
                         link.dense_macs = int(np.prod(g.out_shape)) * (g.in_shape[0] // g.groups) * int(np.prod(g.kernel))
-                    elif _is_sparse(wd) and wd.nnz < 0.25 * wd.shape[0] * wd.shape[1]:
-                        link.csr = sp.csr_matrix(wd, dtype=np.int64)
-                    else:
-                        link.dense = np.asarray(wd.toarray() if _is_sparse(wd) else wd, np.int64)
                     if proj.port in KIND_PORTS.get(graph.populations[name].model, ())[1:]:  # second port: columns [n, 2n)
                         link.n_off += graph.populations[name].size
-                    links.append(link)
-        links = _merge_links(links)
+                    links.append((link, wd))
+        merged = _merge_links(links)
         groups = self._groups(internal, offsets) if internal else _empty_groups()
         outgoing = [p for m in members for p in graph.outgoing(m)]
         fan = np.zeros((len(outgoing), n), np.int64)
@@ -431,8 +485,8 @@ class Plan:
         prog = _programmable_params(pops[0])
         return _Component(
             members=list(members), offsets=offsets, sizes=sizes, n=n, recurrent=recurrent,
-            params={} if sdn or prog else _population_params(pops), links=links, sdn=sdn, prog=prog,
-            max_link_delay=max((lk.delay for lk in links), default=0),
+            params={} if sdn or prog else _population_params(pops), links=merged, sdn=sdn, prog=prog,
+            max_link_delay=max((lk.delay for lk in merged), default=0),
             groups=groups,
             hist_len=(max(int(d) for _, d, _ in internal) + 1) if internal else 1,
             outgoing=[p.name for p in outgoing], fanout=np.ascontiguousarray(fan),
@@ -446,38 +500,35 @@ class Plan:
         rows, wvals = [], []
         n_cols = 0
         nnz = 0
-        blocks: dict[tuple, tuple[Projection, int, object]] = {}
+        blocks: dict[tuple, list[tuple[Projection, int, int, object]]] = {}  # key -> [(projection, delay, shift, weights)]
         for i, (proj, delay, w) in enumerate(internal):
             graded = proj.num_message_bits > 0
             mode = _send_mode(proj, graph.populations[proj.src], graded)
             shift = 0 if isinstance(proj, ConvProjection) else int(proj.weight_exp)
-            # blocks of one sum (a sign-split pair) become one signed block, as `_merge_links` does
-            key = (proj.src, proj.dst, delay, shift, mode, graded) if mode != K.MODE_WRAP24 and shift >= 0 else ("alone", i)
-            if key in blocks:
-                blocks[key] = (blocks[key][0], delay, sp.csc_matrix(blocks[key][2], dtype=np.int64) + sp.csc_matrix(w, dtype=np.int64))
-            else:
-                blocks[key] = (proj, delay, w)
-        for proj, delay, w in blocks.values():
+            # blocks of one sum (a sign or exponent split) become one signed block, as `_merge_links` does
+            key = (proj.src, proj.dst, delay, mode, graded) if mode != K.MODE_WRAP24 and shift >= 0 else ("alone", i)
+            blocks.setdefault(key, []).append((proj, delay, shift, w))
+        for block in blocks.values():
+            proj, delay = block[0][:2]
             src = graph.populations[proj.src]
-            csc = sp.csc_matrix(w, dtype=np.int64)
-            csc.eliminate_zeros()
-            csc.sort_indices()
+            total, shift = _summed([(w, s_) for _, _, s_, w in block], (graph.populations[proj.dst].size, src.size))
+            colptr_b, rows_b, wvals_b = _csc_arrays(total)
             s_off, d_off = offsets[proj.src], offsets[proj.dst]
             g["src_lo"].append(s_off)
-            g["src_hi"].append(s_off + csc.shape[1])
+            g["src_hi"].append(s_off + src.size)
             g["dst_lo"].append(d_off)
-            g["dst_hi"].append(d_off + csc.shape[0])
+            g["dst_hi"].append(d_off + graph.populations[proj.dst].size)
             g["colptr_off"].append(n_cols)
             g["delay"].append(delay)
             graded = proj.num_message_bits > 0
             g["mode"].append(_send_mode(proj, src, graded))
-            g["shift"].append(0 if isinstance(proj, ConvProjection) else int(proj.weight_exp))
+            g["shift"].append(shift)
             g["graded"].append(int(graded))
-            colptr.append(csc.indptr[1:].astype(np.int64) + nnz)
-            rows.append(csc.indices.astype(np.int64) + d_off)
-            wvals.append(csc.data.astype(np.int64))
-            n_cols += csc.shape[1]
-            nnz += csc.nnz
+            colptr.append(colptr_b[1:] + nnz)
+            rows.append(rows_b + d_off)
+            wvals.append(wvals_b)
+            n_cols += src.size
+            nnz += rows_b.size
         out = {k: np.asarray(v, np.int64) for k, v in g.items()}
         out["colptr"] = np.concatenate(colptr).astype(np.int64)
         out["rows"] = np.concatenate(rows).astype(np.int64) if rows else np.zeros(0, np.int64)
