@@ -159,8 +159,12 @@ def compile(  # noqa: A001 - the verb users expect
     )
     from .analysis.fidelity import guard_compile
 
-    guard_compile(compiled, calibrate=calibrate, tolerance=guard_tolerance, assumed=assumed,
-                  run=guard and "quantize" in names, strict=strict)
+    try:
+        guard_compile(compiled, calibrate=calibrate, tolerance=guard_tolerance, assumed=assumed,
+                      run=guard and "quantize" in names, strict=strict)
+    finally:
+        for record in compiled.records:
+            record.handoff.clear()  # for this compile only: a result keeps no float run alive
     return compiled
 
 

@@ -1,9 +1,8 @@
 """A checksum of a graph's whole content (`graph_digest`): what tells a cache its graph changed.
 
-Two caches key on it: the sim programs built once per compiled graph (`snnc.backends.program_cache`)
-and the float run the quantizer leaves for the fidelity guard (`snnc.compiler.passes.netlist`). It
-sits in `ir` because a backend and a pass both need it. Arrays count by their bytes, so an in-place
-edit of a weight array changes the digest.
+The programs built once per compiled graph (`snnc.backends.program_cache`) key on it. It sits in
+`ir` because it reads ir types only, so that any layer may key a cache on a graph. Arrays count by
+their bytes, so an in-place edit of a weight array changes the digest.
 """
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ steps that drives every layer (stated as an assumption) - and measures per layer
 with the float population of the same name). The float side is the float model (snnc.ir.float_model,
 the evaluator the reference backend runs and the quantizer calibrates with) on the canonical graph
 the quantizer lowered, through netlist.simulate; it runs a feed-forward network a layer at a time
-(or, on all of the quantizer's calibration data, is the quantizer's own run, which simulate keeps).
+(or, on all of the quantizer's calibration data, is the quantizer's own run, which the compile hands over).
   agreement      spike agreement, Dice of spike sets, exact timing after `CompileResult.align`
                  (snnc.compiler.analysis.sweep.spike_fidelity): `agreement` compares spike counts per
                  neuron (rate codes), `timing` the exact spike sets (Dice)
@@ -193,7 +193,9 @@ def check_fidelity(result: Any, calibrate: Any = None, tolerance: Mapping[str, f
     start = time.perf_counter()
     tol = parse_tolerance(tolerance)
     chip = result.chip
-    net = lower(result.graph if result.graph is not None else result.source)
+    graph = result.graph if result.graph is not None else result.source
+    handoff = next((rec.handoff for rec in result.records if rec.name == "quantize"), {})
+    net = handoff["net"] if "net" in handoff and handoff["net"].graph is graph else lower(graph)
     shapes = {name: tuple(p.shape) for name, p in net.pops.items() if p.kind == "input"}
     if calibrate is None:
         data = generated_input(shapes, steps=GENERATED_STEPS + result.time_shift)
@@ -208,7 +210,9 @@ def check_fidelity(result: Any, calibrate: Any = None, tolerance: Mapping[str, f
         data = {k: v[:keep, :keep_steps] for k, v in data.items()}
         what += f" (first {keep} of {batch} samples, {keep_steps} of {steps} steps)"
         batch, steps = keep, keep_steps
-    floats = simulate(net, data, ranges=False, keep=False)  # the quantizer's own run where it ran on these inputs
+    floats = _quantizers_run(handoff, net, data)
+    if floats is None:
+        floats = simulate(net, data, ranges=False)
     spiking = [n for n in chip.populations if n in floats.resets]
     shift = max([result.time_shift, *result.output_shifts.values()] or [0])
     chip_data = data if set(data) == set(chip.inputs) else dict(zip(chip.inputs, data.values()))
@@ -269,6 +273,16 @@ def check_fidelity(result: Any, calibrate: Any = None, tolerance: Mapping[str, f
     return report
 
 
+def _quantizers_run(handoff: Mapping[str, Any], net: Any, data: Mapping[str, np.ndarray]) -> Any:
+    """The quantizer's float run (handed over by the compile) when it ran on `net` with exactly
+    these inputs (all of the calibration data: value for value, shape for shape), else None."""
+    calib, run = handoff.get("float_run", (None, None))
+    if run is None or handoff.get("net") is not net or calib.keys() != data.keys():
+        return None
+    same = all(np.shape(x) == np.shape(calib[n]) and np.array_equal(x, calib[n]) for n, x in data.items())
+    return run if same else None
+
+
 def overflow_events(chip: Any, run: Any, inputs: Mapping[str, np.ndarray],
                     looped: set[str] | None = None) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Exact overflow events of a sim run, per population of the LIF family (NEURON_KINDS):
@@ -312,7 +326,8 @@ def _wrap_free(chip: Any, name: str, run: Any, inputs: Mapping[str, np.ndarray])
     step: |W| x |messages| from the recorded messages, the projections from one source at one lag
     with weight_exp >= 0 bounded together (one product of the sum of their |W| 2**weight_exp: the
     same integers)."""
-    from snnc.backends.sim.plan import _row_l1
+    from snnc.backends.sim.plan import effective_row_l1
+    from snnc.ir.chip import ConvProjection
     from snnc.ir.conv import conv_matrix
     from snnc.ir.fixed_point import DECAY_ONE, decay
 
@@ -328,15 +343,15 @@ def _wrap_free(chip: Any, name: str, run: Any, inputs: Mapping[str, np.ndarray])
     for src in dict.fromkeys(p.src for p in incoming):
         msg = _padded(inputs[src], steps)[:, :steps] if src in chip.inputs else run.probes[f"{src}/s"]
         messages[src] = np.abs(np.asarray(msg, np.int64)).reshape(batch * steps, -1)
-    weights = [(p, conv_matrix(np.asarray(p.weights, np.int64), p.conv) if p.kind == "conv" else p.effective_weights())
-               for p in incoming]
 
     def scaled(x, exp: int):
         return x << exp if exp >= 0 else (x >> -exp) + 1  # a right shift floors: at most one more
 
-    top = sum(scaled(_row_l1(w) * int(messages[p.src].max(initial=0)), int(p.weight_exp)) for p, w in weights)
+    top = sum(scaled(effective_row_l1(p) * int(messages[p.src].max(initial=0)), int(p.weight_exp)) for p in incoming)
     if 64 * top < 2**31 and int(kept.max(initial=0)) + 64 * top < 2**23:
         return True
+    weights = [(p, conv_matrix(np.asarray(p.weights, np.int64), p.conv) if isinstance(p, ConvProjection) else p.effective_weights())
+               for p in incoming]
     bound = np.zeros((batch, steps, pop.size), np.int64)
     summed: dict[tuple[str, int], Any] = {}  # (source, lag) -> sum of |W| 2**weight_exp (weight_exp >= 0)
     parts: list[tuple[str, int, Any, int]] = []  # (source, lag, |W|, weight_exp < 0)

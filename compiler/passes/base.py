@@ -30,10 +30,15 @@ from snnc.ir.graph import Graph
 
 @dataclass
 class PassResult:
-    """What a pass returns: the new graph and a JSON-friendly report of what it did."""
+    """What a pass returns: the new graph and a JSON-friendly report of what it did.
+
+    `handoff`: objects a pass hands to later stages of the same compile, in memory only (the
+    quantizer's lowered view and float run, which the fidelity guard would otherwise compute
+    again); never serialized or compared, and dropped when `compile` returns."""
 
     graph: Any
     report: dict = field(default_factory=dict)
+    handoff: dict = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,7 @@ class PassRecord:
     seconds: float
     report: dict
     dumped: str | None = None
+    handoff: dict = field(default_factory=dict, repr=False, compare=False)  # PassResult.handoff (not in to_dict)
 
     def to_dict(self) -> dict:
         return {
@@ -184,7 +190,7 @@ class PassManager:
                     write_graph(graph, dumped)
             if p.name in self.keep and p.name not in dumps:
                 dumps[p.name] = graph  # passes never modify their input, so a reference is safe
-            records.append(PassRecord(p.name, p.options(), seconds, dict(result.report), dumped))
+            records.append(PassRecord(p.name, p.options(), seconds, dict(result.report), dumped, result.handoff))
         return ManagerResult(graph, records, dumps)
 
 

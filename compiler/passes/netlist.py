@@ -15,7 +15,6 @@ calibrates scales and measures membrane-input errors on, and what the fidelity g
 from __future__ import annotations
 
 import math
-import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +23,6 @@ import numpy as np
 import scipy.sparse as sp
 
 from snnc.ir import conv as ir_conv
-from snnc.ir.digest import graph_digest
 from snnc.ir.fixed_point import ResetMode
 from snnc.ir import shapes as S
 from snnc.ir.float_model import FloatModel
@@ -481,32 +479,18 @@ class FloatRun:
     resets: dict[str, tuple[ResetMode, np.ndarray, np.ndarray]] = field(default_factory=dict)  # (mode, v_reset, thr) per spiking population
 
 
-REUSE_SAMPLE_STEPS = 512  # runs of at most this many sample-steps are remembered (the fidelity guard's window)
-_last: dict[str, Any] = {}  # the last remembered run (see simulate)
-
-
-def simulate(net: FloatNet, inputs: dict[str, np.ndarray], ranges: bool = True, keep: bool = True) -> FloatRun:
+def simulate(net: FloatNet, inputs: dict[str, np.ndarray], ranges: bool = True) -> FloatRun:
     """The float model on the canonical graph `net` was lowered from; `inputs[name]` is [B, T, *shape].
 
     The one float evaluator (`snnc.ir.float_model`, which the reference backend runs), with a hook
     that keeps what calibration and the fidelity guard measure (`FloatRun`). Without `ranges`
-    (the guard compares outputs only) the neurons' states are not read: the ranges stay empty.
-
-    With `keep`, a run of at most REUSE_SAMPLE_STEPS sample-steps is remembered and returned again,
-    once, to the next call on the same graph object (unchanged: same digest), the same dt and
-    populations and equal input values (compared exactly), if it has what that call asks for (the
-    ranges) and nobody changed it since: so the fidelity guard (`keep=False`), run on the
-    quantizer's own calibration data, reuses the quantizer's run instead of a second, identical
-    one. A run is a function of those alone (float_model). Any call forgets the remembered run."""
+    (the guard compares outputs only) the neurons' states are not read: the ranges stay empty."""
     if net.graph is None:
         raise GraphError("internal: this population view does not know the graph it was lowered from",
                          hint="make it with netlist.lower(graph)")
     first = next(iter(inputs.values()))
     batch, steps = int(first.shape[0]), int(first.shape[1])
     data = {n: inputs[n] for n in net.graph.inputs}
-    last = _last.pop("run", None)
-    if last is not None and _reusable(last, net, data, ranges):
-        return last["run"]
     hook = _Calibration(net, batch, steps, ranges)
     FloatModel(net.graph, net.dt).run(data, steps, [hook])
     params, resets = {}, {}
@@ -516,25 +500,7 @@ def simulate(net: FloatNet, inputs: dict[str, np.ndarray], ranges: bool = True, 
         if c.thr is not None:
             v_reset = np.broadcast_to(np.asarray(c.v_reset, dtype=np.float64), net.pops[n].shape).ravel()
             resets[n] = (c.reset_mode, v_reset, c.thr.ravel())
-    run = FloatRun(hook.outputs, hook.i_abs, hook.v_hi, hook.v_lo, params, resets)
-    if keep and batch * steps <= REUSE_SAMPLE_STEPS:
-        _last["run"] = {"key": _run_key(net), "inputs": {n: np.array(x, copy=True) for n, x in data.items()}, "ranges": ranges,
-                        "run": run, "outputs": graph_digest(run.outputs)}
-    return run
-
-
-def _run_key(net: FloatNet) -> tuple:
-    """What a float run depends on besides its inputs: the graph (object and content), dt, populations."""
-    return (weakref.ref(net.graph), graph_digest(net.graph), net.dt,
-            tuple((n, p.kind, tuple(p.shape)) for n, p in net.pops.items()))
-
-
-def _reusable(last: dict, net: FloatNet, data: dict[str, np.ndarray], ranges: bool) -> bool:
-    """Whether the remembered run `last` is the run `simulate` would compute for `net` and `data`."""
-    return (last["key"][0]() is net.graph and (last["ranges"] or not ranges) and last["inputs"].keys() == data.keys()
-            and all(np.shape(x) == last["inputs"][n].shape and np.array_equal(x, last["inputs"][n]) for n, x in data.items())
-            and last["key"][1:] == _run_key(net)[1:]  # the graph unchanged since
-            and graph_digest(last["run"].outputs) == last["outputs"])  # the run too
+    return FloatRun(hook.outputs, hook.i_abs, hook.v_hi, hook.v_lo, params, resets)
 
 
 class _Calibration:

@@ -90,6 +90,7 @@ sums of 8-bit weights times 16-bit payloads stay exact for fan-ins up to 2**7.""
 STATE_MAX = 2**23
 VTH_MAX = SPECS["vth"].hi
 BIAS_POP = "snnc.bias"
+HANDOFF_SAMPLE_STEPS = 512  # a calibration run of at most this many sample-steps is handed to the fidelity guard
 
 
 CHUNK = 1 << 16
@@ -498,7 +499,10 @@ class Quantize(Pass):
             "bias_population": BIAS_POP if need_bias_pop else None,
             "notes": notes,
         }
-        return PassResult(chip, report)
+        handoff: dict[str, Any] = {"net": net}
+        if run is not None and calib is not None and math.prod(next(iter(calib.values())).shape[:2]) <= HANDOFF_SAMPLE_STEPS:
+            handoff["float_run"] = (calib, run)
+        return PassResult(chip, report, handoff)
 
     # -- inputs -----------------------------------------------------------------------------------
     def _calibration_inputs(self, net: FloatNet) -> dict[str, np.ndarray] | None:
