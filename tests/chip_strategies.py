@@ -211,15 +211,18 @@ def _dense_projection(draw, name, src, dst, kind, opts: GraphOptions, graded_src
 
 def _add_projection(draw, g: ChipGraph, proj: Projection, opts: GraphOptions) -> None:
     """Add `proj`, or (sign_split, sometimes) its positive and negative weights as two projections
-    with the same source, target, delays and exponent, as the quantizer's split_sign stores a layer."""
+    with the same source, target and delays, as the quantizer's split_sign stores a layer: with the
+    same exponent, or (sometimes, as its exponent_groups do) each with its own."""
     if not opts.sign_split or proj.kind == "conv" or not draw(st.booleans()):
         g.add(proj)
         return
     w = proj.weights.toarray() if sp.issparse(proj.weights) else np.asarray(proj.weights)
+    own_exponents = draw(st.booleans())
     for part, half in (("exc", np.maximum(w, 0)), ("inh", np.minimum(w, 0))):
         g.add(Projection(
             f"{proj.name}.{part}", proj.src, proj.dst, sp.csr_matrix(half) if proj.kind == "sparse" else half,
-            kind=proj.kind, weight_exp=proj.weight_exp, num_weight_bits=proj.num_weight_bits,
+            kind=proj.kind, weight_exp=draw(st.integers(-2, 7)) if own_exponents else proj.weight_exp,
+            num_weight_bits=proj.num_weight_bits,
             num_message_bits=proj.num_message_bits, delay=proj.delay,
         ))
 

@@ -148,8 +148,9 @@ def test_everything_mixed(suite, chunk, synapses):
     synapses=SYNAPSES,
 )
 def test_sign_split_pairs_planned_as_one_signed_matrix(suite, chunk, synapses):
-    """Excitatory + inhibitory halves of one layer (the quantizer's split_sign), which the sim
-    merges into one signed link or recurrent block, still equal Lava's separate processes."""
+    """Excitatory + inhibitory halves of one layer (the quantizer's split_sign), with one exponent
+    or each its own (exponent_groups), which the sim merges into one signed link or recurrent block
+    (scaled by their shifts), still equal Lava's separate processes."""
     check_suite(suite, chunk, synapses)
 
 

@@ -463,6 +463,40 @@ def test_sign_split_halves_are_planned_as_one_link_and_one_recurrent_block():
         assert np.array_equal(got.probes[key], want.probes[key]), key
 
 
+def test_exponent_split_parts_are_planned_as_one_link_scaled_by_their_shifts():
+    """Parts of one layer with their own exponents (the quantizer's exponent_groups) become one
+    matrix sent with the smallest shift, each part's weights scaled by its shift over it; a part with
+    a negative weight_exp stays apart. (That this equals Lava's separate processes bit for bit is
+    test_sim_lava's sign-split suite, whose pairs draw their own exponents.)"""
+    from snnc.backends.sim.plan import Plan
+
+    rng = np.random.default_rng(5)
+    hi, lo, neg = (rng.integers(-120, 120, (3, 5)) for _ in range(3))
+    r_hi, r_lo = (rng.integers(-120, 120, (3, 3)) for _ in range(2))
+    g = ChipGraph()
+    g.add(InputPopulation("x", (5,), num_message_bits=4))
+    g.add(Population("n", (3,), du=300, dv=200, vth=4000))
+    g.add(Projection("w.hi", "x", "n", hi, weight_exp=3, num_message_bits=4))
+    g.add(Projection("w.lo", "x", "n", lo, weight_exp=1, num_message_bits=4))
+    g.add(Projection("w.neg", "x", "n", neg, weight_exp=-2, num_message_bits=4))
+    g.add(Projection("r.hi", "n", "n", r_hi, weight_exp=2))
+    g.add(Projection("r.lo", "n", "n", r_lo, weight_exp=0))
+    (comp,) = Plan(g).components
+    links = {link.proj: link for link in comp.links}
+    assert sorted(links) == ["w.hi+w.lo", "w.neg"]
+    eff = {name: g.projections[name].effective_weights() for name in g.projections}
+    merged = links["w.hi+w.lo"]
+    assert merged.shift == 1 and np.array_equal(merged.dense, (eff["w.hi"] << 2) + eff["w.lo"])
+    assert links["w.neg"].shift == -2
+    gr = comp.groups
+    assert gr["src_lo"].size == 1 and gr["shift"].tolist() == [0]  # r.hi and r.lo: one block, sent unshifted
+    block = np.zeros((3, 3), np.int64)
+    for col in range(3):
+        for k in range(gr["colptr"][col], gr["colptr"][col + 1]):
+            block[gr["rows"][k], col] = gr["wvals"][k]
+    assert np.array_equal(block, (eff["r.hi"] << 2) + eff["r.lo"])
+
+
 @pytest.mark.parametrize("kind", ["dense", "conv"])
 def test_mixed_batches_split_per_sample_between_blas_and_events(kind, monkeypatch):
     """A batch with a busy, a sparse and a silent sample: 'auto' runs the busy one on BLAS/torch
