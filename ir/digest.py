@@ -7,70 +7,52 @@ their bytes, so an in-place edit of a weight array changes the digest.
 from __future__ import annotations
 
 import dataclasses
+import io
+import pickle
+import secrets
 import zlib
 from typing import Any
 
-import numpy as np
 import scipy.sparse as sp
 
-_SCALARS = (int, float, str, bool, type(None), np.generic)
-_OPEN_DICT, _OPEN_LIST, _CLOSE = ("{",), ("[",), ("]",)  # markers: 1-tuples, which no value appends
 _FIELDS: dict[type, tuple[str, ...] | None] = {}  # type -> its dataclass fields (None: not a dataclass)
 
 
-def _parts(value: Any, out: list) -> None:
-    """Append `value`'s content to `out` in a fixed order: arrays as (dtype, shape, CRC of their
-    bytes), containers and dataclasses (marked by their type's name) as their items and fields
-    between markers, scalars as they are (repr'd once, together, by `graph_digest`), anything
-    else by its repr."""
-    t = type(value)
-    if isinstance(value, _SCALARS):
-        out.append(value)
-        return
-    if t is np.ndarray:
-        out.append((value.dtype.str, value.shape, zlib.crc32(np.ascontiguousarray(value).data.cast("B"))))
-        return
-    if t is dict:
-        out.append(_OPEN_DICT)
-        for k, v in value.items():
-            out.append(k)
-            _parts(v, out)
-        out.append(_CLOSE)
-        return
-    if t is list or t is tuple:
-        out.append(_OPEN_LIST)
-        for v in value:
-            _parts(v, out)
-        out.append(_CLOSE)
-        return
-    fields = _FIELDS.get(t, ())
-    if fields == ():
-        fields = _FIELDS[t] = tuple(f.name for f in dataclasses.fields(value)) if dataclasses.is_dataclass(value) and not isinstance(value, type) else None
-    if fields is not None:
-        out.append((t.__name__,))
-        for name in fields:
-            out.append(name)
-            _parts(getattr(value, name), out)
-        out.append(_CLOSE)
-        return
-    if isinstance(value, np.ndarray):  # a subclass
-        _parts(np.asarray(value), out)
-    elif sp.issparse(value):
-        m = value.tocsr()
-        out.append(("sparse", m.shape))
-        for part in (m.data, m.indices, m.indptr):
-            _parts(part, out)
-    elif isinstance(value, dict):
-        _parts(dict(value), out)
-    elif isinstance(value, (list, tuple)):
-        _parts(list(value), out)
-    else:
-        out.append(repr(value))
+def _content(*parts: Any) -> None:
+    """Stands in a digest's pickle for a dataclass or a sparse matrix (never called: nothing is unpickled)."""
+
+
+class _ContentPickler(pickle.Pickler):
+    """Pickles what a digest covers: a dataclass by its type name and fields (not by its __dict__,
+    where a cache may sit beside them), a sparse matrix by its CSR arrays (not by scipy's lazily set
+    flags), everything else as pickle does; array bytes go out of band (`buffer_callback`), so
+    they are checksummed where they lie instead of copied into the stream."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        t = type(obj)
+        fields = _FIELDS.get(t, ())
+        if fields == ():
+            fields = _FIELDS[t] = (tuple(f.name for f in dataclasses.fields(obj))
+                                   if dataclasses.is_dataclass(obj) and not isinstance(obj, type) else None)
+        if fields is not None:
+            return _content, (t.__qualname__, *(getattr(obj, name) for name in fields))
+        if sp.issparse(obj):
+            m = obj.tocsr()
+            return _content, ("sparse", m.shape, m.data, m.indices, m.indptr)
+        return NotImplemented
 
 
 def graph_digest(graph: Any) -> int:
-    """A checksum of everything in `graph` (every field of every node, the metadata): one CRC of
-    the repr of its parts (`_parts`; an array stands there as its dtype, shape and CRC)."""
-    out: list = []
-    _parts(graph, out)
-    return zlib.crc32(repr(out).encode())
+    """A checksum of everything in `graph` (every field of every node, the metadata): one CRC over
+    its pickle (`_ContentPickler`) and the bytes of its arrays. A graph holding something pickle
+    cannot write gets a new random digest each time: a cache never serves it."""
+    stream = io.BytesIO()
+    buffers: list[pickle.PickleBuffer] = []
+    try:
+        _ContentPickler(stream, protocol=5, buffer_callback=buffers.append).dump(graph)
+    except Exception:  # noqa: BLE001 - anything unpicklable: never equal to another digest
+        return secrets.randbits(64) | (1 << 64)
+    crc = zlib.crc32(stream.getbuffer())
+    for buffer in buffers:
+        crc = zlib.crc32(buffer.raw(), crc)
+    return crc

@@ -2,6 +2,8 @@
 (`snnc.backends.program_cache`); a reused program gives what a fresh build gives."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -125,3 +127,22 @@ def test_the_digest_sees_every_kind_of_change():
         g = sparse()
         edit(g)
         assert program_cache.graph_digest(g) != base, what
+
+
+def test_the_digest_ignores_what_a_build_caches_beside_the_content():
+    """A build leaves caches beside a graph's content (ChipGraph's population order, scipy's flags
+    on a sparse matrix): the digest, and so the cache, does not see them; something pickle cannot
+    write makes a digest that equals no other (the graph is rebuilt, never served stale)."""
+    import scipy.sparse as sp
+
+    g = graph()
+    w = g.projections["w"]
+    g.projections["w"] = dataclasses.replace(w, kind="sparse", weights=sp.csr_matrix(w.weights))
+    before = program_cache.graph_digest(g)
+    program = program_cache.build_cached(g, "sim")
+    assert "_population_order" in g.__dict__
+    assert program_cache.graph_digest(g) == before
+    assert program_cache.build_cached(g, "sim") is program
+    g.meta["hook"] = lambda: None  # not picklable
+    assert program_cache.graph_digest(g) != program_cache.graph_digest(g)
+    assert program_cache.build_cached(g, "sim") is not program
