@@ -13,7 +13,9 @@ The plan turns a `ChipGraph` into
 """
 from __future__ import annotations
 
+import functools
 import math
+import operator
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
@@ -59,7 +61,14 @@ def conv_l1(proj: ConvProjection) -> int:
     of one output neuron."""
     (_, vy), (_, vx) = _axes(proj)
     s = np.abs(np.asarray(proj.weights, np.int64)).sum(axis=1)  # [C_out, kh, kw]
-    return int(np.einsum("ckl,yk,xl->cyx", s, vy.astype(np.int64), vx.astype(np.int64)).max(initial=0))
+    return int(_exact_product(vy, s, vx).max(initial=0))
+
+
+def _exact_product(left: np.ndarray, middle: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """left @ middle[c] @ right.T for every c, in int64: as float64 matrix products (BLAS), exact
+    for these integer counts and weight sums (far below 2**53), where an int64 einsum has no fast path."""
+    out = left.astype(np.float64) @ middle.astype(np.float64) @ right.astype(np.float64).T
+    return np.rint(out).astype(np.int64)
 
 
 def conv_fanout(proj: ConvProjection) -> np.ndarray:
@@ -76,7 +85,7 @@ def conv_fanout(proj: ConvProjection) -> np.ndarray:
         o, t = np.nonzero(valid)
         r[t, idx[o, t]] = 1
         reads.append(r)
-    return np.einsum("ckl,ky,lx->cyx", nz, reads[0], reads[1]).reshape(-1)
+    return _exact_product(reads[0].T, nz, reads[1].T).reshape(-1)
 
 
 def _effective_matrix(proj: Projection):
@@ -237,30 +246,28 @@ def _linear_send(link: _Link) -> bool:
     return link.kind != "conv" and link.mode != K.MODE_WRAP24 and link.shift >= 0
 
 
-SMALL_DENSE = 1 << 16  # weight matrices up to this many entries are summed as dense arrays (no scipy)
+SMALL_DENSE = 1 << 16  # weight matrices up to this many entries are summed as dense arrays
 
 
 def _summed(parts: list[tuple[Any, int]], shape: tuple[int, int]) -> tuple[Any, int]:
     """(sum of w << (shift - s0), s0) over parts (w, shift >= 0), s0 the smallest shift: one exact
     int64 matrix that, sent with shift s0, gives what the parts give modulo 2**32 (a left shift and
-    a wrap to 32 bits are linear modulo 2**32). Dense ndarray when small or when a part is dense,
-    else csr with zeros dropped; a single part is returned as it is."""
+    a wrap to 32 bits are linear modulo 2**32). A dense ndarray when small, when a part is dense or
+    when the parts hold a quarter of the entries or more (`_store` keeps such a sum dense), else csr
+    with zeros dropped; a single part is returned as it is."""
     s0 = min(shift for _, shift in parts)
     if len(parts) == 1:
         return parts[0][0], s0
-    if shape[0] * shape[1] <= SMALL_DENSE or any(not _is_sparse(w) for w, _ in parts):
+    size = shape[0] * shape[1]
+    stored = sum(w.nnz if _is_sparse(w) else size for w, _ in parts)
+    if size <= SMALL_DENSE or stored >= 0.25 * size:
         total = np.zeros(shape, np.int64)
         for w, shift in parts:
-            if _is_sparse(w):
-                w = w.tocsr()
-                rows = np.repeat(np.arange(shape[0]), np.diff(w.indptr))
-                np.add.at(total, (rows, w.indices), np.asarray(w.data, np.int64) << (shift - s0))
-            else:
-                total += np.asarray(w, np.int64) << (shift - s0)
+            total += np.asarray(w.toarray() if _is_sparse(w) else w, np.int64) << (shift - s0)
         return total, s0
-    coo = [w.tocoo() for w, _ in parts]
-    data = np.concatenate([np.asarray(m.data, np.int64) << (shift - s0) for m, (_, shift) in zip(coo, parts)])
-    total = sp.csr_matrix((data, (np.concatenate([m.row for m in coo]), np.concatenate([m.col for m in coo]))), shape=shape)
+    scaled = [w.tocsr() if shift == s0 else sp.csr_matrix((np.asarray(w.data, np.int64) << (shift - s0), w.indices, w.indptr), shape=shape)
+              for w, shift in ((w.tocsr(), shift) for w, shift in parts)]
+    total = sp.csr_matrix(functools.reduce(operator.add, scaled), dtype=np.int64)
     total.eliminate_zeros()
     return total, s0
 
@@ -359,7 +366,8 @@ def _population_params(pops: list[Population]) -> dict[str, np.ndarray]:
     """Concatenated per-neuron arrays of the members (scalars broadcast)."""
 
     def col(pop, value):
-        return np.broadcast_to(np.asarray(value, np.int64), pop.shape).reshape(-1)
+        value = np.asarray(value, np.int64)
+        return np.full(pop.size, value) if value.ndim == 0 else np.broadcast_to(value, pop.shape).reshape(-1)
 
     out: dict[str, list] = {k: [] for k in ("du", "dv", "vth_e", "bias", "model", "r_interval", "r_offset", "hi_e", "lo_e",
                                             "reset", "v_reset", "r_shift")}
@@ -381,7 +389,7 @@ def _population_params(pops: list[Population]) -> dict[str, np.ndarray]:
         out["r_offset"].append(np.full(n, offset, np.int64))
         out["hi_e"].append(np.full(n, threshold_value(int(pop.vth_hi)), np.int64))
         out["lo_e"].append(np.full(n, threshold_value(int(pop.vth_lo)), np.int64))
-    return {k: np.ascontiguousarray(np.concatenate(v)).astype(np.int64) for k, v in out.items()}
+    return {k: np.concatenate(v).astype(np.int64, copy=False) for k, v in out.items()}  # new contiguous arrays
 
 
 def _empty_groups() -> dict[str, np.ndarray]:
