@@ -22,6 +22,8 @@ from numba.cpython.unsafe.numbers import trailing_zeros
 from snnc.ir.fixed_point import arith, units
 from snnc.ir.fixed_point.units import DECAY_ONE, STATE_SHIFT, U_HALF, U_WRAP
 
+from . import arg_types as A
+
 wrap32 = nb.njit(inline="always")(arith.wrap32)
 decay = nb.njit(inline="always")(arith.decay)
 wrap_u = nb.njit(inline="always")(arith.wrap_u)
@@ -663,7 +665,6 @@ accumulate, check_input, row_ops, count_events, fill_events, gather_dense, scatt
 # for wider integers (sigma-delta's int32 messages; an input that is not exact in float32, which
 # `check_input` then reports as out of range).
 
-MESSAGE_DTYPES = (np.dtype(np.uint8), np.dtype(np.float32), np.dtype(np.float64))
 
 
 def message_array(x: np.ndarray) -> np.ndarray:
@@ -679,31 +680,24 @@ def message_array(x: np.ndarray) -> np.ndarray:
 
 
 def _signatures() -> dict[str, list[tuple]]:
-    """The argument types each kernel is called with (C-contiguous arrays; Python ints are int64,
-    bools boolean, floats float64)."""
+    """The argument types each kernel is called with (`arg_types`)."""
     from numba import types as T
 
-    def arr(dtype, ndim):
-        return T.Array(dtype, ndim, "C")
-
-    i64, flag = T.int64, T.boolean
-    acc = arr(T.int32, 3)
-    msgs = [arr(nb.from_dtype(d), 2) for d in MESSAGE_DTYPES]
-    vec = arr(T.int64, 1)
-    ev = arr(T.int32, 1)  # events: sources and values (`fill_events`)
+    i64, flag, vec, ev, acc = A.I64, A.FLAG, A.VEC, A.EVENTS, A.ACC
+    arr = A.array
     sigs: dict[str, list[tuple]] = {
         "accumulate": [(arr(f, 2), vec, i64, acc, i64, i64, i64, i64) for f in (T.float32, T.float64)],
-        "check_input": [(x, flag, T.float64, vec) for x in msgs],
-        "row_ops": [(x, arr(T.int64, 2), arr(T.int64, 2)) for x in msgs],
-        "count_events": [(x, vec) for x in msgs],
-        "fill_events": [(x, vec, ev, ev, arr(T.int64, 2), arr(T.int64, 2)) for x in msgs],
-        "gather_dense": [(vec, ev, ev, flag, arr(T.uint8, 1), arr(w, 2), vec, vec, vec, i64, acc, i64, i64, i64, i64)
+        "check_input": [(x, flag, A.F64, vec) for x in A.MESSAGES],
+        "row_ops": [(x, arr(T.int64, 2), arr(T.int64, 2)) for x in A.MESSAGES],
+        "count_events": [(x, vec) for x in A.MESSAGES],
+        "fill_events": [(x, vec, ev, ev, arr(T.int64, 2), arr(T.int64, 2)) for x in A.MESSAGES],
+        "gather_dense": [(vec, ev, ev, flag, A.MASK, arr(w, 2), vec, vec, vec, i64, acc, i64, i64, i64, i64)
                          for w in (T.int8, T.int16)],
-        "scatter_sparse": [(vec, ev, ev, flag, arr(T.uint8, 1), vec, vec, vec, i64, i64, acc, i64, i64, i64, i64)],
+        "scatter_sparse": [(vec, ev, ev, flag, A.MASK, vec, vec, vec, i64, i64, acc, i64, i64, i64, i64)],
     }
     neuron = [acc, i64, i64, arr(T.int32, 2), arr(T.int32, 2), arr(T.int8, 2)]
-    state_out = [arr(T.float32, 3), arr(T.int32, 3), arr(T.int32, 3), flag, flag]
-    counters = [arr(T.int64, 3), arr(T.int64, 2), arr(T.int64, 2), arr(T.int64, 3)]
+    state_out = [A.SPIKES_OUT, *A.PROBES]
+    counters = list(A.COUNTERS[1:])  # spikes_t, counts, active, ops_t (fanout comes earlier)
     sigs["scan"] = [tuple(
         neuron + [vec] * 12 + [vec] * 9 + [vec, vec, vec, arr(T.float32, 3)] + state_out
         + [arr(T.int64, 2), i64, vec] + counters

@@ -18,6 +18,7 @@ from snnc.ir.fixed_point import atrlif as spec
 from snnc.ir.fixed_point.units import bias_value, threshold_value
 
 from . import kernels as K
+from . import arg_types as A
 from . import kernels_scan as S
 
 current_update = K.inline(spec.current_update, wrap32=K.wrap32, decay=K.decay, wrap_u=K.wrap_u)
@@ -72,5 +73,5 @@ def _make_scan_atrlif(digest: str):
 
 
 scan_atrlif = _make_scan_atrlif(S.digest(arith, units, spec))
-SIGNATURES = {"scan_atrlif": [S.signature(S.I64, S.I64, S.VEC, S.I64, S.I64, S.I64, S.I64)]}
+SIGNATURES = {"scan_atrlif": [S.signature(A.I64, A.I64, A.VEC, A.I64, A.I64, A.I64, A.I64)]}
 """The argument types `program` calls the kernel with (see `kernels.SIGNATURES`)."""

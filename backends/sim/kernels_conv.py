@@ -18,6 +18,7 @@ import numpy as np
 from snnc.ir.chip import ConvProjection
 from snnc.ir.fixed_point import arith, units
 
+from . import arg_types as A
 from . import kernels as K
 
 ROW_BLOCK = 8  # rows (sample, step) per parallel work item
@@ -184,14 +185,10 @@ scatter_conv = _make_scatter_conv(K.spec_digest(arith, units))
 
 
 def _signatures() -> dict[str, list[tuple]]:
-    """The argument types `program` calls the kernel with (see `kernels.SIGNATURES`)."""
-    from numba import types as T
-
-    i64, flag = T.int64, T.boolean
-    vec, acc, wt, tab = T.Array(i64, 1, "C"), T.Array(T.int32, 3, "C"), T.Array(T.int32, 1, "C"), T.Array(i64, 3, "C")
-    msgs = [T.Array(nb.from_dtype(d), 2, "C") for d in K.MESSAGE_DTYPES]
-    return {"scatter_conv": [(x, T.Array(T.uint8, 1, "C"), flag, flag, wt, vec, tab, vec, tab, vec, i64, acc, i64, i64)
-                             for x in msgs]}
+    """The argument types `program` calls the kernel with (`arg_types`)."""
+    tab = A.array(A.I64, 3)
+    return {"scatter_conv": [(x, A.MASK, A.FLAG, A.FLAG, A.I32_VEC, A.VEC, tab, A.VEC, tab, A.VEC, A.I64, A.ACC, A.I64, A.I64)
+                             for x in A.MESSAGES]}
 
 
 SIGNATURES = _signatures()

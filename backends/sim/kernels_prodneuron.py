@@ -18,6 +18,7 @@ from snnc.ir.fixed_point import arith, units
 from snnc.ir.fixed_point import prodneuron as spec
 
 from . import kernels as K
+from . import arg_types as A
 from . import kernels_scan as S
 
 product_value = K.inline(spec.product_value, wrap32=K.wrap32)
@@ -52,5 +53,5 @@ def _make_scan_product(digest: str):
 
 
 scan_product = _make_scan_product(S.digest(arith, units, spec))
-SIGNATURES = {"scan_product": [(S.ACC, S.I64, S.I64, S.I64, S.array(S.T.float64, 3), *S.COUNTERS)]}
+SIGNATURES = {"scan_product": [(A.ACC, A.I64, A.I64, A.I64, A.GRADED_OUT, *A.COUNTERS)]}
 """The argument types `program` calls the kernel with (see `kernels.SIGNATURES`)."""

@@ -17,6 +17,7 @@ from snnc.ir.fixed_point import atrlif, refractory as spec
 from snnc.ir.fixed_point.units import bias_value, threshold_value
 
 from . import kernels as K
+from . import arg_types as A
 from . import kernels_scan as S
 from .kernels_atrlif import current_update
 
@@ -70,5 +71,5 @@ def _make_scan_refractory(digest: str):
 
 
 scan_refractory = _make_scan_refractory(S.digest(arith, units, atrlif, spec))
-SIGNATURES = {"scan_refractory": [S.signature(S.VEC, S.VEC, S.VEC, S.VEC, S.I64)]}
+SIGNATURES = {"scan_refractory": [S.signature(A.VEC, A.VEC, A.VEC, A.VEC, A.I64)]}
 """The argument types `program` calls the kernel with (see `kernels.SIGNATURES`)."""

@@ -18,6 +18,7 @@ from snnc.ir.fixed_point import arith, units
 from snnc.ir.fixed_point import resonator as spec
 
 from . import kernels as K
+from . import arg_types as A
 from . import kernels_scan as S
 
 scale_volt = K.inline(spec.scale_volt)
@@ -72,5 +73,5 @@ def _make_scan_rf(digest: str):
 
 
 scan_rf = _make_scan_rf(S.digest(arith, units, spec))
-SIGNATURES = {"scan_rf": [S.signature(S.VEC, S.VEC, S.I64, S.I64, S.I64, S.I64)]}
+SIGNATURES = {"scan_rf": [S.signature(A.VEC, A.VEC, A.I64, A.I64, A.I64, A.I64)]}
 """The argument types `program` calls the kernel with (see `kernels.SIGNATURES`)."""

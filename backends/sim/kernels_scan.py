@@ -34,8 +34,8 @@ import sys
 
 import numba as nb
 import numpy as np
-from numba import types as T
 
+from . import arg_types as A
 from . import kernels as K
 
 
@@ -73,20 +73,7 @@ def digest(*spec_modules) -> str:
 # -- argument types (the kernels' `SIGNATURES`) --------------------------------------------------------
 
 
-def array(dtype, ndim: int):
-    """A C-contiguous numba array type."""
-    return T.Array(dtype, ndim, "C")
-
-
-I64, FLAG = T.int64, T.boolean
-VEC = array(T.int64, 1)
-ACC = array(T.int32, 3)  # acc, and a kind's int32 state [rows, batch, n]
-PROBES = (array(T.int32, 3), array(T.int32, 3), FLAG, FLAG)  # u_out, v_out, write_u, write_v
-COUNTERS = (array(T.int64, 2), array(T.int64, 3), array(T.int64, 2), array(T.int64, 2), array(T.int64, 3))
-"""fanout, spikes_t, counts, active, ops_t."""
-
-
 def signature(*params) -> tuple:
     """The argument types of a stateful kind's kernel (acc, steps, state, params..., s_out float32,
     probes, counters) whose parameters have the types `params`."""
-    return (ACC, I64, ACC, *params, array(T.float32, 3), *PROBES, *COUNTERS)
+    return (A.ACC, A.I64, A.ACC, *params, A.SPIKES_OUT, *A.PROBES, *A.COUNTERS)

@@ -15,7 +15,7 @@ from snnc.ir.fixed_point import arith, units
 from snnc.ir.fixed_point import sigma_delta as sd
 
 from . import kernels as K
-from . import kernels_scan as S
+from . import arg_types as A
 
 wrap32 = K.wrap32
 abs32 = K.inline(sd.abs32, wrap32=wrap32)
@@ -150,6 +150,6 @@ def _make_scan_sdn(digest: str):
 scan_sdn = _make_scan_sdn(K.spec_digest(arith, units, sd))
 
 
-SIGNATURES = {"scan_sdn": [(S.ACC, S.I64, S.I64, S.ACC, S.I64, S.I64, S.VEC, S.I64, S.I64, S.I64, S.I64,
-                            S.array(S.T.float64, 3), *S.PROBES, S.COUNTERS[0], S.I64, *S.COUNTERS[1:], S.VEC)]}
+SIGNATURES = {"scan_sdn": [(A.ACC, A.I64, A.I64, A.ACC, A.I64, A.I64, A.VEC, A.I64, A.I64, A.I64, A.I64,
+                            A.GRADED_OUT, *A.PROBES, A.COUNTERS[0], A.I64, *A.COUNTERS[1:], A.VEC)]}
 """The argument types `program` calls the kernel with (see `kernels.SIGNATURES`)."""

@@ -495,7 +495,7 @@ class SimProgram:
 
 
 def _message_dtype(comp) -> type:
-    """The dtype of a component's messages (`kernels.MESSAGE_DTYPES`): uint8 for the 0/1 spikes of a
+    """The dtype of a component's messages (`arg_types.MESSAGE_DTYPES`): uint8 for the 0/1 spikes of a
     feed-forward LIF-like population (a quarter of the bytes to write and read), float64 for
     sigma-delta's and a product's int32 payloads (exact in float64 only), else float32."""
     if comp.sdn or (comp.prog and comp.prog["kind"] == "product"):

@@ -6,7 +6,7 @@ A numba kernel is compiled on its first call for each distinct set of argument t
 seconds per kernel; with ``cache=True`` the result is written next to the module (`__pycache__`)
 and later processes load it in milliseconds. Every kernel module of this package
 (`kernels*.py`) that declares `SIGNATURES` ({kernel name: [argument type tuples]}: the types the
-program calls it with, see `kernels.MESSAGE_DTYPES`) is compiled here for exactly those, so that
+program calls it with, see `arg_types.MESSAGE_DTYPES`) is compiled here for exactly those, so that
 the first simulation in a fresh process loads instead of compiling.
 """
 from __future__ import annotations
