@@ -91,6 +91,18 @@ MUTANTS = [
     Mutant("rf: phase spike without the zero crossing", "ir/fixed_point/resonator.py",
            "phase = (re >= vth_e) * (im >= 0) * (imag < 0) * 1", "phase = (re >= vth_e) * (im >= 0) * 1",
            ("tests/backends/test_resonator_lava.py::test_spec_equals_lava_rf_processes",)),
+    # the sim plan sums the projections of one layer (sign and exponent splits) into one matrix:
+    # each part scaled by its shift over the smallest, never across a right shift (a floor)
+    Mutant("plan: exponent-split parts summed unscaled", "backends/sim/plan.py",
+           "total += np.asarray(w.toarray() if _is_sparse(w) else w, np.int64) << (shift - s0)",
+           "total += np.asarray(w.toarray() if _is_sparse(w) else w, np.int64)",
+           ("tests/backends/test_sim_units.py::test_exponent_split_parts_are_planned_as_one_link_scaled_by_their_shifts",
+            "tests/backends/test_sim_lava.py::test_sign_split_pairs_planned_as_one_signed_matrix")),
+    Mutant("plan: parts merged across a negative weight_exp", "backends/sim/plan.py",
+           'return link.kind != "conv" and link.mode != K.MODE_WRAP24 and link.shift >= 0',
+           'return link.kind != "conv" and link.mode != K.MODE_WRAP24',
+           ("tests/backends/test_sim_units.py::test_sign_split_halves_are_planned_as_one_link_and_one_recurrent_block",
+            "tests/backends/test_sim_lava.py::test_sign_split_pairs_planned_as_one_signed_matrix")),
 ]
 
 
