@@ -191,6 +191,20 @@ class _Value:
         self.items = items
 
 
+def _detached_state(module) -> dict[int, Any]:
+    """A deepcopy memo that copies the tensors a module holds as computed state (snnTorch's hidden
+    `mem`/`spk` right after a training step: results of autograd, which torch refuses to deepcopy)
+    as detached clones. The export reads parameters only; the state is reset in the NIR graph."""
+    import torch
+
+    memo: dict[int, Any] = {}
+    for m in module.modules():
+        for value in [*m.__dict__.values(), *getattr(m, "_buffers", {}).values()]:
+            if isinstance(value, torch.Tensor) and not value.is_leaf:
+                memo[id(value)] = value.detach().clone()
+    return memo
+
+
 class _Converter:
     def __init__(self, module, shape, dt, reset):
         self.module = module
@@ -222,7 +236,7 @@ class _Converter:
                     return True  # sequence-level blocks: reported with their exporter, never traced into
                 return m.__module__.startswith("torch.nn") or super().is_leaf_module(m, qualname)
 
-        model = copy.deepcopy(self.module).eval()  # eval semantics: BatchNorm running stats, no dropout
+        model = copy.deepcopy(self.module, _detached_state(self.module)).eval()  # eval: BatchNorm running stats, no dropout
         if not isinstance(model, torch.nn.Sequential) and Tracer().is_leaf_module(model, ""):
             model = torch.nn.Sequential(model)  # fx always traces into the root module
         try:

@@ -366,3 +366,29 @@ def test_only_snnc_errors_escape_for_odd_inputs():
     with pytest.raises(SnncError):
         from_torch("not a module", (3,))
     assert math.isclose(from_torch(nn.Linear(3, 2), torch.zeros(5, 3)).metadata["dt"], 1e-4)
+
+
+def test_a_network_exported_right_after_a_training_step():
+    """snnTorch keeps its hidden state (mem) as autograd results after a training step, which torch
+    refuses to deepcopy: from_torch exports the network as it does after a no-grad pass."""
+    torch.manual_seed(0)
+
+    def net():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Linear(4, 3), snn.Leaky(beta=0.9, init_hidden=True, reset_mechanism="zero", output=True))
+
+    trained = net()
+    x = (torch.rand(5, 4) < 0.5).float()
+    spk, mem = trained(x)
+    (spk.sum() + mem.sum()).backward()  # the state now holds non-leaf tensors
+    assert not trained[1].mem.is_leaf
+    graph = from_torch(trained, (4,), dt=1e-4)
+    fresh = net()
+    with torch.no_grad():
+        fresh(x)
+    want = from_torch(fresh, (4,), dt=1e-4)
+    assert graph.nodes.keys() == want.nodes.keys()
+    for name, node in want.nodes.items():
+        for field, value in vars(node).items():
+            if isinstance(value, np.ndarray):
+                assert np.array_equal(getattr(graph.nodes[name], field), value), (name, field)
