@@ -326,7 +326,10 @@ def _wrap_free(chip: Any, name: str, run: Any, inputs: Mapping[str, np.ndarray])
     step: |W| x |messages| from the recorded messages, the projections from one source at one lag
     with weight_exp >= 0 bounded together (one product of the sum of their |W| 2**weight_exp: the
     same integers)."""
-    from snnc.backends.sim.plan import effective_row_l1
+    import scipy.sparse as sp
+
+    from snnc.backends.sim.plan import SMALL_DENSE, effective_row_l1
+    from snnc.ir.bits import truncate_weights
     from snnc.ir.chip import ConvProjection
     from snnc.ir.conv import conv_matrix
     from snnc.ir.fixed_point import DECAY_ONE, decay
@@ -350,13 +353,19 @@ def _wrap_free(chip: Any, name: str, run: Any, inputs: Mapping[str, np.ndarray])
     top = sum(scaled(effective_row_l1(p) * int(messages[p.src].max(initial=0)), int(p.weight_exp)) for p in incoming)
     if 64 * top < 2**31 and int(kept.max(initial=0)) + 64 * top < 2**23:
         return True
-    weights = [(p, conv_matrix(np.asarray(p.weights, np.int64), p.conv) if isinstance(p, ConvProjection) else p.effective_weights())
-               for p in incoming]
+    def magnitudes(p) -> Any:  # |effective weights|: a dense array where small (no scipy per projection), else sparse
+        if isinstance(p, ConvProjection):
+            return abs(conv_matrix(np.asarray(p.weights, np.int64), p.conv))
+        if np.prod(p.weights.shape) <= SMALL_DENSE:
+            w = p.weights.toarray() if sp.issparse(p.weights) else p.weights
+            return np.abs(truncate_weights(w, p.num_weight_bits, p.sign_mode))
+        return abs(p.effective_weights())
+
+    weights = [(p, magnitudes(p)) for p in incoming]
     bound = np.zeros((batch, steps, pop.size), np.int64)
     summed: dict[tuple[str, int], Any] = {}  # (source, lag) -> sum of |W| 2**weight_exp (weight_exp >= 0)
     parts: list[tuple[str, int, Any, int]] = []  # (source, lag, |W|, weight_exp < 0)
     for p, w in weights:
-        w = abs(w)
         lag = (0 if p.direct else 1) + int(p.delay)
         if p.weight_exp >= 0:
             key = (p.src, lag)
