@@ -194,7 +194,7 @@ def check_fidelity(result: Any, calibrate: Any = None, tolerance: Mapping[str, f
     tol = parse_tolerance(tolerance)
     chip = result.chip
     graph = result.graph if result.graph is not None else result.source
-    handoff = next((rec.handoff for rec in result.records if rec.name == "quantize"), {})
+    handoff: dict[str, Any] = next((rec.handoff for rec in result.records if rec.name == "quantize"), {})
     net = handoff["net"] if "net" in handoff and handoff["net"].graph is graph else lower(graph)
     shapes = {name: tuple(p.shape) for name, p in net.pops.items() if p.kind == "input"}
     if calibrate is None:
