@@ -15,8 +15,9 @@ calibrates scales and measures membrane-input errors on, and what the fidelity g
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import nir
 import numpy as np
@@ -27,7 +28,7 @@ from snnc.ir.fixed_point import ResetMode
 from snnc.ir import shapes as S
 from snnc.ir.float_model import FloatModel
 from snnc.ir.chip import ConvGeometry, OutputVar
-from snnc.ir.errors import GraphError, UnsupportedNodeError
+from snnc.ir.errors import GraphError, ShapeError, UnsupportedNodeError
 from snnc.ir.graph import Graph
 
 from .canonicalize import META_RELAY, Cuba, graph_dt, read_canonical
@@ -37,25 +38,19 @@ NEURONS = (nir.CubaLIF, nir.CubaLI)
 
 # -- linear operators -------------------------------------------------------------------------------
 @dataclass
-class LinOp:
-    """A linear map from a flat source vector (n_in) to a flat target vector (n_out).
+class LinOp(ABC):
+    """A linear map from a flat source vector (n_in) to a flat target vector (n_out): the base of
+    the four kinds, IdentityOp, DenseOp (ndarray [n_out, n_in]), SparseOp (csr) and ConvOp (kernel
+    and the geometry it always carries). `kind` names the class as a string (for reports); code
+    that needs one kind's fields tests isinstance, which also narrows the type."""
 
-    kind: "identity", "dense" (ndarray [n_out, n_in]), "sparse" (csr) or "conv" (kernel + geometry).
-    """
-
-    kind: str
+    kind: ClassVar[str]
     n_in: int
     n_out: int
-    data: Any = None
-    geom: ConvGeometry | None = None
 
+    @abstractmethod
     def matrix(self) -> sp.csr_matrix | np.ndarray:
-        if self.kind == "identity":
-            return sp.identity(self.n_in, format="csr", dtype=np.float64)
-        if self.kind == "conv":
-            assert self.geom is not None  # a conv operator carries its geometry (node_op)
-            return conv_matrix(self.data, self.geom)
-        return self.data
+        """The [n_out, n_in] matrix (a scipy matrix or an ndarray, whichever the kind holds)."""
 
     def sparse(self) -> sp.csr_matrix:
         m = self.matrix()
@@ -66,16 +61,84 @@ class LinOp:
         return np.asarray(m) if isinstance(m, np.ndarray) else m.toarray()
 
     def apply(self, vec: np.ndarray) -> np.ndarray:
-        if self.kind == "identity":
-            return vec.copy()
         return np.asarray(self.matrix() @ vec).ravel()
 
     def nnz(self) -> int:
-        if self.kind == "identity":
-            return self.n_in
-        if self.kind == "dense":
-            return int(np.count_nonzero(self.data))
         return int(self.sparse().nnz)
+
+    def _check_shape(self, what: str, got: tuple[int, ...], expected: tuple[int, ...]) -> None:
+        """Construction stays cheap (the quantizer builds many): only shapes are compared."""
+        if tuple(got) != tuple(expected):
+            raise ShapeError(f"{what} does not match", where=f"{type(self).__name__}(n_in={self.n_in}, n_out={self.n_out})",
+                             expected=tuple(expected), got=tuple(got), hint="a bug in the code building the operator")
+
+
+@dataclass
+class IdentityOp(LinOp):
+    """The identity (Flatten, Delay, Output, a population's own output): n_in == n_out."""
+
+    kind: ClassVar[str] = "identity"
+
+    def __post_init__(self) -> None:
+        self._check_shape("n_out of an identity, which keeps the size n_in,", (self.n_out,), (self.n_in,))
+
+    def matrix(self) -> sp.csr_matrix:
+        return sp.identity(self.n_in, format="csr", dtype=np.float64)
+
+    def apply(self, vec: np.ndarray) -> np.ndarray:
+        return vec.copy()
+
+    def nnz(self) -> int:
+        return self.n_in
+
+
+@dataclass
+class DenseOp(LinOp):
+    """A dense matrix, data [n_out, n_in]."""
+
+    data: np.ndarray
+    kind: ClassVar[str] = "dense"
+
+    def __post_init__(self) -> None:
+        self._check_shape("matrix shape [n_out, n_in]", self.data.shape, (self.n_out, self.n_in))
+
+    def matrix(self) -> np.ndarray:
+        return self.data
+
+    def nnz(self) -> int:
+        return int(np.count_nonzero(self.data))
+
+
+@dataclass
+class SparseOp(LinOp):
+    """A scipy CSR matrix, data [n_out, n_in]."""
+
+    data: sp.csr_matrix
+    kind: ClassVar[str] = "sparse"
+
+    def __post_init__(self) -> None:
+        self._check_shape("matrix shape [n_out, n_in]", self.data.shape, (self.n_out, self.n_in))
+
+    def matrix(self) -> sp.csr_matrix:
+        return self.data
+
+
+@dataclass
+class ConvOp(LinOp):
+    """A 2-D cross-correlation: kernel `data` [C_out, C_in/groups, kh, kw] slid over the source as
+    `geom` says (snnc.ir.conv's geometry, required: a conv without it cannot be applied)."""
+
+    data: np.ndarray
+    geom: ConvGeometry
+    kind: ClassVar[str] = "conv"
+
+    def __post_init__(self) -> None:
+        g = self.geom
+        self._check_shape("(n_in, n_out) against the geometry's sizes", (self.n_in, self.n_out), (math.prod(g.in_shape), math.prod(g.out_shape)))
+        self._check_shape("kernel shape [C_out, C_in/groups, kh, kw]", self.data.shape, (g.out_shape[0], g.in_shape[0] // g.groups, *g.kernel))
+
+    def matrix(self) -> sp.csr_matrix:
+        return conv_matrix(self.data, self.geom)
 
 
 def conv_matrix(kernel: np.ndarray, g: ConvGeometry) -> sp.csr_matrix:
@@ -86,26 +149,27 @@ def conv_matrix(kernel: np.ndarray, g: ConvGeometry) -> sp.csr_matrix:
 
 def compose(after: LinOp, before: LinOp) -> LinOp:
     """after o before, keeping the cheapest exact representation."""
-    if before.kind == "identity":
-        return LinOp(after.kind, before.n_in, after.n_out, after.data, after.geom)
-    if after.kind == "identity":
-        return LinOp(before.kind, before.n_in, after.n_out, before.data, before.geom)
-    if after.kind == "dense":
+    if isinstance(before, IdentityOp):
+        return after
+    if isinstance(after, IdentityOp):
+        return before
+    if isinstance(after, DenseOp):
         m = before.matrix()
         out = (m.T @ after.data.T).T if sp.issparse(m) else after.data @ m
-        return LinOp("dense", before.n_in, after.n_out, np.asarray(out))
-    if before.kind == "dense":
-        m = after.matrix()
-        return LinOp("dense", before.n_in, after.n_out, np.asarray(m @ before.data))
-    return LinOp("sparse", before.n_in, after.n_out, (after.sparse() @ before.sparse()).tocsr())
+        return DenseOp(before.n_in, after.n_out, np.asarray(out))
+    if isinstance(before, DenseOp):
+        return DenseOp(before.n_in, after.n_out, np.asarray(after.matrix() @ before.data))
+    return SparseOp(before.n_in, after.n_out, (after.sparse() @ before.sparse()).tocsr())
 
 
 def add(a: LinOp, b: LinOp) -> LinOp:
-    if a.kind == "conv" and b.kind == "conv" and a.geom == b.geom:
-        return LinOp("conv", a.n_in, a.n_out, a.data + b.data, a.geom)
-    if a.kind == "dense" or b.kind == "dense":
-        return LinOp("dense", a.n_in, a.n_out, a.dense() + b.dense())
-    return LinOp("sparse", a.n_in, a.n_out, (a.sparse() + b.sparse()).tocsr())
+    """a + b (same n_in, n_out): one conv when both are convs of the same geometry, else dense if
+    either is dense, else sparse."""
+    if isinstance(a, ConvOp) and isinstance(b, ConvOp) and a.geom == b.geom:
+        return ConvOp(a.n_in, a.n_out, a.data + b.data, a.geom)
+    if isinstance(a, DenseOp) or isinstance(b, DenseOp):
+        return DenseOp(a.n_in, a.n_out, a.dense() + b.dense())
+    return SparseOp(a.n_in, a.n_out, (a.sparse() + b.sparse()).tocsr())
 
 
 def node_op(node: nir.NIRNode, in_shape: tuple[int, ...], out_shape: tuple[int, ...], where: str) -> tuple[LinOp, np.ndarray]:
@@ -113,17 +177,17 @@ def node_op(node: nir.NIRNode, in_shape: tuple[int, ...], out_shape: tuple[int, 
     n_in, n_out = math.prod(in_shape), math.prod(out_shape)
     zero = np.zeros(n_out)
     if isinstance(node, (nir.Flatten, nir.Delay, nir.Output)):
-        return LinOp("identity", n_in, n_out), zero
+        return IdentityOp(n_in, n_out), zero
     if isinstance(node, nir.Scale):
         s = np.broadcast_to(np.asarray(node.scale, dtype=np.float64), in_shape).ravel()
-        return LinOp("sparse", n_in, n_out, sp.diags(s, format="csr")), zero
+        return SparseOp(n_in, n_out, sp.diags(s, format="csr")), zero
     if isinstance(node, (nir.Affine, nir.Linear)):
         w = np.asarray(node.weight, dtype=np.float64)
         b = np.zeros(w.shape[0]) if isinstance(node, nir.Linear) else np.broadcast_to(np.asarray(node.bias, dtype=np.float64), (w.shape[0],))
         lead = math.prod(in_shape[:-1])
         if lead == 1:
-            return LinOp("dense", n_in, n_out, np.ascontiguousarray(w)), np.asarray(b, dtype=np.float64).copy()  # read, never written
-        return LinOp("sparse", n_in, n_out, sp.kron(sp.identity(lead), sp.csr_matrix(w), format="csr")), np.tile(b, lead)
+            return DenseOp(n_in, n_out, np.ascontiguousarray(w)), np.asarray(b, dtype=np.float64).copy()  # read, never written
+        return SparseOp(n_in, n_out, sp.kron(sp.identity(lead), sp.csr_matrix(w), format="csr")), np.tile(b, lead)
     if isinstance(node, nir.Conv2d):
         w = np.asarray(node.weight, dtype=np.float64)
         geom = ConvGeometry(
@@ -132,7 +196,7 @@ def node_op(node: nir.NIRNode, in_shape: tuple[int, ...], out_shape: tuple[int, 
             dilation=S.pair(node.dilation, "dilation", where), groups=int(np.ravel(node.groups)[0]),
         )
         b = np.broadcast_to(np.asarray(node.bias, dtype=np.float64), (out_shape[0],))
-        return LinOp("conv", n_in, n_out, w.copy(), geom), np.repeat(b, out_shape[1] * out_shape[2])
+        return ConvOp(n_in, n_out, w.copy(), geom), np.repeat(b, out_shape[1] * out_shape[2])
     if isinstance(node, nir.Conv1d):
         w = np.asarray(node.weight, dtype=np.float64)[:, :, None, :]
         pad = S.conv_padding(node, in_shape[1:], where)[0]
@@ -142,7 +206,7 @@ def node_op(node: nir.NIRNode, in_shape: tuple[int, ...], out_shape: tuple[int, 
             groups=int(np.ravel(node.groups)[0]),
         )
         b = np.broadcast_to(np.asarray(node.bias, dtype=np.float64), (out_shape[0],))
-        return LinOp("sparse", n_in, n_out, conv_matrix(w, geom)), np.repeat(b, out_shape[1])
+        return SparseOp(n_in, n_out, conv_matrix(w, geom)), np.repeat(b, out_shape[1])
     if isinstance(node, (nir.SumPool2d, nir.AvgPool2d)):
         k = S.pair(node.kernel_size, "kernel_size", where)
         c = in_shape[0]
@@ -151,7 +215,7 @@ def node_op(node: nir.NIRNode, in_shape: tuple[int, ...], out_shape: tuple[int, 
             in_shape=in_shape, out_shape=out_shape, kernel=k, stride=S.pair(node.stride, "stride", where),
             padding=S.pair(node.padding, "padding", where), dilation=(1, 1), groups=c,
         )
-        return LinOp("conv", n_in, n_out, np.full((c, 1, *k), value), geom), zero
+        return ConvOp(n_in, n_out, np.full((c, 1, *k), value), geom), zero
     raise UnsupportedNodeError(f"{type(node).__name__} cannot sit between two populations", where=where)
 
 
@@ -235,7 +299,7 @@ def _population_output(pop: FloatPop) -> tuple[list["_Contribution"], list["_Bia
     """What a population sends on: its spikes, or a non-spiking neuron's voltage v = v' + v_leak,
     i.e. its state v' (sent by the chip as a graded relay) plus the constant v_leak, which becomes a
     bias of the receiver (present at rest too, as the reference's integrators emit v_leak at rest)."""
-    c = [_Contribution(pop.name, LinOp("identity", pop.size, pop.size), 0, [])]
+    c = [_Contribution(pop.name, IdentityOp(pop.size, pop.size), 0, [])]
     b: list[_Bias] = []
     if pop.kind == "neuron" and not pop.neuron.spiking:
         offset = np.broadcast_to(np.asarray(pop.neuron.offset, dtype=np.float64), pop.shape).ravel()
@@ -321,7 +385,7 @@ def lower(graph: Graph) -> FloatNet:
             for c in contribs:
                 if uniform:
                     delay = _shift(c.delay, int(flat[0]))
-                elif c.op.kind == "identity" and not np.ndim(c.delay) and not isinstance(c.delay, tuple):
+                elif isinstance(c.op, IdentityOp) and not np.ndim(c.delay) and not isinstance(c.delay, tuple):
                     delay = ("col", flat + int(c.delay))
                 else:
                     delay = ("row", _add_row(c.delay, flat, where))
@@ -334,7 +398,7 @@ def lower(graph: Graph) -> FloatNet:
             op, const = node_op(node, in_shape, out_shape, where)
             new = []
             for c in contribs:
-                if isinstance(c.delay, tuple) and c.delay[0] == "row" and op.kind != "identity":
+                if isinstance(c.delay, tuple) and c.delay[0] == "row" and not isinstance(op, IdentityOp):
                     raise UnsupportedNodeError(
                         "per-neuron Delay followed by a linear map mixes delays per synapse in a way a "
                         "projection cannot store",
@@ -417,14 +481,13 @@ def lower(graph: Graph) -> FloatNet:
 
 def _scale_rows(op: LinOp, gain: np.ndarray) -> LinOp:
     """diag(gain) o op, keeping a convolution when the gain is constant per output channel."""
-    if op.kind == "conv":
-        assert op.geom is not None  # a conv operator carries its geometry (node_op)
+    if isinstance(op, ConvOp):
         per = gain.reshape(op.geom.out_shape)
         if np.all(per == per[:, :1, :1]):
-            return LinOp("conv", op.n_in, op.n_out, op.data * per[:, 0, 0][:, None, None, None], op.geom)
-    if op.kind == "dense":
-        return LinOp("dense", op.n_in, op.n_out, op.data * gain[:, None])
-    return LinOp("sparse", op.n_in, op.n_out, (sp.diags(gain) @ op.sparse()).tocsr())
+            return ConvOp(op.n_in, op.n_out, op.data * per[:, 0, 0][:, None, None, None], op.geom)
+    if isinstance(op, DenseOp):
+        return DenseOp(op.n_in, op.n_out, op.data * gain[:, None])
+    return SparseOp(op.n_in, op.n_out, (sp.diags(gain) @ op.sparse()).tocsr())
 
 
 def _shift(delay, k: int):

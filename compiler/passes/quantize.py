@@ -81,7 +81,7 @@ from snnc.ir.graph import Graph
 
 from .base import Pass, PassResult
 from ..data.encoding import record as record_encoding
-from .netlist import FloatNet, FloatPop, FloatProj, FloatRun, LinOp, conv_matrix, lower, simulate
+from .netlist import ConvOp, DenseOp, FloatNet, FloatPop, FloatProj, FloatRun, IdentityOp, conv_matrix, lower, simulate
 
 E_RANGE = range(SPECS["weight_exp"].lo, SPECS["weight_exp"].hi + 1)
 RELAY_BITS = 16
@@ -795,9 +795,9 @@ class Quantize(Pass):
             }
         if self.bias == "neuron":
             for start, vec in sorted(biases.items()):
-                bp = FloatProj(_unique(chip, f"{name}.bias" if start == 0 else f"{name}.bias@{start}"), BIAS_POP, name,
-                               LinOp("dense", 1, n, vec.reshape(n, 1).astype(np.float64)), int(start), [])
-                bw = _Weights(bp, bp.op.data, np.broadcast_to(np.arange(n)[:, None], (n, 1)), "dense", 1.0, self.bias_bits)
+                column = DenseOp(1, n, vec.reshape(n, 1).astype(np.float64))
+                bp = FloatProj(_unique(chip, f"{name}.bias" if start == 0 else f"{name}.bias@{start}"), BIAS_POP, name, column, int(start), [])
+                bw = _Weights(bp, column.data, np.broadcast_to(np.arange(n)[:, None], (n, 1)), "dense", 1.0, self.bias_bits)
                 scale = k_rows[:, None]
                 bq, be = quantize_weights(bw.values, scale, bw.bits, bw.mode, self.bias_groups, self.split_sign, e_min=self.min_weight_exp, e_max=self.e_max)
                 d = start + (latency if latency is not None else 1) - 1
@@ -980,10 +980,10 @@ class Quantize(Pass):
     def _weights(self, p: FloatProj, msg_scale) -> _Weights:
         s = msg_scale.get(p.src, 1.0)
         op = p.op
-        if op.kind == "conv" and not np.ndim(p.delay):
+        if isinstance(op, ConvOp) and not np.ndim(p.delay):
             return _Weights(p, _per_unit(op.data, s), None, "conv", s, self.weight_bits)
         dense_rows = lambda m: np.broadcast_to(np.arange(m.shape[0])[:, None], m.shape)  # noqa: E731
-        if op.kind == "dense" or np.ndim(p.delay) or (op.kind == "identity" and op.n_in <= 1024):
+        if isinstance(op, DenseOp) or np.ndim(p.delay) or (isinstance(op, IdentityOp) and op.n_in <= 1024):
             m = _per_unit(op.dense(), s)
             return _Weights(p, m, dense_rows(m), "dense", s, self.weight_bits)
         m = op.sparse().tocsr()
@@ -1097,9 +1097,8 @@ class Quantize(Pass):
             )
         meta = {"float_delay": p.delay if not np.ndim(p.delay) else np.asarray(p.delay), "nir_nodes": list(p.nodes), "part_of": p.name}
         common = _Widths(num_weight_bits=w.bits, num_message_bits=nmb)
-        if w.kind == "conv":
+        if isinstance(p.op, ConvOp) and w.kind == "conv":  # a kernel (_weights): not with per-synapse delays
             geom = p.op.geom
-            assert geom is not None  # a conv operator carries its geometry (netlist.node_op)
             if np.any(np.asarray(delay) != 0):
                 m = conv_matrix(q.astype(np.float64), geom).astype(np.int64).tocsr()
                 m.eliminate_zeros()

@@ -10,7 +10,7 @@ import pytest
 import scipy.sparse as sp
 
 from snnc.compiler.passes import quantize
-from snnc.compiler.passes.netlist import FloatProj, LinOp
+from snnc.compiler.passes.netlist import DenseOp, FloatProj, SparseOp
 from snnc.compiler.passes.quantize import Quantize, _Weights
 from snnc.ir.bits import representable_weight_range
 
@@ -78,7 +78,8 @@ def test_projection_parts_hold_each_weight_once_in_row_major_order(monkeypatch, 
     if layout == "sparse":
         values[rng.random(values.shape) < 0.8] = 0.0
     m = sp.csr_matrix(values) if layout == "sparse" else values
-    proj = FloatProj("fc", "in", "lif", LinOp(layout, 400, 70, m), 0, ["fc"])
+    op = SparseOp(400, 70, m) if layout == "sparse" else DenseOp(400, 70, values)
+    proj = FloatProj("fc", "in", "lif", op, 0, ["fc"])
     q = Quantize()
     w = q._weights(proj, {})
     assert w.kind == layout
