@@ -265,8 +265,9 @@ def _summed(parts: list[tuple[Any, int]], shape: tuple[int, int]) -> tuple[Any, 
         for w, shift in parts:
             total += np.asarray(w.toarray() if _is_sparse(w) else w, np.int64) << (shift - s0)
         return total, s0
-    scaled = [w.tocsr() if shift == s0 else sp.csr_matrix((np.asarray(w.data, np.int64) << (shift - s0), w.indices, w.indptr), shape=shape)
-              for w, shift in ((w.tocsr(), shift) for w, shift in parts)]
+    csr = [(w.tocsr(), shift) for w, shift in parts]
+    scaled = [w if shift == s0 else sp.csr_matrix((np.asarray(w.data, np.int64) << (shift - s0), w.indices, w.indptr), shape=shape)
+              for w, shift in csr]
     total = sp.csr_matrix(functools.reduce(operator.add, scaled), dtype=np.int64)
     total.eliminate_zeros()
     return total, s0
@@ -508,18 +509,19 @@ class Plan:
         rows, wvals = [], []
         n_cols = 0
         nnz = 0
-        blocks: dict[tuple, list[tuple[Projection, int, int, object]]] = {}  # key -> [(projection, delay, shift, weights)]
+        # key -> [(projection, delay, send mode, graded, shift, weights)]
+        blocks: dict[tuple, list[tuple[Projection, int, int, bool, int, object]]] = {}
         for i, (proj, delay, w) in enumerate(internal):
             graded = proj.num_message_bits > 0
             mode = _send_mode(proj, graph.populations[proj.src], graded)
             shift = 0 if isinstance(proj, ConvProjection) else int(proj.weight_exp)
             # blocks of one sum (a sign or exponent split) become one signed block, as `_merge_links` does
             key = (proj.src, proj.dst, delay, mode, graded) if mode != K.MODE_WRAP24 and shift >= 0 else ("alone", i)
-            blocks.setdefault(key, []).append((proj, delay, shift, w))
+            blocks.setdefault(key, []).append((proj, delay, mode, graded, shift, w))
         for block in blocks.values():
-            proj, delay = block[0][:2]
+            proj, delay, mode, graded = block[0][:4]
             src = graph.populations[proj.src]
-            total, shift = _summed([(w, s_) for _, _, s_, w in block], (graph.populations[proj.dst].size, src.size))
+            total, shift = _summed([(w, s_) for *_, s_, w in block], (graph.populations[proj.dst].size, src.size))
             colptr_b, rows_b, wvals_b = _csc_arrays(total)
             s_off, d_off = offsets[proj.src], offsets[proj.dst]
             g["src_lo"].append(s_off)
@@ -528,8 +530,7 @@ class Plan:
             g["dst_hi"].append(d_off + graph.populations[proj.dst].size)
             g["colptr_off"].append(n_cols)
             g["delay"].append(delay)
-            graded = proj.num_message_bits > 0
-            g["mode"].append(_send_mode(proj, src, graded))
+            g["mode"].append(mode)
             g["shift"].append(shift)
             g["graded"].append(int(graded))
             colptr.append(colptr_b[1:] + nnz)
