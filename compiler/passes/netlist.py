@@ -93,34 +93,35 @@ class IdentityOp(LinOp):
 
 
 @dataclass
-class DenseOp(LinOp):
-    """A dense matrix, data [n_out, n_in]."""
+class _StoredMatrix(LinOp):
+    """An operator that holds its matrix, data [n_out, n_in]: DenseOp (ndarray), SparseOp (csr)."""
 
-    data: np.ndarray
-    kind: ClassVar[str] = "dense"
+    data: Any
 
     def __post_init__(self) -> None:
         self._check_shape("matrix shape [n_out, n_in]", self.data.shape, (self.n_out, self.n_in))
 
-    def matrix(self) -> np.ndarray:
+    def matrix(self) -> Any:
         return self.data
+
+
+@dataclass
+class DenseOp(_StoredMatrix):
+    """A dense matrix, data [n_out, n_in]."""
+
+    data: np.ndarray
+    kind: ClassVar[str] = "dense"
 
     def nnz(self) -> int:
         return int(np.count_nonzero(self.data))
 
 
 @dataclass
-class SparseOp(LinOp):
+class SparseOp(_StoredMatrix):
     """A scipy CSR matrix, data [n_out, n_in]."""
 
     data: sp.csr_matrix
     kind: ClassVar[str] = "sparse"
-
-    def __post_init__(self) -> None:
-        self._check_shape("matrix shape [n_out, n_in]", self.data.shape, (self.n_out, self.n_in))
-
-    def matrix(self) -> sp.csr_matrix:
-        return self.data
 
 
 @dataclass
