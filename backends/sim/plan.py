@@ -17,7 +17,7 @@ import functools
 import math
 import operator
 from dataclasses import dataclass, field
-from typing import Any, TypeGuard
+from typing import Any, Mapping, TypeGuard
 
 import numpy as np
 import scipy.sparse as sp
@@ -133,15 +133,10 @@ def _csr_row_l1(data: np.ndarray, indptr: np.ndarray) -> int:
     return int(np.max(total[indptr[1:]] - total[indptr[:-1]], initial=0))
 
 
-def effective_row_l1(proj: Projection) -> int:
-    """`_row_l1` of a projection's effective weights, without building its matrix (a conv's from
-    its kernel, a sparse one's from its CSR arrays)."""
-    if isinstance(proj, ConvProjection):
-        return conv_l1(proj)
-    if isinstance(proj, SparseProjection):
-        w = proj.weights
-        return _csr_row_l1(truncate_weights(w.data, proj.num_weight_bits, proj.sign_mode), w.indptr)
-    return _row_l1(proj.effective_weights())
+def shifted_bound(x: Any, exp: int) -> Any:
+    """A bound of |y << exp| (a right shift for exp < 0) from a bound x of |y|: a right shift
+    floors, so a negative y can end one further from zero."""
+    return x << exp if exp >= 0 else (x >> -exp) + 1
 
 
 def _fanout(w) -> np.ndarray:
@@ -396,7 +391,7 @@ def _population_params(pops: list[Population]) -> dict[str, np.ndarray]:
 def _empty_groups() -> dict[str, np.ndarray]:
     z = np.zeros(0, np.int64)
     return dict(
-        src_lo=z, src_hi=z, dst_lo=z, dst_hi=z, colptr_off=z, delay=z, shift=z, mode=z, graded=z,
+        src_lo=z, src_hi=z, dst_lo=z, dst_hi=z, colptr_off=z, delay=z, shift=z, mode=z, graded=z, l1=z,
         colptr=np.zeros(1, np.int64), rows=z, wvals=z,
     )
 
@@ -439,6 +434,21 @@ class Plan:
         if name not in cache:
             cache[name] = _effective_matrix(self.graph.projections[name])
         return cache[name]
+
+    def input_bound(self, name: str, peaks: Mapping[str, int]) -> int:
+        """A bound of |a|, the int32 input sum population `name` takes at any step, when every
+        source s sends messages of magnitude <= peaks[s]: per link and recurrent block into it
+        (merged parts as their summed matrix, which gives a exactly while nothing wraps), its
+        largest row sum of |W| times the source's peak, shifted by the block's exponent."""
+        ci, off = self.where[name]
+        comp = self.components[ci]
+        # a link into a second port starts at off + size: only programmable kinds have one, and those
+        # are never in a multi-member (recurrent) component, so n_off == off picks `name`'s own links
+        parts = [(link.l1, link.src, link.shift) for link in comp.links if link.n_off == off]
+        g, member_at = comp.groups, {o: m for m, o in comp.offsets.items()}
+        parts += [(int(l1), member_at[int(lo)], int(shift))
+                  for l1, lo, dst, shift in zip(g["l1"], g["src_lo"], g["dst_lo"], g["shift"]) if dst == off]
+        return sum(shifted_bound(l1 * int(peaks[src]), shift) for l1, src, shift in parts)
 
     def fanout(self, proj: Projection) -> np.ndarray:
         """Nonzero synapses per source neuron of a projection (a conv's from its kernel)."""
@@ -504,7 +514,7 @@ class Plan:
     def _groups(self, internal, offsets) -> dict[str, np.ndarray]:
         """Recurrent (projection, delay) blocks as CSC arrays over the component's neuron index."""
         graph = self.graph
-        g: dict[str, list] = {k: [] for k in ("src_lo", "src_hi", "dst_lo", "dst_hi", "colptr_off", "delay", "shift", "mode", "graded")}
+        g: dict[str, list] = {k: [] for k in ("src_lo", "src_hi", "dst_lo", "dst_hi", "colptr_off", "delay", "shift", "mode", "graded", "l1")}
         colptr = [np.zeros(1, np.int64)]
         rows, wvals = [], []
         n_cols = 0
@@ -533,6 +543,7 @@ class Plan:
             g["mode"].append(mode)
             g["shift"].append(shift)
             g["graded"].append(int(graded))
+            g["l1"].append(_row_l1(total))
             colptr.append(colptr_b[1:] + nnz)
             rows.append(rows_b + d_off)
             wvals.append(wvals_b)

@@ -222,8 +222,9 @@ def check_fidelity(result: Any, calibrate: Any = None, tolerance: Mapping[str, f
     # the plain chip run (integers, unaligned), long enough that every population covers all steps
     latest = max([shift, *(int(p.meta.get("latency") or 0) for p in chip.populations.values())])
     encoded = result.encode_inputs(chip_data)
-    run = build_cached(chip, "sim").run(encoded, steps=steps + latest, probes=probes)  # result.run() reuses it
-    events = overflow_events(chip, run, encoded, looped)
+    program = build_cached(chip, "sim")  # result.run() reuses it
+    run = program.run(encoded, steps=steps + latest, probes=probes)
+    events = overflow_events(chip, run, encoded, looped, program.plan)
 
     report = FidelityReport(tolerance=tol, input_source=what, steps=steps, batch=batch,
                             assumptions=list(assumptions or []))
@@ -283,8 +284,8 @@ def _quantizers_run(handoff: Mapping[str, Any], net: Any, data: Mapping[str, np.
     return run if same else None
 
 
-def overflow_events(chip: Any, run: Any, inputs: Mapping[str, np.ndarray],
-                    looped: set[str] | None = None) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def overflow_events(chip: Any, run: Any, inputs: Mapping[str, np.ndarray], looped: set[str] | None = None,
+                    plan: Any = None) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Exact overflow events of a sim run, per population of the LIF family (NEURON_KINDS):
     (u wrapped, v clipped at the top, v clipped at the bottom), boolean [batch, steps, neurons].
 
@@ -294,14 +295,18 @@ def overflow_events(chip: Any, run: Any, inputs: Mapping[str, np.ndarray],
     A population inside a recurrent loop adds the loop's input within the sim's kernel, so its `a`
     is read from a second run of the looped populations alone, their sources replayed as inputs
     from `run` (the loop opened; the replay must reproduce `run`'s u exactly, or this raises).
-    `looped`: the populations in recurrent loops, if the caller has them (`_in_loops`).
+    `looped`: the populations in recurrent loops, if the caller has them (`_in_loops`); `plan`: the
+    sim program's plan of `chip` (`SimProgram.plan`), if the caller has one.
     A population whose recorded magnitudes rule every event out (`_overflow_free`) is not stepped."""
     from snnc.backends.sim import SimBackend
+    from snnc.backends.sim.plan import Plan
 
     sums = {name[: -len("/a")]: a for name, a in run.probes.items() if name.endswith("/a")}
     in_loops = [p for p in (_in_loops(chip) if looped is None else looped) if chip.populations[p].model in NEURON_KINDS]
+    if in_loops and plan is None:
+        plan = Plan(chip)
     out = {}
-    for name in [p for p in in_loops if _wrap_free(chip, p, run, inputs)]:  # no replay needed: u cannot have wrapped
+    for name in [p for p in in_loops if _wrap_free(chip, p, run, inputs, plan)]:  # no replay needed: u cannot have wrapped
         wrapped, above, below = _population_overflows(chip.populations[name], run, np.zeros_like(run.probes[f"{name}/u"]))
         out[name] = (np.zeros_like(wrapped), above, below)  # (v's clipping does not depend on a)
     replayed = [p for p in in_loops if p not in out]
@@ -318,17 +323,17 @@ def overflow_events(chip: Any, run: Any, inputs: Mapping[str, np.ndarray],
     return out | {name: _population_overflows(chip.populations[name], run, a) for name, a in sums.items()}
 
 
-def _wrap_free(chip: Any, name: str, run: Any, inputs: Mapping[str, np.ndarray]) -> bool:
+def _wrap_free(chip: Any, name: str, run: Any, inputs: Mapping[str, np.ndarray], plan: Any) -> bool:
     """Whether population `name`'s u provably never wrapped in `run`: at every step |decay(u before)|
     plus 64 x a bound of |a| stays inside (-2**23, 2**23), and the bound of |a| << 6 inside int32.
-    First with one bound for every step (per projection its largest row sum of |W| times the
-    largest |message| its source sent, scaled by 2**weight_exp), then, if that is not enough, per
-    step: |W| x |messages| from the recorded messages, the projections from one source at one lag
-    with weight_exp >= 0 bounded together (one product of the sum of their |W| 2**weight_exp: the
-    same integers)."""
+    First with one bound for every step (`plan.input_bound`, the sim plan of `chip`: per summed
+    block its largest row sum of |W| times the largest |message| its source sent), then, if that is
+    not enough, per step: |W| x |messages| from the recorded messages, the projections from one
+    source at one lag with weight_exp >= 0 bounded together (one product of the sum of their |W|
+    2**weight_exp: the same integers)."""
     import scipy.sparse as sp
 
-    from snnc.backends.sim.plan import SMALL_DENSE, effective_row_l1
+    from snnc.backends.sim.plan import SMALL_DENSE, shifted_bound
     from snnc.ir.bits import truncate_weights
     from snnc.ir.chip import ConvProjection
     from snnc.ir.conv import conv_matrix
@@ -340,19 +345,16 @@ def _wrap_free(chip: Any, name: str, run: Any, inputs: Mapping[str, np.ndarray])
     kept = np.abs(decay(np.concatenate([np.zeros_like(u[:, :1]), u[:, :-1]], axis=1).reshape(batch, steps, -1),
                         DECAY_ONE - 1 - np.broadcast_to(np.asarray(pop.du, np.int64), pop.shape).reshape(-1)))
     incoming = chip.incoming(name)
-    if any(np.ndim(p.delay) for p in incoming):
-        return False  # per-synapse delays: not bounded here
     messages: dict[str, np.ndarray] = {}
     for src in dict.fromkeys(p.src for p in incoming):
         msg = _padded(inputs[src], steps)[:, :steps] if src in chip.inputs else run.probes[f"{src}/s"]
         messages[src] = np.abs(np.asarray(msg, np.int64)).reshape(batch * steps, -1)
-
-    def scaled(x, exp: int):
-        return x << exp if exp >= 0 else (x >> -exp) + 1  # a right shift floors: at most one more
-
-    top = sum(scaled(effective_row_l1(p) * int(messages[p.src].max(initial=0)), int(p.weight_exp)) for p in incoming)
+    top = plan.input_bound(name, {src: int(m.max(initial=0)) for src, m in messages.items()})
     if 64 * top < 2**31 and int(kept.max(initial=0)) + 64 * top < 2**23:
         return True
+    if any(np.ndim(p.delay) for p in incoming):
+        return False  # per-synapse delays: not bounded per step here
+
     def magnitudes(p) -> Any:  # |effective weights|: a dense array where small (no scipy per projection), else sparse
         if isinstance(p, ConvProjection):
             return abs(conv_matrix(np.asarray(p.weights, np.int64), p.conv))
@@ -374,7 +376,7 @@ def _wrap_free(chip: Any, name: str, run: Any, inputs: Mapping[str, np.ndarray])
         else:
             parts.append((p.src, lag, w, int(p.weight_exp)))
     for (src, lag), w, exp in [(k, w, 0) for k, w in summed.items()] + [((s_, lag_), w_, e) for s_, lag_, w_, e in parts]:
-        y = scaled(np.asarray(w @ messages[src].T).T.reshape(batch, steps, -1), exp)  # exact integers
+        y = shifted_bound(np.asarray(w @ messages[src].T).T.reshape(batch, steps, -1), exp)  # exact integers
         if lag < steps:
             bound[:, lag:] += y[:, : steps - lag]
     return bool(np.all(bound * 64 < 2**31) and np.all(kept + bound * 64 < 2**23))

@@ -497,6 +497,31 @@ def test_exponent_split_parts_are_planned_as_one_link_scaled_by_their_shifts():
     assert np.array_equal(block, (eff["r.hi"] << 2) + eff["r.lo"])
 
 
+def test_input_bound_sums_each_blocks_row_l1_times_its_sources_peak_shifted():
+    """Plan.input_bound (the guard's quick wrap bound) by hand on the graph above's shape: a merged
+    pair, a part with a negative exponent (a right shift floors: + 1) and a recurrent block; and, on
+    a run, it is never below the largest |a| the sim recorded."""
+    from snnc.backends.sim.plan import Plan
+
+    g = ChipGraph()
+    g.add(InputPopulation("x", (2,), num_message_bits=4))
+    g.add(Population("n", (2,), du=300, dv=200, vth=4000))
+    g.add(Population("m", (2,), du=300, dv=200, vth=100))
+    g.add(Projection("w.hi", "x", "n", np.array([[3, 0], [1, 2]]), weight_exp=1, num_message_bits=4))
+    g.add(Projection("w.lo", "x", "n", np.array([[0, -2], [0, 0]]), weight_exp=0, num_message_bits=4))
+    g.add(Projection("w.neg", "x", "n", np.array([[5, 5], [1, 0]]), weight_exp=-2, num_message_bits=4))
+    g.add(Projection("r", "n", "n", np.array([[0, 6], [-8, 0]]), weight_exp=2))  # mixed signs: even weights stay
+    g.add(Projection("f", "n", "m", np.array([[4, -4], [1, 1]])))
+    plan = Plan(g)
+    # merged [[6, -2], [2, 4]]: row sums of |w| 8 and 6; w.neg: 10 x 15 >> 2 = 37, + 1; r: 8 << 2
+    assert plan.input_bound("n", {"x": 15, "n": 1}) == 8 * 15 + 38 + (8 << 2)
+    assert plan.input_bound("m", {"n": 1}) == 8
+    assert plan.input_bound("n", {"x": 0, "n": 0}) == 1  # only the floor's one
+    x = np.random.default_rng(2).integers(0, 16, (3, 20, 2))
+    run = SimBackend().build(g).run({"x": x}, probes=["m/a", "n/s"])
+    assert np.abs(run.probes["m/a"]).max() <= plan.input_bound("m", {"n": int(np.abs(run.probes["n/s"]).max())})
+
+
 @pytest.mark.parametrize("kind", ["dense", "conv"])
 def test_mixed_batches_split_per_sample_between_blas_and_events(kind, monkeypatch):
     """A batch with a busy, a sparse and a silent sample: 'auto' runs the busy one on BLAS/torch

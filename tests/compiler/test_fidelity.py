@@ -340,6 +340,7 @@ def test_loop_replay_is_skipped_only_where_no_wrap_is_possible(monkeypatch):
     """A looped population's sums come from a replay of its loop, unless a bound (|W| x |messages|)
     proves its u cannot have wrapped; both ways give the same events."""
     import snnc.compiler.analysis.fidelity as F
+    from snnc.backends.sim.plan import Plan
 
     chip = _chip(looped=True)
     for active, free in (([4, 4, 1, 4, 0, 3], True), ([5, 4, 1], False)):  # 4 x 32640 << 6 < 2**23 <= 5 x ...
@@ -347,7 +348,7 @@ def test_loop_replay_is_skipped_only_where_no_wrap_is_possible(monkeypatch):
         for t, k in enumerate(active):
             x[0, t, :k] = 1
         run, events = _events(chip, x, len(active) + 2)
-        assert F._wrap_free(chip, "q", run, {"in": x}) is free
+        assert F._wrap_free(chip, "q", run, {"in": x}, Plan(chip)) is free
         with monkeypatch.context() as m:
             m.setattr(F, "_wrap_free", lambda *args: False)
             _, replayed = _events(chip, x, len(active) + 2)
