@@ -141,6 +141,18 @@ def truncate_weights(weights: np.ndarray, num_weight_bits: int, mode: str | None
     return w
 
 
+def on_weight_grid(weights: np.ndarray, num_weight_bits: int) -> bool:
+    """Whether `truncate_weights(weights, num_weight_bits)` would return `weights` unchanged (in
+    their own sign mode): from the extremes and the low bits, without making the truncated copy."""
+    w = np.asarray(weights)
+    if w.size == 0:
+        return True
+    lo, hi = int(w.min()), int(w.max())
+    mode = "excitatory" if lo >= 0 else "inhibitory" if hi <= 0 else "mixed"
+    low, high, step = representable_weight_range(num_weight_bits, mode)
+    return low <= lo and hi <= high and (step == 1 or not np.any(np.bitwise_and(w, step - 1)))
+
+
 def representable_weight_range(num_weight_bits: int, mode: str) -> tuple[int, int, int]:
     """(lo, hi, step) of weights that survive `truncate_weights` unchanged."""
     step = 1 << (8 - num_weight_bits + (1 if mode == "mixed" else 0))

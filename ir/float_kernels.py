@@ -86,6 +86,47 @@ def _decay(dt: float, tau: np.ndarray, field: str, where: str) -> np.ndarray:
 
 
 # -- neurons ------------------------------------------------------------------------------------
+# The neuron updates, each written once as an array expression: the kernels' `step` evaluates them
+# with numpy on [batch, *shape] arrays, and `snnc.ir.float_scan` compiles the same functions with
+# numba (strict IEEE arithmetic, no contraction: the same bits) to step a neuron outside every loop
+# through a block of steps in one call.
+RESET_CODES = {"zero": 0, "subtract": 1, "none": 2}
+RESET_ZERO, RESET_SUBTRACT = RESET_CODES["zero"], RESET_CODES["subtract"]
+
+
+def leaky_update(x, v, a, v_leak, r):
+    """LIF and LI: v + dt/tau (v_leak - v + r x)."""
+    return v + a * (v_leak - v + r * x)
+
+
+def integrate_update(x, v, r):
+    """IF and I: v + r x (per step, no dt)."""
+    return v + r * x
+
+
+def cuba_update(x, i, v, w_in, a_syn, r, a_mem, v_leak, unit_w, unit_syn, unit_r, no_leak):
+    """CubaLIF and CubaLI: i += dt/tau_syn (w_in x - i); v + dt/tau_mem (v_leak - v + r i_new) ->
+    (i, v). Operations that change no bit are skipped: x 1 (the unit flags), and 0 - v + r i is
+    computed as r i - v (`no_leak`: the two differ only in the sign of a zero where v = +0, which
+    v + dt/tau_mem (...) then drops)."""
+    d = (x if unit_w else w_in * x) - i
+    i = i + (d if unit_syn else a_syn * d)
+    ri = i if unit_r else r * i
+    return i, v + a_mem * (ri - v if no_leak else v_leak - v + ri)
+
+
+def spike_update(v, z, v_th, v_reset, v_sub, reset):
+    """v after integrating this step -> (v after the reset, spikes z = v > v_th); `z` in: the last
+    step's spikes, read by the subtract reset only (snnTorch's: a spike's threshold comes off v in
+    the next step, before the comparison)."""
+    if reset == RESET_SUBTRACT:
+        v = v - v_sub * z
+    z = v > v_th
+    if reset == RESET_ZERO:
+        v = np.where(z, v_reset, v)
+    return v, z
+
+
 class _Neuron(Kernel):
     """Common state handling: v starts at `v0` (v_leak, or 0 without leak), i at 0."""
 
@@ -117,6 +158,7 @@ class _Spiking(_Neuron):
         p = lambda f: _param(node, f, shape, where)  # noqa: E731
         self.v_th, self.v_reset = p("v_threshold"), p("v_reset")
         self.reset_mode = reset_mode_of(node)
+        self.reset = RESET_CODES[self.reset_mode]
         leak = p("v_leak") if hasattr(node, "v_leak") else 0.0
         self.v_sub = self.v_th - leak  # what a subtract reset takes off
         super().__init__(shape, v0, current=current)
@@ -133,12 +175,8 @@ class _Spiking(_Neuron):
         """v after integrating this step's input -> spikes; stores the post-spike v (and v itself
         as `v_in`)."""
         state["v_in"] = v
-        if self.reset_mode == "subtract":
-            v = v - self.v_sub * state["z"]
-        z = v > self.v_th
-        if self.reset_mode == "zero":
-            v = np.where(z, self.v_reset, v)
-        elif self.reset_mode == "subtract":
+        v, z = spike_update(v, state.get("z"), self.v_th, self.v_reset, self.v_sub, self.reset)
+        if self.reset == RESET_SUBTRACT:
             state["z"] = z
         state["v"] = v
         return z.astype(np.float64)
@@ -154,8 +192,7 @@ class LIFKernel(_Spiking):
         super().__init__(node, shape, self.v_leak, where)
 
     def step(self, x, state):
-        v = state["v"]
-        return self.fire(v + self.a * (self.v_leak - v + self.r * x), state)
+        return self.fire(leaky_update(x, state["v"], self.a, self.v_leak, self.r), state)
 
 
 class _Cuba:
@@ -172,21 +209,17 @@ class _Cuba:
         self.a_syn = _decay(dt, p("tau_syn"), "tau_syn", where)
         self.a_mem = _decay(dt, p("tau_mem"), "tau_mem", where)
         self.r, self.v_leak, self.w_in = p("r"), p("v_leak"), p("w_in")
-        # operations that change no bit, skipped: x 1, and 0 - v + r i (computed as r i - v: the two
-        # differ only in the sign of a zero where v = +0, which v + dt/tau_mem (...) then drops)
+        # operations that change no bit, skipped (see cuba_update)
         self._unit = tuple(bool(np.all(a == 1.0)) for a in (self.w_in, self.a_syn, self.r))
         self._no_leak = bool(np.all(self.v_leak == 0.0))
 
     def _integrate(self, x, state) -> np.ndarray:
         """i += dt/tau_syn (w_in x - i), stored; returns v + dt/tau_mem (v_leak - v + r i_new)."""
         unit_w, unit_syn, unit_r = self._unit
-        i = state["i"]
-        d = (x if unit_w else self.w_in * x) - i
-        i = i + (d if unit_syn else self.a_syn * d)
+        i, v = cuba_update(x, state["i"], state["v"], self.w_in, self.a_syn, self.r, self.a_mem, self.v_leak,
+                           unit_w, unit_syn, unit_r, self._no_leak)
         state["i"] = i
-        v = state["v"]
-        ri = i if unit_r else self.r * i
-        return v + self.a_mem * (ri - v if self._no_leak else self.v_leak - v + ri)
+        return v
 
 
 class CubaLIFKernel(_Cuba, _Spiking):
@@ -209,7 +242,7 @@ class IFKernel(_Spiking):
         super().__init__(node, shape, 0.0, where)
 
     def step(self, x, state):
-        return self.fire(state["v"] + self.r * x, state)
+        return self.fire(integrate_update(x, state["v"], self.r), state)
 
 
 class LIKernel(_Neuron):
@@ -222,8 +255,7 @@ class LIKernel(_Neuron):
         super().__init__(shape, self.v_leak)
 
     def step(self, x, state):
-        v = state["v"]
-        v = v + self.a * (self.v_leak - v + self.r * x)
+        v = leaky_update(x, state["v"], self.a, self.v_leak, self.r)
         state["v"] = v
         return v.copy()
 
@@ -236,7 +268,7 @@ class IKernel(_Neuron):
         super().__init__(shape, 0.0, current=True)
 
     def step(self, x, state):
-        v = state["v"] + self.r * x
+        v = integrate_update(x, state["v"], self.r)
         state["v"] = v
         state["i"] = np.broadcast_to(x, v.shape).astype(np.float64, copy=True)
         return v.copy()

@@ -62,6 +62,7 @@ from its input block. The nodes of a loop step together, each step in `Graph.top
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Mapping, Protocol, Sequence
 
@@ -185,7 +186,8 @@ class FloatModel:
                     self._alone(self.nodes[members[0]], values, states, recorded[members[0]], k, batch)
                 for name in members:
                     if name in watch:
-                        state = {v: np.stack(series) for v, series in recorded[name].items()}
+                        state = {v: series if isinstance(series, np.ndarray) else np.stack(series)
+                                 for v, series in recorded[name].items()}
                         for hook in hooks:
                             if name in hook.watch:
                                 hook.observe(name, t0, values[name], state)
@@ -199,12 +201,17 @@ class FloatModel:
             y = kernel.step(x.reshape(k * batch, *node.in_shape), states[node.name])
             values[node.name] = y.reshape(k, batch, *y.shape[1:])
             return
-        out = np.empty((k, batch, *node.out_shape))
         state = states[node.name]
+        scan = _compiled_scan(kernel)
+        if scan is not None:
+            values[node.name], series = scan(kernel, x, state, recorded)
+            recorded.update(series)
+            return
+        out = np.empty((k, batch, *node.out_shape))
         for t in range(k):
             out[t] = kernel.step(x[t], state)
-            for var, series in recorded.items():
-                series.append(state[var])
+            for var, steps in recorded.items():
+                steps.append(state[var])
         values[node.name] = out
 
     def _loop(self, members: list[str], values, last, states, recorded, k: int, batch: int) -> None:
@@ -219,6 +226,16 @@ class FloatModel:
                 values[node.name][t] = node.kernel.step(x, state)
                 for var, series in recorded[node.name].items():
                     series.append(state[var])
+
+
+def _compiled_scan(kernel: Kernel):
+    """`snnc.ir.float_scan.scan` when it can step this kernel and numba is loaded already (the
+    same bits as stepping it here; a process that never loads numba does not pay its start)."""
+    if "numba" not in sys.modules:
+        return None
+    from . import float_scan
+
+    return float_scan.scan if type(kernel) in float_scan.SCANNED else None
 
 
 def _sum(sources: Sequence[str], values: Mapping[str, np.ndarray], shape) -> np.ndarray:

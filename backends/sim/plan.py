@@ -25,7 +25,7 @@ import scipy.sparse as sp
 from snnc.ir import conv as ir_conv
 from snnc.ir.chip import (KIND_PORTS, PROGRAMMABLE_KINDS, ChipGraph, ConvProjection, InputPopulation, Population, Projection,
                           SparseProjection)
-from snnc.ir.bits import truncate_weights
+from snnc.ir.bits import on_weight_grid
 from snnc.ir.errors import BackendError, SnncError
 from snnc.ir.fixed_point.resonator import RF_KINDS
 
@@ -94,8 +94,7 @@ def _effective_matrix(proj: Projection):
         return conv_matrix(proj)
     if isinstance(proj, SparseProjection):
         stored = proj.weights
-        data = truncate_weights(stored.data, proj.num_weight_bits, proj.sign_mode)
-        if stored.has_canonical_format and np.all(data != 0) and np.array_equal(data, stored.data):
+        if stored.has_canonical_format and stored.data.all() and on_weight_grid(stored.data, proj.num_weight_bits):
             return stored  # the quantizer's weights are on the chip's grid already: no copy (the plan only reads it)
         w = proj.effective_weights()  # a new matrix: zeros dropped in place
         w.eliminate_zeros()
@@ -146,8 +145,9 @@ def _fanout(w) -> np.ndarray:
         if not w.has_canonical_format:
             w = w.copy()
             w.sum_duplicates()
-        return np.bincount(w.indices[w.data != 0], minlength=w.shape[1]).astype(np.int64)
-    return np.count_nonzero(w, axis=0).astype(np.int64)
+        data = w.data
+        return np.bincount(w.indices if data.all() else w.indices[data != 0], minlength=w.shape[1]).astype(np.int64, copy=False)
+    return np.count_nonzero(w, axis=0).astype(np.int64, copy=False)
 
 
 def _send_mode(proj: Projection, src: InputPopulation | Population, graded: bool) -> int:
@@ -359,33 +359,28 @@ class _InputPlan:
 
 
 def _population_params(pops: list[Population]) -> dict[str, np.ndarray]:
-    """Concatenated per-neuron arrays of the members (scalars broadcast)."""
-
-    def col(pop, value):
-        value = np.asarray(value, np.int64)
-        return np.full(pop.size, value) if value.ndim == 0 else np.broadcast_to(value, pop.shape).reshape(-1)
-
-    out: dict[str, list] = {k: [] for k in ("du", "dv", "vth_e", "bias", "model", "r_interval", "r_offset", "hi_e", "lo_e",
-                                            "reset", "v_reset", "r_shift")}
+    """Concatenated per-neuron int64 arrays of the members (scalars broadcast), new and contiguous."""
     code = {"lif": K.MODEL_LIF, "lif_reset": K.MODEL_RESET, "ternary": K.MODEL_TERNARY, "relay": K.MODEL_RELAY}
     reset = {"zero": K.RESET_ZERO, "subtract": K.RESET_SUBTRACT, "none": K.RESET_NONE}
-    for pop in pops:
-        n = pop.size
-        out["du"].append(col(pop, pop.du))
-        out["dv"].append(col(pop, pop.dv))
-        out["vth_e"].append(threshold_value(col(pop, pop.vth)))
-        out["bias"].append(bias_value(col(pop, pop.bias_mant), col(pop, pop.bias_exp)))
-        out["reset"].append(np.full(n, reset[pop.reset_mode], np.int64))
-        out["v_reset"].append(col(pop, pop.v_reset))
-        out["r_shift"].append(np.full(n, int(pop.relay_shift), np.int64))
-        out["model"].append(np.full(n, code[pop.model], np.int64))
+
+    def own(pop: Population) -> dict[str, Any]:  # each value a scalar or an array of the population's shape
         interval = int(pop.reset_interval) if pop.model == "lif_reset" else 1
-        offset = int(pop.reset_offset) % interval if pop.model == "lif_reset" else 0
-        out["r_interval"].append(np.full(n, interval, np.int64))
-        out["r_offset"].append(np.full(n, offset, np.int64))
-        out["hi_e"].append(np.full(n, threshold_value(int(pop.vth_hi)), np.int64))
-        out["lo_e"].append(np.full(n, threshold_value(int(pop.vth_lo)), np.int64))
-    return {k: np.concatenate(v).astype(np.int64, copy=False) for k, v in out.items()}  # new contiguous arrays
+        return {"du": pop.du, "dv": pop.dv, "vth_e": threshold_value(pop.vth), "bias": bias_value(pop.bias_mant, pop.bias_exp),
+                "model": code[pop.model],
+                "r_interval": interval, "r_offset": int(pop.reset_offset) % interval if pop.model == "lif_reset" else 0,
+                "hi_e": threshold_value(int(pop.vth_hi)), "lo_e": threshold_value(int(pop.vth_lo)),
+                "reset": reset[pop.reset_mode], "v_reset": pop.v_reset, "r_shift": int(pop.relay_shift)}
+
+    def column(pop: Population, value: Any) -> np.ndarray:
+        if isinstance(value, (int, np.integer)):
+            return np.full(pop.size, value, np.int64)
+        value = np.asarray(value, np.int64)
+        return np.full(pop.size, value) if value.ndim == 0 else np.array(np.broadcast_to(value, pop.shape).reshape(-1))  # a copy
+
+    values = [own(pop) for pop in pops]
+    if len(pops) == 1:
+        return {k: column(pops[0], v) for k, v in values[0].items()}
+    return {k: np.concatenate([column(pop, vals[k]) for pop, vals in zip(pops, values)]) for k in values[0]}
 
 
 def _empty_groups() -> dict[str, np.ndarray]:
@@ -478,7 +473,7 @@ class Plan:
                     link = _Link(
                         proj=proj.name, src=proj.src, kind=proj.kind, delay=delay, latency=0 if proj.direct else 1,
                         n_off=offsets[name],
-                        n_dst=graph.populations[name].size, shift=int(proj.weight_exp),
+                        n_dst=sizes[name], shift=int(proj.weight_exp),
                         mode=_send_mode(proj, src, graded),
                         graded=graded,
                         abs_msg=(not graded) and isinstance(src, Population) and src.model == "ternary",
@@ -491,7 +486,7 @@ class Plan:
                         g = proj.conv
                         link.dense_macs = int(np.prod(g.out_shape)) * (g.in_shape[0] // g.groups) * int(np.prod(g.kernel))
                     if proj.port in KIND_PORTS.get(graph.populations[name].model, ())[1:]:  # second port: columns [n, 2n)
-                        link.n_off += graph.populations[name].size
+                        link.n_off += sizes[name]
                     links.append((link, wd))
         merged = _merge_links(links)
         groups = self._groups(internal, offsets) if internal else _empty_groups()

@@ -42,11 +42,17 @@ def dv_from_beta(beta) -> np.ndarray:
 
 
 def threshold_value(vth) -> np.ndarray | int:
-    """What v is compared against: the threshold mantissa in v units (vth << 6)."""
+    """What v is compared against: the threshold mantissa in v units (vth << 6); an int for an int."""
+    if isinstance(vth, (int, np.integer)):
+        return int(vth) << STATE_SHIFT
     return np.asarray(vth, np.int64) << STATE_SHIFT if np.ndim(vth) else int(vth) << STATE_SHIFT
 
 
-def bias_value(bias_mant, bias_exp) -> np.ndarray:
-    """bias_mant << bias_exp (>> -bias_exp when negative), added to v every step; not shifted by 6."""
+def bias_value(bias_mant, bias_exp) -> np.ndarray | int:
+    """bias_mant << bias_exp (>> -bias_exp when negative), added to v every step; not shifted by 6.
+    An int for ints (a right shift floors in Python as in numpy)."""
+    if isinstance(bias_mant, (int, np.integer)) and isinstance(bias_exp, (int, np.integer)):
+        m_, e_ = int(bias_mant), int(bias_exp)
+        return m_ << e_ if e_ >= 0 else m_ >> -e_
     m, e = np.asarray(bias_mant, np.int64), np.asarray(bias_exp, np.int64)
     return np.where(e >= 0, m << np.maximum(e, 0), m >> np.maximum(-e, 0))

@@ -84,3 +84,14 @@ def test_none_reset_and_reset_voltage_and_relay():
     st_ = NeuronState.zeros(1, 2)
     s = neuron_step(st_, np.array([[5, -5]]), du=4095, dv=0, bias=0, vth_e=0, kind="relay", relay_shift=3)
     assert s.tolist() == [[40, -40]] and not st_.spiked.any()  # v = +-320, >> 3 (floor)
+
+
+@settings(max_examples=200, deadline=None)
+@given(mant=st.integers(-(2**12), 2**12), exp=st.integers(-7, 7), vth=st.integers(0, 2**17))
+def test_bias_and_threshold_values_of_ints_equal_the_array_arithmetic(mant, exp, vth):
+    """bias_value and threshold_value take a fast path for Python ints: the same integers as int64 arrays."""
+    from snnc.ir.fixed_point.units import bias_value, threshold_value
+
+    assert bias_value(mant, exp) == int(bias_value(np.array([mant]), np.array([exp]))[0])
+    assert bias_value(np.int64(mant), exp) == bias_value(mant, np.int16(exp))
+    assert threshold_value(vth) == int(threshold_value(np.array([vth]))[0]) == vth * 64

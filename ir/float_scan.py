@@ -1,0 +1,109 @@
+"""A neuron outside every loop, stepped through a block of steps in one compiled call.
+
+Why: the float model steps such a neuron once per time step in numpy, a dozen small array
+operations each (~8 us for a layer of 38 neurons): on the short runs of the fidelity guard and of
+calibration that is most of the float side. Here numba compiles the kernels' own update functions
+(`float_kernels.leaky_update`, `integrate_update`, `cuba_update`, `spike_update`: the same
+expressions, in numba's strict IEEE arithmetic without contraction, so the same bits) into one loop
+over steps and samples; tests/ir/test_float_scan.py holds every kind, reset mode and parameter form
+to the numpy steps bit for bit. `FloatModel` uses it only when numba is loaded already (the sim
+backend loads it): a process that runs only the float model does not pay numba's start.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import numba
+import numpy as np
+
+from . import float_kernels as FK
+
+LEAKY, INTEGRATE, CUBA = 0, 1, 2
+SCANNED = {FK.LIFKernel: LEAKY, FK.LIKernel: LEAKY, FK.IFKernel: INTEGRATE, FK.CubaLIFKernel: CUBA, FK.CubaLIKernel: CUBA}
+
+_leaky = numba.njit(cache=True)(FK.leaky_update)
+_integrate = numba.njit(cache=True)(FK.integrate_update)
+_cuba = numba.njit(cache=True)(FK.cuba_update)
+_spike = numba.njit(cache=True)(FK.spike_update)
+
+
+@numba.njit(cache=True)
+def _scan(kind, spiking, xs, i, v, z, v_in, out, keep, rec_i, rec_v, rec_vin, rec_z,
+          a, v_leak, r, w_in, a_syn, a_mem, v_th, v_reset, v_sub, unit_w, unit_syn, unit_r, no_leak, reset):  # pragma: no cover - compiled
+    for t in range(xs.shape[0]):
+        for b in range(xs.shape[1]):
+            x = xs[t, b]
+            if kind == CUBA:
+                ib, vb = _cuba(x, i[b], v[b], w_in, a_syn, r, a_mem, v_leak, unit_w, unit_syn, unit_r, no_leak)
+                i[b] = ib
+            elif kind == LEAKY:
+                vb = _leaky(x, v[b], a, v_leak, r)
+            else:
+                vb = _integrate(x, v[b], r)
+            v_in[b] = vb
+            if spiking:
+                vb, zb = _spike(vb, z[b], v_th, v_reset, v_sub, reset)
+                z[b] = zb
+                out[t, b] = zb
+            else:
+                out[t, b] = vb
+            v[b] = vb
+            if keep[0]:
+                rec_i[t, b] = i[b]
+            if keep[1]:
+                rec_v[t, b] = vb
+            if keep[2]:
+                rec_vin[t, b] = v_in[b]
+            if keep[3]:
+                rec_z[t, b] = z[b]
+
+
+def _flat_params(kernel: Any, n: int) -> tuple:
+    """The kernel's parameters as float64 arrays of its n neurons (numba compiles one signature),
+    made once per kernel; a parameter its kind has not is zeros (never read)."""
+    cached = kernel.__dict__.get("_scan_params")
+    if cached is None:
+        def flat(name: str) -> np.ndarray:
+            value = getattr(kernel, name, 0.0)
+            return np.array(np.broadcast_to(np.asarray(value, np.float64), kernel.shape).reshape(n))  # writable: one signature
+
+        unit = getattr(kernel, "_unit", (False, False, False))
+        cached = (*(flat(f) for f in ("a", "v_leak", "r", "w_in", "a_syn", "a_mem", "v_th", "v_reset", "v_sub")),
+                  *unit, bool(getattr(kernel, "_no_leak", False)), int(getattr(kernel, "reset", 0)))
+        kernel.__dict__["_scan_params"] = cached
+    return cached
+
+
+def scan(kernel: Any, x: np.ndarray, state: dict[str, np.ndarray], watch: Mapping[str, Any]) -> tuple[np.ndarray, dict]:
+    """`kernel` (a type in SCANNED) stepped through x [k, batch, *shape]: its outputs [k, batch,
+    *shape] and the state variables in `watch` after each step ({var: [k, batch, *shape]}), and
+    `state` left as k calls of `kernel.step` leave it."""
+    k, batch = x.shape[:2]
+    shape = tuple(kernel.shape)
+    n = math.prod(shape)
+    xs = np.ascontiguousarray(x, np.float64).reshape(k, batch, n)
+    if not xs.flags.writeable:  # numba compiles a read-only array as another type
+        xs = xs.copy()
+
+    def own(var: str, dtype) -> np.ndarray:  # a contiguous copy of a state variable, [batch, n]
+        return np.array(state[var], dtype).reshape(batch, n) if var in state else np.zeros((batch, n), dtype)
+
+    i, v, z = own("i", np.float64), own("v", np.float64), own("z", bool)
+    v_in = np.empty((batch, n))
+    out = np.empty((k, batch, n))
+    names = ("i", "v", "v_in", "z")
+    keep = np.array([var in watch for var in names])
+    rec = [np.empty((k, batch, n), bool if var == "z" else np.float64) if var in watch else np.empty((1, 1, 1), bool if var == "z" else np.float64)
+           for var in names]
+    spiking = bool(kernel.spiking)
+    _scan(SCANNED[type(kernel)], spiking, xs, i, v, z, v_in, out, keep, *rec, *_flat_params(kernel, n))
+    state["v"] = v.reshape(batch, *shape)
+    if "i" in state:
+        state["i"] = i.reshape(batch, *shape)
+    if "z" in state:
+        state["z"] = z.reshape(batch, *shape)
+    if spiking:
+        state["v_in"] = v_in.reshape(batch, *shape)
+    recorded = {var: r.reshape(k, batch, *shape) for var, r in zip(names, rec) if var in watch}
+    return out.reshape(k, batch, *shape), recorded
