@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import operator
 import pickle
 import secrets
 import zlib
@@ -15,31 +16,48 @@ from typing import Any
 
 import scipy.sparse as sp
 
-_FIELDS: dict[type, tuple[str, ...] | None] = {}  # type -> its dataclass fields (None: not a dataclass)
-
 
 def _content(*parts: Any) -> None:
     """Stands in a digest's pickle for a dataclass or a sparse matrix (never called: nothing is unpickled)."""
 
 
-class _ContentPickler(pickle.Pickler):
-    """Pickles what a digest covers: a dataclass by its type name and fields (not by its __dict__,
-    where a cache may sit beside them), a sparse matrix by its CSR arrays (not by scipy's lazily set
-    flags), everything else as pickle does; array bytes go out of band (`buffer_callback`), so
-    they are checksummed where they lie instead of copied into the stream."""
+def _by_fields(t: type) -> Any:
+    """The reducer of dataclass type `t`: its name and its fields' values, read by one C-level getter."""
+    name, fields = t.__qualname__, operator.attrgetter(*(f.name for f in dataclasses.fields(t)))
+    return lambda obj: (_content, (name, fields(obj)))
 
-    def reducer_override(self, obj: Any) -> Any:
-        t = type(obj)
-        fields = _FIELDS.get(t, ())
-        if fields == ():
-            fields = _FIELDS[t] = (tuple(f.name for f in dataclasses.fields(obj))
-                                   if dataclasses.is_dataclass(obj) and not isinstance(obj, type) else None)
-        if fields is not None:
-            return _content, (t.__qualname__, *(getattr(obj, name) for name in fields))
-        if sp.issparse(obj):
-            m = obj.tocsr()
-            return _content, ("sparse", m.shape, m.data, m.indices, m.indptr)
-        return NotImplemented
+
+def _by_csr(obj: Any) -> tuple:
+    m = obj.tocsr()
+    return _content, ("sparse", m.shape, m.data, m.indices, m.indptr)
+
+
+class _Reducers(dict):
+    """The digest pickler's dispatch table, filled per type on first sight: a dataclass by its type
+    name and fields (not by its __dict__, where a cache may sit beside them), a sparse matrix by its
+    CSR arrays (not by scipy's lazily set flags), anything else by its own `__reduce_ex__(5)`
+    through a C-level caller (as pickle would reduce it, without a Python call per object: arrays,
+    the bulk of a graph, stay on pickle's fast path). Classes are not entered (pickle saves them by
+    name when the table has no entry)."""
+
+    def __missing__(self, t: type) -> Any:
+        if issubclass(t, type):
+            raise KeyError(t)
+        if dataclasses.is_dataclass(t):
+            reducer: Any = _by_fields(t)
+        elif issubclass(t, sp.spmatrix) or issubclass(t, getattr(sp, "sparray", sp.spmatrix)):
+            reducer = _by_csr
+        else:
+            reducer = operator.methodcaller("__reduce_ex__", 5)
+        self[t] = reducer
+        return reducer
+
+
+class _ContentPickler(pickle.Pickler):
+    """Pickles what a digest covers (`_Reducers`); array bytes go out of band (`buffer_callback`),
+    so they are checksummed where they lie instead of copied into the stream."""
+
+    dispatch_table = _Reducers()
 
 
 def graph_digest(graph: Any) -> int:
