@@ -321,8 +321,7 @@ class SimProgram:
             per_row = None if comp.prog else spikes_t.reshape(batch, -1, len(comp.members), c).sum(axis=1)
             for m, name in enumerate(comp.members):
                 state.spikes_t[name][t0 : t0 + c] += per_member[m]
-            for pi, proj in enumerate(comp.outgoing):
-                state.ops[proj][t0 : t0 + c] += ops_t[:, pi].sum(axis=0)
+            state.comp_ops[ci][:, t0 : t0 + c] += ops_t.sum(axis=0)  # [projection, step]
             for m, name in enumerate(comp.members):
                 off, n = comp.offsets[name], comp.sizes[name]
                 view = s_buf if len(comp.members) == 1 else s_buf[:, :, off : off + n]
@@ -350,9 +349,7 @@ class SimProgram:
                 acc[:, : d + 1] = tail
         for name, inp in plan.inputs.items():  # an input's synaptic ops, along its events if a link made them
             if sources[name].nnz and inp.outgoing:
-                ops = sources[name].ops().reshape(batch, c, -1).sum(axis=0)
-                for k, proj in enumerate(inp.outgoing):
-                    state.ops[proj][t0 : t0 + c] += ops[:, k]
+                state.input_ops[name][:, t0 : t0 + c] += sources[name].ops().reshape(batch, c, -1).sum(axis=0).T
         sources.clear()
         lease.release()
 
@@ -478,15 +475,11 @@ class SimProgram:
                     spikes_per_step=per_step,
                     spike_counts=counts[off : off + n].copy(),
                 )
+        sent = {name: int(spikes.sum()) for name, spikes in state.spikes_t.items()} | state.input_counts
+        totals = dict(zip(state.ops, np.concatenate([ops.sum(axis=1) for ops in [*state.comp_ops, *state.input_ops.values()]]).tolist()))
         for name, proj in graph.projections.items():
-            if proj.src in graph.inputs:
-                msgs = state.input_counts[proj.src]
-            else:
-                msgs = int(state.spikes_t[proj.src].sum())
             act.projections[name] = ProjectionActivity(
-                synaptic_ops=int(state.ops[name].sum()),
-                messages_in=msgs,
-                synaptic_ops_per_step=state.ops[name],
+                synaptic_ops=totals[name], messages_in=sent[proj.src], synaptic_ops_per_step=state.ops[name],
             )
         return RunResult(
             outputs=outputs, probes=probe_out, activity=act, backend="sim",
@@ -606,7 +599,12 @@ class _RunState:
             self.counts.append(np.zeros((units, n), np.int64))
             self.active.append(np.zeros((units, len(comp.members)), np.int64))
         self.spikes_t = {name: np.zeros(steps, np.int64) for name in graph.populations}
-        self.ops = {name: np.zeros(steps, np.int64) for name in graph.projections}
+        # synaptic ops per step of each projection: one [projection, step] array per component (its
+        # outgoing projections) and per input, added to a chunk at a time; `ops` names their rows
+        self.comp_ops = [np.zeros((len(comp.outgoing), steps), np.int64) for comp in plan.components]
+        self.input_ops = {name: np.zeros((len(inp.outgoing), steps), np.int64) for name, inp in plan.inputs.items()}
+        self.ops = {proj: row for comp, ops in zip(plan.components, self.comp_ops) for proj, row in zip(comp.outgoing, ops)}
+        self.ops.update({proj: row for inp, ops in zip(plan.inputs.values(), self.input_ops.values()) for proj, row in zip(inp.outgoing, ops)})
 
     def use_threads(self, n: int) -> None:
         """numba's kernels run on `n` threads from now on (numba is asked only on a change: each

@@ -396,7 +396,9 @@ def _population_overflows(pop: Any, run: Any, a: np.ndarray) -> tuple[np.ndarray
     def before(x: np.ndarray) -> np.ndarray:  # each step's previous value (zero before the first step)
         return np.concatenate([np.zeros_like(x[:, :1]), x[:, :-1]], axis=1)
 
-    def param(value) -> np.ndarray:
+    def param(value) -> Any:  # an int (broadcast by the arithmetic), or an array per neuron
+        if isinstance(value, (int, np.integer)):
+            return int(value)
         return np.broadcast_to(np.asarray(value, np.int64), pop.shape).reshape(-1)
 
     u, v, a = flat(run.probes[f"{pop.name}/u"]), flat(run.probes[f"{pop.name}/v"]), flat(a)  # as recorded (int32)
@@ -416,7 +418,7 @@ def _population_overflows(pop: Any, run: Any, a: np.ndarray) -> tuple[np.ndarray
 def _overflow_free(u: np.ndarray, v: np.ndarray, a: np.ndarray, du: Any, dv: Any, bias: Any, subtracted: Any) -> bool:
     """Whether no step of a recorded run can have left exact arithmetic, from magnitudes alone (then
     step_overflows finds nothing, and need not run). `u`, `v`, `a` are [batch, steps, n] (each step's
-    previous state and input sum), the parameters per neuron. Per neuron, with U, V, A its largest
+    previous state and input sum), the parameters per neuron (or one int for all). Per neuron, with U, V, A its largest
     |u|, |v|, |a|: |decay(u)| <= U (4095 - du) / 4096, so u' = decay(u) + (a << 6) wraps nowhere
     while 64 A < 2**31 and R = U (4095 - du) / 4096 + 64 A < 2**23; and |decay(v)| <= V (4096 - dv)
     / 4096, so v = decay(v) + u' + bias (- vth after a spike with a subtract reset, `subtracted`)
@@ -425,7 +427,9 @@ def _overflow_free(u: np.ndarray, v: np.ndarray, a: np.ndarray, du: Any, dv: Any
 
     n = u.shape[-1]
 
-    def peak(x) -> np.ndarray:  # per neuron, the largest |x| (an array's in its own integer type, then int64)
+    def peak(x) -> Any:  # per neuron, the largest |x| (an array's in its own integer type, then int64); an int's |x|
+        if isinstance(x, int):
+            return abs(x)
         x = np.asarray(x)
         if x.ndim != 3:
             return np.broadcast_to(np.abs(np.asarray(x, np.int64)), (n,))
@@ -433,7 +437,7 @@ def _overflow_free(u: np.ndarray, v: np.ndarray, a: np.ndarray, du: Any, dv: Any
         return np.maximum(rows.max(axis=0, initial=0).astype(np.int64), -rows.min(axis=0, initial=0).astype(np.int64))
 
     def kept(top, factor) -> np.ndarray:  # the largest |decay(x)| for |x| <= top
-        return (top * np.broadcast_to(np.asarray(factor, np.int64), (n,))) >> 12
+        return (top * np.asarray(factor, np.int64)) >> 12
 
     pushed = 64 * peak(a)
     reach = kept(peak(u), DECAY_ONE - 1 - np.asarray(du, np.int64)) + pushed
