@@ -66,12 +66,12 @@ import sys
 from dataclasses import dataclass
 from typing import Mapping, Protocol, Sequence
 
-import networkx as nx
 import nir
 import numpy as np
 
 from .float_kernels import Kernel, make_kernel
 from .graph import Graph
+from .order import component_order
 
 MAX_BLOCK_BYTES = 1 << 28  # node outputs kept for one block of steps (all nodes, all samples)
 
@@ -131,18 +131,8 @@ class FloatModel:
         between components points forward."""
         if not self.graph.recurrent:  # every loop has a recurrent edge: a graph without one has none
             return [([name], False) for name in order]
-        g = nx.DiGraph()
-        g.add_nodes_from(order)
-        g.add_edges_from((a, b) for a, b in self.graph.edges if a in self.nodes and b in self.nodes)
-        cond = nx.condensation(g)
-        rank = {n: i for i, n in enumerate(order)}
-        members = {c: sorted(cond.nodes[c]["members"], key=rank.__getitem__) for c in cond.nodes}
-        out = []
-        for c in nx.lexicographical_topological_sort(cond, key=lambda c: rank[members[c][0]]):
-            names = members[c]
-            looped = len(names) > 1 or any(self.nodes[names[0]].recurrent)
-            out.append((names, looped))
-        return out
+        edges = [(a, b) for a, b in self.graph.edges if a in self.nodes and b in self.nodes]
+        return [(names, len(names) > 1 or any(self.nodes[names[0]].recurrent)) for names in component_order(order, edges)]
 
     def _rest_outputs(self) -> dict[str, np.ndarray]:
         """Outputs at the virtual step -1 (batch 1), for the recurrent edges' first delivery."""

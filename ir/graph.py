@@ -24,6 +24,7 @@ from . import shapes as S
 from .errors import GraphError, ModelFileError, ParameterError, ShapeError, UnsupportedNodeError
 from .io import atomic_path
 from .nesting import flatten
+from .order import topological_order
 from .reset_mode import state_reset_modes
 
 # Parameters that must be finite; time constants must also be positive.
@@ -160,11 +161,7 @@ class Graph:
 
     def topo_order(self) -> list[str]:
         """Nodes in an order where every non-recurrent edge points forward."""
-        g = nx.DiGraph()
-        g.add_nodes_from(self.nodes)
-        g.add_edges_from(e for e in self.edges if e not in self.recurrent)
-        rank = {n: i for i, n in enumerate(self.nodes)}
-        return list(nx.lexicographical_topological_sort(g, key=rank.__getitem__))
+        return topological_order(list(self.nodes), [e for e in self.edges if e not in self.recurrent])
 
     def find_recurrent_edges(self) -> set[tuple[str, str]]:
         """Back edges of a depth-first search from the inputs (then any unreached node).

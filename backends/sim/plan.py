@@ -201,8 +201,13 @@ class _Link:
         event), else int16; and per source the residuals w - narrow(w), as CSR (ptr, col, value)."""
         if "events" not in self._cache:
             w_t = np.asarray(self.dense, np.int64).T
+            lo, hi = int(w_t.min(initial=0)), int(w_t.max(initial=0))
             for dtype in (np.int8, np.int16):
                 info = np.iinfo(dtype)
+                if info.min <= lo and hi <= info.max:  # all inside: no residuals
+                    ptr = np.zeros(w_t.shape[0] + 1, np.int64)
+                    self._cache["events"] = (np.ascontiguousarray(w_t.astype(dtype)), ptr, np.zeros(0, np.int64), np.zeros(0, np.int64))
+                    return self._cache["events"]
                 outside = (w_t < info.min) | (w_t > info.max)
                 if np.count_nonzero(outside) * RESIDUAL_SHARE <= w_t.size:
                     break

@@ -282,17 +282,13 @@ class FloatNet:
 
     def neuron_order(self) -> list[str]:
         """Neuron populations in an order where every zero-delay projection points forward."""
-        import networkx as nx
+        from snnc.ir.order import CycleError, topological_order
 
-        g = nx.DiGraph()
-        g.add_nodes_from(n for n, p in self.pops.items() if p.kind == "neuron")
-        for p in self.projs:
-            if p.min_delay == 0 and self.pops[p.src].kind == "neuron":
-                g.add_edge(p.src, p.dst)
-        rank = {n: i for i, n in enumerate(self.pops)}
+        neurons = [n for n, p in self.pops.items() if p.kind == "neuron"]
+        edges = [(p.src, p.dst) for p in self.projs if p.min_delay == 0 and self.pops[p.src].kind == "neuron"]
         try:
-            return list(nx.lexicographical_topological_sort(g, key=rank.__getitem__))
-        except nx.NetworkXUnfeasible:
+            return topological_order(neurons, edges)
+        except CycleError:
             raise GraphError("a loop of populations without delay", hint="a bug: recurrent edges should break it") from None
 
 
