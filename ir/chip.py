@@ -25,6 +25,7 @@ from .errors import GraphError, ParameterError, ShapeError
 from .fixed_point.prodneuron import PRODUCT_PORTS
 from .fixed_point.resonator import RF_KINDS, RF_PORTS
 from .fixed_point import ACT_MODES, NEURON_KINDS, RESET_MODES, SIGMA_DELTA_KINDS, ResetMode
+from .order import component_order
 
 NeuronModel = Literal["lif", "lif_reset", "ternary", "relay", "delta", "sigma_delta", "sigma", "product", "atrlif",
                       "lif_refractory", "rf", "rf_iz"]
@@ -601,24 +602,14 @@ class ChipGraph:
         A component of more than one population, or one with a self-projection, is recurrent and
         must be stepped one time step at a time; the others can be evaluated layer by layer.
         """
-        import networkx as nx
-
         # remembered for the same populations and edges (a build, its checks and the fidelity guard
         # each ask; the answer depends on nothing else)
         key = (tuple(self.populations), tuple((p.src, p.dst) for p in self.projections.values()))
         known = self.__dict__.get("_population_order")
         if known is not None and known[0] == key:
             return [list(c) for c in known[1]]
-        g = nx.DiGraph()
-        g.add_nodes_from(self.populations)
-        for p in self.projections.values():
-            if p.src in self.populations:
-                g.add_edge(p.src, p.dst)
-        cond = nx.condensation(g)
-        order = list(nx.topological_sort(cond))
-        # Keep insertion order inside a component for determinism.
-        rank = {name: i for i, name in enumerate(self.populations)}
-        components = [sorted(cond.nodes[c]["members"], key=rank.__getitem__) for c in order]
+        # members and ties between components in insertion order (`snnc.ir.order.component_order`)
+        components = component_order(list(self.populations), [(p.src, p.dst) for p in self.projections.values() if p.src in self.populations])
         self.__dict__["_population_order"] = (key, components)
         return [list(c) for c in components]
 
