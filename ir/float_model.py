@@ -207,15 +207,27 @@ class FloatModel:
     def _loop(self, members: list[str], values, last, states, recorded, k: int, batch: int) -> None:
         """The nodes of one loop, stepped together through a block of k steps."""
         nodes = [self.nodes[n] for n in members]
+        compiled = {}  # neurons the compiled scan steps (float_scan.CompiledNeuron), one step at a time
         for node in nodes:
             values[node.name] = np.empty((k, batch, *node.out_shape))
+            if _compiled_scan(node.kernel) is not None:
+                from .float_scan import CompiledNeuron
+
+                compiled[node.name] = CompiledNeuron(node.kernel, states[node.name], k, batch, recorded[node.name])
         for t in range(k):
             for node in nodes:
                 x = _add([values[n][t] for n in node.forward] + [values[n][t - 1] if t > 0 else last[n] for n in node.recurrent])
+                neuron = compiled.get(node.name)
+                if neuron is not None:
+                    x = x.reshape(1, batch, neuron.n)
+                    neuron.advance(t, x if x.flags.writeable else x.copy(), values[node.name][t].reshape(1, batch, neuron.n))
+                    continue
                 state = states[node.name]
                 values[node.name][t] = node.kernel.step(x, state)
                 for var, series in recorded[node.name].items():
                     series.append(state[var])
+        for name, neuron in compiled.items():
+            recorded[name].update(neuron.finish(states[name]))
 
 
 def _compiled_scan(kernel: Kernel):

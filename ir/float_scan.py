@@ -75,35 +75,56 @@ def _flat_params(kernel: Any, n: int) -> tuple:
     return cached
 
 
+_NAMES = ("i", "v", "v_in", "z")  # the state variables a run may record, in _scan's order
+
+
+class CompiledNeuron:
+    """One neuron node's state for a block of k steps, stepped by the compiled `_scan`: `advance`
+    steps it through any number of the block's steps (all at once outside a loop, one at a time in
+    one), `finish` hands back the state as k calls of `kernel.step` leave it and the recorded state
+    variables in `watch` ({var: [k, batch, *shape]})."""
+
+    def __init__(self, kernel: Any, state: Mapping[str, np.ndarray], k: int, batch: int, watch: Any):
+        self.kernel, self.shape, self.k, self.batch = kernel, tuple(kernel.shape), k, batch
+        self.n = n = math.prod(self.shape)
+
+        def own(var: str, dtype) -> np.ndarray:  # a contiguous copy of a state variable, [batch, n]
+            return np.array(state[var], dtype).reshape(batch, n) if var in state else np.zeros((batch, n), dtype)
+
+        self.i, self.v, self.z = own("i", np.float64), own("v", np.float64), own("z", bool)
+        self.v_in = np.empty((batch, n))
+        self.watch = [var for var in _NAMES if var in watch]
+        self.keep = np.array([var in watch for var in _NAMES])
+        self.rec = [np.empty((k, batch, n) if var in watch else (1, 1, 1), bool if var == "z" else np.float64) for var in _NAMES]
+        self.head = (SCANNED[type(kernel)], bool(kernel.spiking))
+        self.params = _flat_params(kernel, n)
+
+    def advance(self, t: int, x: np.ndarray, out: np.ndarray) -> None:
+        """Steps t .. t + len(x) - 1 of the block: x [steps, batch, n] float64 in, `out` (same shape) written."""
+        rec = [r[t : t + x.shape[0]] if keep else r for r, keep in zip(self.rec, self.keep)]
+        _scan(*self.head, x, self.i, self.v, self.z, self.v_in, out, self.keep, *rec, *self.params)
+
+    def finish(self, state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        batch, shape = self.batch, self.shape
+        state["v"] = self.v.reshape(batch, *shape)
+        if "i" in state:
+            state["i"] = self.i.reshape(batch, *shape)
+        if "z" in state:
+            state["z"] = self.z.reshape(batch, *shape)
+        if self.kernel.spiking:
+            state["v_in"] = self.v_in.reshape(batch, *shape)
+        return {var: r.reshape(self.k, batch, *shape) for var, r, keep in zip(_NAMES, self.rec, self.keep) if keep}
+
+
 def scan(kernel: Any, x: np.ndarray, state: dict[str, np.ndarray], watch: Mapping[str, Any]) -> tuple[np.ndarray, dict]:
     """`kernel` (a type in SCANNED) stepped through x [k, batch, *shape]: its outputs [k, batch,
     *shape] and the state variables in `watch` after each step ({var: [k, batch, *shape]}), and
     `state` left as k calls of `kernel.step` leave it."""
     k, batch = x.shape[:2]
-    shape = tuple(kernel.shape)
-    n = math.prod(shape)
-    xs = np.ascontiguousarray(x, np.float64).reshape(k, batch, n)
+    neuron = CompiledNeuron(kernel, state, k, batch, watch)
+    xs = np.ascontiguousarray(x, np.float64).reshape(k, batch, neuron.n)
     if not xs.flags.writeable:  # numba compiles a read-only array as another type
         xs = xs.copy()
-
-    def own(var: str, dtype) -> np.ndarray:  # a contiguous copy of a state variable, [batch, n]
-        return np.array(state[var], dtype).reshape(batch, n) if var in state else np.zeros((batch, n), dtype)
-
-    i, v, z = own("i", np.float64), own("v", np.float64), own("z", bool)
-    v_in = np.empty((batch, n))
-    out = np.empty((k, batch, n))
-    names = ("i", "v", "v_in", "z")
-    keep = np.array([var in watch for var in names])
-    rec = [np.empty((k, batch, n), bool if var == "z" else np.float64) if var in watch else np.empty((1, 1, 1), bool if var == "z" else np.float64)
-           for var in names]
-    spiking = bool(kernel.spiking)
-    _scan(SCANNED[type(kernel)], spiking, xs, i, v, z, v_in, out, keep, *rec, *_flat_params(kernel, n))
-    state["v"] = v.reshape(batch, *shape)
-    if "i" in state:
-        state["i"] = i.reshape(batch, *shape)
-    if "z" in state:
-        state["z"] = z.reshape(batch, *shape)
-    if spiking:
-        state["v_in"] = v_in.reshape(batch, *shape)
-    recorded = {var: r.reshape(k, batch, *shape) for var, r in zip(names, rec) if var in watch}
-    return out.reshape(k, batch, *shape), recorded
+    out = np.empty((k, batch, neuron.n))
+    neuron.advance(0, xs, out)
+    return out.reshape(k, batch, *neuron.shape), neuron.finish(state)

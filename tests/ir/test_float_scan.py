@@ -73,8 +73,9 @@ def test_scan_equals_the_numpy_steps_bit_for_bit(kind, reset, seed, per_neuron, 
 
 
 def test_the_float_model_with_and_without_the_scan(monkeypatch):
-    """A feed-forward net of every scanned kind (and a recurrent loop, which steps in numpy either
-    way): the reference backend's spikes and probes are the same with the scan and without it."""
+    """A net of every scanned kind, two of them in a recurrent loop (stepped one compiled step at a
+    time), the others after it (a block at a time): the reference backend's spikes and probes are
+    the same with the compiled steps and without them."""
     import snnc.ir.float_model as FM
     from snnc.backends.base import get_backend
 
@@ -98,9 +99,16 @@ def test_the_float_model_with_and_without_the_scan(monkeypatch):
     real = FM._compiled_scan
     for use, runs in ((False, plain), (True, fast)):
         with monkeypatch.context() as m:
-            m.setattr(FM, "_compiled_scan", lambda kernel, use=use: scanned.append(type(kernel).__name__) or real(kernel) if use else None)
+            def counted(kernel, use=use):
+                scan = real(kernel) if use else None
+                if scan is not None:
+                    scanned.append(type(kernel).__name__)
+                return scan
+
+            m.setattr(FM, "_compiled_scan", counted)
             runs.append(get_backend("reference").build(graph, dt=DT).run(x, probes=probes))
-    assert sorted(scanned) == ["CubaLIKernel", "IFKernel", "LIKernel"]  # the three outside the loop
+    # every neuron: LIF and CubaLIF a step at a time inside the loop, the other three a block at a time
+    assert sorted(scanned) == ["CubaLIFKernel", "CubaLIKernel", "IFKernel", "LIFKernel", "LIKernel"]
     for name in plain[0].outputs:
         np.testing.assert_array_equal(fast[0].outputs[name], plain[0].outputs[name])
     for p in probes:
