@@ -14,6 +14,7 @@ import secrets
 import zlib
 from typing import Any
 
+import numpy as np
 import scipy.sparse as sp
 
 
@@ -32,13 +33,20 @@ def _by_csr(obj: Any) -> tuple:
     return _content, ("sparse", m.shape, m.data, m.indices, m.indptr)
 
 
+def _by_bytes(a: np.ndarray) -> Any:
+    if a.dtype.hasobject:  # no buffer to checksum: its objects are pickled one by one
+        return a.__reduce_ex__(5)
+    data: Any = a if a.flags.c_contiguous else np.ascontiguousarray(a)  # numpy's buffer protocol is untyped
+    return _content, (a.dtype.str, a.shape, pickle.PickleBuffer(data))
+
+
 class _Reducers(dict):
     """The digest pickler's dispatch table, filled per type on first sight: a dataclass by its type
     name and fields (not by its __dict__, where a cache may sit beside them), a sparse matrix by its
-    CSR arrays (not by scipy's lazily set flags), anything else by its own `__reduce_ex__(5)`
-    through a C-level caller (as pickle would reduce it, without a Python call per object: arrays,
-    the bulk of a graph, stay on pickle's fast path). Classes are not entered (pickle saves them by
-    name when the table has no entry)."""
+    CSR arrays (not by scipy's lazily set flags), an array by its dtype, shape and bytes (what numpy's
+    reduction adds, how to rebuild it, a digest never needs), anything else by its own
+    `__reduce_ex__(5)` through a C-level caller (as pickle would reduce it, without a Python call per
+    object). Classes are not entered (pickle saves them by name when the table has no entry)."""
 
     def __missing__(self, t: type) -> Any:
         if issubclass(t, type):
@@ -47,6 +55,8 @@ class _Reducers(dict):
             reducer: Any = _by_fields(t)
         elif issubclass(t, sp.spmatrix) or issubclass(t, getattr(sp, "sparray", sp.spmatrix)):
             reducer = _by_csr
+        elif t is np.ndarray:
+            reducer = _by_bytes
         else:
             reducer = operator.methodcaller("__reduce_ex__", 5)
         self[t] = reducer

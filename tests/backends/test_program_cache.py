@@ -146,3 +146,19 @@ def test_the_digest_ignores_what_a_build_caches_beside_the_content():
     g.meta["hook"] = lambda: None  # not picklable
     assert program_cache.graph_digest(g) != program_cache.graph_digest(g)
     assert program_cache.build_cached(g, "sim") is not program
+
+
+def test_the_digest_reads_arrays_by_dtype_shape_and_bytes():
+    """Equal arrays give equal digests whatever their memory layout; a changed dtype, shape or byte
+    changes it; an object array (no buffer) is digested by its objects."""
+    from snnc.ir.digest import graph_digest
+
+    a = np.arange(12, dtype=np.int64).reshape(3, 4)
+    assert graph_digest({"w": a}) == graph_digest({"w": np.asfortranarray(a)}) == graph_digest({"w": a.T.copy().T})
+    assert graph_digest({"w": a}) != graph_digest({"w": a.astype(np.int32)})
+    assert graph_digest({"w": a}) != graph_digest({"w": a.reshape(4, 3)})
+    b = a.copy()
+    b[2, 3] += 1
+    assert graph_digest({"w": a}) != graph_digest({"w": b})
+    objects = np.array([1, "x"], dtype=object)
+    assert graph_digest({"w": objects}) == graph_digest({"w": objects.copy()}) != graph_digest({"w": np.array([2, "x"], dtype=object)})
