@@ -55,7 +55,7 @@ def _param(node: Any, field: str, shape: tuple[int, ...], where: str) -> np.ndar
     arr = np.asarray(value, dtype=np.float64)
     if arr.ndim and arr.size == 1:
         arr = arr.reshape(())
-    if arr.ndim:
+    if arr.ndim and arr.shape != tuple(shape):
         try:
             ok = np.broadcast_shapes(arr.shape, shape) == tuple(shape)
         except ValueError:

@@ -62,6 +62,7 @@ from its input block. The nodes of a loop step together, each step in `Graph.top
 """
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass
 from typing import Mapping, Protocol, Sequence
@@ -146,8 +147,8 @@ class FloatModel:
     # -- running ----------------------------------------------------------------------------------
     def block_steps(self, batch: int, steps: int) -> int:
         """Steps per block: all node outputs of a block fit MAX_BLOCK_BYTES."""
-        per_step = 8 * batch * (sum(int(np.prod(s)) for s in self.input_shapes.values())
-                                + sum(int(np.prod(n.out_shape)) for n in self.nodes.values()))
+        per_step = 8 * batch * (sum(math.prod(s) for s in self.input_shapes.values())
+                                + sum(math.prod(n.out_shape) for n in self.nodes.values()))
         return int(max(1, min(steps, MAX_BLOCK_BYTES // max(per_step, 1))))
 
     def run(self, data: Mapping[str, np.ndarray], steps: int, hooks: Sequence[Hook] = ()) -> None:
@@ -214,18 +215,20 @@ class FloatModel:
                 from .float_scan import CompiledNeuron
 
                 compiled[node.name] = CompiledNeuron(node.kernel, states[node.name], k, batch, recorded[node.name])
+        # per node: its output block, its sources' blocks (same step) and (block, rest output) of its
+        # recurrent sources (previous step), the compiled neuron or the kernel, its state and records
+        plan = [(values[node.name], [values[n] for n in node.forward], [(values[n], last[n]) for n in node.recurrent],
+                 compiled.get(node.name), node.kernel, states[node.name], list(recorded[node.name].items())) for node in nodes]
         for t in range(k):
-            for node in nodes:
-                x = _add([values[n][t] for n in node.forward] + [values[n][t - 1] if t > 0 else last[n] for n in node.recurrent])
-                neuron = compiled.get(node.name)
+            for out, forward, recurrent, neuron, kernel, state, series in plan:
+                x = _add([a[t] for a in forward] + [a[t - 1] if t > 0 else rest for a, rest in recurrent])
                 if neuron is not None:
                     x = x.reshape(1, batch, neuron.n)
-                    neuron.advance(t, x if x.flags.writeable else x.copy(), values[node.name][t].reshape(1, batch, neuron.n))
+                    neuron.advance(t, x if x.flags.writeable else x.copy(), out[t].reshape(1, batch, neuron.n))
                     continue
-                state = states[node.name]
-                values[node.name][t] = node.kernel.step(x, state)
-                for var, series in recorded[node.name].items():
-                    series.append(state[var])
+                out[t] = kernel.step(x, state)
+                for var, steps in series:
+                    steps.append(state[var])
         for name, neuron in compiled.items():
             recorded[name].update(neuron.finish(states[name]))
 

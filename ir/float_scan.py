@@ -64,9 +64,11 @@ def _flat_params(kernel: Any, n: int) -> tuple:
     made once per kernel; a parameter its kind has not is zeros (never read)."""
     cached = kernel.__dict__.get("_scan_params")
     if cached is None:
-        def flat(name: str) -> np.ndarray:
-            value = getattr(kernel, name, 0.0)
-            return np.array(np.broadcast_to(np.asarray(value, np.float64), kernel.shape).reshape(n))  # writable: one signature
+        def flat(name: str) -> np.ndarray:  # a new writable array (numba compiles one signature)
+            value = np.asarray(getattr(kernel, name, 0.0), np.float64)
+            if value.ndim == 0:
+                return np.full(n, value)
+            return np.array(np.broadcast_to(value, kernel.shape).reshape(n))
 
         unit = getattr(kernel, "_unit", (False, False, False))
         cached = (*(flat(f) for f in ("a", "v_leak", "r", "w_in", "a_syn", "a_mem", "v_th", "v_reset", "v_sub")),
@@ -101,7 +103,7 @@ class CompiledNeuron:
 
     def advance(self, t: int, x: np.ndarray, out: np.ndarray) -> None:
         """Steps t .. t + len(x) - 1 of the block: x [steps, batch, n] float64 in, `out` (same shape) written."""
-        rec = [r[t : t + x.shape[0]] if keep else r for r, keep in zip(self.rec, self.keep)]
+        rec = [r[t : t + x.shape[0]] if keep else r for r, keep in zip(self.rec, self.keep)] if self.watch else self.rec
         _scan(*self.head, x, self.i, self.v, self.z, self.v_in, out, self.keep, *rec, *self.params)
 
     def finish(self, state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
