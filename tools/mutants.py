@@ -99,8 +99,8 @@ MUTANTS = [
            ("tests/backends/test_sim_units.py::test_exponent_split_parts_are_planned_as_one_link_scaled_by_their_shifts",
             "tests/backends/test_sim_lava.py::test_sign_split_pairs_planned_as_one_signed_matrix")),
     Mutant("plan: parts merged across a negative weight_exp", "backends/sim/plan.py",
-           'return link.kind != "conv" and link.mode != K.MODE_WRAP24 and link.shift >= 0',
-           'return link.kind != "conv" and link.mode != K.MODE_WRAP24',
+           "return mode != K.MODE_WRAP24 and shift >= 0",
+           "return mode != K.MODE_WRAP24",
            ("tests/backends/test_sim_units.py::test_sign_split_halves_are_planned_as_one_link_and_one_recurrent_block",
             "tests/backends/test_sim_lava.py::test_sign_split_pairs_planned_as_one_signed_matrix")),
 ]

@@ -240,10 +240,10 @@ class _Link:
         return self._cache[key]
 
 
-def _linear_send(link: _Link) -> bool:
-    """Whether what the link sends is additive in its weights modulo 2**32 (no 24-bit wrap, no
-    right shift): then links that read the same messages can be summed into one matrix exactly."""
-    return link.kind != "conv" and link.mode != K.MODE_WRAP24 and link.shift >= 0
+def _linear_send(mode: int, shift: int) -> bool:
+    """Whether what a link sends is additive in its weights modulo 2**32 (no 24-bit wrap, no right
+    shift): then links that read the same messages can be summed into one matrix exactly."""
+    return mode != K.MODE_WRAP24 and shift >= 0
 
 
 SMALL_DENSE = 1 << 16  # weight matrices up to this many entries are summed as dense arrays
@@ -298,33 +298,20 @@ def _csc_arrays(w: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return colptr, rows.astype(np.int64), w[rows, cols]
 
 
-def _merge_links(links: list[tuple[_Link, Any]]) -> list[_Link]:
-    """Links that compute one sum evaluated as one: the quantizer's sign and exponent split
-    (split_sign, exponent_groups) stores a layer as several projections, which read the same
-    source, reach the same target neurons at the same delay and are sent the same way; their int32
-    contributions add modulo 2**32 in any order, so one signed matrix (weights scaled by their
-    shift over the smallest, `_summed`) gives every bit of the result at a fraction of the work.
-    The per-projection activity counters do not depend on links (they use the fanout).
-    `links`: (link, its weights) pairs; a conv link's weights are None (it keeps its kernel)."""
-    groups: dict[tuple, list[tuple[_Link, Any]]] = {}
-    for i, (link, w) in enumerate(links):
-        key = ((link.src, link.n_off, link.n_dst, link.delay, link.latency, link.mode, link.graded, link.abs_msg)
-               if _linear_send(link) else ("alone", i))
-        groups.setdefault(key, []).append((link, w))
-    out = []
-    for group in groups.values():
-        first, w0 = group[0]
-        if w0 is None:  # a conv
-            out.append(first)
-            continue
-        total, shift = _summed([(w, lk.shift) for lk, w in group], (first.n_dst, w0.shape[1]))
-        merged = first if len(group) == 1 else _Link(
-            proj="+".join(lk.proj for lk, _ in group), src=first.src, kind=first.kind, delay=first.delay,
-            latency=first.latency, n_off=first.n_off, n_dst=first.n_dst, shift=shift, mode=first.mode,
-            graded=first.graded, abs_msg=first.abs_msg, l1=0,
-        )
-        out.append(_store(merged, total))
-    return out
+def _merged_link(key: tuple, parts: list[tuple[str, Any, int, str]]) -> _Link:
+    """The link of one sum: the quantizer's sign and exponent split (split_sign, exponent_groups)
+    stores a layer as several projections, which read the same source, reach the same target
+    neurons at the same delay and are sent the same way; their int32 contributions add modulo 2**32
+    in any order, so one signed matrix (weights scaled by their shift over the smallest, `_summed`)
+    gives every bit of the result at a fraction of the work. The per-projection activity counters
+    do not depend on links (they use the fanout). `key`: what the parts share (`Plan._component`);
+    `parts`: (projection, weights, shift, kind)."""
+    src, n_off, n_dst, delay, latency, mode, graded, abs_msg = key[:8]
+    total, shift = _summed([(w, s_) for _, w, s_, _ in parts], (n_dst, parts[0][1].shape[1]))
+    link = _Link(proj="+".join(part[0] for part in parts), src=src, kind=parts[0][3],
+                 delay=delay, latency=latency, n_off=n_off, n_dst=n_dst, shift=shift, mode=mode, graded=graded,
+                 abs_msg=abs_msg, l1=0)
+    return _store(link, total)
 
 
 @dataclass
@@ -460,40 +447,37 @@ class Plan:
         offsets = {m: self.where[m][1] for m in members}
         sizes = {m: graph.populations[m].size for m in members}
         n = sum(sizes.values())
-        links: list[tuple[_Link, Any]] = []
+        links: list[_Link] = []
+        # (source, target slice, delay, latency, send mode, graded, abs) -> [(projection, weights, shift, kind)]:
+        # the parts of one sum (`_merged_link`); a part that is not linear in its weights stays alone
+        sums: dict[tuple, list[tuple[str, Any, int, str]]] = {}
         internal: list[tuple[Projection, int, object]] = []
         for name in members:
+            second = KIND_PORTS.get(graph.populations[name].model, ())[1:]
             for proj in graph.incoming(name):
+                if proj.src in offsets:  # inside the component: a recurrent block (`_groups`)
+                    blocks = [(0, self.matrix(proj.name))] if isinstance(proj, ConvProjection) else _split_by_delay(proj, self.matrix(proj.name))
+                    internal += [(proj, delay, wd) for delay, wd in blocks]
+                    continue
                 src = graph.source(proj.src)
                 graded = proj.num_message_bits > 0
-                inside = proj.src in offsets
-                if isinstance(proj, ConvProjection):  # no delays; its explicit matrix only inside a recurrent component
-                    blocks = [(0, self.matrix(proj.name) if inside else None)]
-                else:
-                    blocks = _split_by_delay(proj, self.matrix(proj.name))
-                for delay, wd in blocks:
-                    if inside:
-                        internal.append((proj, delay, wd))
-                        continue
-                    link = _Link(
-                        proj=proj.name, src=proj.src, kind=proj.kind, delay=delay, latency=0 if proj.direct else 1,
-                        n_off=offsets[name],
-                        n_dst=sizes[name], shift=int(proj.weight_exp),
-                        mode=_send_mode(proj, src, graded),
-                        graded=graded,
-                        abs_msg=(not graded) and isinstance(src, Population) and src.model == "ternary",
-                        l1=0,
-                    )
-                    if isinstance(proj, ConvProjection):
-                        link.conv = proj
-                        link.shift = 0
-                        link.l1 = conv_l1(proj)
-                        g = proj.conv
-                        link.dense_macs = int(np.prod(g.out_shape)) * (g.in_shape[0] // g.groups) * int(np.prod(g.kernel))
-                    if proj.port in KIND_PORTS.get(graph.populations[name].model, ())[1:]:  # second port: columns [n, 2n)
-                        link.n_off += sizes[name]
-                    links.append((link, wd))
-        merged = _merge_links(links)
+                n_off = offsets[name] + (sizes[name] if proj.port in second else 0)  # a second port: columns [n, 2n)
+                mode, latency = _send_mode(proj, src, graded), 0 if proj.direct else 1
+                abs_msg = (not graded) and isinstance(src, Population) and src.model == "ternary"
+                if isinstance(proj, ConvProjection):  # no delays; evaluated as a kernel, not as a matrix
+                    g = proj.conv
+                    links.append(_Link(
+                        proj=proj.name, src=proj.src, kind=proj.kind, delay=0, latency=latency, n_off=n_off, n_dst=sizes[name],
+                        shift=0, mode=mode, graded=graded, abs_msg=abs_msg, l1=conv_l1(proj), conv=proj,
+                        dense_macs=int(np.prod(g.out_shape)) * (g.in_shape[0] // g.groups) * int(np.prod(g.kernel)),
+                    ))
+                    continue
+                shift = int(proj.weight_exp)
+                for delay, wd in _split_by_delay(proj, self.matrix(proj.name)):
+                    key = (proj.src, n_off, sizes[name], delay, latency, mode, graded, abs_msg)
+                    part = (proj.name, wd, shift, proj.kind)
+                    sums.setdefault(key if _linear_send(mode, shift) else (*key, proj.name), []).append(part)
+        merged = links + [_merged_link(key, parts) for key, parts in sums.items()]
         groups = self._groups(internal, offsets) if internal else _empty_groups()
         outgoing = [p for m in members for p in graph.outgoing(m)]
         fan = np.zeros((len(outgoing), n), np.int64)
@@ -525,7 +509,7 @@ class Plan:
             graded = proj.num_message_bits > 0
             mode = _send_mode(proj, graph.populations[proj.src], graded)
             shift = 0 if isinstance(proj, ConvProjection) else int(proj.weight_exp)
-            # blocks of one sum (a sign or exponent split) become one signed block, as `_merge_links` does
+            # blocks of one sum (a sign or exponent split) become one signed block, as `_merged_link` does
             key = (proj.src, proj.dst, delay, mode, graded) if mode != K.MODE_WRAP24 and shift >= 0 else ("alone", i)
             blocks.setdefault(key, []).append((proj, delay, mode, graded, shift, w))
         for block in blocks.values():
