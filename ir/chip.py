@@ -547,6 +547,11 @@ class OutputPort:
     var: OutputVar = "s"
 
 
+def _where(p: "Projection") -> str:
+    """How an error names a projection (made only when there is an error: validate runs often)."""
+    return f"projection {p.name!r} ({p.src} -> {p.dst})"
+
+
 @dataclass
 class ChipGraph:
     """A whole chip-level network. `meta` holds dt, the target, and `time_shift`: how many steps
@@ -623,41 +628,40 @@ class ChipGraph:
     def validate(self) -> "ChipGraph":
         """Check that every projection connects existing nodes with matching sizes."""
         for p in self.projections.values():
-            where = f"projection {p.name!r} ({p.src} -> {p.dst})"
             src = self.source(p.src)
             if p.dst not in self.populations:
-                raise GraphError("projection target is not a population", where=where, expected=sorted(self.populations), got=p.dst)
+                raise GraphError("projection target is not a population", where=_where(p), expected=sorted(self.populations), got=p.dst)
             dst = self.populations[p.dst]
             if isinstance(p, ConvProjection):
                 if tuple(src.shape) != p.conv.in_shape or tuple(dst.shape) != p.conv.out_shape:
                     raise ShapeError(
                         "conv geometry does not match its source/target shapes",
-                        where=where,
+                        where=_where(p),
                         expected=(p.conv.in_shape, p.conv.out_shape),
                         got=(src.shape, dst.shape),
                     )
             elif p.weights.shape != (dst.size, src.size):
-                raise ShapeError("weight matrix does not match source/target sizes", where=where, expected=(dst.size, src.size), got=p.weights.shape)
+                raise ShapeError("weight matrix does not match source/target sizes", where=_where(p), expected=(dst.size, src.size), got=p.weights.shape)
             if p.direct and not isinstance(src, InputPopulation):
                 raise GraphError(
-                    "only an input can feed a population directly", where=where, got=p.src,
+                    "only an input can feed a population directly", where=_where(p), got=p.src,
                     hint="a population's spikes reach other populations through synapses (one step later)",
                 )
             if p.num_message_bits == 0 and isinstance(src, Population) and not src.spiking:
                 raise ParameterError(
                     f"a {src.model} population sends graded payloads, but this projection is binary",
-                    where=where,
+                    where=_where(p),
                     hint="set num_message_bits on the projection to the source's payload bits (relay: 24 - relay_shift; sigma-delta: its message bits)",
                 )
             if p.num_message_bits == 0 and isinstance(src, InputPopulation) and src.num_message_bits:
                 raise ParameterError(
                     "graded input feeds a binary projection",
-                    where=where,
+                    where=_where(p),
                     hint="set num_message_bits on the projection to the input's payload bits",
                 )
             if p.port not in dst.ports:
                 raise GraphError(
-                    f"projection targets a port its {dst.model} population does not have", where=f"{where}.port",
+                    f"projection targets a port its {dst.model} population does not have", where=f"{_where(p)}.port",
                     expected=", ".join(dst.ports), got=p.port,
                     hint="a product population has two inputs, a_in1 and a_in2, an rf/rf_iz one a_real_in and a_imag_in; every other kind has a_in",
                 )
