@@ -216,9 +216,12 @@ def check_fidelity(result: Any, calibrate: Any = None, tolerance: Mapping[str, f
     spiking = [n for n in chip.populations if n in floats.resets]
     shift = max([result.time_shift, *result.output_shifts.values()] or [0])
     chip_data = data if set(data) == set(chip.inputs) else dict(zip(chip.inputs, data.values()))
-    looped = _in_loops(chip)
-    probes = [f"{p}/{var}" for p in chip.populations for var in ("s", "u", "v")]
-    probes += [f"{p}/a" for p, pop in chip.populations.items() if pop.model in NEURON_KINDS and p not in looped]
+    # every population's spikes (what its targets receive); state and input sums of the measured
+    # ones (not the constant-bias helper, which has nothing to compare)
+    measured = [p for p, pop in chip.populations.items() if pop.meta.get("role") != "bias"]
+    looped = _in_loops(chip) & set(measured)
+    probes = [f"{p}/s" for p in chip.populations] + [f"{p}/{var}" for p in measured for var in ("u", "v")]
+    probes += [f"{p}/a" for p in measured if chip.populations[p].model in NEURON_KINDS and p not in looped]
     # the plain chip run (integers, unaligned), long enough that every population covers all steps
     latest = max([shift, *(int(p.meta.get("latency") or 0) for p in chip.populations.values())])
     encoded = result.encode_inputs(chip_data)
@@ -230,9 +233,8 @@ def check_fidelity(result: Any, calibrate: Any = None, tolerance: Mapping[str, f
                             assumptions=list(assumptions or []))
     qlayers = result.layers
     out_of = {port.population: name for name, port in chip.outputs.items()}
-    for name, pop in chip.populations.items():
-        if pop.meta.get("role") == "bias":  # the constant-bias helper population: nothing to compare
-            continue
+    for name in measured:
+        pop = chip.populations[name]
         m: dict[str, Any] = {"neurons": int(pop.size)}
         q = qlayers.get(name, {})
         if "weight_error" in q:
