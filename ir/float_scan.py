@@ -68,6 +68,8 @@ def _flat_params(kernel: Any, n: int) -> tuple:
             value = np.asarray(getattr(kernel, name, 0.0), np.float64)
             if value.ndim == 0:
                 return np.full(n, value)
+            if value.shape == kernel.shape:
+                return value.reshape(n).copy()
             return np.array(np.broadcast_to(value, kernel.shape).reshape(n))
 
         unit = getattr(kernel, "_unit", (False, False, False))
