@@ -17,7 +17,7 @@ import functools
 import math
 import operator
 from dataclasses import dataclass, field
-from typing import Any, Mapping, TypeGuard
+from typing import Any, Callable, Mapping, TypeGuard
 
 import numpy as np
 import scipy.sparse as sp
@@ -329,9 +329,17 @@ class _Component:
     groups: dict[str, np.ndarray]  # recurrent CSC groups (empty arrays when feed-forward)
     hist_len: int
     outgoing: list[str]  # projections whose source is a member, in fanout-row order
-    fanout: np.ndarray  # [P, n] int64
+    make_fanout: Callable[[], np.ndarray]  # -> [P, n] int64, made on first use (`fanout`)
     prog: dict | None = None  # kernel arguments (and "kind") when the single member is of a programmable kind
     sdn: dict | None = None  # kernels_sdn arguments when the (single) member is a sigma-delta population
+
+    @property
+    def fanout(self) -> np.ndarray:
+        """Nonzero synapses per member neuron of each outgoing projection [P, n]: what the activity
+        counters read (a run without them never makes it)."""
+        if "_fanout" not in self.__dict__:
+            self.__dict__["_fanout"] = self.make_fanout()
+        return self.__dict__["_fanout"]
 
     @property
     def acc_width(self) -> int:
@@ -347,7 +355,13 @@ class _InputPlan:
     graded: bool
     limit: int  # largest allowed |value|
     outgoing: list[str]
-    fanout: np.ndarray  # [P, n]
+    make_fanout: Callable[[], np.ndarray]  # -> [P, n], made on first use (`fanout`)
+
+    @property
+    def fanout(self) -> np.ndarray:
+        if "_fanout" not in self.__dict__:
+            self.__dict__["_fanout"] = self.make_fanout()
+        return self.__dict__["_fanout"]
 
 
 def _population_params(pops: list[Population]) -> dict[str, np.ndarray]:
@@ -402,15 +416,11 @@ class Plan:
         self.inputs: dict[str, _InputPlan] = {}
         for inp in graph.inputs.values():
             out = graph.outgoing(inp.name)
-            fan = np.zeros((len(out), inp.size), np.int64)
-            for p, proj in enumerate(out):
-                if not proj.direct:  # a direct projection has no synapses (no synaptic ops)
-                    fan[p] = self.fanout(proj)
             graded = inp.num_message_bits > 0
             self.inputs[inp.name] = _InputPlan(
                 inp.name, tuple(inp.shape), inp.size, graded,
                 (1 << int(inp.num_message_bits)) - 1 if graded else 1,
-                [p.name for p in out], fan,
+                [p.name for p in out], functools.partial(self._fanout_rows, out, {inp.name: 0}, {inp.name: inp.size}, inp.size),
             )
 
     # -- construction -----------------------------------------------------------------------------
@@ -440,6 +450,16 @@ class Plan:
     def fanout(self, proj: Projection) -> np.ndarray:
         """Nonzero synapses per source neuron of a projection (a conv's from its kernel)."""
         return conv_fanout(proj) if isinstance(proj, ConvProjection) else _fanout(self.matrix(proj.name))
+
+    def _fanout_rows(self, outgoing: list[Projection], offsets: dict[str, int], sizes: dict[str, int], n: int) -> np.ndarray:
+        """[P, n]: row p the fanout of projection outgoing[p] at its source's columns (a direct
+        projection, which has no synapses, none)."""
+        fan = np.zeros((len(outgoing), n), np.int64)
+        for p, proj in enumerate(outgoing):
+            if not proj.direct:
+                off = offsets[proj.src]
+                fan[p, off : off + sizes[proj.src]] = self.fanout(proj)
+        return fan
 
     def _component(self, ci: int, members: list[str], recurrent: bool) -> _Component:
         graph = self.graph
@@ -480,10 +500,6 @@ class Plan:
         merged = links + [_merged_link(key, parts) for key, parts in sums.items()]
         groups = self._groups(internal, offsets) if internal else _empty_groups()
         outgoing = [p for m in members for p in graph.outgoing(m)]
-        fan = np.zeros((len(outgoing), n), np.int64)
-        for p, proj in enumerate(outgoing):
-            off = offsets[proj.src]
-            fan[p, off : off + sizes[proj.src]] = self.fanout(proj)
         sdn = kernels_sdn.population_params(pops[0]) if pops[0].sigma_delta else None
         prog = _programmable_params(pops[0])
         return _Component(
@@ -492,7 +508,7 @@ class Plan:
             max_link_delay=max((lk.delay for lk in merged), default=0),
             groups=groups,
             hist_len=(max(int(d) for _, d, _ in internal) + 1) if internal else 1,
-            outgoing=[p.name for p in outgoing], fanout=np.ascontiguousarray(fan),
+            outgoing=[p.name for p in outgoing], make_fanout=functools.partial(self._fanout_rows, outgoing, offsets, sizes, n),
         )
 
     def _groups(self, internal, offsets) -> dict[str, np.ndarray]:

@@ -178,8 +178,10 @@ class SimProgram:
         self.max_chunk = int(max_chunk)
 
     # -- public -----------------------------------------------------------------------------------
-    def run(self, inputs, steps: int | None = None, probes: Sequence[str] = ()) -> RunResult:
-        """Run a batch. `inputs`: [batch, T, *shape] (or [T, *shape]) or {input name: array}."""
+    def run(self, inputs, steps: int | None = None, probes: Sequence[str] = (), activity: bool = True) -> RunResult:
+        """Run a batch. `inputs`: [batch, T, *shape] (or [T, *shape]) or {input name: array}.
+        Without `activity` the result has no activity counters (None), and the fanout tables they
+        are counted from are not made: for a caller that reads only outputs and probes."""
         plan = self.plan
         graph = self.graph
         shapes = {name: inp.shape for name, inp in graph.inputs.items()}
@@ -195,7 +197,7 @@ class SimProgram:
         import numba
 
         threads = max(1, numba.get_num_threads())
-        state = _RunState(plan, batch, steps, chunk, requests, threads)
+        state = _RunState(plan, batch, steps, chunk, requests, threads, activity)
         width = sum(c.n for c in plan.components) + sum(i.n for i in plan.inputs.values())
         # Small chunks are not worth waking the worker threads (costly on a busy machine).
         if batch * chunk * width < SERIAL_WORK:
@@ -212,7 +214,7 @@ class SimProgram:
         finally:
             state.use_threads(threads)
             state.lease.release(clean)  # the input sums go back all zero: the next run need not clear them
-        return self._result(state, requests, probes)
+        return self._result(state, requests, activity)
 
     # -- internals --------------------------------------------------------------------------------
     def _requests(self, probes: Sequence[str]) -> dict[str, tuple[str, str]]:
@@ -261,7 +263,7 @@ class SimProgram:
                 self._bad_input(name, data[name], inp)
             total = int(nnz.sum())
             state.input_counts[name] += total
-            sources[name] = _ChunkSource(x, float(peak), total, nnz, inp.fanout)
+            sources[name] = _ChunkSource(x, float(peak), total, nnz, state.input_fanout[name])
             if (name, "s") in state.records:
                 state.store(name, "s", t0, c, x)
 
@@ -287,11 +289,11 @@ class SimProgram:
             cleared = False
             if comp.prog:
                 _scan_programmable(comp, state.prog_state[ci], acc, c, s_buf, u_buf, v_buf, state.write_u[ci],
-                                   state.write_v[ci], spikes_t, state.counts[ci], state.active[ci], ops_t)
+                                   state.write_v[ci], state.fanout[ci], spikes_t, state.counts[ci], state.active[ci], ops_t)
             elif comp.sdn:
                 kernels_sdn.scan_sdn(
                     acc, t0, c, state.sd_state[ci], **comp.sdn, s_out=s_buf, u_out=u_buf, v_out=v_buf,
-                    write_u=state.write_u[ci], write_v=state.write_v[ci], fanout=comp.fanout, block=block,
+                    write_u=state.write_u[ci], write_v=state.write_v[ci], fanout=state.fanout[ci], block=block,
                     spikes_t=spikes_t, counts=state.counts[ci], active=state.active[ci], ops_t=ops_t, peak=sd_peak,
                 )
                 cleared = True  # as scan_ff
@@ -301,7 +303,7 @@ class SimProgram:
                     p["du"], p["dv"], p["vth_e"], p["bias"], int(p["model"][0]), int(p["r_interval"][0]),
                     int(p["r_offset"][0]), p["hi_e"], p["lo_e"], int(p["reset"][0]), p["v_reset"], int(p["r_shift"][0]),
                     s_buf, u_buf, v_buf, state.write_u[ci], state.write_v[ci],
-                    comp.fanout, block, spikes_t, state.counts[ci], state.active[ci], ops_t,
+                    state.fanout[ci], block, spikes_t, state.counts[ci], state.active[ci], ops_t,
                 )
                 cleared = True  # scan_ff clears the acc rows it reads
             else:
@@ -312,7 +314,7 @@ class SimProgram:
                     g["src_lo"], g["src_hi"], g["dst_lo"], g["dst_hi"], g["colptr_off"], g["delay"], g["shift"], g["mode"],
                     g["graded"], g["colptr"], g["rows"], g["wvals"], state.hist[ci],
                     s_buf, u_buf, v_buf, state.write_u[ci], state.write_v[ci],
-                    comp.fanout, block, state.member_of[ci],
+                    state.fanout[ci], block, state.member_of[ci],
                     spikes_t, state.counts[ci], state.active[ci], ops_t,
                 )
             per_member = spikes_t.sum(axis=0)  # [M, C]
@@ -321,7 +323,8 @@ class SimProgram:
             per_row = None if comp.prog else spikes_t.reshape(batch, -1, len(comp.members), c).sum(axis=1)
             for m, name in enumerate(comp.members):
                 state.spikes_t[name][t0 : t0 + c] += per_member[m]
-            state.comp_ops[ci][:, t0 : t0 + c] += ops_t.sum(axis=0)  # [projection, step]
+            if state.activity:
+                state.comp_ops[ci][:, t0 : t0 + c] += ops_t.sum(axis=0)  # [projection, step]
             for m, name in enumerate(comp.members):
                 off, n = comp.offsets[name], comp.sizes[name]
                 view = s_buf if len(comp.members) == 1 else s_buf[:, :, off : off + n]
@@ -348,7 +351,7 @@ class SimProgram:
                 acc[:] = 0
                 acc[:, : d + 1] = tail
         for name, inp in plan.inputs.items():  # an input's synaptic ops, along its events if a link made them
-            if sources[name].nnz and inp.outgoing:
+            if state.activity and sources[name].nnz and inp.outgoing:
                 state.input_ops[name][:, t0 : t0 + c] += sources[name].ops().reshape(batch, c, -1).sum(axis=0).T
         sources.clear()
         lease.release()
@@ -451,8 +454,8 @@ class SimProgram:
             hint=hint,
         )
 
-    def _result(self, state: "_RunState", requests, probes) -> RunResult:
-        graph, plan = self.graph, self.plan
+    def _result(self, state: "_RunState", requests, activity: bool) -> RunResult:
+        graph = self.graph
         outputs, probe_out = {}, {}
         for key, (node, var) in requests.items():
             arr = state.records[(node, var)]
@@ -460,6 +463,14 @@ class SimProgram:
                 outputs[key[len("output:") :]] = arr
             else:
                 probe_out[key[len("probe:") :]] = arr
+        return RunResult(
+            outputs=outputs, probes=probe_out, activity=self._activity(state) if activity else None, backend="sim",
+            time_shift=int(graph.meta.get("time_shift", 0) or 0),
+        )
+
+    def _activity(self, state: "_RunState") -> Activity:
+        """The run's activity counters, from what the kernels counted."""
+        graph, plan = self.graph, self.plan
         act = Activity(batch=state.batch, steps=state.steps)
         for ci, comp in enumerate(plan.components):
             counts = state.counts[ci].sum(axis=0)
@@ -481,10 +492,7 @@ class SimProgram:
             act.projections[name] = ProjectionActivity(
                 synaptic_ops=totals[name], messages_in=sent[proj.src], synaptic_ops_per_step=state.ops[name],
             )
-        return RunResult(
-            outputs=outputs, probes=probe_out, activity=act, backend="sim",
-            time_shift=int(graph.meta.get("time_shift", 0) or 0),
-        )
+        return act
 
 
 def _message_dtype(comp) -> type:
@@ -498,21 +506,21 @@ def _message_dtype(comp) -> type:
     return np.float32
 
 
-def _scan_programmable(comp, prog_state, acc, c, s_buf, u_buf, v_buf, write_u, write_v, spikes_t, counts, active, ops_t):
+def _scan_programmable(comp, prog_state, acc, c, s_buf, u_buf, v_buf, write_u, write_v, fanout, spikes_t, counts, active, ops_t):
     """One chunk of a programmable component (`kernels_prodneuron` / `_refractory` / `_rf` / `_atrlif`)."""
     args = {k: v for k, v in comp.prog.items() if k != "kind"}
     if comp.prog["kind"] == "product":
-        kernels_prodneuron.scan_product(acc, c, args["exp"], args["vth"], s_buf, comp.fanout, spikes_t, counts, active, ops_t)
+        kernels_prodneuron.scan_product(acc, c, args["exp"], args["vth"], s_buf, fanout, spikes_t, counts, active, ops_t)
     elif comp.prog["kind"] == "rf":
         kernels_rf.scan_rf(acc, c, prog_state, **args, s_out=s_buf, u_out=u_buf, v_out=v_buf, write_u=write_u, write_v=write_v,
-                           fanout=comp.fanout, spikes_t=spikes_t, counts=counts, active=active, ops_t=ops_t)
+                           fanout=fanout, spikes_t=spikes_t, counts=counts, active=active, ops_t=ops_t)
     elif comp.prog["kind"] == "lif_refractory":
         kernels_refractory.scan_refractory(acc, c, prog_state, **args, s_out=s_buf, u_out=u_buf, v_out=v_buf, write_u=write_u,
-                                           write_v=write_v, fanout=comp.fanout, spikes_t=spikes_t, counts=counts, active=active,
+                                           write_v=write_v, fanout=fanout, spikes_t=spikes_t, counts=counts, active=active,
                                            ops_t=ops_t)
     else:
         kernels_atrlif.scan_atrlif(acc, c, prog_state, **args, s_out=s_buf, u_out=u_buf, v_out=v_buf, write_u=write_u,
-                                   write_v=write_v, fanout=comp.fanout, spikes_t=spikes_t, counts=counts, active=active, ops_t=ops_t)
+                                   write_v=write_v, fanout=fanout, spikes_t=spikes_t, counts=counts, active=active, ops_t=ops_t)
 
 
 def _initial_prog_state(prog: dict | None, batch: int, n: int) -> np.ndarray | None:
@@ -551,8 +559,12 @@ def conv_event_limit(link) -> float:
 class _RunState:
     """Buffers of one run: neuron state, chunk buffers, records and counters."""
 
-    def __init__(self, plan: Plan, batch: int, steps: int, chunk: int, requests, threads: int):
+    def __init__(self, plan: Plan, batch: int, steps: int, chunk: int, requests, threads: int, activity: bool = True):
         self.batch, self.steps, self.chunk = batch, steps, chunk
+        # what the kernels count synaptic ops with: the plan's fanout tables, or none at all (P = 0)
+        self.activity = activity
+        self.fanout = [comp.fanout if activity else np.zeros((0, comp.n), np.int64) for comp in plan.components]
+        self.input_fanout = {name: inp.fanout if activity else np.zeros((0, inp.n), np.int64) for name, inp in plan.inputs.items()}
         graph = plan.graph
         wanted = {(node, var) for node, var in requests.values()}
         self.records: dict[tuple[str, str], np.ndarray] = {}

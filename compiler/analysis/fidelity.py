@@ -226,7 +226,7 @@ def check_fidelity(result: Any, calibrate: Any = None, tolerance: Mapping[str, f
     latest = max([shift, *(int(p.meta.get("latency") or 0) for p in chip.populations.values())])
     encoded = result.encode_inputs(chip_data)
     program = build_cached(chip, "sim")  # result.run() reuses it
-    run = program.run(encoded, steps=steps + latest, probes=probes)
+    run = program.run(encoded, steps=steps + latest, probes=probes, activity=False)
     events = overflow_events(chip, run, encoded, looped, program.plan)
 
     report = FidelityReport(tolerance=tol, input_source=what, steps=steps, batch=batch,
@@ -317,7 +317,8 @@ def overflow_events(chip: Any, run: Any, inputs: Mapping[str, np.ndarray], loope
         steps = next(iter(run.probes.values())).shape[1]
         replay = {name: run.probes[f"{name[len(REPLAY):]}/s"] if name.startswith(REPLAY) else _padded(inputs[name], steps)
                   for name in opened.inputs}
-        again = SimBackend().build(opened).run(replay, steps=steps, probes=[f"{p}/{var}" for p in replayed for var in ("a", "u")])
+        again = SimBackend().build(opened).run(replay, steps=steps, probes=[f"{p}/{var}" for p in replayed for var in ("a", "u")],
+                                               activity=False)
         for p in replayed:
             if not np.array_equal(again.probes[f"{p}/u"], run.probes[f"{p}/u"]):
                 raise RuntimeError(f"replaying the loop of population {p!r} did not reproduce its current u")

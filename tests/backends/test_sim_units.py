@@ -559,3 +559,32 @@ def test_mixed_batches_split_per_sample_between_blas_and_events(kind, monkeypatc
         for key in probes:
             assert np.array_equal(other.probes[key], auto.probes[key]), (synapses, key)
     assert auto.probes["n/u"][0].any() and auto.probes["n/u"][1].any()
+
+
+def test_a_run_without_activity_gives_the_same_outputs_and_makes_no_fanout():
+    """run(activity=False) (the fidelity guard's): outputs and probes as with the counters, no
+    activity, and the fanout tables the counters need are never made; a later run with activity
+    makes them and counts what a fresh program counts."""
+    rng = np.random.default_rng(8)
+    g = ChipGraph()
+    g.add(InputPopulation("x", (6,)))
+    g.add(Population("h", (5,), du=300, dv=200, vth=30))
+    g.add(Population("o", (3,), du=100, dv=100, vth=20))
+    g.add(Projection("xh", "x", "h", rng.integers(-60, 120, (5, 6))))
+    g.add(Projection("hh", "h", "h", rng.integers(-40, 40, (5, 5))))
+    g.add(Projection("ho", "h", "o", rng.integers(0, 120, (3, 5)), kind="sparse"))
+    x = rng.random((2, 30, 6)) < 0.4
+    program = SimBackend().build(g)
+    quiet = program.run(x, probes=["h/v", "o/u"], activity=False)
+    assert quiet.activity is None
+    assert all("_fanout" not in c.__dict__ for c in program.plan.components)
+    assert all("_fanout" not in i.__dict__ for i in program.plan.inputs.values())
+    counted = program.run(x, probes=["h/v", "o/u"])
+    for name in counted.outputs:
+        np.testing.assert_array_equal(quiet.outputs[name], counted.outputs[name])
+    for name in counted.probes:
+        np.testing.assert_array_equal(quiet.probes[name], counted.probes[name])
+    fresh = SimBackend().build(g).run(x).activity
+    assert fresh is not None and counted.activity is not None
+    for name in g.projections:
+        assert counted.activity.projections[name].synaptic_ops == fresh.projections[name].synaptic_ops > 0
