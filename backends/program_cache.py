@@ -32,16 +32,19 @@ def build_cached(graph: Any, backend: str = "sim", **options: Any):
         hash(key)
     except TypeError:  # unhashable option values: nothing to key the program by
         return get_backend(backend).build(graph, **options)
-    digest = graph_digest(graph)
     entry = _programs.get(id(graph))
+    digest = None
     if entry is not None and entry[0] is graph:
         _programs.move_to_end(id(graph))
         hit = entry[1].get(key)
+        digest = graph_digest(graph)
         if hit is not None and hit[0] == digest:
             return hit[1]
     program = get_backend(backend).build(graph, **options)
     if not getattr(program, "reusable", False):
         return program
+    if digest is None:  # a graph not seen before: its digest after the build, which has just read it all
+        digest = graph_digest(graph)
     if entry is None or entry[0] is not graph:
         entry = (graph, {})
         _programs[id(graph)] = entry

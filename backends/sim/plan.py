@@ -398,10 +398,10 @@ def _empty_groups() -> dict[str, np.ndarray]:
 
 
 class Plan:
-    """Everything `SimProgram.run` needs, computed once per build."""
+    """Everything `SimProgram.run` needs, computed once per build, for a graph that `check_supported`
+    accepts (SimBackend.build asks it first; validating again here would only repeat it)."""
 
     def __init__(self, graph: ChipGraph):
-        graph.validate()
         self.graph = graph
         self.where: dict[str, tuple[int, int]] = {}  # population -> (component index, offset)
         self.components: list[_Component] = []

@@ -161,7 +161,8 @@ def _torch():
 
 
 class SimProgram:
-    """A chip graph ready to run on the CPU, bit-exact with Lava 0.10.0 fixed_pt."""
+    """A chip graph ready to run on the CPU, bit-exact with Lava 0.10.0 fixed_pt (made by
+    `SimBackend.build`, which checks the graph first)."""
 
     backend = "sim"
     reusable = True  # `run` keeps no state between calls: snnc.backends.program_cache may keep it
