@@ -345,18 +345,20 @@ def _wrap_free(chip: Any, name: str, run: Any, inputs: Mapping[str, np.ndarray],
     u = np.asarray(run.probes[f"{name}/u"], np.int64)
     batch, steps = u.shape[:2]
     pop = chip.populations[name]
-    kept = np.abs(decay(np.concatenate([np.zeros_like(u[:, :1]), u[:, :-1]], axis=1).reshape(batch, steps, -1),
-                        DECAY_ONE - 1 - np.broadcast_to(np.asarray(pop.du, np.int64), pop.shape).reshape(-1)))
+    factor = DECAY_ONE - 1 - np.broadcast_to(np.asarray(pop.du, np.int64), pop.shape).reshape(-1)
     incoming = chip.incoming(name)
     messages: dict[str, np.ndarray] = {}
     for src in dict.fromkeys(p.src for p in incoming):
         msg = _padded(inputs[src], steps)[:, :steps] if src in chip.inputs else run.probes[f"{src}/s"]
         messages[src] = np.abs(np.asarray(msg, np.int64)).reshape(batch * steps, -1)
     top = plan.input_bound(name, {src: int(m.max(initial=0)) for src, m in messages.items()})
-    if 64 * top < 2**31 and int(kept.max(initial=0)) + 64 * top < 2**23:
+    # |decay(u)| = (|u| factor) >> 12 (Lava's decay truncates toward zero): at most this for every step
+    kept_max = int(((np.abs(u).reshape(batch * steps, -1).max(axis=0, initial=0) * factor) >> 12).max(initial=0))
+    if 64 * top < 2**31 and kept_max + 64 * top < 2**23:
         return True
     if any(np.ndim(p.delay) for p in incoming):
         return False  # per-synapse delays: not bounded per step here
+    kept = np.abs(decay(np.concatenate([np.zeros_like(u[:, :1]), u[:, :-1]], axis=1).reshape(batch, steps, -1), factor))
 
     def magnitudes(p) -> Any:  # |effective weights|: a dense array where small (no scipy per projection), else sparse
         if isinstance(p, ConvProjection):
