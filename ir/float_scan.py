@@ -59,6 +59,24 @@ def _scan(kind, spiking, xs, i, v, z, v_in, out, keep, rec_i, rec_v, rec_vin, re
                 rec_z[t, b] = z[b]
 
 
+def _signatures() -> dict[str, list[tuple]]:
+    """The one argument-type tuple `_scan` is called with (`CompiledNeuron` makes every array
+    contiguous and writable, every flag a bool), compiled ahead by `snnc.backends.sim.warmup`."""
+    from numba import types as T
+
+    def arr(dtype, ndim: int):
+        return T.Array(dtype, ndim, "C")
+
+    f64, flag = T.float64, T.boolean
+    state = (arr(f64, 2), arr(f64, 2), arr(flag, 2), arr(f64, 2))  # i, v, z, v_in
+    records = (arr(f64, 3), arr(f64, 3), arr(f64, 3), arr(flag, 3))  # i, v, v_in, z
+    return {"_scan": [(T.int64, flag, arr(f64, 3), *state, arr(f64, 3), arr(flag, 1), *records,
+                       *(arr(f64, 1),) * 9, flag, flag, flag, flag, T.int64)]}
+
+
+SIGNATURES = _signatures()
+
+
 def _flat_params(kernel: Any, n: int) -> tuple:
     """The kernel's parameters as float64 arrays of its n neurons (numba compiles one signature),
     made once per kernel; a parameter its kind has not is zeros (never read)."""

@@ -1,4 +1,4 @@
-"""Compile the sim's numba kernels once, at install time, into numba's on-disk cache.
+"""Compile the sim's numba kernels (and the float model's compiled scan) once, at install time, into numba's on-disk cache.
 
     python -m snnc.backends.sim.warmup        (run by `make venv` after installing)
 
@@ -18,7 +18,8 @@ import time
 
 
 def kernel_modules() -> list:
-    """The kernel modules of the sim package that declare their signatures."""
+    """The kernel modules of the sim package that declare their signatures, and the float model's
+    compiled scan (`snnc.ir.float_scan`, which every guarded compile runs beside the sim)."""
     from snnc.backends import sim
 
     mods = []
@@ -27,7 +28,7 @@ def kernel_modules() -> list:
             mod = importlib.import_module(f"{sim.__name__}.{info.name}")
             if hasattr(mod, "SIGNATURES"):
                 mods.append(mod)
-    return mods
+    return [*mods, importlib.import_module("snnc.ir.float_scan")]
 
 
 def compile_all(verbose: bool = False) -> int:

@@ -114,3 +114,25 @@ def test_the_float_model_with_and_without_the_scan(monkeypatch):
     for p in probes:
         np.testing.assert_array_equal(fast[0].probes[p], plain[0].probes[p])
     assert np.count_nonzero(plain[0].outputs[next(iter(plain[0].outputs))]) > 0
+
+
+def test_the_scan_is_called_only_with_its_declared_signature():
+    """Whatever the input's dtype and layout (float32, a transposed view, read-only), the float model
+    calls `_scan` with the one signature `warmup` compiles ahead (SIGNATURES), so a fresh process
+    loads it instead of compiling it; and warmup lists the module."""
+    from snnc.backends.base import get_backend
+    from snnc.backends.sim import warmup
+
+    rng = np.random.default_rng(4)
+    n = 4
+    graph = nir.NIRGraph(nodes={"in": nir.Input(np.array([n])), "w": nir.Affine(rng.normal(0, 1, (n, n)), np.zeros(n)),
+                                "lif": nir.LIF(tau=np.full(n, 5e-3), r=np.ones(n), v_leak=np.zeros(n), v_threshold=np.full(n, 0.5),
+                                               v_reset=np.zeros(n), metadata={"reset_mode": "subtract"}),
+                                "out": nir.Output(np.array([n]))}, edges=[("in", "w"), ("w", "lif"), ("lif", "out")])
+    x = rng.normal(0, 2, (3, 20, n))
+    frozen = x.copy()
+    frozen.flags.writeable = False
+    for data in (x, x.astype(np.float32), np.ascontiguousarray(x.transpose(1, 0, 2)).transpose(1, 0, 2), frozen):
+        get_backend("reference").build(graph, dt=DT).run(data, probes=["lif/v"])
+    assert set(float_scan._scan.signatures) <= set(float_scan.SIGNATURES["_scan"])
+    assert float_scan in warmup.kernel_modules()
