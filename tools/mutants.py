@@ -98,6 +98,11 @@ MUTANTS = [
            "total += np.asarray(w.toarray() if _is_sparse(w) else w, np.int64)",
            ("tests/backends/test_sim_units.py::test_exponent_split_parts_are_planned_as_one_link_scaled_by_their_shifts",
             "tests/backends/test_sim_lava.py::test_sign_split_pairs_planned_as_one_signed_matrix")),
+    # the guard's quick wrap bound: a bound below the true input sum would skip the exact check
+    Mutant("plan: input bound without the blocks' shifts", "backends/sim/plan.py",
+           "return sum(shifted_bound(l1 * int(peaks[src]), shift) for l1, src, shift in parts)",
+           "return sum(l1 * int(peaks[src]) for l1, src, shift in parts)",
+           ("tests/backends/test_sim_units.py::test_input_bound_sums_each_blocks_row_l1_times_its_sources_peak_shifted",)),
     Mutant("plan: parts merged across a negative weight_exp", "backends/sim/plan.py",
            "return mode != K.MODE_WRAP24 and shift >= 0",
            "return mode != K.MODE_WRAP24",
