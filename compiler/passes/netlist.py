@@ -571,21 +571,19 @@ class _Calibration:
         self.offset = {n: np.broadcast_to(np.asarray(net.pops[n].neuron.offset, np.float64), net.pops[n].shape).ravel()
                        for n in self.neurons if not net.pops[n].neuron.spiking}
         self.outputs = {n: np.zeros((steps, batch, p.size)) for n, p in net.pops.items()}
-        self.i_abs = {n: np.zeros(net.pops[n].size) for n in self.neurons}
-        self.v_hi = {n: np.full(net.pops[n].size, -np.inf) for n in self.neurons}
-        self.v_lo = {n: np.full(net.pops[n].size, np.inf) for n in self.neurons}
+        ranged = self.neurons if ranges else []
+        self.i_abs = {n: np.zeros(net.pops[n].size) for n in ranged}
+        self.v_hi = {n: np.full(net.pops[n].size, -np.inf) for n in ranged}
+        self.v_lo = {n: np.full(net.pops[n].size, np.inf) for n in ranged}
         self.watch: dict[str, tuple[str, ...]] = {n: () for n, p in net.pops.items() if p.kind == "input"}
         self.watch.update({n: (("i", "v") if n in self.offset else ("i", "v_in")) if ranges else () for n in self.neurons})
 
     def observe(self, name: str, t0: int, out: np.ndarray, state) -> None:
         k = out.shape[0]
         flat = out.reshape(k, out.shape[1], -1)
-        if name not in self.i_abs:  # an input
-            self.outputs[name][t0 : t0 + k] = flat
-            return
-        offset = self.offset.get(name)
+        offset = self.offset.get(name)  # a non-spiking neuron's (an input has none)
         self.outputs[name][t0 : t0 + k] = flat if offset is None else flat - offset
-        if not state:
+        if not state:  # an input, or a run without ranges
             return
         i = state["i"].reshape(k * out.shape[1], -1)
         v = (state["v_in"] if offset is None else state["v"]).reshape(k * out.shape[1], -1)
