@@ -333,13 +333,11 @@ class _Component:
     prog: dict | None = None  # kernel arguments (and "kind") when the single member is of a programmable kind
     sdn: dict | None = None  # kernels_sdn arguments when the (single) member is a sigma-delta population
 
-    @property
+    @functools.cached_property
     def fanout(self) -> np.ndarray:
         """Nonzero synapses per member neuron of each outgoing projection [P, n]: what the activity
         counters read (a run without them never makes it)."""
-        if "_fanout" not in self.__dict__:
-            self.__dict__["_fanout"] = self.make_fanout()
-        return self.__dict__["_fanout"]
+        return self.make_fanout()
 
     @property
     def acc_width(self) -> int:
@@ -357,11 +355,9 @@ class _InputPlan:
     outgoing: list[str]
     make_fanout: Callable[[], np.ndarray]  # -> [P, n], made on first use (`fanout`)
 
-    @property
+    @functools.cached_property
     def fanout(self) -> np.ndarray:
-        if "_fanout" not in self.__dict__:
-            self.__dict__["_fanout"] = self.make_fanout()
-        return self.__dict__["_fanout"]
+        return self.make_fanout()
 
 
 def _population_params(pops: list[Population]) -> dict[str, np.ndarray]:
