@@ -1,8 +1,9 @@
-"""A neuron outside every loop, stepped through a block of steps in one compiled call.
+"""A neuron of the LIF, IF and LI families stepped by compiled code: a whole block of steps in one
+call outside every loop, one call a step inside one (`CompiledNeuron`).
 
-Why: the float model steps such a neuron once per time step in numpy, a dozen small array
-operations each (~8 us for a layer of 38 neurons): on the short runs of the fidelity guard and of
-calibration that is most of the float side. Here numba compiles the kernels' own update functions
+Why: the float model steps a neuron once per time step in numpy, a dozen small array operations
+each (~8 us for a layer of 38 neurons): on the short runs of the fidelity guard and of calibration
+that is most of the float side. Here numba compiles the kernels' own update functions
 (`float_kernels.leaky_update`, `integrate_update`, `cuba_update`, `spike_update`: the same
 expressions, in numba's strict IEEE arithmetic without contraction, so the same bits) into one loop
 over steps and samples; tests/ir/test_float_scan.py holds every kind, reset mode and parameter form
