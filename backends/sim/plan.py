@@ -522,7 +522,7 @@ class Plan:
             mode = _send_mode(proj, graph.populations[proj.src], graded)
             shift = 0 if isinstance(proj, ConvProjection) else int(proj.weight_exp)
             # blocks of one sum (a sign or exponent split) become one signed block, as `_merged_link` does
-            key = (proj.src, proj.dst, delay, mode, graded) if mode != K.MODE_WRAP24 and shift >= 0 else ("alone", i)
+            key = (proj.src, proj.dst, delay, mode, graded) if _linear_send(mode, shift) else ("alone", i)
             blocks.setdefault(key, []).append((proj, delay, mode, graded, shift, w))
         for block in blocks.values():
             proj, delay, mode, graded = block[0][:4]

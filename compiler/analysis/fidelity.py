@@ -337,9 +337,6 @@ def _wrap_free(chip: Any, name: str, run: Any, inputs: Mapping[str, np.ndarray],
     import scipy.sparse as sp
 
     from snnc.backends.sim.plan import SMALL_DENSE, shifted_bound
-    from snnc.ir.bits import truncate_weights
-    from snnc.ir.chip import ConvProjection
-    from snnc.ir.conv import conv_matrix
     from snnc.ir.fixed_point import DECAY_ONE, decay
 
     u = np.asarray(run.probes[f"{name}/u"], np.int64)
@@ -352,21 +349,18 @@ def _wrap_free(chip: Any, name: str, run: Any, inputs: Mapping[str, np.ndarray],
         msg = _padded(inputs[src], steps)[:, :steps] if src in chip.inputs else run.probes[f"{src}/s"]
         messages[src] = np.abs(np.asarray(msg, np.int64)).reshape(batch * steps, -1)
     top = plan.input_bound(name, {src: int(m.max(initial=0)) for src, m in messages.items()})
-    # |decay(u)| = (|u| factor) >> 12 (Lava's decay truncates toward zero): at most this for every step
-    kept_max = int(((np.abs(u).reshape(batch * steps, -1).max(axis=0, initial=0) * factor) >> 12).max(initial=0))
+    kept_max = int(_kept(np.abs(u).reshape(batch * steps, -1).max(axis=0, initial=0), factor).max(initial=0))
     if 64 * top < 2**31 and kept_max + 64 * top < 2**23:
         return True
     if any(np.ndim(p.delay) for p in incoming):
         return False  # per-synapse delays: not bounded per step here
     kept = np.abs(decay(np.concatenate([np.zeros_like(u[:, :1]), u[:, :-1]], axis=1).reshape(batch, steps, -1), factor))
 
-    def magnitudes(p) -> Any:  # |effective weights|: a dense array where small (no scipy per projection), else sparse
-        if isinstance(p, ConvProjection):
-            return abs(conv_matrix(np.asarray(p.weights, np.int64), p.conv))
-        if np.prod(p.weights.shape) <= SMALL_DENSE:
-            w = p.weights.toarray() if sp.issparse(p.weights) else p.weights
-            return np.abs(truncate_weights(w, p.num_weight_bits, p.sign_mode))
-        return abs(p.effective_weights())
+    def magnitudes(p) -> Any:  # |effective weights| (the plan's): a dense array where small (no scipy product), else sparse
+        m = plan.matrix(p.name)
+        if not sp.issparse(m):
+            return np.abs(m)
+        return np.abs(m.toarray()) if m.shape[0] * m.shape[1] <= SMALL_DENSE else abs(m)
 
     weights = [(p, magnitudes(p)) for p in incoming]
     bound = np.zeros((batch, steps, pop.size), np.int64)
@@ -441,13 +435,15 @@ def _overflow_free(u: np.ndarray, v: np.ndarray, a: np.ndarray, du: Any, dv: Any
         rows = x.reshape(-1, n)
         return np.maximum(rows.max(axis=0, initial=0).astype(np.int64), -rows.min(axis=0, initial=0).astype(np.int64))
 
-    def kept(top, factor) -> np.ndarray:  # the largest |decay(x)| for |x| <= top
-        return (top * np.asarray(factor, np.int64)) >> 12
-
     pushed = 64 * peak(a)
-    reach = kept(peak(u), DECAY_ONE - 1 - np.asarray(du, np.int64)) + pushed
-    total = kept(peak(v), DECAY_ONE - np.asarray(dv, np.int64)) + reach + peak(bias) + peak(subtracted)
+    reach = _kept(peak(u), DECAY_ONE - 1 - np.asarray(du, np.int64)) + pushed
+    total = _kept(peak(v), DECAY_ONE - np.asarray(dv, np.int64)) + reach + peak(bias) + peak(subtracted)
     return bool(np.all(pushed < 2**31) and np.all(reach < 2**23) and np.all(total <= V_MAX))
+
+
+def _kept(top: Any, factor: Any) -> np.ndarray:
+    """The largest |decay(x)| for |x| <= top: (top factor) >> 12, Lava's decay truncating toward zero."""
+    return (top * np.asarray(factor, np.int64)) >> 12
 
 
 def _padded(x: np.ndarray, steps: int) -> np.ndarray:
