@@ -193,9 +193,9 @@ class FloatModel:
             values[node.name] = y.reshape(k, batch, *y.shape[1:])
             return
         state = states[node.name]
-        scan = _compiled_scan(kernel)
-        if scan is not None:
-            values[node.name], series = scan(kernel, x, state, recorded)
+        module = _compiled_scan(kernel)
+        if module is not None:
+            values[node.name], series = module.scan(kernel, x, state, recorded)
             recorded.update(series)
             return
         out = np.empty((k, batch, *node.out_shape))
@@ -211,10 +211,9 @@ class FloatModel:
         compiled = {}  # neurons the compiled scan steps (float_scan.CompiledNeuron), one step at a time
         for node in nodes:
             values[node.name] = np.empty((k, batch, *node.out_shape))
-            if _compiled_scan(node.kernel) is not None:
-                from .float_scan import CompiledNeuron
-
-                compiled[node.name] = CompiledNeuron(node.kernel, states[node.name], k, batch, recorded[node.name])
+            module = _compiled_scan(node.kernel)
+            if module is not None:
+                compiled[node.name] = module.CompiledNeuron(node.kernel, states[node.name], k, batch, recorded[node.name])
         # per node: its output block, its sources' blocks (same step) and (block, rest output) of its
         # recurrent sources (previous step), the compiled neuron or the kernel, its state and records
         plan = [(values[node.name], [values[n] for n in node.forward], [(values[n], last[n]) for n in node.recurrent],
@@ -223,8 +222,7 @@ class FloatModel:
             for out, forward, recurrent, neuron, kernel, state, series in plan:
                 x = _add([a[t] for a in forward] + [a[t - 1] if t > 0 else rest for a, rest in recurrent])
                 if neuron is not None:
-                    x = x.reshape(1, batch, neuron.n)
-                    neuron.advance(t, x if x.flags.writeable else x.copy(), out[t].reshape(1, batch, neuron.n))
+                    neuron.advance(t, x.reshape(1, batch, neuron.n), out[t].reshape(1, batch, neuron.n))
                     continue
                 out[t] = kernel.step(x, state)
                 for var, steps in series:
@@ -234,13 +232,13 @@ class FloatModel:
 
 
 def _compiled_scan(kernel: Kernel):
-    """`snnc.ir.float_scan.scan` when it can step this kernel and numba is loaded already (the
-    same bits as stepping it here; a process that never loads numba does not pay its start)."""
+    """The module `snnc.ir.float_scan` when it can step this kernel and numba is loaded already
+    (the same bits as stepping it here; a process that never loads numba does not pay its start)."""
     if "numba" not in sys.modules:
         return None
     from . import float_scan
 
-    return float_scan.scan if type(kernel) in float_scan.SCANNED else None
+    return float_scan if type(kernel) in float_scan.SCANNED else None
 
 
 def _sum(sources: Sequence[str], values: Mapping[str, np.ndarray], shape) -> np.ndarray:

@@ -123,7 +123,10 @@ class CompiledNeuron:
         self.params = _flat_params(kernel, n)
 
     def advance(self, t: int, x: np.ndarray, out: np.ndarray) -> None:
-        """Steps t .. t + len(x) - 1 of the block: x [steps, batch, n] float64 in, `out` (same shape) written."""
+        """Steps t .. t + len(x) - 1 of the block: x [steps, batch, n] float64 in (C-contiguous), `out`
+        (same shape) written."""
+        if not x.flags.writeable:  # numba compiles a read-only array as another type
+            x = x.copy()
         rec = [r[t : t + x.shape[0]] if keep else r for r, keep in zip(self.rec, self.keep)] if self.watch else self.rec
         _scan(*self.head, x, self.i, self.v, self.z, self.v_in, out, self.keep, *rec, *self.params)
 
@@ -146,8 +149,6 @@ def scan(kernel: Any, x: np.ndarray, state: dict[str, np.ndarray], watch: Mappin
     k, batch = x.shape[:2]
     neuron = CompiledNeuron(kernel, state, k, batch, watch)
     xs = np.ascontiguousarray(x, np.float64).reshape(k, batch, neuron.n)
-    if not xs.flags.writeable:  # numba compiles a read-only array as another type
-        xs = xs.copy()
     out = np.empty((k, batch, neuron.n))
     neuron.advance(0, xs, out)
     return out.reshape(k, batch, *neuron.shape), neuron.finish(state)
