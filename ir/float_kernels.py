@@ -88,8 +88,8 @@ def _decay(dt: float, tau: np.ndarray, field: str, where: str) -> np.ndarray:
 # -- neurons ------------------------------------------------------------------------------------
 # The neuron updates, each written once as an array expression: the kernels' `step` evaluates them
 # with numpy on [batch, *shape] arrays, and `snnc.ir.float_scan` compiles the same functions with
-# numba (strict IEEE arithmetic, no contraction: the same bits) to step a neuron outside every loop
-# through a block of steps in one call.
+# numba (strict IEEE arithmetic, no contraction: the same bits) to step a neuron through a block of
+# steps in one call outside every loop, one step a call inside one.
 RESET_CODES = {"zero": 0, "subtract": 1, "none": 2}
 RESET_ZERO, RESET_SUBTRACT = RESET_CODES["zero"], RESET_CODES["subtract"]
 
